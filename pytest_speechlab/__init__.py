@@ -1,0 +1,58 @@
+"""pytest-speechlab: evaluate speech models with pytest.
+
+The public API. Importing it is cheap: no model backend, numpy or normalizer is imported here.
+"""
+from ._assertions import SpeechlabAssertionError, check_below, check_no_input_errors
+from ._config import SpeechlabConfig, load_config
+from ._dataset import Dataset, load_dataset
+from ._hookspecs import hookimpl, hookspec
+from ._metrics import AlignedOp, EditCounts, EvalResult, UtteranceResult, evaluate
+from ._normalize import Normalizer, get_normalizer
+from ._registry import (
+    DatasetSpec,
+    ModelSpec,
+    Registry,
+    SpeechlabPluginWarning,
+    build_registry,
+    make_plugin_manager,
+)
+from ._runner import LoadedModel, ModelPool, Runner
+from ._weights import cache_dir, weights_digest
+from ._types import ASRModel, InputError, Output, Segment, SpeechlabError, Transcript, Utterance
+
+__all__ = [
+    "ASRModel",
+    "AlignedOp",
+    "Dataset",
+    "DatasetSpec",
+    "EditCounts",
+    "EvalResult",
+    "InputError",
+    "LoadedModel",
+    "ModelPool",
+    "ModelSpec",
+    "Normalizer",
+    "Output",
+    "Registry",
+    "Runner",
+    "Segment",
+    "SpeechlabAssertionError",
+    "SpeechlabConfig",
+    "SpeechlabError",
+    "SpeechlabPluginWarning",
+    "Transcript",
+    "Utterance",
+    "UtteranceResult",
+    "build_registry",
+    "cache_dir",
+    "check_below",
+    "check_no_input_errors",
+    "evaluate",
+    "get_normalizer",
+    "hookimpl",
+    "hookspec",
+    "load_config",
+    "load_dataset",
+    "make_plugin_manager",
+    "weights_digest",
+]

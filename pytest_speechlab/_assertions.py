@@ -1,0 +1,70 @@
+"""Assertions suites use: a failure shows the figure, the threshold and the worst utterances."""
+from __future__ import annotations
+
+from ._metrics import EvalResult, UtteranceResult
+
+_LABELS = {"wer": "corpus WER", "cer": "corpus CER", "rtf": "RTF"}
+
+
+class SpeechlabAssertionError(AssertionError):
+    pass
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def describe_utterance(u: UtteranceResult) -> str:
+    counts = u.words
+    figures = (
+        f"WER {u.wer:.2f}: S={counts.substitutions} D={counts.deletions} I={counts.insertions}"
+        if counts else "not scored"
+    )
+    return (
+        f"  {u.utterance.id} ({u.utterance.source}) {figures}\n"
+        f"      ref: {u.reference_normalized!r}\n"
+        f"      hyp: {u.hypothesis_normalized!r}"
+    )
+
+
+def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 5) -> float:
+    """Fail unless ``metric`` of ``result`` is at or below ``threshold``; return the figure."""
+    value = getattr(result, metric)
+    label = _LABELS.get(metric, metric)
+    where = f"{result.model} on {result.dataset}"
+    if value is None:
+        raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")
+    if value <= threshold:
+        return value
+    lines = [f"{label} {_fmt(value)} > threshold {_fmt(threshold)} for {where}"]
+    if metric in ("wer", "cer"):
+        counts = result.words if metric == "wer" else result.chars
+        lines.append(
+            f"{counts.errors} errors / {counts.reference_length} reference "
+            f"{'words' if metric == 'wer' else 'characters'} (S={counts.substitutions} "
+            f"D={counts.deletions} I={counts.insertions}), normalizer {result.normalizer}"
+        )
+        bad = result.worst(worst)
+        if bad:
+            lines.append(f"worst {len(bad)} utterances:")
+            lines.extend(describe_utterance(u) for u in bad)
+    else:
+        lines.append(
+            f"{result.processing_seconds:.2f} s processing for {result.audio_seconds:.2f} s audio; "
+            f"threads={result.environment.get('threads')} device={result.environment.get('device')} "
+            f"cpu={result.environment.get('cpu')}"
+        )
+        slow = sorted(result.processed, key=lambda u: u.processing_seconds / max(u.audio_seconds, 1e-9),
+                      reverse=True)[:worst]
+        lines.append("slowest utterances (RTF): " + ", ".join(
+            f"{u.utterance.id} {u.processing_seconds / max(u.audio_seconds, 1e-9):.3f}" for u in slow))
+    raise SpeechlabAssertionError("\n".join(lines))
+
+
+def check_no_input_errors(result: EvalResult) -> None:
+    errors = result.errors
+    if errors:
+        raise SpeechlabAssertionError(
+            f"{len(errors)} input error(s) in {result.dataset} with {result.model} "
+            f"(the other utterances were evaluated):\n" + "\n".join(f"  {e}" for e in errors)
+        )

@@ -1,0 +1,89 @@
+"""``[tool.speechlab]`` in pyproject.toml: thresholds, model variants, normalizer.
+
+Example::
+
+    [tool.speechlab]
+    normalizer = "whisper-english"
+
+    [tool.speechlab.thresholds]          # defaults for every model
+    wer = 0.15
+    cer = 0.08
+    rtf = 0.5
+
+    [tool.speechlab.thresholds.models.pocketsphinx]   # per-model overrides
+    wer = 0.60
+
+    [tool.speechlab.models.tiny-vad]     # a named variant: decode settings are identity
+    model = "faster-whisper/tiny.en"
+    vad_filter = true
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._types import SpeechlabError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_THRESHOLDS = {"wer": 0.20, "cer": 0.10, "rtf": 1.0}
+METRICS = tuple(DEFAULT_THRESHOLDS)
+
+
+@dataclass
+class SpeechlabConfig:
+    source: str = "(defaults)"
+    normalizer: str = "whisper-english"
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    model_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def threshold(self, metric: str, model: str, base_model: str | None = None) -> float:
+        """A model's own override, else its base model's (for variants), else the default."""
+        for name in (model, base_model):
+            if name and metric in self.model_thresholds.get(name, {}):
+                return self.model_thresholds[name][metric]
+        return self.thresholds[metric]
+
+
+def _check_thresholds(table: Any, where: str) -> dict[str, float]:
+    if not isinstance(table, dict):
+        raise SpeechlabError(f"{where} must be a table")
+    out = {}
+    for key, value in table.items():
+        if key not in METRICS:
+            raise SpeechlabError(f"{where}: unknown metric {key!r} (known: {', '.join(METRICS)})")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise SpeechlabError(f"{where}.{key} must be a non-negative number, got {value!r}")
+        out[key] = float(value)
+    return out
+
+
+def load_config(pyproject: Path | None) -> SpeechlabConfig:
+    if pyproject is None or not pyproject.is_file():
+        return SpeechlabConfig()
+    try:
+        with open(pyproject, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpeechlabError(f"{pyproject}: invalid TOML ({exc})") from None
+    table = data.get("tool", {}).get("speechlab", {})
+    config = SpeechlabConfig(source=str(pyproject))
+    config.normalizer = table.get("normalizer", config.normalizer)
+    thresholds = dict(table.get("thresholds", {}))
+    per_model = thresholds.pop("models", {})
+    config.thresholds.update(_check_thresholds(thresholds, "[tool.speechlab.thresholds]"))
+    for model, overrides in per_model.items():
+        config.model_thresholds[model] = _check_thresholds(
+            overrides, f'[tool.speechlab.thresholds.models."{model}"]'
+        )
+    variants = table.get("models", {})
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise SpeechlabError(f"{pyproject}: [tool.speechlab.models] entries must be tables")
+    config.variants = variants
+    return config

@@ -1,0 +1,40 @@
+"""Hook specifications for model and dataset plugins.
+
+A plugin is any module registered under the ``speechlab`` entry point group (or passed to
+``PluginManager.register``) that implements some of these hooks with ``@hookimpl``.
+"""
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "speechlab"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# -- registration: called once when the registry is built ------------------------------------
+
+
+@hookspec
+def speechlab_register_models(register):
+    """Register the models this plugin provides.
+
+    :param register: ``register(name, *, task, load, backend="", weights="", params=None,
+        description="")``. ``name`` is what users select with ``--speechlab-model``.
+        ``task`` is ``"asr"`` for now. ``load(params: dict) -> model`` builds the model; it is
+        called lazily, at most once per session, and is the only place heavy imports may happen.
+        ``backend`` names the runtime (``"faster-whisper"``), ``weights`` says where the weights
+        come from (a package, a path), ``params`` are the default load/decode parameters, which
+        form part of the model's identity and can be overridden by variants in pyproject.
+    """
+
+
+@hookspec
+def speechlab_register_datasets(register):
+    """Register named datasets.
+
+    :param register: ``register(name, *, path, description="")``. ``path`` is a JSONL manifest
+        or a LibriSpeech-layout folder; users select the dataset by ``name`` with
+        ``--speechlab-dataset``.
+    """

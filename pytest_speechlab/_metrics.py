@@ -1,0 +1,215 @@
+"""Scoring: runner Outputs -> EvalResult (corpus WER/CER with S/D/I and alignments, RTF/RTFx).
+
+Corpus figures are total errors / total reference units over the speech utterances that were
+scored, never a mean of utterance rates. Non-speech clips and utterances with input errors carry no
+WER; they are listed separately.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._normalize import Normalizer
+from ._types import InputError, Output, Transcript, Utterance
+
+
+@dataclass(frozen=True)
+class EditCounts:
+    hits: int = 0
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+
+    @property
+    def reference_length(self) -> int:
+        return self.hits + self.substitutions + self.deletions
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def rate(self) -> float | None:
+        n = self.reference_length
+        return self.errors / n if n else None
+
+    def __add__(self, other: EditCounts) -> EditCounts:
+        return EditCounts(
+            self.hits + other.hits,
+            self.substitutions + other.substitutions,
+            self.deletions + other.deletions,
+            self.insertions + other.insertions,
+        )
+
+
+@dataclass(frozen=True)
+class AlignedOp:
+    """One step of the word alignment: op is equal, substitute, delete or insert."""
+
+    op: str
+    ref: tuple[str, ...]
+    hyp: tuple[str, ...]
+
+
+@dataclass
+class UtteranceResult:
+    utterance: Utterance
+    hypothesis: str = ""
+    transcript: Transcript | None = None
+    reference_normalized: str = ""
+    hypothesis_normalized: str = ""
+    words: EditCounts | None = None  # None: not scored (non-speech, error, empty reference)
+    chars: EditCounts | None = None
+    alignment: tuple[AlignedOp, ...] = ()
+    audio_seconds: float = 0.0
+    processing_seconds: float = 0.0
+    error: InputError | None = None
+    note: str = ""
+
+    @property
+    def wer(self) -> float | None:
+        return self.words.rate if self.words else None
+
+    @property
+    def cer(self) -> float | None:
+        return self.chars.rate if self.chars else None
+
+
+@dataclass
+class EvalResult:
+    model: str
+    dataset: str
+    normalizer: str
+    utterances: list[UtteranceResult] = field(default_factory=list)
+    dataset_errors: list[InputError] = field(default_factory=list)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    load_seconds: float | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scored(self) -> list[UtteranceResult]:
+        return [u for u in self.utterances if u.words is not None]
+
+    @property
+    def processed(self) -> list[UtteranceResult]:
+        """Utterances the model actually ran on (no input error, not skipped)."""
+        return [u for u in self.utterances if u.transcript is not None]
+
+    @property
+    def skipped(self) -> list[UtteranceResult]:
+        return [u for u in self.utterances if u.error is None and u.transcript is None]
+
+    @property
+    def errors(self) -> list[InputError]:
+        return self.dataset_errors + [u.error for u in self.utterances if u.error is not None]
+
+    @property
+    def words(self) -> EditCounts:
+        return sum((u.words for u in self.scored), EditCounts())
+
+    @property
+    def chars(self) -> EditCounts:
+        return sum((u.chars for u in self.scored if u.chars), EditCounts())
+
+    @property
+    def wer(self) -> float | None:
+        return self.words.rate
+
+    @property
+    def cer(self) -> float | None:
+        return self.chars.rate
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(u.audio_seconds for u in self.processed)
+
+    @property
+    def processing_seconds(self) -> float:
+        return sum(u.processing_seconds for u in self.processed)
+
+    @property
+    def rtf(self) -> float | None:
+        audio = self.audio_seconds
+        return self.processing_seconds / audio if audio else None
+
+    @property
+    def rtfx(self) -> float | None:
+        rtf = self.rtf
+        return 1.0 / rtf if rtf else None
+
+    def worst(self, n: int = 5) -> list[UtteranceResult]:
+        """The scored utterances with the most word errors (ties: higher utterance WER first)."""
+        ranked = sorted(self.scored, key=lambda u: (u.words.errors, u.wer or 0.0), reverse=True)
+        return [u for u in ranked[:n] if u.words.errors]
+
+
+def score_words(reference: str, hypothesis: str) -> tuple[EditCounts, tuple[AlignedOp, ...]]:
+    """Word edit counts and alignment of two already-normalized strings. ``reference`` non-empty."""
+    import jiwer
+
+    out = jiwer.process_words(reference, hypothesis)
+    ref, hyp = out.references[0], out.hypotheses[0]
+    alignment = tuple(
+        AlignedOp(
+            c.type,
+            tuple(ref[c.ref_start_idx : c.ref_end_idx]),
+            tuple(hyp[c.hyp_start_idx : c.hyp_end_idx]),
+        )
+        for c in out.alignments[0]
+    )
+    return EditCounts(out.hits, out.substitutions, out.deletions, out.insertions), alignment
+
+
+def score_chars(reference: str, hypothesis: str) -> EditCounts:
+    import jiwer
+
+    if not hypothesis:  # jiwer needs a non-empty hypothesis for characters
+        return EditCounts(deletions=len(reference))
+    out = jiwer.process_characters(reference, hypothesis)
+    return EditCounts(out.hits, out.substitutions, out.deletions, out.insertions)
+
+
+def score_output(output: Output, normalizer: Normalizer) -> UtteranceResult:
+    utt = output.utterance
+    result = UtteranceResult(
+        utterance=utt,
+        audio_seconds=output.audio_seconds,
+        processing_seconds=output.processing_seconds,
+        error=output.error,
+        transcript=output.transcript,
+    )
+    if output.skipped:
+        result.note = output.skipped
+    if output.error is not None or output.transcript is None:
+        return result
+    result.hypothesis = output.transcript.text
+    result.hypothesis_normalized = normalizer(result.hypothesis)
+    if utt.kind != "speech":
+        result.note = "non-speech: no reference, not part of WER"
+        return result
+    result.reference_normalized = normalizer(utt.text or "")
+    if not result.reference_normalized:
+        # jiwer would return the raw insertion count as "WER" here; say what happened instead.
+        result.note = f"reference is empty after normalization ({utt.text!r}); not part of WER"
+        return result
+    result.words, result.alignment = score_words(result.reference_normalized, result.hypothesis_normalized)
+    result.chars = score_chars(result.reference_normalized, result.hypothesis_normalized)
+    return result
+
+
+def evaluate(
+    model: str,
+    dataset: str,
+    outputs: list[Output],
+    normalizer: Normalizer,
+    dataset_errors: list[InputError] = (),
+    **extra: Any,
+) -> EvalResult:
+    return EvalResult(
+        model=model,
+        dataset=dataset,
+        normalizer=normalizer.label,
+        utterances=[score_output(o, normalizer) for o in outputs],
+        dataset_errors=list(dataset_errors),
+        **extra,
+    )

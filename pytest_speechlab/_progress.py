@@ -1,0 +1,77 @@
+"""Progress of a long evaluation: a rich bar on a terminal, a sparse plain line in CI logs.
+
+pytest captures output while fixtures run, so every write happens inside ``suspend()``, a context
+manager the caller provides (the plugin passes pytest's capture manager). The bar is refreshed by
+hand, never from a background thread, for the same reason.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, ContextManager
+
+LINE_INTERVAL_S = 15.0  # CI logs: at most one line this often
+BAR_INTERVAL_S = 0.2
+
+
+class Progress:
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        mode: str,  # "bar", "lines" or "off"
+        write_line: Callable[[str], None],
+        suspend: Callable[[], ContextManager] = contextlib.nullcontext,
+    ) -> None:
+        self.label, self.total, self.mode = label, total, mode
+        self.write_line, self.suspend = write_line, suspend
+        self.done = 0
+        self.audio_seconds = 0.0
+        self.start = self.last = time.monotonic()
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> Progress:
+        if self.mode == "bar":
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+            # No file: rich then writes to whatever sys.stdout is at write time, which inside
+            # suspend() is the real terminal rather than pytest's capture.
+            console = Console(force_terminal=True)
+            self._bar = Bar(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("utts {task.fields[audio]:.1f} s audio"), TimeElapsedColumn(),
+                console=console, auto_refresh=False, transient=True,
+            )
+            self._task = self._bar.add_task(self.label, total=self.total, audio=0.0)
+            with self.suspend():
+                self._bar.start()
+        return self
+
+    def advance(self, audio_seconds: float) -> None:
+        self.done += 1
+        self.audio_seconds += audio_seconds
+        now = time.monotonic()
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, audio=self.audio_seconds)
+            if now - self.last >= BAR_INTERVAL_S or self.done == self.total:
+                self.last = now
+                with self.suspend():
+                    self._bar.refresh()
+        elif self.mode == "lines" and now - self.last >= LINE_INTERVAL_S:
+            self.last = now
+            with self.suspend():
+                self.write_line(self.status())
+
+    def status(self) -> str:
+        return (
+            f"speechlab: {self.label}: {self.done}/{self.total} utterances, "
+            f"{self.audio_seconds:.1f} s audio, {time.monotonic() - self.start:.1f} s elapsed"
+        )
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            with self.suspend():
+                self._bar.stop()

@@ -1,0 +1,157 @@
+"""The registry of models and datasets that plugins provide, and the plugin manager that fills it."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from . import _hookspecs
+from ._types import SpeechlabError
+
+TASKS = ("asr",)
+
+
+class SpeechlabPluginWarning(UserWarning):
+    """A model plugin failed to import or to register; the other plugins still work."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str
+    load: Callable[[dict], Any]
+    backend: str = ""
+    weights: str = ""
+    params: dict = field(default_factory=dict)
+    description: str = ""
+    plugin: str = ""
+    base: str = ""  # for a variant: the model it was declared from
+
+    def variant(self, name: str, params: dict, source: str) -> ModelSpec:
+        """A named copy with some parameters changed: decode settings are part of the identity."""
+        return dataclasses.replace(
+            self,
+            name=name,
+            params={**self.params, **params},
+            description=f"variant of {self.name} ({source})",
+            base=self.base or self.name,
+        )
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    path: str
+    description: str = ""
+    plugin: str = ""
+
+
+@dataclass
+class Registry:
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none (is a model plugin installed?)"
+            raise SpeechlabError(
+                f"unknown model {name!r}; registered models: {known}. "
+                "Run `pytest --speechlab-list-models` to see them."
+            ) from None
+
+    def add_variants(self, variants: dict[str, dict], source: str) -> None:
+        """Declare ``[tool.speechlab.models.NAME]`` tables: ``model = BASE`` plus parameters."""
+        for name, table in variants.items():
+            table = dict(table)
+            base = table.pop("model", None)
+            if not isinstance(base, str):
+                raise SpeechlabError(
+                    f"{source}: [tool.speechlab.models.{name}] needs model = \"<registered model>\""
+                )
+            self.models[name] = self.model(base).variant(name, table, source)
+
+
+def _plugin_label(plugin: object, pm: pluggy.PluginManager) -> str:
+    return pm.get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
+
+
+def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
+    """Load built-in plugins, then every ``speechlab`` entry point. A broken plugin warns and is skipped."""
+    from . import _builtin
+
+    pm = pluggy.PluginManager(_hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(_hookspecs)
+    pm.register(_builtin, name="pytest_speechlab.builtin")
+    for ep in importlib.metadata.entry_points(group=_hookspecs.PROJECT_NAME):
+        if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+            continue
+        dist = getattr(ep.dist, "name", None) or "?"
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - any failure in third-party code
+            warnings.warn(
+                SpeechlabPluginWarning(
+                    f"speechlab plugin {ep.name!r} ({ep.value}, from distribution {dist}) "
+                    f"failed to load and was skipped: {type(exc).__name__}: {exc}"
+                ),
+                stacklevel=2,
+            )
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    return pm
+
+
+def build_registry(pm: pluggy.PluginManager) -> Registry:
+    """Call each plugin's registration hooks separately so that one failure does not hide the rest."""
+    registry = Registry()
+
+    def call_each(hook_name: str, make_register: Callable[[str], Callable]) -> None:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            label = _plugin_label(impl.plugin, pm)
+            try:
+                impl.function(register=make_register(label))
+            except Exception as exc:  # noqa: BLE001
+                warnings.warn(
+                    SpeechlabPluginWarning(
+                        f"speechlab plugin {label!r} raised in {hook_name} and was skipped: "
+                        f"{type(exc).__name__}: {exc}"
+                    ),
+                    stacklevel=2,
+                )
+
+    def model_register(label: str) -> Callable:
+        def register(name, *, task, load, backend="", weights="", params=None, description=""):
+            if task not in TASKS:
+                raise SpeechlabError(f"model {name!r}: unknown task {task!r} (known: {TASKS})")
+            if not callable(load):
+                raise SpeechlabError(f"model {name!r}: load must be callable")
+            if name in registry.models:
+                warnings.warn(
+                    SpeechlabPluginWarning(
+                        f"model {name!r} from plugin {label!r} ignored: already registered by "
+                        f"{registry.models[name].plugin!r}"
+                    ),
+                    stacklevel=3,
+                )
+                return
+            registry.models[name] = ModelSpec(
+                name, task, load, backend, weights, dict(params or {}), description, label
+            )
+
+        return register
+
+    def dataset_register(label: str) -> Callable:
+        def register(name, *, path, description=""):
+            registry.datasets.setdefault(name, DatasetSpec(name, str(path), description, label))
+
+        return register
+
+    call_each("speechlab_register_models", model_register)
+    call_each("speechlab_register_datasets", dataset_register)
+    return registry

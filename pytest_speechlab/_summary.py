@@ -1,0 +1,60 @@
+"""The terminal summary: one row per model x dataset, then input errors and the measuring setup."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ._metrics import EvalResult
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_table(header: list[str], rows: list[list[str]], text_columns: int = 2) -> list[str]:
+    """Plain aligned columns: the first ``text_columns`` left-aligned, the (numeric) rest right."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "  ".join(  # noqa: E731
+        c.ljust(w) if i < text_columns else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+    ).rstrip()
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def summary_lines(results: Iterable[EvalResult], loaded: dict) -> list[str]:
+    results = list(results)
+    header = ["model", "dataset", "utts", "audio s", "WER", "CER", "S", "D", "I",
+              "RTF", "RTFx", "threads", "load s", "loads", "errors"]
+    rows = []
+    for r in results:
+        words = r.words
+        scored = bool(r.scored)
+        model = loaded.get(r.model)
+        rows.append([
+            r.model, r.dataset,
+            f"{len(r.processed)}/{len(r.utterances) + len(r.dataset_errors)}",
+            f"{r.audio_seconds:.1f}",
+            _num(r.wer), _num(r.cer),
+            str(words.substitutions) if scored else "-",
+            str(words.deletions) if scored else "-",
+            str(words.insertions) if scored else "-",
+            _num(r.rtf), _num(r.rtfx, ".1f"), str(r.environment.get("threads", "-")),
+            _num(r.load_seconds, ".2f"),
+            str(model.load_count) if model else "-",
+            str(len(r.errors)),
+        ])
+    lines = format_table(header, rows)
+    normalizers = sorted({r.normalizer for r in results})
+    lines.append(f"WER/CER: corpus level after normalizer {', '.join(normalizers)}; "
+                 "non-speech clips are not scored. RTF excludes model load and one warm-up call.")
+    machines = {(r.environment.get("cpu"), r.environment.get("cpu_count"), r.environment.get("device"),
+                 r.environment.get("python")) for r in results}
+    for cpu, count, device, python in sorted(machines, key=str):
+        lines.append(f"measured on: {cpu} ({count} CPUs), device {device}, Python {python}, batch size 1")
+    errors = [(r, e) for r in results for e in r.errors]
+    if errors:
+        lines.append(f"input errors ({len(errors)}); the other utterances were evaluated:")
+        lines.extend(f"  [{r.model}] {e}" for r, e in errors)
+    skipped = [(r, u) for r in results for u in r.skipped]
+    if skipped:
+        lines.append(f"skipped utterances ({len(skipped)}):")
+        lines.extend(f"  [{r.model}] {u.utterance.source}: {u.note}" for r, u in skipped)
+    return lines

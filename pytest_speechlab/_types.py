@@ -1,0 +1,90 @@
+"""Task protocols and the value types that flow between the modules.
+
+Kept free of heavy imports: numpy arrays appear only in annotations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A timed piece of a transcript, with the model's own scores where it gives them."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What an ASR model returns for one utterance."""
+
+    text: str
+    segments: tuple[Segment, ...] = ()
+    language: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ASRModel(Protocol):
+    """The ASR task protocol.
+
+    ``sample_rate`` is the rate the model wants; the runner hands ``transcribe`` a mono float32
+    numpy array at that rate, in [-1, 1]. ``transcribe`` returns a :class:`Transcript` (or a plain
+    string). Optional: ``info() -> dict`` with backend metadata (backend_version, device, threads,
+    compute_type, weights) and ``close()`` to free resources at the end of the session.
+    """
+
+    sample_rate: int
+
+    def transcribe(self, audio: np.ndarray) -> Transcript | str: ...
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One evaluation item. Audio is referenced, not held: it is read when the runner needs it."""
+
+    id: str
+    audio_path: str
+    text: str | None
+    kind: str = "speech"  # "speech" or "nonspeech"
+    language: str | None = None
+    duration: float | None = None
+    source: str = ""  # where it was declared, e.g. "fixtures/speech/manifest.jsonl:7"
+
+
+@dataclass(frozen=True)
+class InputError:
+    """A problem with one input (manifest line, audio file, model call). Names the thing and the fix."""
+
+    source: str
+    message: str
+    utterance_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+
+class SpeechlabError(Exception):
+    """Raised for configuration and selection errors that stop the run with a clear message."""
+
+
+@dataclass
+class Output:
+    """What the runner measured for one utterance: the transcript or the error, and the timing."""
+
+    utterance: Utterance
+    transcript: Transcript | None = None
+    processing_seconds: float = 0.0
+    audio_seconds: float = 0.0
+    error: InputError | None = None
+    skipped: str = ""  # why the utterance was not run although its input is fine
