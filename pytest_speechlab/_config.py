@@ -3,7 +3,7 @@
 Example::
 
     [tool.speechlab]
-    normalizer = "whisper-english"
+    normalizer = "speechlab-english"
 
     [tool.speechlab.thresholds]          # defaults for every model
     wer = 0.15
@@ -38,7 +38,7 @@ METRICS = tuple(DEFAULT_THRESHOLDS)
 @dataclass
 class SpeechlabConfig:
     source: str = "(defaults)"
-    normalizer: str = "whisper-english"
+    normalizer: str = "speechlab-english"
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     model_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -75,6 +75,13 @@ def load_config(pyproject: Path | None) -> SpeechlabConfig:
     table = data.get("tool", {}).get("speechlab", {})
     config = SpeechlabConfig(source=str(pyproject))
     config.normalizer = table.get("normalizer", config.normalizer)
+    from ._normalize import NORMALIZERS
+
+    if config.normalizer not in NORMALIZERS:
+        raise SpeechlabError(
+            f"{pyproject}: [tool.speechlab] normalizer {config.normalizer!r} is unknown; "
+            f"choose one of {', '.join(NORMALIZERS)}"
+        )
     thresholds = dict(table.get("thresholds", {}))
     per_model = thresholds.pop("models", {})
     config.thresholds.update(_check_thresholds(thresholds, "[tool.speechlab.thresholds]"))

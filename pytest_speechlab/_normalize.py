@@ -36,16 +36,45 @@ def _whisper(cls_path: str) -> tuple[Callable[[str], str], str]:
     return (lambda text: _collapse(instance(text))), f"whisper-normalizer=={version('whisper-normalizer')}"
 
 
+_DIGIT = re.compile(r"\d")
+_ONE = re.compile(r"\bone\b")
+_PARENS = re.compile(r"[()]")
+
+
+def _speechlab_english_postprocess(text: str) -> str:
+    """Undo two artefacts of Whisper's normalizer that count correct transcripts as errors:
+    spelled digit strings are glued into one number ("one two three" -> "123") while the same
+    digits written by a model stay apart ("1, 2, 3" -> "one 2 3"). Every digit becomes its own
+    word, "one" becomes "1", and tokens with no letter or digit (a stray ".") are dropped."""
+    text = _ONE.sub("1", _DIGIT.sub(lambda m: f" {m.group()} ", text))
+    return " ".join(tok for tok in text.split() if any(ch.isalnum() for ch in tok))
+
+
+def _speechlab_english() -> tuple[Callable[[str], str], str]:
+    whisper, version = _whisper("whisper_normalizer.english.EnglishTextNormalizer")
+
+    def apply(text: str) -> str:
+        # Whisper deletes "(...)" as a non-speech annotation; in reference transcripts of read
+        # speech the words in parentheses are spoken, so keep them (on both sides, symmetric).
+        return _speechlab_english_postprocess(whisper(_PARENS.sub(" ", text)))
+
+    return apply, f"1 ({version})"
+
+
 NORMALIZERS = {
-    "whisper-english": "Whisper's EnglishTextNormalizer (spelling, numbers, contractions, punctuation)",
+    "speechlab-english": "Whisper's EnglishTextNormalizer, keeping words in parentheses and "
+    "scoring digits one by one (default)",
+    "whisper-english": "Whisper's EnglishTextNormalizer exactly (spelling, numbers, contractions, punctuation)",
     "whisper-basic": "Whisper's BasicTextNormalizer (lowercase, strip punctuation and diacritics; any language)",
     "lowercase": "lowercase and collapse whitespace only",
 }
 
 
 @lru_cache(maxsize=None)
-def get_normalizer(name: str = "whisper-english") -> Normalizer:
-    if name == "whisper-english":
+def get_normalizer(name: str = "speechlab-english") -> Normalizer:
+    if name == "speechlab-english":
+        fn, version = _speechlab_english()
+    elif name == "whisper-english":
         fn, version = _whisper("whisper_normalizer.english.EnglishTextNormalizer")
     elif name == "whisper-basic":
         fn, version = _whisper("whisper_normalizer.basic.BasicTextNormalizer")
