@@ -77,8 +77,14 @@ class Registry:
             self.models[name] = self.model(base).variant(name, table, source)
 
 
-def _plugin_label(plugin: object, pm: pluggy.PluginManager) -> str:
-    return pm.get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
+def _local_plugin_name(plugin: object) -> str | None:
+    """conftest files by path (there can be several), other modules by name, objects by id."""
+    module = getattr(plugin, "__name__", None) or ""
+    if module == "conftest" or module.endswith(".conftest"):
+        from ._dataset import display_path
+
+        return display_path(plugin.__file__)
+    return module or None
 
 
 def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
@@ -87,13 +93,14 @@ def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginMa
 
     pm = pluggy.PluginManager(_hookspecs.PROJECT_NAME)
     pm.add_hookspecs(_hookspecs)
-    pm.register(_builtin, name="pytest_speechlab.builtin")
+    pm.register(_builtin, name="pytest-speechlab (built-in)")
     for ep in importlib.metadata.entry_points(group=_hookspecs.PROJECT_NAME):
-        if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
-            continue
         dist = getattr(ep.dist, "name", None) or "?"
+        label = dist if not pm.has_plugin(dist) else f"{dist}:{ep.name}"
+        if pm.has_plugin(label) or pm.is_blocked(label):
+            continue
         try:
-            pm.register(ep.load(), name=ep.name)
+            pm.register(ep.load(), name=label)
         except Exception as exc:  # noqa: BLE001 - any failure in third-party code
             warnings.warn(
                 SpeechlabPluginWarning(
@@ -103,7 +110,8 @@ def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginMa
                 stacklevel=2,
             )
     for plugin in extra_plugins:
-        pm.register(plugin)
+        if not pm.is_registered(plugin):
+            pm.register(plugin, name=_local_plugin_name(plugin))
     return pm
 
 
@@ -113,7 +121,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
     def call_each(hook_name: str, make_register: Callable[[str], Callable]) -> None:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            label = _plugin_label(impl.plugin, pm)
+            label = impl.plugin_name
             try:
                 impl.function(register=make_register(label))
             except Exception as exc:  # noqa: BLE001

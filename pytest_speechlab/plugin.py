@@ -77,7 +77,13 @@ class SpeechlabSession:
         if self._registry is None:
             from ._registry import build_registry, make_plugin_manager
 
-            registry = build_registry(make_plugin_manager())
+            # conftest.py files and pytest plugins that implement speechlab hooks take part too,
+            # so a team can register a local model without packaging it.
+            local = [
+                plugin for plugin in self.config.pluginmanager.get_plugins()
+                if hasattr(plugin, "speechlab_register_models") or hasattr(plugin, "speechlab_register_datasets")
+            ]
+            registry = build_registry(make_plugin_manager(local))
             registry.add_variants(self.settings.variants, self.settings.source)
             self._registry = registry
         return self._registry
@@ -174,6 +180,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         config.stash[session_key] = SpeechlabSession(config)
+    except SpeechlabError as exc:
+        raise _usage(exc) from None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Check an explicit selection before collection, so a typo is a usage error, not N errors."""
+    config = session.config
+    speechlab = config.stash[session_key]
+    try:
+        if config.option.speechlab_models or config.getini("speechlab_models"):
+            speechlab.selected_models()
+        if config.option.speechlab_datasets or config.getini("speechlab_datasets"):
+            for ref in speechlab.selected_datasets():
+                speechlab.dataset(ref)
     except SpeechlabError as exc:
         raise _usage(exc) from None
 

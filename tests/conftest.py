@@ -1,0 +1,33 @@
+"""Fixtures shared by the project's tests."""
+from __future__ import annotations
+
+import pytest
+
+# pytester's in-process runs drop modules first imported during a run from sys.modules; soxr is
+# a nanobind extension, and nanobind aborts the process when such a module is imported again.
+import soxr  # noqa: F401
+
+from helpers import FAKE_MODEL_CONFTEST, REPO, make_fake_dataset
+
+
+@pytest.fixture
+def speechlab_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """A pytester project with the fake model in conftest.py, the real suites, and a dataset."""
+    monkeypatch.setenv("FAKE_LOAD_LOG", str(pytester.path / "loads.log"))
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makeconftest(FAKE_MODEL_CONFTEST)
+    suites = pytester.mkdir("suites")
+    for suite in (REPO / "suites").glob("test_*.py"):
+        (suites / suite.name).write_text(suite.read_text())
+    make_fake_dataset(pytester.path / "data")
+    pytester.makefile(".toml", pyproject="""
+[tool.pytest.ini_options]
+speechlab_models = ["fake/perfect"]
+speechlab_datasets = ["data/manifest.jsonl"]
+
+[tool.speechlab.thresholds]
+wer = 0.10
+cer = 0.10
+rtf = 100.0
+""")
+    return pytester

@@ -1,0 +1,96 @@
+"""Helpers for the project's tests: audio and manifests written on the fly, a fake model plugin."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_audio(path: Path, seconds: float, rate: int = 16000, channels: int = 1, fmt: str | None = None,
+                level: float = 0.1) -> Path:
+    """A deterministic tone of exactly ``seconds`` (so a fake model can key on the length)."""
+    frames = int(round(seconds * rate))
+    tone = level * np.sin(2 * np.pi * 220 * np.arange(frames) / rate).astype(np.float32)
+    data = tone if channels == 1 else np.stack([tone] * channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, rate, format=fmt)
+    return path
+
+
+def write_manifest(path: Path, lines: list[object]) -> Path:
+    """Each item: a dict (written as JSON) or a str (written verbatim, for malformed lines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for item in lines:
+            fh.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
+    return path
+
+
+# A fake model plugin for pytester runs: it "recognizes" a clip by its length in seconds, which is
+# what the tests control. It counts its loads in a file so that tests can check "built once".
+FAKE_MODEL_CONFTEST = '''
+import os
+from pytest_speechlab import hookimpl, Transcript, Segment
+
+TEXTS = {
+    "1.00": "the cat sat on the mat",
+    "1.50": "a quick brown fox",
+    "2.00": "hello world",
+}
+
+class LengthModel:
+    sample_rate = 16000
+
+    def __init__(self, params):
+        self.errors = params.get("errors", {})
+        self.raise_on = params.get("raise_on")
+
+    def transcribe(self, audio):
+        key = f"{len(audio) / self.sample_rate:.2f}"
+        if key == self.raise_on:
+            raise RuntimeError("decoder exploded")
+        text = self.errors.get(key, TEXTS.get(key, ""))
+        return Transcript(text, (Segment(0.0, len(audio) / self.sample_rate, text),))
+
+    def info(self):
+        return {"threads": 1, "device": "cpu", "backend_version": "fake 1.0", "languages": ["en"]}
+
+
+def load(params):
+    with open(os.environ["FAKE_LOAD_LOG"], "a") as fh:
+        fh.write(params.get("label", "?") + "\\n")
+    return LengthModel(params)
+
+
+@hookimpl
+def speechlab_register_models(register):
+    register("fake/perfect", task="asr", load=load, backend="fake", weights="none",
+             params={"label": "perfect"})
+    register("fake/sloppy", task="asr", load=load, backend="fake", weights="none",
+             params={"label": "sloppy", "errors": {"1.00": "the bat sat on mat mat mat", "2.00": "hello"}})
+    register("fake/raises", task="asr", load=load, backend="fake", weights="none",
+             params={"label": "raises", "raise_on": "1.50"})
+'''
+
+
+def make_fake_dataset(root: Path) -> Path:
+    """Three speech clips the fake model knows, one non-speech clip; returns the manifest."""
+    write_audio(root / "a.wav", 1.0)
+    write_audio(root / "b.flac", 1.5, rate=44100, channels=2, fmt="FLAC")  # resampled + downmixed
+    write_audio(root / "c.wav", 2.0, rate=22050)
+    write_audio(root / "quiet.wav", 3.0, level=0.0)
+    return write_manifest(root / "manifest.jsonl", [
+        {"id": "a", "audio": "a.wav", "text": "The cat sat on the mat."},
+        {"id": "b", "audio": "b.flac", "text": "A quick brown fox"},
+        {"id": "c", "audio": "c.wav", "text": "Hello, world!"},
+        {"id": "quiet", "audio": "quiet.wav", "kind": "nonspeech"},
+    ])
+
+
+def load_log(root: Path) -> list[str]:
+    log = root / "loads.log"
+    return log.read_text().split() if log.exists() else []
