@@ -2,9 +2,11 @@
 
 The public API. Importing it is cheap: no model backend, numpy or normalizer is imported here.
 """
-from ._assertions import SpeechlabAssertionError, check_below, check_no_input_errors
+from ._assertions import SpeechlabAssertionError, check_below, check_grade, check_no_input_errors
 from ._config import SpeechlabConfig, load_config
 from ._dataset import Dataset, load_dataset
+from ._grading import Grade, GradePolicy, grade_model
+from ._hallucination import Finding, HallucinationConfig
 from ._hookspecs import hookimpl, hookspec
 from ._metrics import AlignedOp, EditCounts, EvalResult, UtteranceResult, evaluate
 from ._normalize import Normalizer, get_normalizer
@@ -27,6 +29,10 @@ __all__ = [
     "DatasetSpec",
     "EditCounts",
     "EvalResult",
+    "Finding",
+    "Grade",
+    "GradePolicy",
+    "HallucinationConfig",
     "InputError",
     "LoadedModel",
     "ModelPool",
@@ -46,9 +52,11 @@ __all__ = [
     "build_registry",
     "cache_dir",
     "check_below",
+    "check_grade",
     "check_no_input_errors",
     "evaluate",
     "get_normalizer",
+    "grade_model",
     "hookimpl",
     "hookspec",
     "load_config",

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 from ._metrics import EvalResult, UtteranceResult
 
-_LABELS = {"wer": "corpus WER", "cer": "corpus CER", "rtf": "RTF"}
+_LABELS = {
+    "wer": "corpus WER",
+    "cer": "corpus CER",
+    "rtf": "RTF",
+    "hallucination_rate": "hallucination rate on speech",
+    "nonspeech_hallucination_rate": "hallucination rate on non-speech clips",
+}
+_RATE_KIND = {"hallucination_rate": "speech", "nonspeech_hallucination_rate": "nonspeech"}
 
 
 class SpeechlabAssertionError(AssertionError):
@@ -27,9 +34,16 @@ def describe_utterance(u: UtteranceResult) -> str:
     )
 
 
+def describe_findings(u: UtteranceResult) -> str:
+    lines = [f"  {u.utterance.id} ({u.utterance.source}) hyp: {u.hypothesis!r}"]
+    lines += [f"      {f}" for f in u.findings]
+    return "\n".join(lines)
+
+
 def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 5) -> float:
     """Fail unless ``metric`` of ``result`` is at or below ``threshold``; return the figure."""
-    value = getattr(result, metric)
+    # the threshold "hallucination_rate" is about speech utterances
+    value = getattr(result, "speech_hallucination_rate" if metric == "hallucination_rate" else metric)
     label = _LABELS.get(metric, metric)
     where = f"{result.model} on {result.dataset}"
     if value is None:
@@ -37,7 +51,12 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     if value <= threshold:
         return value
     lines = [f"{label} {_fmt(value)} > threshold {_fmt(threshold)} for {where}"]
-    if metric in ("wer", "cer"):
+    if metric in _RATE_KIND:
+        flagged = [u for u in result.flagged if u.utterance.kind == _RATE_KIND[metric]]
+        total = sum(1 for u in result.processed if u.utterance.kind == _RATE_KIND[metric])
+        lines.append(f"{len(flagged)}/{total} utterances flagged:")
+        lines.extend(describe_findings(u) for u in flagged[:worst * 2])
+    elif metric in ("wer", "cer"):
         counts = result.words if metric == "wer" else result.chars
         lines.append(
             f"{counts.errors} errors / {counts.reference_length} reference "
@@ -59,6 +78,16 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
         lines.append("slowest utterances (RTF): " + ", ".join(
             f"{u.utterance.id} {u.processing_seconds / max(u.audio_seconds, 1e-9):.3f}" for u in slow))
     raise SpeechlabAssertionError("\n".join(lines))
+
+
+def check_grade(grade, min_grade: str) -> None:
+    """Fail when ``grade`` (a Grade) is below ``min_grade``, with the grade's reason."""
+    from ._grading import rank
+
+    if rank(grade.grade) > rank(min_grade):
+        raise SpeechlabAssertionError(
+            f"{grade.model} graded {grade.grade}, below the required {min_grade}: {grade.reason}"
+        )
 
 
 def check_no_input_errors(result: EvalResult) -> None:

@@ -23,10 +23,15 @@ def speechlab_register_datasets(register):
     register(
         "speechlab/speech",
         path=root / "speech" / "manifest.jsonl",
-        description="33 English sentences spoken by the packaged piper voice, one followed by 11 s of silence (generated)",
+        description="34 English sentences spoken by the packaged piper voice; one then 11 s of silence, one under loud noise (generated)",
     )
     register(
         "speechlab/nonspeech",
         path=root / "nonspeech" / "manifest.jsonl",
-        description="9 non-speech clips: digital silence, hiss, white/brown/pink noise, hum, tones, clicks (generated)",
+        description="13 non-speech clips: silence, hiss, noises, hum, tones, chords, clicks, reversed/vocoded/babbled speech (generated)",
+    )
+    register(
+        "speechlab/stress",
+        path=root / "stress" / "manifest.jsonl",
+        description="sentences followed by 10 s of speech-like noise: hallucination triggers, not a default (generated)",
     )

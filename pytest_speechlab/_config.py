@@ -16,6 +16,12 @@ Example::
     [tool.speechlab.models.tiny-vad]     # a named variant: decode settings are identity
     model = "faster-whisper/tiny.en"
     vad_filter = true
+
+    [tool.speechlab.hallucination]       # detector settings (HallucinationConfig)
+    insertion_run = 4
+
+    [tool.speechlab.grades]              # grading policy (GradePolicy)
+    min_grade = "B"
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._grading import GradePolicy
+from ._hallucination import HallucinationConfig
 from ._types import SpeechlabError
 
 if sys.version_info >= (3, 11):
@@ -31,7 +39,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_THRESHOLDS = {"wer": 0.20, "cer": 0.10, "rtf": 1.0}
+DEFAULT_THRESHOLDS = {
+    "wer": 0.20,
+    "cer": 0.10,
+    "rtf": 1.0,
+    "hallucination_rate": 0.05,  # share of speech utterances with a hallucination finding
+    "nonspeech_hallucination_rate": 0.0,  # share of non-speech clips with one
+}
 METRICS = tuple(DEFAULT_THRESHOLDS)
 
 
@@ -42,6 +56,8 @@ class SpeechlabConfig:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     model_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hallucination: HallucinationConfig = field(default_factory=HallucinationConfig)
+    grades: GradePolicy = field(default_factory=GradePolicy)
 
     def threshold(self, metric: str, model: str, base_model: str | None = None) -> float:
         """A model's own override, else its base model's (for variants), else the default."""
@@ -93,4 +109,8 @@ def load_config(pyproject: Path | None) -> SpeechlabConfig:
     if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
         raise SpeechlabError(f"{pyproject}: [tool.speechlab.models] entries must be tables")
     config.variants = variants
+    config.hallucination = HallucinationConfig.from_table(
+        table.get("hallucination", {}), "[tool.speechlab.hallucination]"
+    )
+    config.grades = GradePolicy.from_table(table.get("grades", {}), "[tool.speechlab.grades]")
     return config

@@ -6,9 +6,11 @@ WER; they are listed separately.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._hallucination import Finding, HallucinationConfig, detect
 from ._normalize import Normalizer
 from ._types import InputError, Output, Transcript, Utterance
 
@@ -65,6 +67,16 @@ class UtteranceResult:
     processing_seconds: float = 0.0
     error: InputError | None = None
     note: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    repeat_texts: tuple[str, ...] = ()  # transcripts of --speechlab-repeat runs after the first
+
+    @property
+    def hallucinated(self) -> bool:
+        return any(f.counts for f in self.findings)
+
+    @property
+    def changed_on_repeat(self) -> bool:
+        return any(text != self.hypothesis for text in self.repeat_texts)
 
     @property
     def wer(self) -> float | None:
@@ -137,6 +149,59 @@ class EvalResult:
         rtf = self.rtf
         return 1.0 / rtf if rtf else None
 
+    # -- hallucination measurements ----------------------------------------------------------
+
+    def _rate(self, kind: str | None) -> tuple[int, int]:
+        pool = [u for u in self.processed if kind is None or u.utterance.kind == kind]
+        return sum(u.hallucinated for u in pool), len(pool)
+
+    @property
+    def flagged(self) -> list[UtteranceResult]:
+        """Utterances with at least one hallucination finding (signals alone do not flag)."""
+        return [u for u in self.processed if u.hallucinated]
+
+    @property
+    def hallucination_counts(self) -> tuple[int, int]:
+        return self._rate(None)
+
+    @property
+    def nonspeech_counts(self) -> tuple[int, int]:
+        return self._rate("nonspeech")
+
+    @property
+    def speech_counts(self) -> tuple[int, int]:
+        return self._rate("speech")
+
+    @property
+    def hallucination_rate(self) -> float | None:
+        flagged, total = self.hallucination_counts
+        return flagged / total if total else None
+
+    @property
+    def nonspeech_hallucination_rate(self) -> float | None:
+        flagged, total = self.nonspeech_counts
+        return flagged / total if total else None
+
+    @property
+    def speech_hallucination_rate(self) -> float | None:
+        flagged, total = self.speech_counts
+        return flagged / total if total else None
+
+    @property
+    def insertion_rate(self) -> float | None:
+        words = self.words
+        return words.insertions / words.reference_length if words.reference_length else None
+
+    @property
+    def findings_by_kind(self) -> dict[str, int]:
+        return dict(Counter(f.kind for u in self.processed for f in u.findings))
+
+    @property
+    def nondeterminism_rate(self) -> float | None:
+        """Share of utterances whose transcript changed between --speechlab-repeat runs."""
+        repeated = [u for u in self.processed if u.repeat_texts]
+        return sum(u.changed_on_repeat for u in repeated) / len(repeated) if repeated else None
+
     def worst(self, n: int = 5) -> list[UtteranceResult]:
         """The scored utterances with the most word errors (ties: higher utterance WER first)."""
         ranked = sorted(self.scored, key=lambda u: (u.words.errors, u.wer or 0.0), reverse=True)
@@ -169,7 +234,15 @@ def score_chars(reference: str, hypothesis: str) -> EditCounts:
     return EditCounts(out.hits, out.substitutions, out.deletions, out.insertions)
 
 
-def score_output(output: Output, normalizer: Normalizer) -> UtteranceResult:
+def score_output(
+    output: Output, normalizer: Normalizer, hallucination: HallucinationConfig | None = None
+) -> UtteranceResult:
+    result = _score(output, normalizer)
+    result.findings = detect(result, hallucination or HallucinationConfig(), normalizer)
+    return result
+
+
+def _score(output: Output, normalizer: Normalizer) -> UtteranceResult:
     utt = output.utterance
     result = UtteranceResult(
         utterance=utt,
@@ -177,6 +250,7 @@ def score_output(output: Output, normalizer: Normalizer) -> UtteranceResult:
         processing_seconds=output.processing_seconds,
         error=output.error,
         transcript=output.transcript,
+        repeat_texts=tuple(t.text for t in output.repeats),
     )
     if output.skipped:
         result.note = output.skipped
@@ -203,13 +277,14 @@ def evaluate(
     outputs: list[Output],
     normalizer: Normalizer,
     dataset_errors: list[InputError] = (),
+    hallucination: HallucinationConfig | None = None,
     **extra: Any,
 ) -> EvalResult:
     return EvalResult(
         model=model,
         dataset=dataset,
         normalizer=normalizer.label,
-        utterances=[score_output(o, normalizer) for o in outputs],
+        utterances=[score_output(o, normalizer, hallucination) for o in outputs],
         dataset_errors=list(dataset_errors),
         **extra,
     )

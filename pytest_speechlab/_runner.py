@@ -143,8 +143,9 @@ def supports_language(model: LoadedModel, language: str | None) -> bool:
 
 
 class Runner:
-    def __init__(self, executor: Executor | None = None) -> None:
+    def __init__(self, executor: Executor | None = None, repeats: int = 1) -> None:
         self.executor = executor or SerialExecutor()
+        self.repeats = max(1, repeats)  # > 1 measures non-determinism; only the first run is timed
 
     def run(
         self,
@@ -181,6 +182,9 @@ class Runner:
             start = time.perf_counter()
             transcript = as_transcript(instance.transcribe(to_model_input(raw, rate)))
             elapsed = time.perf_counter() - start
+            repeats = tuple(
+                as_transcript(instance.transcribe(to_model_input(raw, rate))) for _ in range(self.repeats - 1)
+            )
         except Exception as exc:  # noqa: BLE001 - a model that raises fails its utterance only
             return Output(
                 utt,
@@ -189,5 +193,5 @@ class Runner:
                     where, f"model {model.name} raised {type(exc).__name__}: {exc}", utt.id
                 ),
             )
-        return Output(utt, transcript, elapsed, raw.duration)
+        return Output(utt, transcript, elapsed, raw.duration, repeats=repeats)
 

@@ -19,15 +19,20 @@ def format_table(header: list[str], rows: list[list[str]], text_columns: int = 2
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def summary_lines(results: Iterable[EvalResult], loaded: dict) -> list[str]:
+MAX_FLAGGED_SHOWN = 8
+
+
+def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable = ()) -> list[str]:
     results = list(results)
-    header = ["model", "dataset", "utts", "audio s", "WER", "CER", "S", "D", "I",
-              "RTF", "RTFx", "threads", "load s", "loads", "errors"]
+    repeated = any(r.nondeterminism_rate is not None for r in results)
+    header = ["model", "dataset", "utts", "audio s", "WER", "CER", "S", "D", "I", "ins",
+              "halluc", "RTF", "RTFx", "threads", "load s", "loads", "errors"] + (["nondet"] if repeated else [])
     rows = []
     for r in results:
         words = r.words
         scored = bool(r.scored)
         model = loaded.get(r.model)
+        flagged, total = r.hallucination_counts
         rows.append([
             r.model, r.dataset,
             f"{len(r.processed)}/{len(r.utterances) + len(r.dataset_errors)}",
@@ -36,19 +41,35 @@ def summary_lines(results: Iterable[EvalResult], loaded: dict) -> list[str]:
             str(words.substitutions) if scored else "-",
             str(words.deletions) if scored else "-",
             str(words.insertions) if scored else "-",
+            _num(r.insertion_rate),
+            f"{flagged}/{total}",
             _num(r.rtf), _num(r.rtfx, ".1f"), str(r.environment.get("threads", "-")),
             _num(r.load_seconds, ".2f"),
             str(model.load_count) if model else "-",
             str(len(r.errors)),
-        ])
+        ] + ([_num(r.nondeterminism_rate)] if repeated else []))
     lines = format_table(header, rows)
     normalizers = sorted({r.normalizer for r in results})
     lines.append(f"WER/CER: corpus level after normalizer {', '.join(normalizers)}; "
-                 "non-speech clips are not scored. RTF excludes model load and one warm-up call.")
+                 "non-speech clips are not scored. ins: insertions per reference word. halluc: "
+                 "utterances with a hallucination finding. RTF excludes model load and one warm-up call.")
     machines = {(r.environment.get("cpu"), r.environment.get("cpu_count"), r.environment.get("device"),
                  r.environment.get("python")) for r in results}
     for cpu, count, device, python in sorted(machines, key=str):
         lines.append(f"measured on: {cpu} ({count} CPUs), device {device}, Python {python}, batch size 1")
+    flagged = [(r, u) for r in results for u in r.flagged]
+    if flagged:
+        lines.append(f"hallucination findings ({len(flagged)} utterances):")
+        for r in results:
+            for u in r.flagged[:MAX_FLAGGED_SHOWN]:
+                kinds = "; ".join(str(f) for f in u.findings if f.counts)
+                lines.append(f"  [{r.model}] {r.dataset} {u.utterance.id}: {u.hypothesis[:60]!r}: {kinds}")
+            if len(r.flagged) > MAX_FLAGGED_SHOWN:
+                lines.append(f"  [{r.model}] {r.dataset}: {len(r.flagged) - MAX_FLAGGED_SHOWN} more")
+    grades = list(grades)
+    if grades:
+        lines.append("readiness grades:")
+        lines.extend(f"  {g.model}: {g}" for g in grades)
     errors = [(r, e) for r in results for e in r.errors]
     if errors:
         lines.append(f"input errors ({len(errors)}); the other utterances were evaluated:")

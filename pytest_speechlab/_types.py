@@ -88,3 +88,4 @@ class Output:
     audio_seconds: float = 0.0
     error: InputError | None = None
     skipped: str = ""  # why the utterance was not run although its input is fine
+    repeats: tuple[Transcript, ...] = ()  # further runs with --speechlab-repeat, untimed

@@ -41,6 +41,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="list registered models and datasets (name, task, backend, plugin, weights) and exit.",
     )
     group.addoption(
+        "--speechlab-min-grade", metavar="GRADE", default=None,
+        help="readiness tests fail for a model graded below GRADE (A+, A, B, C, D, F); "
+        "default: [tool.speechlab.grades] min_grade.",
+    )
+    group.addoption(
+        "--speechlab-repeat", metavar="N", type=int, default=1,
+        help="transcribe every utterance N times and report the share whose transcript changes "
+        "(non-determinism); only the first run is timed.",
+    )
+    group.addoption(
         "--speechlab-progress", choices=("auto", "bar", "lines", "off"), default="auto",
         help="progress of long evaluations: a bar on a terminal, a line every 15 s in logs "
         "(auto picks by whether output is a terminal).",
@@ -70,7 +80,12 @@ class SpeechlabSession:
         from ._runner import ModelPool, Runner
 
         self.pool = ModelPool()
-        self.runner = Runner()
+        self.runner = Runner(repeats=config.option.speechlab_repeat)
+        self.min_grade = config.option.speechlab_min_grade or self.settings.grades.min_grade
+        if self.min_grade is not None:
+            from ._grading import check_grade_name
+
+            check_grade_name(self.min_grade, "--speechlab-min-grade")
 
     @property
     def registry(self):
@@ -127,10 +142,17 @@ class SpeechlabSession:
                                           on_output=lambda o: progress.advance(o.audio_seconds))
             self.results[key] = evaluate(
                 loaded.name, dataset.name, outputs, get_normalizer(self.settings.normalizer),
-                dataset.errors, model_info=loaded.info, load_seconds=loaded.load_seconds,
+                dataset.errors, self.settings.hallucination, model_info=loaded.info,
+                load_seconds=loaded.load_seconds,
                 environment=environment(loaded),
             )
         return self.results[key]
+
+    def grade(self, model: str):
+        from ._grading import grade_model
+
+        results = [r for (name, _), r in self.results.items() if name == model]
+        return grade_model(model, results, self.settings.grades)
 
     def _progress(self, label: str, total: int):
         from ._progress import Progress
@@ -223,6 +245,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise _usage(exc) from None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect tests whose dataset filter (speechlab_datasets(kind=...)) matched no dataset, rather
+    than reporting them as skipped: a non-speech test has nothing to do on a speech-only set."""
+    def empty(item: pytest.Item) -> bool:
+        return "speechlab_dataset" in getattr(item, "fixturenames", ()) and any(
+            str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
+            for m in item.iter_markers("skip")
+        )
+
+    deselected = [item for item in items if empty(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not empty(item)]
+
+
 @pytest.fixture(scope="session")
 def speechlab_session(pytestconfig: pytest.Config) -> SpeechlabSession:
     """The session object: registry, model pool, evaluation results."""
@@ -254,6 +291,20 @@ def speechlab_eval(speechlab_session: SpeechlabSession, speechlab_model, speechl
     return speechlab_session.evaluate(speechlab_model, speechlab_dataset)
 
 
+@pytest.fixture(scope="session")
+def speechlab_grade(speechlab_session: SpeechlabSession, speechlab_model):
+    """The readiness grade of the model under test, over every selected dataset (evaluated once)."""
+    for ref in speechlab_session.selected_datasets():
+        speechlab_session.evaluate(speechlab_model, speechlab_session.dataset(ref))
+    return speechlab_session.grade(speechlab_model.name)
+
+
+@pytest.fixture(scope="session")
+def speechlab_min_grade(speechlab_session: SpeechlabSession) -> str | None:
+    """``--speechlab-min-grade`` or ``[tool.speechlab.grades] min_grade``; None when neither is set."""
+    return speechlab_session.min_grade
+
+
 @pytest.fixture
 def speechlab_thresholds(speechlab_session: SpeechlabSession, speechlab_model) -> dict[str, float]:
     """Thresholds for the model under test, from ``[tool.speechlab.thresholds]``."""
@@ -267,5 +318,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     from ._summary import summary_lines
 
     terminalreporter.write_sep("=", "speechlab summary")
-    for line in summary_lines(session.results.values(), session.pool.loaded):
+    models = dict.fromkeys(model for model, _ in session.results)
+    grades = [session.grade(model) for model in models]
+    for line in summary_lines(session.results.values(), session.pool.loaded, grades):
         terminalreporter.write_line(line)

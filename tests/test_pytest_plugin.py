@@ -21,11 +21,11 @@ def row(text: str, model: str, dataset: str = "data/manifest.jsonl") -> list[str
 
 def test_suites_pass_and_summary_shows_figures_and_one_load(speechlab_project):
     result = speechlab_project.runpytest("suites")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=6, skipped=1)  # readiness skips: no --speechlab-min-grade
     cells = row(summary(result), "fake/perfect")
-    # model dataset utts audio WER CER S D I RTF RTFx threads load loads errors
+    # model dataset utts audio WER CER S D I ins halluc RTF RTFx threads load loads errors
     assert cells[2:4] == ["4/4", "7.5"]
-    assert cells[4:9] == ["0.000", "0.000", "0", "0", "0"]
+    assert cells[4:11] == ["0.000", "0.000", "0", "0", "0", "0.000", "0/4"]
     assert cells[-2:] == ["1", "0"]
     assert load_log(speechlab_project.path) == ["perfect"]
 
@@ -34,7 +34,7 @@ def test_two_models_each_built_once_ids_show_model_and_failure_shows_worst(speec
     result = speechlab_project.runpytest(
         "suites", "--speechlab-model", "fake/perfect", "--speechlab-model", "fake/sloppy", "-v"
     )
-    result.assert_outcomes(passed=6, failed=2)
+    result.assert_outcomes(passed=9, failed=3, skipped=2)
     text = result.stdout.str()
     assert "test_corpus_wer[fake/sloppy-data/manifest.jsonl] FAILED" in text
     assert "test_corpus_wer[fake/perfect-data/manifest.jsonl] PASSED" in text
@@ -49,7 +49,7 @@ def test_k_selects_a_model(speechlab_project):
     result = speechlab_project.runpytest(
         "suites", "--speechlab-model", "fake/perfect", "--speechlab-model", "fake/sloppy", "-k", "perfect"
     )
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=6, skipped=1)
     assert load_log(speechlab_project.path) == ["perfect"]
 
 
@@ -64,7 +64,7 @@ def test_bad_inputs_are_reported_and_good_utterances_still_evaluated(speechlab_p
         {"id": "c", "audio": "c.wav", "text": "hello world"},
     ])
     result = speechlab_project.runpytest("suites", "--speechlab-dataset", str(data / "bad.jsonl"))
-    result.assert_outcomes(passed=3, failed=1)  # WER, CER, RTF pass on the good utterances
+    result.assert_outcomes(passed=4, failed=1, skipped=1)  # WER, CER, RTF pass on the good utterances
     text = result.stdout.str()
     assert "3 input error(s) in" in text
     assert "bad.jsonl line 2: audio 'missing.wav' not found (relative to" in text
@@ -76,7 +76,7 @@ def test_bad_inputs_are_reported_and_good_utterances_still_evaluated(speechlab_p
 
 def test_a_model_that_raises_fails_its_utterance_only(speechlab_project):
     result = speechlab_project.runpytest("suites", "--speechlab-model", "fake/raises")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=5, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*manifest.jsonl line 2: audio 'b.flac': model fake/raises raised "
                                  "RuntimeError: decoder exploded*"])
     assert row(summary(result), "fake/raises")[2] == "3/4"
@@ -95,7 +95,7 @@ def test_a_model_that_fails_to_load_errors_its_tests_and_others_run(speechlab_pr
     result = speechlab_project.runpytest(
         "suites", "--speechlab-model", "broken/model", "--speechlab-model", "fake/perfect"
     )
-    result.assert_outcomes(passed=4, errors=4)
+    result.assert_outcomes(passed=6, skipped=1, errors=7)
     result.stdout.fnmatch_lines(["*model 'broken/model' (plugin *) failed to load: OSError: weights not found*"])
 
 
@@ -126,7 +126,7 @@ def test_variant_is_selected_by_name(speechlab_project):
         + '\n[tool.speechlab.models.mended]\nmodel = "fake/sloppy"\nerrors = {}\n'
     )
     result = speechlab_project.runpytest("suites", "--speechlab-model", "mended")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=6, skipped=1)
     assert row(summary(result), "mended")[4] == "0.000"
 
 

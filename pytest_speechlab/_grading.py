@@ -1,0 +1,135 @@
+"""Production-readiness grades: WER, RTF and hallucination measurements -> A+ ... F, with the reason.
+
+``[tool.speechlab.grades]`` sets the policy; the default is ``DEFAULT_LEVELS`` with a cap at C for
+any hallucination on a non-speech clip or a speech hallucination rate above 5%.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ._metrics import EvalResult
+from ._types import SpeechlabError
+
+GRADES = ("A+", "A", "B", "C", "D", "F")
+# The worst WER and RTF each grade allows, on every dataset the model was evaluated on.
+DEFAULT_LEVELS = {
+    "A+": {"wer": 0.05, "rtf": 0.2},
+    "A": {"wer": 0.10, "rtf": 0.5},
+    "B": {"wer": 0.15, "rtf": 1.0},
+    "C": {"wer": 0.25, "rtf": 1.0},
+    "D": {"wer": 0.40, "rtf": 2.0},
+}
+
+
+@dataclass(frozen=True)
+class GradePolicy:
+    levels: dict[str, dict[str, float]] = field(default_factory=lambda: dict(DEFAULT_LEVELS))
+    max_hallucination_rate: float = 0.05  # on speech utterances
+    hallucination_cap: str = "C"
+    min_grade: str | None = None
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> GradePolicy:
+        table = dict(table)
+        levels = table.pop("levels", None)
+        policy = {}
+        for key in ("max_hallucination_rate", "hallucination_cap", "min_grade"):
+            if key in table:
+                policy[key] = table.pop(key)
+        if table:
+            raise SpeechlabError(f"{where}: unknown key(s) {sorted(table)}")
+        for key in ("hallucination_cap", "min_grade"):
+            if key in policy:
+                check_grade_name(policy[key], f"{where}.{key}")
+        if levels is not None:
+            for grade, limits in levels.items():
+                if grade not in GRADES[:-1]:
+                    raise SpeechlabError(f"{where}.levels: unknown grade {grade!r} (A+, A, B, C, D; F is the rest)")
+                if set(limits) - {"wer", "rtf"}:
+                    raise SpeechlabError(f"{where}.levels.{grade}: only wer and rtf can be set")
+            policy["levels"] = {g: {**DEFAULT_LEVELS.get(g, {}), **levels.get(g, {})} for g in GRADES[:-1]}
+        return cls(**policy)
+
+
+def check_grade_name(grade: str, where: str) -> str:
+    if grade not in GRADES:
+        raise SpeechlabError(f"{where}: unknown grade {grade!r}; grades are {', '.join(GRADES)}")
+    return grade
+
+
+def rank(grade: str) -> int:
+    """Smaller is better: A+ is 0, F is 5."""
+    return GRADES.index(grade)
+
+
+@dataclass(frozen=True)
+class Grade:
+    model: str
+    grade: str
+    reason: str
+    production_ready: bool
+
+    def __str__(self) -> str:
+        return f"{self.grade}: {self.reason}"
+
+
+def _short(text: str, limit: int = 30) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _hallucination_examples(results: list[EvalResult], kind: str, limit: int = 3) -> str:
+    flagged = [u for r in results for u in r.flagged if u.utterance.kind == kind]
+    return ", ".join(f"{u.utterance.id} {_short(u.hypothesis)}" for u in flagged[:limit]) + (
+        ", ..." if len(flagged) > limit else ""
+    )
+
+
+def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy | None = None) -> Grade:
+    policy = policy or GradePolicy()
+    results = list(results)
+    if not results or not any(r.processed for r in results):
+        return Grade(model, "F", "nothing was evaluated (model failed to load or every input failed)", False)
+
+    def failure(grade: str) -> str | None:
+        """Why the model does not reach ``grade`` on WER/RTF, or None if it does."""
+        limits = policy.levels[grade]
+        for r in results:
+            for metric in ("wer", "rtf"):
+                value = getattr(r, metric)
+                if value is not None and metric in limits and value > limits[metric]:
+                    return f"{metric.upper()} {value:.3f} on {r.dataset} > {limits[metric]} needed for {grade}"
+        return None
+
+    base, base_reason = "F", None
+    for grade in GRADES[:-1]:
+        why = failure(grade)
+        if why is None:
+            base = grade
+            break
+        base_reason = why
+    if base == "A+":
+        reason = "WER and RTF within A+ limits on every dataset; no hallucination found"
+    else:
+        reason = base_reason
+
+    caps = []
+    ns_flagged = sum(r.nonspeech_counts[0] for r in results)
+    ns_total = sum(r.nonspeech_counts[1] for r in results)
+    if ns_flagged:
+        caps.append(f"hallucinated on {ns_flagged}/{ns_total} non-speech clips: "
+                    f"{_hallucination_examples(results, 'nonspeech')}")
+    sp_flagged = sum(r.speech_counts[0] for r in results)
+    sp_total = sum(r.speech_counts[1] for r in results)
+    if sp_total and sp_flagged / sp_total > policy.max_hallucination_rate:
+        caps.append(f"hallucination rate {sp_flagged}/{sp_total} = {sp_flagged / sp_total:.1%} on speech "
+                    f"> {policy.max_hallucination_rate:.0%}: {_hallucination_examples(results, 'speech')}")
+    grade = base
+    if caps and rank(base) < rank(policy.hallucination_cap):
+        grade = policy.hallucination_cap
+        reason = "; ".join(caps) + f" (not production ready; WER/RTF alone: {base})"
+    elif caps:
+        reason = f"{reason}; also " + "; ".join(caps)
+    ready = not caps and rank(grade) < rank(policy.hallucination_cap)
+    return Grade(model, grade, reason, ready)

@@ -1,0 +1,255 @@
+"""Hallucination detectors: evidence-backed findings per utterance.
+
+Each detector takes a scored UtteranceResult (reference, hypothesis, both normalized, the word
+alignment, the model's segments and scores, the audio duration) and returns findings. A finding
+names its kind, the span of hypothesis text it is about and the evidence (numbers, the phrase).
+``high_wer`` is the old lab's blunt filter: reported as a signal, not counted as a hallucination.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from ._types import SpeechlabError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._metrics import UtteranceResult
+    from ._normalize import Normalizer
+
+KINDS = (
+    "nonspeech_text", "repetition", "insertion_run", "known_phrase", "past_end", "low_confidence",
+    "implausible_length", "high_wer",
+)
+SIGNAL_ONLY = frozenset({"high_wer"})
+PHRASES_FILE = Path(__file__).parent / "data" / "hallucination_phrases.txt"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    span: str  # the hypothesis text the finding is about
+    evidence: str
+
+    @property
+    def counts(self) -> bool:
+        """Whether it makes the utterance a hallucination (signals are reported only)."""
+        return self.kind not in SIGNAL_ONLY
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.evidence}"
+
+
+@dataclass(frozen=True)
+class HallucinationConfig:
+    """``[tool.speechlab.hallucination]``; the defaults are documented in the README."""
+
+    compression_ratio: float = 2.4
+    ngram_repeats: int = 3
+    max_ngram: int = 6
+    insertion_run: int = 4
+    past_end_tolerance_s: float = 0.5
+    low_avg_logprob: float = -1.0
+    high_no_speech_prob: float = 0.6
+    max_words_per_second: float = 6.0
+    min_words_for_rate: int = 8
+    max_length_ratio: float = 2.0
+    min_extra_words: int = 5
+    high_wer: float = 0.5
+    phrases_file: str = ""
+    disabled: tuple[str, ...] = ()
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> HallucinationConfig:
+        fields = cls.__dataclass_fields__
+        unknown = set(table) - set(fields)
+        if unknown:
+            raise SpeechlabError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(fields)}")
+        values = dict(table)
+        if "disabled" in values:
+            bad = set(values["disabled"]) - set(KINDS)
+            if bad:
+                raise SpeechlabError(f"{where}.disabled: unknown detector(s) {sorted(bad)}; known: {KINDS}")
+            values["disabled"] = tuple(values["disabled"])
+        return cls(**values)
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's measure: UTF-8 length over zlib-compressed length; loops compress well."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def max_consecutive_repeats(words: list[str], max_n: int) -> dict[tuple[str, ...], int]:
+    """For each n-gram (n <= max_n), the longest run of back-to-back copies of it in ``words``."""
+    best: dict[tuple[str, ...], int] = {}
+    for n in range(1, max_n + 1):
+        for start in range(len(words) - n + 1):
+            gram = tuple(words[start : start + n])
+            count, pos = 1, start + n
+            while tuple(words[pos : pos + n]) == gram:
+                count, pos = count + 1, pos + n
+            if count > best.get(gram, 1):
+                best[gram] = count
+    return best
+
+
+@lru_cache(maxsize=8)
+def load_phrases(path: str, normalizer: Normalizer) -> tuple[tuple[str, bool], ...]:
+    """(normalized phrase, whole-hypothesis-only) pairs from the curated file."""
+    phrases = []
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        whole = line.startswith("^")
+        text = normalizer(line.lstrip("^"))
+        if text:
+            phrases.append((text, whole))
+    return tuple(dict.fromkeys(phrases))
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    return re.search(rf"(?<!\S){re.escape(needle)}(?!\S)", haystack) is not None
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the detectors ----------------------------------------------------------------------------
+
+Detector = Callable[["UtteranceResult", HallucinationConfig, "Normalizer"], list[Finding]]
+
+
+def nonspeech_text(u, cfg, normalizer):
+    if u.utterance.kind == "nonspeech" and u.hypothesis_normalized:
+        return [Finding("nonspeech_text", u.hypothesis,
+                        f"text {_clip(u.hypothesis)!r} on a non-speech clip ({u.audio_seconds:.1f} s)")]
+    return []
+
+
+def repetition(u, cfg, normalizer):
+    found = []
+    texts = [("hypothesis", u.hypothesis)] + [
+        (f"segment {s.start:.1f}-{s.end:.1f} s", s.text) for s in (u.transcript.segments if u.transcript else ())
+    ]
+    for where, text in texts:
+        ratio = compression_ratio(text)
+        if ratio > cfg.compression_ratio:
+            found.append(Finding("repetition", text,
+                                 f"compression ratio {ratio:.2f} > {cfg.compression_ratio} in {where}"))
+            break
+    words = u.hypothesis_normalized.split()
+    allowed = max_consecutive_repeats(u.reference_normalized.split(), cfg.max_ngram)
+    loops = [(gram, n) for gram, n in max_consecutive_repeats(words, cfg.max_ngram).items()
+             if n >= cfg.ngram_repeats and n > allowed.get(gram, 1)]
+    if loops:
+        gram, n = max(loops, key=lambda item: (item[1] * len(item[0]), len(item[0])))
+        phrase = " ".join(gram)
+        found.append(Finding("repetition", " ".join([phrase] * n),
+                             f"{phrase!r} repeated {n} times in a row"
+                             + (" (more than in the reference)" if u.reference_normalized else "")))
+    return found
+
+
+def insertion_run(u, cfg, normalizer):
+    return [
+        Finding("insertion_run", " ".join(op.hyp), f"{len(op.hyp)} consecutive inserted words "
+                f"(>= {cfg.insertion_run}) not in the reference")
+        for op in u.alignment if op.op == "insert" and len(op.hyp) >= cfg.insertion_run
+    ]
+
+
+def known_phrase(u, cfg, normalizer):
+    hyp = u.hypothesis_normalized
+    if not hyp:
+        return []
+    ref = u.reference_normalized
+    found = []
+    for phrase, whole in load_phrases(cfg.phrases_file or str(PHRASES_FILE), normalizer):
+        if whole:
+            hit = u.utterance.kind == "nonspeech" and hyp == phrase
+        else:
+            hit = _contains(hyp, phrase) and not _contains(ref, phrase)
+        if hit:
+            found.append(Finding("known_phrase", phrase, f"known hallucination phrase {phrase!r}"))
+    return found
+
+
+def past_end(u, cfg, normalizer):
+    """Text in segments that start after the audio has ended (on non-speech clips, that end after it).
+
+    A speech segment that starts inside the clip and ends past it is usually a correct transcript
+    with a bad end timestamp (Whisper closes its last segment at the window's end); it is not
+    flagged, since its words are checked against the reference by the other detectors.
+    """
+    if not u.transcript or not u.audio_seconds:
+        return []
+    duration = u.audio_seconds
+    limit = duration + cfg.past_end_tolerance_s
+    nonspeech = u.utterance.kind == "nonspeech"
+    late = [s for s in u.transcript.segments
+            if s.text.strip() and (s.start >= duration or (nonspeech and s.end > limit))]
+    if not late:
+        return []
+    return [Finding("past_end", " ".join(s.text.strip() for s in late),
+                    f"{len(late)} segment(s) with text after the audio ends ({duration:.2f} s), "
+                    f"the last ending at {max(s.end for s in late):.2f} s")]
+
+
+def low_confidence(u, cfg, normalizer):
+    segments = u.transcript.segments if u.transcript else ()
+    return [
+        Finding("low_confidence", s.text.strip(),
+                f"segment {s.start:.1f}-{s.end:.1f} s: avg_logprob {s.avg_logprob:.2f} < {cfg.low_avg_logprob} "
+                f"and no_speech_prob {s.no_speech_prob:.2f} > {cfg.high_no_speech_prob}")
+        for s in segments
+        if s.text.strip() and s.avg_logprob is not None and s.no_speech_prob is not None
+        and s.avg_logprob < cfg.low_avg_logprob and s.no_speech_prob > cfg.high_no_speech_prob
+    ]
+
+
+def implausible_length(u, cfg, normalizer):
+    words = len(u.hypothesis_normalized.split())
+    found = []
+    if u.audio_seconds and words >= cfg.min_words_for_rate:
+        rate = words / u.audio_seconds
+        if rate > cfg.max_words_per_second:
+            found.append(Finding("implausible_length", u.hypothesis,
+                                 f"{words} words in {u.audio_seconds:.1f} s = {rate:.1f} words/s "
+                                 f"> {cfg.max_words_per_second}"))
+    if u.words is not None:
+        ref_words = u.words.reference_length
+        if words > cfg.max_length_ratio * ref_words + cfg.min_extra_words:
+            found.append(Finding("implausible_length", u.hypothesis,
+                                 f"hypothesis has {words} words for a reference of {ref_words}"))
+    return found
+
+
+def high_wer(u, cfg, normalizer):
+    if u.wer is not None and u.wer > cfg.high_wer:
+        return [Finding("high_wer", u.hypothesis, f"utterance WER {u.wer:.2f} > {cfg.high_wer} (signal only)")]
+    return []
+
+
+DETECTORS: dict[str, Detector] = {
+    "nonspeech_text": nonspeech_text,
+    "repetition": repetition,
+    "insertion_run": insertion_run,
+    "known_phrase": known_phrase,
+    "past_end": past_end,
+    "low_confidence": low_confidence,
+    "implausible_length": implausible_length,
+    "high_wer": high_wer,
+}
+
+
+def detect(u: UtteranceResult, cfg: HallucinationConfig, normalizer: Normalizer) -> list[Finding]:
+    if u.transcript is None:
+        return []
+    return [f for name, fn in DETECTORS.items() if name not in cfg.disabled for f in fn(u, cfg, normalizer)]
