@@ -22,6 +22,7 @@ def speechlab_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
     make_fake_dataset(pytester.path / "data")
     pytester.makefile(".toml", pyproject="""
 [tool.pytest.ini_options]
+addopts = "--import-mode=importlib"
 speechlab_models = ["fake/perfect"]
 speechlab_datasets = ["data/manifest.jsonl"]
 

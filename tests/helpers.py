@@ -48,12 +48,17 @@ class LengthModel:
     def __init__(self, params):
         self.errors = params.get("errors", {})
         self.raise_on = params.get("raise_on")
+        self.flaky = params.get("flaky")
+        self.calls = 0
 
     def transcribe(self, audio):
         key = f"{len(audio) / self.sample_rate:.2f}"
         if key == self.raise_on:
             raise RuntimeError("decoder exploded")
         text = self.errors.get(key, TEXTS.get(key, ""))
+        if key == self.flaky:
+            self.calls += 1
+            text = text if self.calls % 2 else text.upper() + " again"
         return Transcript(text, (Segment(0.0, len(audio) / self.sample_rate, text),))
 
     def info(self):
@@ -74,6 +79,8 @@ def speechlab_register_models(register):
              params={"label": "sloppy", "errors": {"1.00": "the bat sat on mat mat mat", "2.00": "hello"}})
     register("fake/raises", task="asr", load=load, backend="fake", weights="none",
              params={"label": "raises", "raise_on": "1.50"})
+    register("fake/flaky", task="asr", load=load, backend="fake", weights="none",
+             params={"label": "flaky", "flaky": "2.00"})
 '''
 
 

@@ -153,3 +153,13 @@ def test_progress_lines_for_ci_logs(speechlab_project, monkeypatch):
         "speechlab: fake/perfect x data/manifest.jsonl: 1/4 utterances, 1.0 s audio, * s elapsed",
         "speechlab: fake/perfect x data/manifest.jsonl: 4/4 utterances, 7.5 s audio, * s elapsed",
     ])
+
+
+def test_repeat_measures_nondeterminism(speechlab_project):
+    result = speechlab_project.runpytest("suites/test_asr_speed.py", "--speechlab-model", "fake/flaky",
+                                         "--speechlab-model", "fake/perfect", "--speechlab-repeat", "3")
+    result.assert_outcomes(passed=2)
+    text = summary(result)
+    assert text.splitlines()[1].split()[-1] == "nondet"
+    assert row(text, "fake/flaky")[-1] == "0.250"      # 1 of 4 utterances changed between runs
+    assert row(text, "fake/perfect")[-1] == "0.000"
