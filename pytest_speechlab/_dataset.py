@@ -50,13 +50,7 @@ def _load_manifest(path: Path, name: str) -> Dataset:
     dataset = Dataset(name, str(path))
     seen: dict[str, int] = {}
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            where = f"{shown} line {lineno}"
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as exc:
-                dataset.errors.append(InputError(where, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
-                continue
+        for where, line in _decoded_lines(fh, shown, dataset.errors):
             if not line or line.startswith("#"):
                 continue
             try:
@@ -70,13 +64,21 @@ def _load_manifest(path: Path, name: str) -> Dataset:
                 dataset.errors.append(InputError(where, str(exc), exc.utterance_id))
                 continue
             if utt.id in seen:
-                dataset.errors.append(
-                    InputError(where, f"duplicate id {utt.id!r} (first on line {seen[utt.id]})", utt.id)
-                )
+                dataset.errors.append(InputError(where, f"duplicate id {utt.id!r} (first on {seen[utt.id]})", utt.id))
                 continue
-            seen[utt.id] = lineno
+            seen[utt.id] = where[len(shown) + 1:]  # "line N"
             dataset.utterances.append(utt)
     return dataset
+
+
+def _decoded_lines(lines, shown: str, errors: list[InputError]):
+    """(where, stripped text) for each line; a line that is not UTF-8 becomes an error instead."""
+    for lineno, raw in enumerate(lines, start=1):
+        where = f"{shown} line {lineno}"
+        try:
+            yield where, raw.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            errors.append(InputError(where, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
 
 
 class _LineError(ValueError):
@@ -132,14 +134,7 @@ def _load_librispeech(root: Path, name: str) -> Dataset:
     if not transcripts:
         raise SpeechlabError(f"dataset folder {display_path(root)!r} has no *.trans.txt files (LibriSpeech layout)")
     for trans in transcripts:
-        shown = display_path(trans)
-        for lineno, raw in enumerate(trans.read_bytes().splitlines(), start=1):
-            where = f"{shown} line {lineno}"
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as exc:
-                dataset.errors.append(InputError(where, f"not valid UTF-8 ({exc.reason})"))
-                continue
+        for where, line in _decoded_lines(trans.read_bytes().splitlines(), display_path(trans), dataset.errors):
             if not line:
                 continue
             utt_id, _, text = line.partition(" ")
