@@ -22,6 +22,10 @@ Example::
 
     [tool.speechlab.grades]              # grading policy (GradePolicy)
     min_grade = "B"
+
+    [tool.speechlab.regression]          # the regression gate (GatePolicy)
+    alpha = 0.05
+    min_effect = 0.005
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from typing import Any
 
 from ._grading import GradePolicy
 from ._hallucination import HallucinationConfig
+from ._stats import GatePolicy
 from ._types import SpeechlabError
 
 if sys.version_info >= (3, 11):
@@ -58,6 +63,8 @@ class SpeechlabConfig:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     hallucination: HallucinationConfig = field(default_factory=HallucinationConfig)
     grades: GradePolicy = field(default_factory=GradePolicy)
+    db: str | None = None  # results database: SQLAlchemy URL or SQLite path
+    regression: GatePolicy = field(default_factory=GatePolicy)
 
     def threshold(self, metric: str, model: str, base_model: str | None = None) -> float:
         """A model's own override, else its base model's (for variants), else the default."""
@@ -113,4 +120,11 @@ def load_config(pyproject: Path | None) -> SpeechlabConfig:
         table.get("hallucination", {}), "[tool.speechlab.hallucination]"
     )
     config.grades = GradePolicy.from_table(table.get("grades", {}), "[tool.speechlab.grades]")
+    config.db = table.get("db")
+    regression = dict(table.get("regression", {}))
+    unknown = set(regression) - set(GatePolicy.__dataclass_fields__)
+    if unknown:
+        raise SpeechlabError(f"[tool.speechlab.regression]: unknown key(s) {sorted(unknown)}; "
+                             f"known: {sorted(GatePolicy.__dataclass_fields__)}")
+    config.regression = GatePolicy(**regression)
     return config

@@ -51,6 +51,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(non-determinism); only the first run is timed.",
     )
     group.addoption(
+        "--speechlab-db", metavar="URL_OR_PATH", default=None,
+        help="results database: a SQLAlchemy URL (postgresql+psycopg://...) or a SQLite file. "
+        "Default: [tool.speechlab] db, else .speechlab/results.db under the rootdir.",
+    )
+    group.addoption(
+        "--speechlab-no-db", action="store_true", default=False,
+        help="do not record this run in the results database.",
+    )
+    group.addoption(
+        "--speechlab-baseline", metavar="NAME_OR_RUN", default=None,
+        help="compare every model x dataset with this baseline run (a name from `speechlab baseline "
+        "set`, a run id or 'latest'); the comparison shows in the summary.",
+    )
+    group.addoption(
+        "--speechlab-fail-on-regression", action="store_true", default=False,
+        help="with --speechlab-baseline: fail when WER/CER is significantly worse beyond the minimum "
+        "effect, or RTF grew beyond its tolerance ([tool.speechlab.regression]).",
+    )
+    group.addoption(
         "--speechlab-progress", choices=("auto", "bar", "lines", "off"), default="auto",
         help="progress of long evaluations: a bar on a terminal, a line every 15 s in logs "
         "(auto picks by whether output is a terminal).",
@@ -77,6 +96,11 @@ class SpeechlabSession:
         self._registry = None
         self._datasets: dict[str, Any] = {}
         self.results: dict[tuple[str, str], Any] = {}
+        self.comparisons: dict[tuple[str, str], Any] = {}
+        self.store = None  # opened at the first evaluation
+        self.run_id: str | None = None
+        self.store_problem: str | None = None
+        self.outcomes: list[dict] = []
         from ._runner import ModelPool, Runner
 
         self.pool = ModelPool()
@@ -130,23 +154,118 @@ class SpeechlabSession:
         base = self.registry.model(model).base
         return {metric: self.settings.threshold(metric, model, base) for metric in self.settings.thresholds}
 
+    # -- the results database ------------------------------------------------------------------
+
+    def _open_store(self) -> None:
+        """Open the store and start this run's row, once; a database problem warns, never stops."""
+        if self.store is not None or self.store_problem or self.config.option.speechlab_no_db:
+            return
+        from ._store import Store, default_url, normalize_url, run_metadata
+
+        root = self.config.rootpath
+        configured = self.config.option.speechlab_db or self.settings.db
+        url = normalize_url(configured, root) if configured else default_url(root)
+        try:
+            store = Store(url)
+            self.run_id = store.start_run(run_metadata(root, self.settings.normalizer, {
+                "models": self.selected_models(), "datasets": self.selected_datasets(),
+                "args": list(self.config.invocation_params.args),
+            }))
+            self.store = store
+        except Exception as exc:  # noqa: BLE001
+            self._store_failed(exc)
+
+    def _store_failed(self, exc: BaseException) -> None:
+        self.store, self.store_problem = None, f"results database not written: {type(exc).__name__}: {exc}"
+        warnings.warn(self.store_problem, stacklevel=2)
+
+    def _write(self, method: str, *args) -> None:
+        if self.store is not None:
+            try:
+                getattr(self.store, method)(self.run_id, *args)
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed(exc)
+
     def evaluate(self, loaded, dataset) -> Any:
         key = (loaded.name, dataset.name)
         if key not in self.results:
-            from ._metrics import evaluate
+            from ._metrics import EvalResult, score_output
             from ._normalize import get_normalizer
             from ._runner import environment
+            from ._store import Store, utterance_row
+
+            self._open_store()
+            self._write("record_model", loaded.info, loaded.load_seconds)
+            normalizer = get_normalizer(self.settings.normalizer)
+            scored, pending = [], []
+
+            def flush() -> None:
+                self._write("record_utterances", loaded.name, dataset.name, list(pending))
+                pending.clear()
+
+            def on_output(output) -> None:
+                progress.advance(output.audio_seconds)
+                scored.append(score_output(output, normalizer, self.settings.hallucination))
+                pending.append(utterance_row(scored[-1]))
+                if len(pending) >= Store.BATCH:
+                    flush()
 
             with self._progress(f"{loaded.name} x {dataset.name}", len(dataset.utterances)) as progress:
-                outputs = self.runner.run(loaded, dataset.utterances,
-                                          on_output=lambda o: progress.advance(o.audio_seconds))
-            self.results[key] = evaluate(
-                loaded.name, dataset.name, outputs, get_normalizer(self.settings.normalizer),
-                dataset.errors, self.settings.hallucination, model_info=loaded.info,
-                load_seconds=loaded.load_seconds,
-                environment=environment(loaded),
+                self.runner.run(loaded, dataset.utterances, on_output=on_output)
+            flush()
+            result = EvalResult(
+                loaded.name, dataset.name, normalizer.label, scored, list(dataset.errors),
+                model_info=loaded.info, load_seconds=loaded.load_seconds, environment=environment(loaded),
             )
+            self.results[key] = result
+            self._write("record_aggregate", loaded.name, dataset.name, aggregate_metrics(result),
+                        result.environment)
         return self.results[key]
+
+    def compare_with_baseline(self, result):
+        """The comparison of ``result`` with the baseline run's same model x dataset, or a reason why none."""
+        from ._compare import Side, compare
+
+        key = (result.model, result.dataset)
+        if key not in self.comparisons:
+            self._open_store()
+            ref = self.config.option.speechlab_baseline
+            if self.store is None:
+                self.comparisons[key] = f"no results database to read baseline {ref!r} from ({self.store_problem})"
+            else:
+                try:
+                    run_id = self.store.resolve(ref)
+                    rows = self.store.utterances(run_id, result.model, result.dataset)
+                except Exception as exc:  # noqa: BLE001
+                    rows, run_id = [], None
+                    self.comparisons[key] = f"baseline {ref!r}: {exc}"
+                if run_id is not None and not rows:
+                    self.comparisons[key] = (f"baseline {ref!r} (run {run_id[:8]}) has no results for "
+                                             f"{result.model} on {result.dataset}")
+                elif rows:
+                    base = Side.from_rows(f"baseline {ref}, run {run_id[:8]}", result.model, result.dataset,
+                                          rows, self.store.run(run_id).get("cpu") or "")
+                    self.comparisons[key] = compare(base, Side.from_result("this run", result),
+                                                    self.settings.regression)
+        return self.comparisons[key]
+
+    # -- hooks of this session's plugin object (registered in pytest_configure) -----------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.run_id is not None and (report.when == "call" or report.outcome != "passed"):
+            message = None if report.passed else str(report.longrepr)[-2000:]
+            self.outcomes.append({"nodeid": report.nodeid, "outcome": report.outcome,
+                                  "duration": report.duration, "message": message})
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        if self.run_id is None:
+            return
+        # setup and call may both report: the last word per test wins
+        self._write("record_outcomes", list({o["nodeid"]: o for o in self.outcomes}.values()))
+        for model in dict.fromkeys(m for m, _ in self.results):
+            grade = self.grade(model)
+            self._write("record_grade", model, grade.grade, grade.reason)
+        self._write("finish_run")
 
     def grade(self, model: str):
         from ._grading import grade_model
@@ -169,6 +288,30 @@ class SpeechlabSession:
             label, total, mode=mode, write_line=(reporter.write_line if reporter else print),
             suspend=capman.global_and_fixture_disabled if capman else contextlib.nullcontext,
         )
+
+
+def aggregate_metrics(result) -> dict:
+    """The headline figures of one evaluation, with 95% bootstrap intervals, for the database."""
+    from ._stats import bootstrap_ci
+
+    words = [(u.words.errors, u.words.reference_length) for u in result.scored]
+    chars = [(u.chars.errors, u.chars.reference_length) for u in result.scored if u.chars]
+    flagged, processed = result.hallucination_counts
+    return {
+        "utterances": len(result.utterances), "processed": processed, "scored": len(result.scored),
+        "errors": len(result.errors), "wer": result.wer, "cer": result.cer,
+        "wer_ci": bootstrap_ci(*zip(*words)) if words else None,
+        "cer_ci": bootstrap_ci(*zip(*chars)) if chars else None,
+        "substitutions": result.words.substitutions, "deletions": result.words.deletions,
+        "insertions": result.words.insertions, "reference_words": result.words.reference_length,
+        "rtf": result.rtf, "rtfx": result.rtfx, "audio_seconds": result.audio_seconds,
+        "processing_seconds": result.processing_seconds, "load_seconds": result.load_seconds,
+        "hallucinated": flagged, "hallucination_rate": result.hallucination_rate,
+        "speech_hallucination_rate": result.speech_hallucination_rate,
+        "nonspeech_hallucination_rate": result.nonspeech_hallucination_rate,
+        "insertion_rate": result.insertion_rate, "findings_by_kind": result.findings_by_kind,
+        "nondeterminism_rate": result.nondeterminism_rate, "normalizer": result.normalizer,
+    }
 
 
 def _usage(exc: SpeechlabError) -> pytest.UsageError:
@@ -204,6 +347,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[session_key] = SpeechlabSession(config)
     except SpeechlabError as exc:
         raise _usage(exc) from None
+    config.pluginmanager.register(config.stash[session_key], "speechlab-session")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -224,6 +368,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
         session.pool.close()
+        config.pluginmanager.unregister(session)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -254,10 +399,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for m in item.iter_markers("skip")
         )
 
-    deselected = [item for item in items if empty(item)]
+    def needs_baseline(item: pytest.Item) -> bool:
+        return "speechlab_regression" in getattr(item, "fixturenames", ()) and not config.option.speechlab_baseline
+
+    deselected = [item for item in items if empty(item) or needs_baseline(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not empty(item)]
+        items[:] = [item for item in items if not (empty(item) or needs_baseline(item))]
 
 
 @pytest.fixture(scope="session")
@@ -305,6 +453,18 @@ def speechlab_min_grade(speechlab_session: SpeechlabSession) -> str | None:
     return speechlab_session.min_grade
 
 
+@pytest.fixture(scope="session")
+def speechlab_regression(speechlab_session: SpeechlabSession, speechlab_eval):
+    """The comparison with ``--speechlab-baseline`` (a Comparison), or a str saying why there is none.
+    Tests using it are deselected when no baseline is given."""
+    return speechlab_session.compare_with_baseline(speechlab_eval)
+
+
+@pytest.fixture(scope="session")
+def speechlab_fail_on_regression(pytestconfig: pytest.Config) -> bool:
+    return pytestconfig.option.speechlab_fail_on_regression
+
+
 @pytest.fixture
 def speechlab_thresholds(speechlab_session: SpeechlabSession, speechlab_model) -> dict[str, float]:
     """Thresholds for the model under test, from ``[tool.speechlab.thresholds]``."""
@@ -322,3 +482,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     grades = [session.grade(model) for model in models]
     for line in summary_lines(session.results.values(), session.pool.loaded, grades):
         terminalreporter.write_line(line)
+    for comparison in session.comparisons.values():
+        terminalreporter.write_line(comparison if isinstance(comparison, str) else comparison.report())
+    if session.run_id:
+        terminalreporter.write_line(f"recorded as run {session.run_id} in {session.store.url if session.store else '?'}"
+                                    + (f" ({session.store_problem})" if session.store_problem else ""))
+    elif session.store_problem:
+        terminalreporter.write_line(session.store_problem)

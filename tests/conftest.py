@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-# pytester's in-process runs drop modules first imported during a run from sys.modules; soxr is
-# a nanobind extension, and nanobind aborts the process when such a module is imported again.
+# pytester's in-process runs drop modules first imported during a run from sys.modules. soxr is a
+# nanobind extension, and nanobind aborts the process when such a module is imported again;
+# SQLAlchemy half re-imported breaks its own class identities. Import both once, up front.
 import soxr  # noqa: F401
+import sqlalchemy  # noqa: F401
 
 from helpers import FAKE_MODEL_CONFTEST, REPO, make_fake_dataset
 

@@ -1,0 +1,236 @@
+"""The ``speechlab`` command: browse, compare, export and prune the runs pytest-speechlab recorded."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import click
+
+from ._types import SpeechlabError
+
+
+def _default_db() -> str:
+    from ._config import load_config
+    from ._store import default_url, normalize_url
+
+    root = Path.cwd()
+    configured = load_config(root / "pyproject.toml").db
+    return normalize_url(configured, root) if configured else default_url(root)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", envvar="SPEECHLAB_DB", metavar="URL_OR_PATH",
+              help="results database: a SQLAlchemy URL or a SQLite file. Default: [tool.speechlab] db in "
+                   "./pyproject.toml, else ./.speechlab/results.db (what `pytest suites/` writes).")
+@click.pass_context
+def main(ctx: click.Context, db: str | None) -> None:
+    """Results of pytest-speechlab runs: list, show, compare, baselines, export/import, prune.
+
+    \b
+    Typical use:
+      speechlab runs                          # newest first
+      speechlab show latest
+      speechlab compare main latest           # a baseline name, a run id (prefix) or 'latest'
+      speechlab baseline set main latest      # then: pytest suites/ --speechlab-baseline main
+    """
+    from ._store import Store, normalize_url
+
+    url = normalize_url(db, Path.cwd()) if db else _default_db()
+    ctx.obj = lambda: Store(url)
+
+
+def _store(ctx):
+    try:
+        return ctx.obj()
+    except SpeechlabError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _resolve(store, ref: str) -> str:
+    try:
+        return store.resolve(ref)
+    except SpeechlabError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _metric(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@main.command("runs")
+@click.option("--limit", default=20, show_default=True, help="how many runs to list")
+@click.pass_context
+def runs_cmd(ctx, limit: int) -> None:
+    """List runs, newest first: id, time, status, commit, models."""
+    from ._summary import format_table
+
+    store = _store(ctx)
+    baselines = defaultdict(list)
+    for b in store.baselines():
+        baselines[b["run_id"]].append(b["name"])
+    rows = []
+    for run in store.runs(limit=limit):
+        models = sorted({m["name"] for m in store.run(run["id"])["models"]})
+        commit = (run["git_commit"] or "-")[:10] + ("+dirty" if run["git_dirty"] else "")
+        rows.append([run["id"][:8], run["started_at"], run["status"], commit, ", ".join(models) or "-",
+                     ", ".join(baselines.get(run["id"], []))])
+    if not rows:
+        click.echo(f"no runs in {store.url}")
+        return
+    click.echo("\n".join(format_table(["run", "started", "status", "commit", "models", "baseline"], rows, 6)))
+
+
+@main.command("show")
+@click.argument("run")
+@click.pass_context
+def show_cmd(ctx, run: str) -> None:
+    """Show a run: metadata, figures per model x dataset with intervals, grades, failed tests."""
+    from ._summary import format_table
+
+    store = _store(ctx)
+    data = store.run(_resolve(store, run))
+    click.echo(f"run {data['id']}  {data['status']}  started {data['started_at']}  finished {data['finished_at'] or '-'}")
+    click.echo(f"commit {data['git_commit'] or '-'}{' (dirty)' if data['git_dirty'] else ''}  host {data['host']}  "
+               f"cpu {data['cpu']}  python {data['python']}  normalizer {data['normalizer']}")
+    if data["imported_from"]:
+        click.echo(f"imported from {data['imported_from']}")
+    for m in data["models"]:
+        click.echo(f"model {m['name']}: {m['backend']} {m['backend_version'] or ''}, weights {m['weights']} "
+                   f"{m['weights_sha256'] or ''}, params {json.dumps(m['params'])}")
+    rows = []
+    for a in data["aggregates"]:
+        x = a["metrics"]
+        ci = x.get("wer_ci")
+        rows.append([a["model"], a["dataset"], str(x.get("utterances")), _metric(x.get("wer")),
+                     f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-", _metric(x.get("cer")), _metric(x.get("rtf")),
+                     f"{x.get('hallucinated', 0)}/{x.get('processed', 0)}"])
+    if rows:
+        click.echo("\n".join(format_table(["model", "dataset", "utts", "WER", "WER 95% CI", "CER", "RTF", "halluc"], rows)))
+    for g in data["grades"]:
+        click.echo(f"grade {g['model']}: {g['grade']}: {g['reason']}")
+    failed = [o for o in data["outcomes"] if o["outcome"] != "passed"]
+    click.echo(f"tests: {len(data['outcomes'])} recorded, {len(failed)} not passed")
+    for o in failed:
+        click.echo(f"  {o['outcome']}: {o['nodeid']}")
+    if data["status"] != "complete":
+        click.echo("this run did not finish: its figures cover the utterances written before it stopped")
+
+
+def _grouped(store, run_id: str) -> dict:
+    rows = defaultdict(list)
+    for r in store.utterances(run_id):
+        rows[(r["model"], r["dataset"])].append(r)
+    return rows
+
+
+@main.command("compare")
+@click.argument("baseline")
+@click.argument("candidate")
+@click.option("--model-a", help="model in BASELINE to compare (default: pair by model name)")
+@click.option("--model-b", help="model in CANDIDATE to compare")
+@click.option("--dataset", help="only this dataset")
+@click.pass_context
+def compare_cmd(ctx, baseline: str, candidate: str, model_a, model_b, dataset) -> None:
+    """Compare two runs on the utterances both have: difference with its 95% interval, a paired
+    permutation p-value, an exact test on utterances that flip, RTF ratio, changed utterances."""
+    from ._compare import compare, pair_sides
+    from ._config import load_config
+
+    store = _store(ctx)
+    ida, idb = _resolve(store, baseline), _resolve(store, candidate)
+    rows_a, rows_b = _grouped(store, ida), _grouped(store, idb)
+    if dataset:
+        rows_a = {k: v for k, v in rows_a.items() if k[1] == dataset}
+        rows_b = {k: v for k, v in rows_b.items() if k[1] == dataset}
+    pairs = pair_sides(store.run(ida), rows_a, store.run(idb), rows_b, model_a, model_b)
+    if not pairs:
+        raise click.ClickException("nothing to compare: no model x dataset in common "
+                                   "(use --model-a/--model-b to compare two different models)")
+    policy = load_config(Path.cwd() / "pyproject.toml").regression
+    regressed = False
+    for a, b in pairs:
+        cmp = compare(a, b, policy)
+        click.echo(cmp.report())
+        regressed |= bool(cmp.regressions)
+    sys.exit(1 if regressed else 0)
+
+
+@main.group("baseline")
+def baseline_group() -> None:
+    """Name runs as baselines (e.g. 'main') for `pytest --speechlab-baseline NAME`."""
+
+
+@baseline_group.command("set")
+@click.argument("name")
+@click.argument("run")
+@click.pass_context
+def baseline_set(ctx, name: str, run: str) -> None:
+    """Point baseline NAME at RUN (an id, an id prefix, another baseline or 'latest')."""
+    store = _store(ctx.parent)
+    try:
+        run_id = store.set_baseline(name, run)
+    except SpeechlabError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"baseline {name} -> run {run_id}")
+
+
+@baseline_group.command("list")
+@click.pass_context
+def baseline_list(ctx) -> None:
+    """List baselines."""
+    for b in _store(ctx.parent).baselines():
+        click.echo(f"{b['name']}  run {b['run_id']}  set {b['set_at']}")
+
+
+@main.command("export")
+@click.argument("run")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="file (default: stdout)")
+@click.pass_context
+def export_cmd(ctx, run: str, output: str | None) -> None:
+    """Write a run as one self-contained JSON file (to keep a baseline in git, or to move it)."""
+    store = _store(ctx)
+    text = json.dumps(store.export_run(_resolve(store, run)), indent=1, ensure_ascii=False)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--baseline", "baseline_name", help="also name the imported run as this baseline")
+@click.pass_context
+def import_cmd(ctx, path: str, baseline_name: str | None) -> None:
+    """Read a run exported with `speechlab export` into this database."""
+    store = _store(ctx)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        run_id = store.import_run(data, source=os.path.basename(path))
+        if baseline_name:
+            store.set_baseline(baseline_name, run_id)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: not a JSON run export ({exc})") from None
+    except SpeechlabError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"imported run {run_id}" + (f" as baseline {baseline_name}" if baseline_name else ""))
+
+
+@main.command("prune")
+@click.option("--keep", type=int, required=True, help="keep the newest N runs (baselines are always kept)")
+@click.option("--yes", is_flag=True, help="do not ask")
+@click.pass_context
+def prune_cmd(ctx, keep: int, yes: bool) -> None:
+    """Delete old runs."""
+    store = _store(ctx)
+    if not yes:
+        click.confirm(f"delete all but the newest {keep} runs (baselines kept) from {store.url}?", abort=True)
+    doomed = store.prune(keep)
+    click.echo(f"deleted {len(doomed)} run(s)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,405 @@
+"""The results store: every run, its models, per-utterance outputs, aggregates, grades, outcomes.
+
+SQLite (``.speechlab/results.db`` in WAL mode) by default; any SQLAlchemy URL otherwise (PostgreSQL
+for CI runners that share history). The schema is versioned: ``MIGRATIONS[n]`` takes version n to
+n + 1, applied in order inside one transaction when a store is opened. Utterances are written in
+batches, each batch one transaction, so a run killed mid-way keeps everything written before the
+kill; its status stays "incomplete" until the session finishes normally.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from ._types import SpeechlabError
+
+SCHEMA_VERSION = 1
+EXPORT_FORMAT = "pytest-speechlab-run/1"
+
+
+def _schema(sa):
+    md = sa.MetaData()
+    text, integer, real, boolean, js = sa.Text, sa.Integer, sa.Float, sa.Boolean, sa.JSON
+    tables = dict(
+        schema_version=sa.Table("schema_version", md, sa.Column("version", integer, nullable=False)),
+        runs=sa.Table(
+            "runs", md,
+            sa.Column("id", sa.String(36), primary_key=True),
+            sa.Column("started_at", text, nullable=False), sa.Column("finished_at", text),
+            sa.Column("status", text, nullable=False),  # incomplete | complete
+            sa.Column("git_commit", text), sa.Column("git_dirty", boolean),
+            sa.Column("host", text), sa.Column("cpu", text), sa.Column("python", text),
+            sa.Column("packages", js), sa.Column("normalizer", text), sa.Column("config", js),
+            sa.Column("imported_from", text),
+        ),
+        models=sa.Table(
+            "models", md,
+            sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("name", sa.String(200), primary_key=True),
+            sa.Column("backend", text), sa.Column("backend_version", text), sa.Column("weights", text),
+            sa.Column("weights_sha256", text), sa.Column("params", js), sa.Column("info", js),
+            sa.Column("load_seconds", real),
+        ),
+        utterances=sa.Table(
+            "utterances", md,
+            sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("model", sa.String(200), primary_key=True),
+            sa.Column("dataset", sa.String(400), primary_key=True),
+            sa.Column("utterance_id", sa.String(400), primary_key=True),
+            sa.Column("kind", text), sa.Column("source", text), sa.Column("reference", text),
+            sa.Column("hypothesis", text), sa.Column("reference_normalized", text),
+            sa.Column("hypothesis_normalized", text),
+            sa.Column("hits", integer), sa.Column("substitutions", integer), sa.Column("deletions", integer),
+            sa.Column("insertions", integer), sa.Column("char_errors", integer), sa.Column("char_length", integer),
+            sa.Column("audio_seconds", real), sa.Column("processing_seconds", real),
+            sa.Column("error", text), sa.Column("note", text), sa.Column("findings", js), sa.Column("segments", js),
+        ),
+        aggregates=sa.Table(
+            "aggregates", md,
+            sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("model", sa.String(200), primary_key=True),
+            sa.Column("dataset", sa.String(400), primary_key=True),
+            sa.Column("metrics", js), sa.Column("environment", js),
+        ),
+        grades=sa.Table(
+            "grades", md,
+            sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("model", sa.String(200), primary_key=True),
+            sa.Column("grade", text), sa.Column("reason", text),
+        ),
+        outcomes=sa.Table(
+            "outcomes", md,
+            sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("nodeid", sa.String(1000), primary_key=True),
+            sa.Column("outcome", text), sa.Column("duration", real), sa.Column("message", text),
+        ),
+        baselines=sa.Table(
+            "baselines", md,
+            sa.Column("name", sa.String(200), primary_key=True),
+            sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), nullable=False),
+            sa.Column("set_at", text),
+        ),
+    )
+    return md, tables
+
+
+def _create(conn, sa, table) -> None:
+    conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+
+
+def _migrate_0_to_1(conn, sa, md, tables):
+    for name, table in tables.items():
+        if name != "schema_version":
+            _create(conn, sa, table)
+
+
+MIGRATIONS = [_migrate_0_to_1]  # MIGRATIONS[n] takes the schema from version n to n + 1
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def default_url(root: Path) -> str:
+    return f"sqlite:///{root / '.speechlab' / 'results.db'}"
+
+
+def normalize_url(value: str, root: Path) -> str:
+    """A URL as given, or a file path for SQLite (relative to ``root``)."""
+    if "://" in value:
+        return value
+    path = Path(value)
+    return f"sqlite:///{path if path.is_absolute() else root / path}"
+
+
+class Store:
+    BATCH = 16
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.sa = sa
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            db = sa.engine.make_url(url).database
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 60}
+        try:
+            self.engine = sa.create_engine(url, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - bad URL, missing driver
+            raise SpeechlabError(f"results database {url!r}: {type(exc).__name__}: {exc}") from None
+        if url.startswith("sqlite"):
+            @sa.event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn, _record):
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=60000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+        self.md, self.t = _schema(sa)
+        self._migrate()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._migration_lock():
+            self._migrate_locked()
+
+    def _migration_lock(self):
+        """One process migrates at a time (PostgreSQL locks inside the transaction instead)."""
+        import contextlib
+
+        db = self.sa.engine.make_url(self.url).database if self.url.startswith("sqlite") else None
+        if not db or db == ":memory:":
+            return contextlib.nullcontext()
+        try:
+            import fcntl
+        except ImportError:  # Windows: SQLite's own locking has to do
+            return contextlib.nullcontext()
+
+        @contextlib.contextmanager
+        def locked():
+            with open(f"{db}.lock", "w") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                yield
+
+        return locked()
+
+    def _migrate_locked(self) -> None:
+        sa = self.sa
+        try:
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":  # one migrator at a time
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(727431)"))
+                _create(conn, sa, self.t["schema_version"])
+                version = conn.execute(sa.select(self.t["schema_version"].c.version)).scalar()
+                if version is None:
+                    version = 0
+                    conn.execute(self.t["schema_version"].insert().values(version=0))
+                if version > SCHEMA_VERSION:
+                    raise SpeechlabError(
+                        f"results database {self.url!r} has schema version {version}, newer than this "
+                        f"pytest-speechlab understands ({SCHEMA_VERSION}): upgrade pytest-speechlab"
+                    )
+                for step in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[step](conn, sa, self.md, self.t)
+                conn.execute(self.t["schema_version"].update().values(version=SCHEMA_VERSION))
+        except SpeechlabError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise SpeechlabError(f"results database {self.url!r}: {type(exc).__name__}: {exc}") from None
+
+    @property
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(self.sa.select(self.t["schema_version"].c.version)).scalar()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def start_run(self, meta: dict) -> str:
+        run_id = meta.get("id") or str(uuid.uuid4())
+        row = {"id": run_id, "started_at": meta.get("started_at") or now(), "status": "incomplete"}
+        row.update({k: meta.get(k) for k in ("git_commit", "git_dirty", "host", "cpu", "python",
+                                             "packages", "normalizer", "config", "finished_at",
+                                             "imported_from")})
+        if meta.get("status"):
+            row["status"] = meta["status"]
+        with self.engine.begin() as conn:
+            conn.execute(self.t["runs"].insert().values(**row))
+        return run_id
+
+    def finish_run(self, run_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.t["runs"].update().where(self.t["runs"].c.id == run_id)
+                         .values(status="complete", finished_at=now()))
+
+    def record_model(self, run_id: str, info: dict, load_seconds: float | None) -> None:
+        row = {"run_id": run_id, "name": info["name"], "backend": info.get("backend"),
+               "backend_version": info.get("backend_version"), "weights": info.get("weights_path") or info.get("weights"),
+               "weights_sha256": info.get("weights_sha256"), "params": info.get("params"),
+               "info": _jsonable(info), "load_seconds": load_seconds}
+        with self.engine.begin() as conn:
+            exists = conn.execute(self.sa.select(self.t["models"].c.name).where(
+                (self.t["models"].c.run_id == run_id) & (self.t["models"].c.name == info["name"]))).first()
+            if not exists:
+                conn.execute(self.t["models"].insert().values(**row))
+
+    def record_utterances(self, run_id: str, model: str, dataset: str, rows: Iterable[dict]) -> None:
+        rows = [{"run_id": run_id, "model": model, "dataset": dataset, **r} for r in rows]
+        if rows:
+            with self.engine.begin() as conn:  # one batch, one transaction
+                conn.execute(self.t["utterances"].insert(), rows)
+
+    def record_aggregate(self, run_id: str, model: str, dataset: str, metrics: dict, environment: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.t["aggregates"].insert().values(
+                run_id=run_id, model=model, dataset=dataset, metrics=metrics, environment=_jsonable(environment)))
+
+    def record_grade(self, run_id: str, model: str, grade: str, reason: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.t["grades"].insert().values(run_id=run_id, model=model, grade=grade, reason=reason))
+
+    def record_outcomes(self, run_id: str, rows: list[dict]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(self.t["outcomes"].insert(), [{"run_id": run_id, **r} for r in rows])
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _rows(self, table: str, **where) -> list[dict]:
+        t = self.t[table]
+        query = self.sa.select(t)
+        for key, value in where.items():
+            query = query.where(t.c[key] == value)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def runs(self, limit: int | None = None) -> list[dict]:
+        t = self.t["runs"]
+        query = self.sa.select(t).order_by(t.c.started_at.desc(), t.c.id)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            runs = [dict(r._mapping) for r in conn.execute(query)]
+        return runs
+
+    def resolve(self, ref: str) -> str:
+        """A run id, a unique id prefix, a baseline name, or 'latest'."""
+        if ref == "latest":
+            runs = self.runs(limit=1)
+            if not runs:
+                raise SpeechlabError(f"no runs in {self.url}")
+            return runs[0]["id"]
+        baseline = self._rows("baselines", name=ref)
+        if baseline:
+            return baseline[0]["run_id"]
+        t = self.t["runs"]
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(self.sa.select(t.c.id).where(t.c.id.like(f"{ref}%")))]
+        if len(ids) == 1:
+            return ids[0]
+        raise SpeechlabError(f"run {ref!r}: {'ambiguous prefix' if ids else 'no such run or baseline'} in {self.url}")
+
+    def run(self, run_id: str) -> dict:
+        rows = self._rows("runs", id=run_id)
+        if not rows:
+            raise SpeechlabError(f"no run {run_id!r} in {self.url}")
+        run = rows[0]
+        run["models"] = self._rows("models", run_id=run_id)
+        run["aggregates"] = self._rows("aggregates", run_id=run_id)
+        run["grades"] = self._rows("grades", run_id=run_id)
+        run["outcomes"] = self._rows("outcomes", run_id=run_id)
+        return run
+
+    def utterances(self, run_id: str, model: str | None = None, dataset: str | None = None) -> list[dict]:
+        where = {"run_id": run_id}
+        if model:
+            where["model"] = model
+        if dataset:
+            where["dataset"] = dataset
+        return self._rows("utterances", **where)
+
+    # -- baselines, export, import, prune ----------------------------------------------------
+
+    def set_baseline(self, name: str, run_ref: str) -> str:
+        run_id = self.resolve(run_ref)
+        t = self.t["baselines"]
+        with self.engine.begin() as conn:
+            conn.execute(t.delete().where(t.c.name == name))
+            conn.execute(t.insert().values(name=name, run_id=run_id, set_at=now()))
+        return run_id
+
+    def baselines(self) -> list[dict]:
+        return self._rows("baselines")
+
+    def export_run(self, run_id: str) -> dict:
+        run = self.run(run_id)
+        run["utterances"] = self.utterances(run_id)
+        for key in ("models", "aggregates", "grades", "outcomes", "utterances"):
+            for row in run[key]:
+                row.pop("run_id", None)
+        return {"format": EXPORT_FORMAT, "schema_version": SCHEMA_VERSION, "run": run}
+
+    def import_run(self, data: dict, source: str = "") -> str:
+        if data.get("format") != EXPORT_FORMAT:
+            raise SpeechlabError(f"{source or 'import'}: not a pytest-speechlab run export "
+                                 f"(format {data.get('format')!r}, expected {EXPORT_FORMAT!r})")
+        run = dict(data["run"])
+        children = {key: run.pop(key, []) for key in ("models", "aggregates", "grades", "outcomes", "utterances")}
+        if self._rows("runs", id=run["id"]):
+            raise SpeechlabError(f"run {run['id']} is already in {self.url}")
+        run["imported_from"] = source or "import"
+        with self.engine.begin() as conn:
+            conn.execute(self.t["runs"].insert().values(**run))
+            for key, rows in children.items():
+                if rows:
+                    conn.execute(self.t[key].insert(), [{"run_id": run["id"], **r} for r in rows])
+        return run["id"]
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` runs; runs named as baselines are always kept."""
+        protected = {b["run_id"] for b in self.baselines()}
+        doomed = [r["id"] for r in self.runs()[keep:] if r["id"] not in protected]
+        if doomed:
+            with self.engine.begin() as conn:
+                for name in ("utterances", "aggregates", "grades", "outcomes", "models"):
+                    conn.execute(self.t[name].delete().where(self.t[name].c.run_id.in_(doomed)))
+                conn.execute(self.t["runs"].delete().where(self.t["runs"].c.id.in_(doomed)))
+        return doomed
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def utterance_row(u) -> dict:
+    """A scored UtteranceResult as a database row."""
+    words, chars = u.words, u.chars
+    return {
+        "utterance_id": u.utterance.id, "kind": u.utterance.kind, "source": u.utterance.source,
+        "reference": u.utterance.text, "hypothesis": u.hypothesis,
+        "reference_normalized": u.reference_normalized, "hypothesis_normalized": u.hypothesis_normalized,
+        "hits": words.hits if words else None, "substitutions": words.substitutions if words else None,
+        "deletions": words.deletions if words else None, "insertions": words.insertions if words else None,
+        "char_errors": chars.errors if chars else None, "char_length": chars.reference_length if chars else None,
+        "audio_seconds": u.audio_seconds, "processing_seconds": u.processing_seconds,
+        "error": str(u.error) if u.error else None, "note": u.note or None,
+        "findings": [{"kind": f.kind, "span": f.span, "evidence": f.evidence} for f in u.findings],
+        "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in (u.transcript.segments if u.transcript else ())],
+    }
+
+
+def run_metadata(root: Path, normalizer: str, config: dict) -> dict:
+    """Where and with what a run happened: git commit and dirty flag, host, CPU, versions."""
+    import platform
+    import subprocess
+    import sys
+    from importlib.metadata import distributions
+
+    from ._runner import cpu_name
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    wanted = ("pytest", "pytest-speechlab", "jiwer", "whisper-normalizer", "faster-whisper", "ctranslate2",
+              "pocketsphinx", "torch", "transformers", "numpy", "soxr", "soundfile")
+    packages = {d.metadata["Name"]: d.version for d in distributions()
+                if d.metadata["Name"] and (d.metadata["Name"].lower() in wanted or d.metadata["Name"].lower().startswith("speechlab-"))}
+    return {
+        "git_commit": commit, "git_dirty": bool(status) if status is not None else None,
+        "host": platform.node(), "cpu": cpu_name(),
+        "python": sys.version.split()[0], "packages": packages, "normalizer": normalizer,
+        "config": _jsonable(config),
+    }
