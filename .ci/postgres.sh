@@ -9,7 +9,7 @@ if [ -z "$bin" ] && command -v apt-get >/dev/null; then
 fi
 [ -n "$bin" ] || { echo "no PostgreSQL binaries" >&2; exit 1; }
 dir=$(mktemp -d /tmp/speechlab-pg.XXXXXX)
-port=${SPEECHLAB_PG_PORT:-55432}
+port=${SPEECHLAB_PG_PORT:-$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}
 run=()
 if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; run=(runuser -u postgres --); fi
 "${run[@]}" "$bin/initdb" -D "$dir/data" -A trust -U speechlab >&2

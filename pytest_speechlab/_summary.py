@@ -22,10 +22,20 @@ def format_table(header: list[str], rows: list[list[str]], text_columns: int = 2
 MAX_FLAGGED_SHOWN = 8
 
 
+def _ci(result: EvalResult) -> str:
+    from ._stats import bootstrap_ci
+
+    scored = result.scored
+    if not scored:
+        return "-"
+    low, high = bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
+    return f"{low:.3f}-{high:.3f}"
+
+
 def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable = ()) -> list[str]:
     results = list(results)
     repeated = any(r.nondeterminism_rate is not None for r in results)
-    header = ["model", "dataset", "utts", "audio s", "WER", "CER", "S", "D", "I", "ins",
+    header = ["model", "dataset", "utts", "audio s", "WER", "WER 95% CI", "CER", "S", "D", "I", "ins",
               "halluc", "RTF", "RTFx", "threads", "load s", "loads", "errors"] + (["nondet"] if repeated else [])
     rows = []
     for r in results:
@@ -37,7 +47,7 @@ def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable 
             r.model, r.dataset,
             f"{len(r.processed)}/{len(r.utterances) + len(r.dataset_errors)}",
             f"{r.audio_seconds:.1f}",
-            _num(r.wer), _num(r.cer),
+            _num(r.wer), _ci(r), _num(r.cer),
             str(words.substitutions) if scored else "-",
             str(words.deletions) if scored else "-",
             str(words.insertions) if scored else "-",

@@ -23,9 +23,9 @@ def test_suites_pass_and_summary_shows_figures_and_one_load(speechlab_project):
     result = speechlab_project.runpytest("suites")
     result.assert_outcomes(passed=6, skipped=1)  # readiness skips: no --speechlab-min-grade
     cells = row(summary(result), "fake/perfect")
-    # model dataset utts audio WER CER S D I ins halluc RTF RTFx threads load loads errors
+    # model dataset utts audio WER WER-CI CER S D I ins halluc RTF RTFx threads load loads errors
     assert cells[2:4] == ["4/4", "7.5"]
-    assert cells[4:11] == ["0.000", "0.000", "0", "0", "0", "0.000", "0/4"]
+    assert cells[4:12] == ["0.000", "0.000-0.000", "0.000", "0", "0", "0", "0.000", "0/4"]
     assert cells[-2:] == ["1", "0"]
     assert load_log(speechlab_project.path) == ["perfect"]
 
