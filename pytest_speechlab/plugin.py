@@ -147,7 +147,12 @@ class SpeechlabSession:
             from ._dataset import load_dataset
 
             spec = self.registry.datasets.get(ref)
-            self._datasets[ref] = load_dataset(spec.path, name=ref) if spec else load_dataset(ref)
+            if spec:
+                self._datasets[ref] = load_dataset(spec.path, name=ref)
+            else:  # named relative to the rootdir, so that runs from other folders compare
+                path = Path(ref).resolve()
+                root = self.config.rootpath
+                self._datasets[ref] = load_dataset(path, name=str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
         return self._datasets[ref]
 
     def thresholds(self, model: str) -> dict[str, float]:
@@ -167,7 +172,9 @@ class SpeechlabSession:
         url = normalize_url(configured, root) if configured else default_url(root)
         try:
             store = Store(url)
-            self.run_id = store.start_run(run_metadata(root, self.settings.normalizer, {
+            from ._normalize import get_normalizer
+
+            self.run_id = store.start_run(run_metadata(root, get_normalizer(self.settings.normalizer).label, {
                 "models": self.selected_models(), "datasets": self.selected_datasets(),
                 "args": list(self.config.invocation_params.args),
             }))
