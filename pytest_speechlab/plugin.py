@@ -6,6 +6,7 @@ nothing heavy: registries, manifests and models are built only when a test asks 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import warnings
 from pathlib import Path
@@ -70,6 +71,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "effect, or RTF grew beyond its tolerance ([tool.speechlab.regression]).",
     )
     group.addoption(
+        "--speechlab-markdown", metavar="PATH", default=None,
+        help="write the scorecard as Markdown (also appended to $GITHUB_STEP_SUMMARY when set).",
+    )
+    group.addoption(
+        "--speechlab-benchmark-json", metavar="PATH", default=None,
+        help="write a pytest-benchmark JSON file: per-utterance inference times per model x dataset, "
+        "speech figures in extra_info (pytest-benchmark compare reads it).",
+    )
+    group.addoption(
+        "--speechlab-json", metavar="PATH", default=None,
+        help="write every per-utterance output and metric of this run as JSON.",
+    )
+    group.addoption(
         "--speechlab-progress", choices=("auto", "bar", "lines", "off"), default="auto",
         help="progress of long evaluations: a bar on a terminal, a line every 15 s in logs "
         "(auto picks by whether output is a terminal).",
@@ -101,7 +115,10 @@ class SpeechlabSession:
         self.run_id: str | None = None
         self.store_problem: str | None = None
         self.outcomes: list[dict] = []
+        from ._report import AudioBudget
         from ._runner import ModelPool, Runner
+
+        self.audio_budget = AudioBudget()
 
         self.pool = ModelPool()
         self.runner = Runner(repeats=config.option.speechlab_repeat)
@@ -265,6 +282,7 @@ class SpeechlabSession:
                                   "duration": report.duration, "message": message})
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        self.write_reports()
         if self.run_id is None:
             return
         # setup and call may both report: the last word per test wins
@@ -273,6 +291,76 @@ class SpeechlabSession:
             grade = self.grade(model)
             self._write("record_grade", model, grade.grade, grade.reason)
         self._write("finish_run")
+
+    def write_reports(self) -> None:
+        """Markdown (and the GitHub step summary), benchmark JSON and the run file."""
+        if not self.results:
+            return
+        from ._report import benchmark_json, run_file, scorecard_markdown
+
+        results, grades = list(self.results.values()), self.grades()
+        option = self.config.option
+        text = None
+        if option.speechlab_markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+            text = scorecard_markdown(results, grades)
+        if option.speechlab_markdown:
+            Path(option.speechlab_markdown).write_text(text, encoding="utf-8")
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+                fh.write(text)
+        if option.speechlab_benchmark_json:
+            from ._runner import cpu_name
+            import platform
+
+            machine = {"node": platform.node(), "processor": platform.processor(), "machine": platform.machine(),
+                       "python_version": platform.python_version(), "system": platform.system(),
+                       "release": platform.release(), "cpu": {"brand_raw": cpu_name(), "count": os.cpu_count()}}
+            Path(option.speechlab_benchmark_json).write_text(
+                json.dumps(benchmark_json(results, grades, machine), indent=2), encoding="utf-8")
+        if option.speechlab_json:
+            meta = {"run_id": self.run_id, "args": list(self.config.invocation_params.args)}
+            Path(option.speechlab_json).write_text(
+                json.dumps(run_file(results, grades, meta), indent=1, ensure_ascii=False), encoding="utf-8")
+
+    def grades(self) -> dict:
+        return {model: self.grade(model) for model in dict.fromkeys(m for m, _ in self.results)}
+
+    # -- pytest-html (optional) ---------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        if self.results:
+            from ._report import scorecard_html
+
+            prefix.append(scorecard_html(list(self.results.values()), self.grades()))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call):
+        evaluation = getattr(item, "funcargs", {}).get("speechlab_eval")
+        if evaluation is not None and call.when == "call":
+            for key, value in (("model", evaluation.model), ("dataset", evaluation.dataset),
+                               ("wer", evaluation.wer), ("cer", evaluation.cer), ("rtf", evaluation.rtf),
+                               ("hallucination_rate", evaluation.hallucination_rate),
+                               ("normalizer", evaluation.normalizer)):
+                item.user_properties.append((f"speechlab_{key}", "" if value is None else value))
+        outcome = yield
+        report = outcome.get_result()
+        if report.failed and call.when == "call":
+            model = getattr(item, "funcargs", {}).get("speechlab_model")
+            results = [evaluation] if evaluation is not None else [
+                r for (name, _), r in self.results.items() if model is not None and name == model.name]
+            extras = self._evidence(results)
+            if extras:
+                report.extras = [*getattr(report, "extras", []), *extras]
+
+    def _evidence(self, results) -> list:
+        try:
+            from pytest_html import extras
+        except ImportError:
+            return []
+        from ._report import evidence_html
+
+        return [extras.html(html) for r in results if (html := evidence_html(r, self.audio_budget))]
 
     def grade(self, model: str):
         from ._grading import grade_model

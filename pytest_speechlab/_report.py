@@ -1,0 +1,327 @@
+"""Reports people and CI systems read: an HTML scorecard and evidence for pytest-html, Markdown,
+pytest-benchmark JSON, and the machine-readable run file.
+
+Everything from a model or a manifest is untrusted text: it goes through ``html.escape`` (HTML),
+``md()`` (Markdown) or ``json`` (files) and never into markup as it is.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import os
+import re
+import statistics
+from typing import Iterable
+
+from ._metrics import EvalResult, UtteranceResult
+
+AUDIO_EMBED_BUDGET = 2_000_000  # bytes of audio embedded per report; beyond it players link to files
+AUDIO_EMBED_MAX_FILE = 400_000
+BENCHMARK_VERSION = "5.1.0"  # the pytest-benchmark JSON layout this file follows
+
+_STYLE = """
+<style>
+.speechlab table{border-collapse:collapse;margin:.5em 0;font-size:13px}
+.speechlab th,.speechlab td{border:1px solid #ccc;padding:2px 6px;text-align:right}
+.speechlab td.t,.speechlab th.t{text-align:left}
+.speechlab .best{font-weight:bold;background:#e3f5e1}
+.speechlab .grade-C,.speechlab .grade-D,.speechlab .grade-F{color:#a00}
+.speechlab .align span{padding:0 2px;margin:0 1px;border-radius:2px}
+.speechlab .sub{background:#fde2a7}.speechlab .del{background:#f8c4c4;text-decoration:line-through}
+.speechlab .ins{background:#c9e4f8}
+.speechlab figure{display:inline-block;margin:0 1em}
+</style>
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def md(value: object) -> str:
+    """Untrusted text in a Markdown table cell: HTML escaped, Markdown punctuation backslashed,
+    one line, so it can neither add markup nor break the table."""
+    text = html.escape(str(value), quote=False).replace("\r", " ").replace("\n", " ")
+    return re.sub(r"([\\`*_\[\]#!|~])", r"\\\1", text)
+
+
+# -- the scorecard --------------------------------------------------------------------------
+
+
+def scorecard_rows(results: Iterable[EvalResult], grades: dict) -> list[dict]:
+    from ._stats import bootstrap_ci
+
+    rows = []
+    for r in results:
+        scored = r.scored
+        wer_ci = bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored]) if scored else None
+        cer_ci = bootstrap_ci([u.chars.errors for u in scored if u.chars],
+                              [u.chars.reference_length for u in scored if u.chars]) if scored else None
+        flagged, total = r.hallucination_counts
+        grade = grades.get(r.model)
+        rows.append({
+            "model": r.model, "dataset": r.dataset, "utterances": len(r.utterances),
+            "wer": r.wer, "wer_ci": wer_ci, "cer": r.cer, "cer_ci": cer_ci,
+            "substitutions": r.words.substitutions, "deletions": r.words.deletions, "insertions": r.words.insertions,
+            "rtf": r.rtf, "rtfx": r.rtfx, "hallucination_rate": r.hallucination_rate,
+            "hallucinated": f"{flagged}/{total}", "grade": grade.grade if grade else None,
+            "grade_reason": grade.reason if grade else None, "load_seconds": r.load_seconds,
+        })
+    return rows
+
+
+def _best(rows: list[dict], key: str, higher: bool = False):
+    values = [r[key] for r in rows if r[key] is not None]
+    return (max(values) if higher else min(values)) if values else None
+
+
+def sdi(row: dict) -> str:
+    return "-" if row["wer"] is None else f'{row["substitutions"]}/{row["deletions"]}/{row["insertions"]}'
+
+
+def scorecard_html(results: list[EvalResult], grades: dict) -> str:
+    rows = scorecard_rows(results, grades)
+    best = {k: _best(rows, k, higher=(k == "rtfx")) for k in ("wer", "cer", "rtf", "rtfx", "hallucination_rate", "load_seconds")}
+
+    def cell(row, key, spec=".3f", ci=None):
+        value = row[key]
+        text = _fmt(value, spec)
+        if ci and row[ci]:
+            text += f" <small>[{row[ci][0]:.3f}, {row[ci][1]:.3f}]</small>"
+        cls = ' class="best"' if value is not None and value == best.get(key) and len(rows) > 1 else ""
+        return f"<td{cls}>{text}</td>"
+
+    body = []
+    for row in rows:
+        grade = row["grade"] or "-"
+        body.append(
+            f'<tr><td class="t">{esc(row["model"])}</td><td class="t">{esc(row["dataset"])}</td>'
+            f'<td>{row["utterances"]}</td>{cell(row, "wer", ci="wer_ci")}{cell(row, "cer", ci="cer_ci")}'
+            f'<td>{sdi(row)}</td>'
+            f'{cell(row, "rtf")}{cell(row, "rtfx", ".1f")}{cell(row, "hallucination_rate")}'
+            f'<td class="t grade-{esc(grade[0])}" title="{esc(row["grade_reason"] or "")}">{esc(grade)}</td>'
+            f'{cell(row, "load_seconds", ".2f")}</tr>'
+        )
+    header = ("<tr><th class='t'>model</th><th class='t'>dataset</th><th>utts</th><th>WER [95% CI]</th>"
+              "<th>CER [95% CI]</th><th>S/D/I</th><th>RTF</th><th>RTFx</th><th>hallucination rate</th>"
+              "<th class='t'>grade</th><th>load s</th></tr>")
+    reasons = "".join(f"<li><b>{esc(g.model)}: {esc(g.grade)}</b> {esc(g.reason)}</li>" for g in grades.values())
+    normalizers = ", ".join(sorted({esc(r.normalizer) for r in results}))
+    return (
+        f'{_STYLE}<div class="speechlab" id="speechlab-scorecard"><h2>Speech model scorecard</h2>'
+        f"<table>{header}{''.join(body)}</table>"
+        f"<p>WER/CER corpus level after {normalizers}; 95% bootstrap intervals over utterances; best value "
+        f"per column in bold. RTF excludes load and warm-up.</p><ul>{reasons}</ul>"
+        f"{plots_html(results)}</div>"
+    )
+
+
+# -- plots (inline SVG, no plotting dependency) ----------------------------------------------
+
+
+def _svg_scatter(points: list[tuple[float, float, str]], xlabel: str, ylabel: str, title: str) -> str:
+    if not points:
+        return ""
+    w, h, pad = 560, 280, 50
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = 0.0, max(xs) * 1.1 or 1.0
+    y0, y1 = 0.0, max(ys) * 1.1 or 1.0
+
+    def sx(x):
+        return pad + (x - x0) / (x1 - x0) * (w - 2 * pad)
+
+    def sy(y):
+        return h - pad - (y - y0) / (y1 - y0) * (h - 2 * pad)
+
+    def label_at(x, y, label):  # labels on the right half of the plot extend to the left
+        anchor, dx = ("end", -6) if sx(x) > w / 2 else ("start", 6)
+        return f'<text x="{sx(x) + dx:.1f}" y="{sy(y) - 6:.1f}" font-size="10" text-anchor="{anchor}">{esc(label)}</text>'
+
+    dots = "".join(
+        f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="#2a6fb0"><title>{esc(label)}</title></circle>'
+        + label_at(x, y, label)
+        for x, y, label in points
+    )
+    axes = (f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#333"/>'
+            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#333"/>'
+            f'<text x="{w / 2}" y="{h - 12}" font-size="11" text-anchor="middle">{esc(xlabel)} (0 to {x1:.3g})</text>'
+            f'<text x="14" y="{h / 2}" font-size="11" transform="rotate(-90 14 {h / 2})" text-anchor="middle">'
+            f'{esc(ylabel)} (0 to {y1:.3g})</text>')
+    return (f'<figure><figcaption>{esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" '
+            f'width="{w}" height="{h}" role="img">{axes}{dots}</svg></figure>')
+
+
+def _svg_bars(bars: list[tuple[str, float]], title: str) -> str:
+    if not bars:
+        return ""
+    top = max(v for _, v in bars) or 1.0
+    row, label_w, bar_w = 22, 300, 220
+    h = row * len(bars) + 10
+    body = "".join(
+        f'<text x="{label_w - 6}" y="{i * row + 16}" font-size="11" text-anchor="end">{esc(label)}</text>'
+        f'<rect x="{label_w}" y="{i * row + 5}" width="{value / top * bar_w:.1f}" height="14" fill="#2a6fb0">'
+        f"<title>{esc(label)}: {value:.3f}</title></rect>"
+        f'<text x="{label_w + value / top * bar_w + 4:.1f}" y="{i * row + 16}" font-size="11">{value:.3f}</text>'
+        for i, (label, value) in enumerate(bars)
+    )
+    return (f'<figure><figcaption>{esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" '
+            f'width="{label_w + bar_w + 60}" height="{h}" role="img">{body}</svg></figure>')
+
+
+def plots_html(results: list[EvalResult]) -> str:
+    speech = [r for r in results if r.wer is not None and r.rtfx]
+    frontier = _svg_scatter([(r.rtfx, r.wer, f"{r.model} / {r.dataset}") for r in speech],
+                            "RTFx (faster →)", "WER", "Speed/accuracy: WER against RTFx per model x dataset")
+    per_dataset = _svg_bars([(f"{r.dataset} · {r.model}", r.wer) for r in sorted(speech, key=lambda r: (r.dataset, r.model))],
+                            "WER per dataset and model")
+    return frontier + per_dataset
+
+
+# -- evidence for a failing test --------------------------------------------------------------
+
+
+def alignment_html(u: UtteranceResult) -> str:
+    parts = []
+    for op in u.alignment:
+        ref, hyp = " ".join(op.ref), " ".join(op.hyp)
+        if op.op == "equal":
+            parts.append(f"<span>{esc(ref)}</span>")
+        elif op.op == "substitute":
+            parts.append(f'<span class="sub" title="substitution: reference {esc(ref)}">{esc(hyp)}</span>')
+        elif op.op == "delete":
+            parts.append(f'<span class="del" title="deletion">{esc(ref)}</span>')
+        else:
+            parts.append(f'<span class="ins" title="insertion">{esc(hyp)}</span>')
+    return '<div class="align">' + " ".join(parts) + "</div>"
+
+
+class AudioBudget:
+    """Embeds short clips as data URLs until the budget is spent; links to the file after that."""
+
+    def __init__(self, budget: int = AUDIO_EMBED_BUDGET) -> None:
+        self.left = budget
+
+    def player(self, path: str) -> str:
+        ext = os.path.splitext(path)[1].lower().lstrip(".") or "wav"
+        mime = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg"}.get(ext, "audio/" + ext)
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            return f"<span>audio missing: {esc(path)}</span>"
+        if size <= AUDIO_EMBED_MAX_FILE and size <= self.left:
+            self.left -= size
+            with open(path, "rb") as fh:
+                data = base64.b64encode(fh.read()).decode("ascii")
+            return f'<audio controls preload="none" src="data:{mime};base64,{data}"></audio>'
+        url = "file://" + esc(os.path.abspath(path))
+        return f'<audio controls preload="none" src="{url}"></audio> <a href="{url}">{esc(os.path.basename(path))}</a>'
+
+
+def evidence_html(result: EvalResult, budget: AudioBudget, worst: int = 5) -> str:
+    utts = result.worst(worst) + [u for u in result.flagged if u not in result.worst(worst)][:worst]
+    rows = []
+    for u in utts:
+        findings = "".join(f"<li>{esc(f.kind)}: {esc(f.evidence)}</li>" for f in u.findings)
+        wer = f"WER {u.wer:.2f}" if u.wer is not None else "not scored"
+        rows.append(
+            f'<div class="utt"><p><b>{esc(u.utterance.id)}</b> ({esc(u.utterance.source)}) {wer}</p>'
+            f"<p>ref: {esc(u.reference_normalized)}</p><p>hyp: {esc(u.hypothesis)}</p>"
+            f"{alignment_html(u) if u.alignment else ''}"
+            f"{'<ul>' + findings + '</ul>' if findings else ''}{budget.player(u.utterance.audio_path)}</div>"
+        )
+    if not rows:
+        return ""
+    return (f'{_STYLE}<div class="speechlab evidence"><h4>Evidence: {esc(result.model)} on {esc(result.dataset)}</h4>'
+            + "".join(rows) + "</div>")
+
+
+# -- Markdown, benchmark JSON, run file --------------------------------------------------------
+
+
+def scorecard_markdown(results: list[EvalResult], grades: dict) -> str:
+    rows = scorecard_rows(results, grades)
+    lines = ["## Speech model scorecard", "",
+             "| model | dataset | utts | WER [95% CI] | CER | S/D/I | RTF | RTFx | hallucinated | grade |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        ci = f" [{r['wer_ci'][0]:.3f}, {r['wer_ci'][1]:.3f}]" if r["wer_ci"] else ""
+        lines.append(f"| {md(r['model'])} | {md(r['dataset'])} | {r['utterances']} | {_fmt(r['wer'])}{ci} | "
+                     f"{_fmt(r['cer'])} | {sdi(r)} | {_fmt(r['rtf'])} | "
+                     f"{_fmt(r['rtfx'], '.1f')} | {r['hallucinated']} | {md(r['grade'] or '-')} |")
+    lines.append("")
+    for g in grades.values():
+        lines.append(f"- **{md(g.model)}: {md(g.grade)}** {md(g.reason)}")
+    return "\n".join(lines) + "\n"
+
+
+def _stats(times: list[float]) -> dict:
+    data = sorted(times) or [0.0]
+    n = len(data)
+    q = statistics.quantiles(data, n=4) if n >= 2 else [data[0]] * 3
+    iqr = q[2] - q[0]
+    mean = statistics.fmean(data)
+    stddev = statistics.stdev(data) if n > 1 else 0.0
+    low, high = q[0] - 1.5 * iqr, q[2] + 1.5 * iqr
+    return {
+        "min": data[0], "max": data[-1], "mean": mean, "stddev": stddev, "rounds": n, "median": statistics.median(data),
+        "iqr": iqr, "q1": q[0], "q3": q[2], "iqr_outliers": sum(1 for x in data if x < low or x > high),
+        "stddev_outliers": sum(1 for x in data if abs(x - mean) > stddev) if stddev else 0,
+        "outliers": f"{sum(1 for x in data if abs(x - mean) > stddev) if stddev else 0};"
+                    f"{sum(1 for x in data if x < low or x > high)}",
+        "ld15iqr": min((x for x in data if x >= low), default=data[0]),
+        "hd15iqr": max((x for x in data if x <= high), default=data[-1]),
+        "ops": 1 / mean if mean else 0.0, "total": sum(data), "iterations": 1,
+    }
+
+
+def benchmark_json(results: list[EvalResult], grades: dict, machine: dict) -> dict:
+    """pytest-benchmark's file layout: one benchmark per model x dataset; its stats are the
+    per-utterance inference times; extra_info carries the speech figures."""
+    rows = {(r["model"], r["dataset"]): r for r in scorecard_rows(results, grades)}
+    benchmarks = []
+    for r in results:
+        row = rows[(r.model, r.dataset)]
+        times = [u.processing_seconds for u in r.processed]
+        name = f"speechlab[{r.model}-{r.dataset}]"
+        benchmarks.append({
+            "group": r.dataset, "name": name, "fullname": f"speechlab::{name}",
+            "params": {"model": r.model, "dataset": r.dataset}, "param": f"{r.model}-{r.dataset}",
+            "extra_info": {
+                "wer": r.wer, "wer_ci": row["wer_ci"], "cer": r.cer, "rtf": r.rtf, "rtfx": r.rtfx,
+                "substitutions": r.words.substitutions, "deletions": r.words.deletions,
+                "insertions": r.words.insertions, "hallucination_rate": r.hallucination_rate,
+                "nonspeech_hallucination_rate": r.nonspeech_hallucination_rate,
+                "grade": row["grade"], "grade_reason": row["grade_reason"], "normalizer": r.normalizer,
+                "model_identity": json.loads(json.dumps(r.model_info, default=str)),
+                "audio_seconds": r.audio_seconds, "utterances": len(r.utterances),
+            },
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1, "max_time": 0,
+                        "min_time": 0, "warmup": True},
+            "stats": _stats(times),
+        })
+    return {"machine_info": machine, "commit_info": {}, "benchmarks": benchmarks,
+            "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(), "version": BENCHMARK_VERSION}
+
+
+def run_file(results: list[EvalResult], grades: dict, meta: dict) -> dict:
+    """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML."""
+    from ._store import utterance_row
+
+    return {
+        "format": "pytest-speechlab-results/1", "meta": json.loads(json.dumps(meta, default=str)),
+        "scorecard": scorecard_rows(results, grades),
+        "evaluations": [{
+            "model": r.model, "dataset": r.dataset, "normalizer": r.normalizer,
+            "model_info": json.loads(json.dumps(r.model_info, default=str)), "environment": r.environment,
+            "dataset_errors": [str(e) for e in r.dataset_errors],
+            "utterances": [{**utterance_row(u), "audio_path": u.utterance.audio_path,
+                            "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment]}
+                           for u in r.utterances],
+        } for r in results],
+    }

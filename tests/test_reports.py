@@ -1,0 +1,136 @@
+"""Reports: hostile model output stays text in every renderer; benchmark JSON is read by
+pytest-benchmark; the HTML report works in a real browser (skips when none is installed)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from helpers import write_audio
+from pytest_speechlab import Grade, Output, Segment, Transcript, Utterance, evaluate, get_normalizer
+from pytest_speechlab._report import (
+    AudioBudget,
+    benchmark_json,
+    evidence_html,
+    md,
+    run_file,
+    scorecard_html,
+    scorecard_markdown,
+)
+
+HOSTILE = [
+    "<script>window.__pwned = 1</script>",
+    '"><img src=x onerror="window.__pwned = 1">',
+    "| injected | cells |\n# heading",
+    "[click](javascript:alert(1)) *bold* `code`",
+]
+
+
+def hostile_result(tmp_path):
+    audio = write_audio(tmp_path / "a.wav", 1.0)
+    outputs = []
+    for i, text in enumerate(HOSTILE):
+        utt = Utterance(f"id{i}{HOSTILE[i][:10]}", str(audio), "hello world", "speech",
+                        source=f"<b>m.jsonl</b> line {i}")
+        outputs.append(Output(utt, Transcript(text, (Segment(0, 1, text),)), 0.1, 1.0))
+    result = evaluate('<img src=x onerror=alert(1)>model', "<i>data</i>", outputs, get_normalizer())
+    return result, {result.model: Grade(result.model, "C", "reason " + HOSTILE[1], False)}
+
+
+def test_html_renderers_escape_untrusted_text(tmp_path):
+    result, grades = hostile_result(tmp_path)
+    page = scorecard_html([result], grades) + evidence_html(result, AudioBudget())
+    assert "<script>window" not in page and "<img src=x" not in page and 'onerror="' not in page
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;model" in page
+    assert "&lt;b&gt;m.jsonl&lt;/b&gt;" in page
+
+
+def test_markdown_escapes_untrusted_text(tmp_path):
+    result, grades = hostile_result(tmp_path)
+    text = scorecard_markdown([result], grades)
+    assert "<img" not in text and "<script" not in text
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert all(line.count(" | ") == table[0].count(" | ") for line in table)  # no injected cells
+    assert md("a|b\n# c") == "a\\|b \\# c"
+
+
+def test_junit_properties_escape_untrusted_text(speechlab_project):
+    conftest = speechlab_project.path / "conftest.py"
+    conftest.write_text(conftest.read_text().replace('"hello world"', repr(HOSTILE[1] + " " + HOSTILE[0])))
+    speechlab_project.runpytest("suites/test_asr_accuracy.py", "--junitxml", "junit.xml")
+    xml_text = (speechlab_project.path / "junit.xml").read_text()
+    root = ET.fromstring(xml_text)  # well-formed
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["speechlab_model"] == "fake/perfect" and float(props["speechlab_wer"]) > 0
+    assert "<script>" not in xml_text and "<img" not in xml_text
+
+
+def test_audio_is_embedded_within_budget_and_linked_beyond(tmp_path):
+    clip = write_audio(tmp_path / "a.wav", 1.0)  # 32 kB
+    budget = AudioBudget(budget=40_000)
+    assert "data:audio/wav;base64," in budget.player(str(clip))
+    linked = budget.player(str(clip))
+    assert "data:" not in linked and "file://" in linked
+
+
+def test_benchmark_json_is_read_by_pytest_benchmark_compare(tmp_path):
+    result, grades = hostile_result(tmp_path)
+    path = tmp_path / "0001_speechlab.json"
+    data = benchmark_json([result], grades, {"node": "x", "cpu": {"brand_raw": "cpu"}})
+    path.write_text(json.dumps(data))
+    bench = data["benchmarks"][0]
+    assert bench["stats"]["rounds"] == 4 and bench["extra_info"]["wer"] == result.wer
+    assert bench["extra_info"]["grade"] == "C"
+    cli = os.path.join(os.path.dirname(sys.executable), "pytest-benchmark")
+    out = subprocess.run([cli, "compare", str(path), "--columns=min,mean,rounds"], capture_output=True, text=True)
+    text = out.stdout + out.stderr  # the table goes to stderr
+    assert out.returncode == 0, text
+    assert "speechlab[" in text and "Mean" in text and "Rounds" in text
+
+
+def test_run_file_has_every_utterance_output(tmp_path):
+    result, grades = hostile_result(tmp_path)
+    data = json.loads(json.dumps(run_file([result], grades, {"run_id": None})))
+    utts = data["evaluations"][0]["utterances"]
+    assert [u["hypothesis"] for u in utts] == HOSTILE
+    assert utts[0]["alignment"] and utts[0]["reference_normalized"] == "hello world"
+
+
+def test_markdown_goes_to_the_github_step_summary(speechlab_project, monkeypatch):
+    summary = speechlab_project.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    speechlab_project.runpytest("suites/test_asr_speed.py", "--speechlab-markdown", "score.md")
+    assert "| fake/perfect | data/manifest.jsonl |" in summary.read_text()
+    assert summary.read_text() == (speechlab_project.path / "score.md").read_text()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
+def test_html_report_in_a_real_browser(speechlab_project):
+    conftest = speechlab_project.path / "conftest.py"
+    conftest.write_text(conftest.read_text().replace(
+        '"hello world"', repr(HOSTILE[0] + " " + HOSTILE[1])))
+    speechlab_project.runpytest("suites", "--html", "report.html", "--self-contained-html")
+    report = speechlab_project.path / "report.html"
+    # After the page's scripts have run, print the DOM plus a marker telling whether injected code ran.
+    probe = speechlab_project.path / "probe.html"
+    probe.write_text(report.read_text().replace(
+        "</body>", "<script>setTimeout(function(){document.title='pwned='+(window.__pwned===1)},500)</script></body>"))
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--virtual-time-budget=3000",
+         f"--user-data-dir={speechlab_project.path / 'chrome'}", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    dom = out.stdout
+    assert 'id="speechlab-scorecard"' in dom, out.stderr[-2000:]
+    assert ">pwned=false</title>" in dom  # the page's own scripts ran; the injected ones did not
+    assert "<audio" in dom  # the failing WER test's evidence carries a player
+    assert "<script>window.__pwned" not in dom
