@@ -174,11 +174,18 @@ def _svg_bars(bars: list[tuple[str, float]], title: str) -> str:
             f'width="{label_w + bar_w + 60}" height="{h}" role="img">{body}</svg></figure>')
 
 
+def _short(dataset: str) -> str:
+    """A manifest path by its folder ('.../realspeech-dev/manifest.jsonl' -> 'realspeech-dev')."""
+    parts = dataset.replace("\\", "/").rstrip("/").split("/")
+    return parts[-2] if len(parts) > 1 and "." in parts[-1] else parts[-1]
+
+
 def plots_html(results: list[EvalResult]) -> str:
     speech = [r for r in results if r.wer is not None and r.rtfx]
-    frontier = _svg_scatter([(r.rtfx, r.wer, f"{r.model} / {r.dataset}") for r in speech],
+    frontier = _svg_scatter([(r.rtfx, r.wer, f"{r.model} / {_short(r.dataset)}") for r in speech],
                             "RTFx (faster →)", "WER", "Speed/accuracy: WER against RTFx per model x dataset")
-    per_dataset = _svg_bars([(f"{r.dataset} · {r.model}", r.wer) for r in sorted(speech, key=lambda r: (r.dataset, r.model))],
+    per_dataset = _svg_bars([(f"{_short(r.dataset)} · {r.model}", r.wer)
+                             for r in sorted(speech, key=lambda r: (r.dataset, r.model))],
                             "WER per dataset and model")
     return frontier + per_dataset
 
