@@ -53,7 +53,7 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     lines = [f"{label} {_fmt(value)} > threshold {_fmt(threshold)} for {where}"]
     if metric in _RATE_KIND:
         flagged = [u for u in result.flagged if u.utterance.kind == _RATE_KIND[metric]]
-        total = sum(1 for u in result.processed if u.utterance.kind == _RATE_KIND[metric])
+        total = (result.speech_counts if _RATE_KIND[metric] == "speech" else result.nonspeech_counts)[1]
         lines.append(f"{len(flagged)}/{total} utterances flagged:")
         lines.extend(describe_findings(u) for u in flagged[:worst * 2])
     elif metric in ("wer", "cer"):

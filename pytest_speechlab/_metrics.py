@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ._hallucination import Finding, HallucinationConfig, detect
@@ -130,6 +131,21 @@ class EvalResult:
     @property
     def cer(self) -> float | None:
         return self.chars.rate
+
+    @cached_property
+    def wer_ci(self) -> tuple[float, float] | None:
+        """95% bootstrap interval of the corpus WER (utterances resampled)."""
+        from ._stats import bootstrap_ci
+
+        scored = self.scored
+        return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
+
+    @cached_property
+    def cer_ci(self) -> tuple[float, float] | None:
+        from ._stats import bootstrap_ci
+
+        scored = [u for u in self.scored if u.chars]
+        return bootstrap_ci([u.chars.errors for u in scored], [u.chars.reference_length for u in scored])
 
     @property
     def audio_seconds(self) -> float:

@@ -55,19 +55,13 @@ def md(value: object) -> str:
 
 
 def scorecard_rows(results: Iterable[EvalResult], grades: dict) -> list[dict]:
-    from ._stats import bootstrap_ci
-
     rows = []
     for r in results:
-        scored = r.scored
-        wer_ci = bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored]) if scored else None
-        cer_ci = bootstrap_ci([u.chars.errors for u in scored if u.chars],
-                              [u.chars.reference_length for u in scored if u.chars]) if scored else None
         flagged, total = r.hallucination_counts
         grade = grades.get(r.model)
         rows.append({
             "model": r.model, "dataset": r.dataset, "utterances": len(r.utterances),
-            "wer": r.wer, "wer_ci": wer_ci, "cer": r.cer, "cer_ci": cer_ci,
+            "wer": r.wer, "wer_ci": r.wer_ci, "cer": r.cer, "cer_ci": r.cer_ci,
             "substitutions": r.words.substitutions, "deletions": r.words.deletions, "insertions": r.words.insertions,
             "rtf": r.rtf, "rtfx": r.rtfx, "hallucination_rate": r.hallucination_rate,
             "hallucinated": f"{flagged}/{total}", "grade": grade.grade if grade else None,

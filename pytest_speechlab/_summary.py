@@ -23,13 +23,8 @@ MAX_FLAGGED_SHOWN = 8
 
 
 def _ci(result: EvalResult) -> str:
-    from ._stats import bootstrap_ci
-
-    scored = result.scored
-    if not scored:
-        return "-"
-    low, high = bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
-    return f"{low:.3f}-{high:.3f}"
+    ci = result.wer_ci
+    return f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-"
 
 
 def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable = ()) -> list[str]:
