@@ -50,6 +50,10 @@ DEFAULT_THRESHOLDS = {
     "rtf": 1.0,
     "hallucination_rate": 0.05,  # share of speech utterances with a hallucination finding
     "nonspeech_hallucination_rate": 0.0,  # share of non-speech clips with one
+    # share of utterances whose greedy transcripts differ between runtimes of the same weights;
+    # not 0: transformers pads the audio to 30 s before the log-mel, openai-whisper and faster-whisper
+    # pad the log-mel itself, which flips near-tie tokens (2 of the 34 fixtures on tiny.en)
+    "runtime_disagreement_rate": 0.10,
 }
 METRICS = tuple(DEFAULT_THRESHOLDS)
 

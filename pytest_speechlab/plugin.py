@@ -111,6 +111,7 @@ class SpeechlabSession:
         self._datasets: dict[str, Any] = {}
         self.results: dict[tuple[str, str], Any] = {}
         self.comparisons: dict[tuple[str, str], Any] = {}
+        self.runtime_comparisons: dict[str, Any] = {}  # dataset -> [RuntimeComparison] or a reason
         self.store = None  # opened at the first evaluation
         self.run_id: str | None = None
         self.store_problem: str | None = None
@@ -272,6 +273,32 @@ class SpeechlabSession:
                     self.comparisons[key] = compare(base, Side.from_result("this run", result),
                                                     self.settings.regression)
         return self.comparisons[key]
+
+    def compare_runtimes(self, dataset):
+        """Each group of selected models that share weights, rebuilt with the same greedy decoding and
+        evaluated on ``dataset``: a list of RuntimeComparison, or a str saying why there is none."""
+        if dataset.name not in self.runtime_comparisons:
+            from ._crossruntime import COMPARABLE_DECODE, RuntimeComparison, comparable_name, runtime_groups
+            from ._runner import ModelLoadError
+
+            loaded = []
+            for name in self.selected_models():
+                with contextlib.suppress(ModelLoadError):  # its own tests report the load failure
+                    loaded.append(self.pool.get(self.registry.model(name)))
+            groups = runtime_groups(loaded)
+            comparisons = []
+            for weights, members in groups.items():
+                results = []
+                for member in members:
+                    name = comparable_name(member.name)
+                    if name not in self.registry.models:
+                        self.registry.models[name] = member.spec.variant(name, COMPARABLE_DECODE, "cross-runtime suite")
+                    results.append(self.evaluate(self.pool.get(self.registry.model(name)), dataset))
+                comparisons.append(RuntimeComparison.of(weights, results))
+            self.runtime_comparisons[dataset.name] = comparisons or (
+                "no two selected models share weights on different runtimes (e.g. select "
+                "faster-whisper/tiny.en, openai-whisper/tiny.en and transformers/tiny.en)")
+        return self.runtime_comparisons[dataset.name]
 
     # -- hooks of this session's plugin object (registered in pytest_configure) -----------------
 
@@ -492,10 +519,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def needs_baseline(item: pytest.Item) -> bool:
         return "speechlab_regression" in getattr(item, "fixturenames", ()) and not config.option.speechlab_baseline
 
-    deselected = [item for item in items if empty(item) or needs_baseline(item)]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not (empty(item) or needs_baseline(item))]
+    def needs_two_models(item: pytest.Item) -> bool:
+        return ("speechlab_runtime_comparison" in getattr(item, "fixturenames", ())
+                and len(config.stash[session_key].selected_models()) < 2)
+
+    unwanted = [item for item in items if empty(item) or needs_baseline(item) or needs_two_models(item)]
+    if unwanted:
+        config.hook.pytest_deselected(items=unwanted)
+        items[:] = [item for item in items if item not in unwanted]
 
 
 @pytest.fixture(scope="session")
@@ -551,6 +582,14 @@ def speechlab_regression(speechlab_session: SpeechlabSession, speechlab_eval):
 
 
 @pytest.fixture(scope="session")
+def speechlab_runtime_comparison(speechlab_session: SpeechlabSession, speechlab_dataset):
+    """The selected models that share weights, on their runtimes with the same greedy decoding, over the
+    dataset: a list of RuntimeComparison, or a str saying why there is none. Tests using it are
+    deselected when fewer than two models are selected."""
+    return speechlab_session.compare_runtimes(speechlab_dataset)
+
+
+@pytest.fixture(scope="session")
 def speechlab_fail_on_regression(pytestconfig: pytest.Config) -> bool:
     return pytestconfig.option.speechlab_fail_on_regression
 
@@ -572,6 +611,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     grades = [session.grade(model) for model in models]
     for line in summary_lines(session.results.values(), session.pool.loaded, grades):
         terminalreporter.write_line(line)
+    for comparisons in session.runtime_comparisons.values():
+        for comparison in comparisons if isinstance(comparisons, list) else ():
+            for line in comparison.report():
+                terminalreporter.write_line(line)
     for comparison in session.comparisons.values():
         terminalreporter.write_line(comparison if isinstance(comparison, str) else comparison.report())
     if session.run_id:

@@ -7,8 +7,12 @@ Models:
 - ``faster-whisper/local``: any CTranslate2 Whisper folder, given as ``model_path`` in a variant.
 
 Parameters (all overridable in ``[tool.speechlab.models.NAME]``): load-time ``model_path``,
-``device``, ``compute_type``, ``cpu_threads``; everything else goes to ``WhisperModel.transcribe``
-(``beam_size``, ``language``, ``vad_filter``, ``temperature``, ``condition_on_previous_text``...).
+``device``, ``dtype`` (the CTranslate2 compute type: int8, float32, float16...; ``compute_type`` is
+accepted too and wins when both are set), ``cpu_threads``; everything else goes to
+``WhisperModel.transcribe`` (``beam_size``, ``language``, ``vad_filter``, ``temperature``,
+``without_timestamps``, ``condition_on_previous_text``...). ``beam_size``, ``temperature``,
+``language``, ``without_timestamps``, ``condition_on_previous_text``, the three fallback thresholds,
+``device`` and ``dtype`` mean the same on the openai-whisper and transformers plugins.
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from pathlib import Path
 
 from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, weights_digest
 
-LOAD_KEYS = ("model_path", "device", "compute_type", "cpu_threads")
-COMMON = {"device": "cpu", "compute_type": "int8", "beam_size": 5}
+LOAD_KEYS = ("model_path", "device", "dtype", "compute_type", "cpu_threads")
+COMMON = {"device": "cpu", "dtype": "int8", "beam_size": 5}
 
 
 def default_threads() -> int:
@@ -38,7 +42,7 @@ class FasterWhisperASR:
         if not (self.path / "model.bin").is_file():
             raise FileNotFoundError(f"no CTranslate2 model.bin in {self.path}")
         self.device = load.get("device", "cpu")
-        self.compute_type = load.get("compute_type", "int8")
+        self.compute_type = load.get("compute_type") or load.get("dtype", "int8")
         self.threads = int(load.get("cpu_threads") or default_threads())
         self.decode = params
         self.model = WhisperModel(
@@ -68,9 +72,10 @@ class FasterWhisperASR:
             "backend_version": f"faster-whisper {version('faster-whisper')}, ctranslate2 {version('ctranslate2')}",
             "device": self.device,
             "threads": self.threads,
-            "compute_type": self.compute_type,
+            "dtype": self.compute_type,
             "weights_path": str(self.path),
             "weights_sha256": weights_digest(self.path / "model.bin"),
+            "source_weights_sha256": weights_digest(self.path / "model.bin"),
             "decode": dict(self.decode),
             "languages": None if multilingual else ["en"],
         }

