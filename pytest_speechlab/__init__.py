@@ -20,11 +20,25 @@ from ._registry import (
 )
 from ._runner import LoadedModel, ModelPool, Runner
 from ._weights import cache_dir, weights_digest
-from ._types import ASRModel, InputError, Output, Segment, SpeechlabError, Transcript, Utterance
+from ._types import (
+    ASRModel,
+    Audio,
+    ChatModel,
+    InputError,
+    Output,
+    Response,
+    Segment,
+    SpeechlabError,
+    Transcript,
+    TTSModel,
+    Utterance,
+)
 
 __all__ = [
     "ASRModel",
     "AlignedOp",
+    "Audio",
+    "ChatModel",
     "Dataset",
     "DatasetSpec",
     "EditCounts",
@@ -40,12 +54,14 @@ __all__ = [
     "Normalizer",
     "Output",
     "Registry",
+    "Response",
     "Runner",
     "Segment",
     "SpeechlabAssertionError",
     "SpeechlabConfig",
     "SpeechlabError",
     "SpeechlabPluginWarning",
+    "TTSModel",
     "Transcript",
     "Utterance",
     "UtteranceResult",

@@ -35,3 +35,13 @@ def speechlab_register_datasets(register):
         path=root / "stress" / "manifest.jsonl",
         description="sentences followed by 10 s of speech-like noise: hallucination triggers, not a default (generated)",
     )
+    register(
+        "speechlab/tts-texts",
+        path=root / "tts" / "texts.jsonl",
+        description="TTS text set: 24 sentences with numbers, abbreviations, names, punctuation, long sentences",
+    )
+    register(
+        "speechlab/chat-prompts",
+        path=root / "chat" / "prompts.jsonl",
+        description="chat prompt set: 10 questions with expected content or a topic; 6 marked spoken",
+    )

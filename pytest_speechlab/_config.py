@@ -59,6 +59,46 @@ METRICS = tuple(DEFAULT_THRESHOLDS)
 
 
 @dataclass
+class TTSSettings:
+    """``[tool.speechlab.tts]``: the judge, the text sets and the audio sanity limits."""
+
+    judge: str = "faster-whisper/tiny.en"
+    texts: list[str] = field(default_factory=lambda: ["speechlab/tts-texts"])
+    sanity: Any = None  # SanityConfig
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> TTSSettings:
+        from ._tts import SanityConfig
+
+        table = dict(table)
+        sanity = SanityConfig.from_table(table.pop("sanity", {}), f"{where}.sanity")
+        unknown = set(table) - {"judge", "texts"}
+        if unknown:
+            raise SpeechlabError(f"{where}: unknown key(s) {sorted(unknown)}; known: judge, texts, sanity")
+        return cls(**table, sanity=sanity)
+
+
+@dataclass
+class ChatSettings:
+    """``[tool.speechlab.chat]``: prompt sets, the relevance judge, what the chat suite requires."""
+
+    prompts: list[str] = field(default_factory=lambda: ["speechlab/chat-prompts"])
+    relevance_judge: str = "sentence-transformers/all-MiniLM-L6-v2"
+    min_relevance: float = 0.3  # cosine similarity of answer and question/topic
+    min_pass_rate: float = 0.7  # share of prompts whose answer holds the expected content
+    max_first_token_s: float = 5.0
+    max_new_tokens: int = 64
+    tts: str | None = None  # the spoken-question pipeline's voice; default: the first selected TTS model
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> ChatSettings:
+        unknown = set(table) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SpeechlabError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**table)
+
+
+@dataclass
 class SpeechlabConfig:
     source: str = "(defaults)"
     normalizer: str = "speechlab-english"
@@ -69,6 +109,8 @@ class SpeechlabConfig:
     grades: GradePolicy = field(default_factory=GradePolicy)
     db: str | None = None  # results database: SQLAlchemy URL or SQLite path
     regression: GatePolicy = field(default_factory=GatePolicy)
+    tts: TTSSettings = field(default_factory=lambda: TTSSettings.from_table({}, "[tool.speechlab.tts]"))
+    chat: ChatSettings = field(default_factory=ChatSettings)
 
     def threshold(self, metric: str, model: str, base_model: str | None = None) -> float:
         """A model's own override, else its base model's (for variants), else the default."""
@@ -131,4 +173,6 @@ def load_config(pyproject: Path | None) -> SpeechlabConfig:
         raise SpeechlabError(f"[tool.speechlab.regression]: unknown key(s) {sorted(unknown)}; "
                              f"known: {sorted(GatePolicy.__dataclass_fields__)}")
     config.regression = GatePolicy(**regression)
+    config.tts = TTSSettings.from_table(table.get("tts", {}), "[tool.speechlab.tts]")
+    config.chat = ChatSettings.from_table(table.get("chat", {}), "[tool.speechlab.chat]")
     return config

@@ -56,7 +56,7 @@ def _load_manifest(path: Path, name: str) -> Dataset:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError as exc:
-                dataset.errors.append(InputError(where, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+                dataset.errors.append(InputError(where, f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"))
                 continue
             try:
                 utt = _utterance_from_entry(entry, base, where, shown)

@@ -22,7 +22,9 @@ def speechlab_register_models(register):
 
     :param register: ``register(name, *, task, load, backend="", weights="", params=None,
         description="")``. ``name`` is what users select with ``--speechlab-model``.
-        ``task`` is ``"asr"`` for now. ``load(params: dict) -> model`` builds the model; it is
+        ``task`` is ``"asr"`` (``transcribe``), ``"tts"`` (``synthesize``), ``"chat"``
+        (``respond``, optionally ``stream``) or ``"embedding"`` (``embed(texts)``, a judge for
+        chat relevance). ``load(params: dict) -> model`` builds the model; it is
         called lazily, at most once per session, and is the only place heavy imports may happen.
         ``backend`` names the runtime (``"faster-whisper"``), ``weights`` says where the weights
         come from (a package, a path), ``params`` are the default load/decode parameters, which

@@ -12,7 +12,7 @@ import pluggy
 from . import _hookspecs
 from ._types import SpeechlabError
 
-TASKS = ("asr",)
+TASKS = ("asr", "tts", "chat", "embedding")
 
 
 class SpeechlabPluginWarning(UserWarning):

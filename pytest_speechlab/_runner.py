@@ -142,6 +142,55 @@ def supports_language(model: LoadedModel, language: str | None) -> bool:
     return language.split("-")[0].lower() in languages
 
 
+@dataclass
+class TTSOutput:
+    """One synthesis: the audio (or the error) and its timing; ``repeat`` is a second, untimed run."""
+
+    id: str
+    text: str
+    audio: Any = None  # Audio
+    seconds: float = 0.0
+    repeat: Any = None
+    error: str = ""
+
+
+@dataclass
+class ChatOutput:
+    """One chat turn: the response (or the error), time to first token and total time."""
+
+    id: str
+    messages: list
+    response: Any = None  # Response
+    first_token_seconds: float | None = None
+    seconds: float = 0.0
+    error: str = ""
+
+
+def as_audio(value: Any):
+    import numpy as np
+
+    from ._types import Audio
+
+    if isinstance(value, tuple) and len(value) == 2:
+        value = Audio(*value)
+    if not isinstance(value, Audio):
+        raise TypeError(f"synthesize() must return an Audio or (samples, sample_rate), got {type(value).__name__}")
+    samples = np.asarray(value.samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1, dtype=np.float32)
+    return Audio(samples, int(value.sample_rate))
+
+
+def as_response(value: Any):
+    from ._types import Response
+
+    if isinstance(value, Response):
+        return value
+    if isinstance(value, str):
+        return Response(value)
+    raise TypeError(f"respond() must return a Response or str, got {type(value).__name__}")
+
+
 class Runner:
     def __init__(self, executor: Executor | None = None, repeats: int = 1) -> None:
         self.executor = executor or SerialExecutor()
@@ -195,3 +244,48 @@ class Runner:
             )
         return Output(utt, transcript, elapsed, raw.duration, repeats=repeats)
 
+
+    # -- other tasks: the same rules (one untimed warm-up per model, the timer around the call) ----
+
+    def synthesize(self, model: LoadedModel, item_id: str, text: str, repeat: bool = False) -> TTSOutput:
+        instance = model.instance
+        try:
+            if not model.warmed_up:
+                model.warmed_up = True
+                as_audio(instance.synthesize(text))
+            start = time.perf_counter()
+            audio = as_audio(instance.synthesize(text))
+            elapsed = time.perf_counter() - start
+            again = as_audio(instance.synthesize(text)) if repeat else None
+        except Exception as exc:  # noqa: BLE001 - a model that raises fails its item only
+            return TTSOutput(item_id, text, error=f"model {model.name} raised {type(exc).__name__}: {exc}")
+        return TTSOutput(item_id, text, audio, elapsed, again)
+
+    def respond(self, model: LoadedModel, item_id: str, messages: list) -> ChatOutput:
+        """Streams where the model can (time to first token), else one call."""
+        instance = model.instance
+        stream = getattr(instance, "stream", None)
+
+        def call():
+            if not callable(stream):
+                return as_response(instance.respond(messages)), None
+            pieces, first = [], None
+            start = time.perf_counter()
+            for piece in stream(messages):
+                if first is None and piece:
+                    first = time.perf_counter() - start
+                pieces.append(piece)
+            return Response("".join(pieces), len(pieces)), first
+
+        from ._types import Response
+
+        try:
+            if not model.warmed_up:
+                model.warmed_up = True
+                call()
+            start = time.perf_counter()
+            response, first = call()
+            elapsed = time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001
+            return ChatOutput(item_id, messages, error=f"model {model.name} raised {type(exc).__name__}: {exc}")
+        return ChatOutput(item_id, messages, response, first, elapsed)

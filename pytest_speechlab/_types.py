@@ -50,6 +50,50 @@ class ASRModel(Protocol):
 
 
 @dataclass(frozen=True)
+class Audio:
+    """What a TTS model returns: mono samples (float, in [-1, 1]) and their rate."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate if self.sample_rate else 0.0
+
+
+@runtime_checkable
+class TTSModel(Protocol):
+    """The TTS task protocol: ``synthesize(text) -> Audio`` (or ``(samples, sample_rate)``).
+
+    Optional: ``deterministic`` (True when the same text always gives the same samples; the TTS
+    suite then checks it), ``info()`` and ``close()`` as for ASR.
+    """
+
+    def synthesize(self, text: str) -> Audio: ...
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a chat model returns for one conversation."""
+
+    text: str
+    tokens: int | None = None  # generated tokens, where the backend counts them
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """The chat task protocol: ``respond(messages) -> Response`` (or a str).
+
+    ``messages`` is a list of ``{"role": "system" | "user" | "assistant", "content": str}``.
+    Optional: ``stream(messages)`` yielding text pieces as they are generated (one piece per token
+    where possible): the runner then measures the time to the first token; ``info()``, ``close()``.
+    """
+
+    def respond(self, messages: list[dict[str, str]]) -> Response | str: ...
+
+
+@dataclass(frozen=True)
 class Utterance:
     """One evaluation item. Audio is referenced, not held: it is read when the runner needs it."""
 

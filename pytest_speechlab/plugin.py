@@ -88,6 +88,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="progress of long evaluations: a bar on a terminal, a line every 15 s in logs "
         "(auto picks by whether output is a terminal).",
     )
+    group.addoption(
+        "--speechlab-tts-judge", metavar="NAME", default=None,
+        help="ASR model that transcribes synthesized speech for TTS intelligibility; "
+        "default: [tool.speechlab.tts] judge, else faster-whisper/tiny.en.",
+    )
     parser.addini("speechlab_models", "models evaluated when no --speechlab-model is given",
                   type="linelist", default=[])
     parser.addini("speechlab_datasets", "datasets evaluated when no --speechlab-dataset is given "
@@ -112,6 +117,8 @@ class SpeechlabSession:
         self.results: dict[tuple[str, str], Any] = {}
         self.comparisons: dict[tuple[str, str], Any] = {}
         self.runtime_comparisons: dict[str, Any] = {}  # dataset -> [RuntimeComparison] or a reason
+        self.tts_evals: dict[tuple[str, str], Any] = {}
+        self.chat_evals: dict[tuple[str, str], Any] = {}
         self.store = None  # opened at the first evaluation
         self.run_id: str | None = None
         self.store_problem: str | None = None
@@ -145,11 +152,14 @@ class SpeechlabSession:
             self._registry = registry
         return self._registry
 
-    def selected_models(self) -> list[str]:
+    def selected_models(self, task: str | None = None) -> list[str]:
+        """The selected models (of one task when given). ASR defaults to DEFAULT_MODELS when nothing
+        is selected; TTS and chat have no default: their suites are deselected without a model."""
         names = self.config.option.speechlab_models or self.config.getini("speechlab_models") or DEFAULT_MODELS
         for name in names:
             self.registry.model(name)  # unknown names stop the run with the list of known ones
-        return list(dict.fromkeys(names))
+        names = list(dict.fromkeys(names))
+        return names if task is None else [n for n in names if self.registry.model(n).task == task]
 
     def selected_datasets(self) -> list[str]:
         cli = self.config.option.speechlab_datasets
@@ -214,38 +224,101 @@ class SpeechlabSession:
     def evaluate(self, loaded, dataset) -> Any:
         key = (loaded.name, dataset.name)
         if key not in self.results:
-            from ._metrics import EvalResult, score_output
-            from ._normalize import get_normalizer
             from ._runner import environment
-            from ._store import Store, utterance_row
 
-            self._open_store()
-            self._write("record_model", loaded.info, loaded.load_seconds)
-            normalizer = get_normalizer(self.settings.normalizer)
-            scored, pending = [], []
-
-            def flush() -> None:
-                self._write("record_utterances", loaded.name, dataset.name, list(pending))
-                pending.clear()
-
-            def on_output(output) -> None:
-                progress.advance(output.audio_seconds)
-                scored.append(score_output(output, normalizer, self.settings.hallucination))
-                pending.append(utterance_row(scored[-1]))
-                if len(pending) >= Store.BATCH:
-                    flush()
-
-            with self._progress(f"{loaded.name} x {dataset.name}", len(dataset.utterances)) as progress:
-                self.runner.run(loaded, dataset.utterances, on_output=on_output)
-            flush()
-            result = EvalResult(
-                loaded.name, dataset.name, normalizer.label, scored, list(dataset.errors),
-                model_info=loaded.info, load_seconds=loaded.load_seconds, environment=environment(loaded),
-            )
-            self.results[key] = result
-            self._write("record_aggregate", loaded.name, dataset.name, aggregate_metrics(result),
-                        result.environment)
+            self.results[key] = self._scored_run(
+                loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors), environment(loaded))
         return self.results[key]
+
+    def _scored_run(self, subject, transcriber, dataset_name: str, utterances, errors, env, adjust=None):
+        """Run ``transcriber`` over ``utterances``, score each output as it comes, record it in batches.
+        ``subject`` is the model the result is about (the transcriber itself, or a TTS model whose
+        audio a judge transcribes); ``adjust`` may rewrite each output first (the TTS timing)."""
+        from ._metrics import EvalResult, score_output
+        from ._normalize import get_normalizer
+        from ._store import Store, utterance_row
+
+        self._open_store()
+        self._write("record_model", subject.info, subject.load_seconds)
+        normalizer = get_normalizer(self.settings.normalizer)
+        scored, pending = [], []
+
+        def flush() -> None:
+            self._write("record_utterances", subject.name, dataset_name, list(pending))
+            pending.clear()
+
+        def on_output(output) -> None:
+            progress.advance(output.audio_seconds)
+            scored.append(score_output(adjust(output) if adjust else output, normalizer, self.settings.hallucination))
+            pending.append(utterance_row(scored[-1]))
+            if len(pending) >= Store.BATCH:
+                flush()
+
+        with self._progress(f"{transcriber.name} x {dataset_name}", len(utterances)) as progress:
+            self.runner.run(transcriber, utterances, on_output=on_output)
+        flush()
+        result = EvalResult(subject.name, dataset_name, normalizer.label, scored, errors,
+                            model_info=subject.info, load_seconds=subject.load_seconds, environment=env)
+        self._write("record_aggregate", subject.name, dataset_name, aggregate_metrics(result), result.environment)
+        return result
+
+    # -- TTS and chat ----------------------------------------------------------------------------
+
+    def text_set(self, ref: str):
+        from ._tts import load_texts
+
+        spec = self.registry.datasets.get(ref)
+        return load_texts(spec.path if spec else self.config.rootpath / ref, name=ref)
+
+    def tts_judge(self):
+        """The ASR model that transcribes synthesized audio (built once, like any model)."""
+        name = self.config.option.speechlab_tts_judge or self.settings.tts.judge
+        return self.pool.get(self.registry.model(name))
+
+    def evaluate_tts(self, loaded, ref: str, folder: Path):
+        """Synthesize every text (timed) into ``folder``, check the audio, score the judge's transcripts."""
+        import dataclasses
+
+        from ._runner import environment
+        from ._tts import TTSEval, audio_problems, write_wav
+        from ._types import InputError, Utterance
+
+        texts = self.text_set(ref)
+        key = (loaded.name, texts.name)
+        if key in self.tts_evals:
+            return self.tts_evals[key]
+        judge = self.tts_judge()
+        claims = bool(getattr(loaded.instance, "deterministic", False))
+        utterances, timing, problems, differing, errors = [], {}, {}, [], list(texts.errors)
+        import numpy as np
+
+        with self._progress(f"{loaded.name} x {texts.name} (synthesis)", len(texts.items)) as progress:
+            for item in texts.items:
+                out = self.runner.synthesize(loaded, item.id, item.text, repeat=claims)
+                if out.error:
+                    errors.append(InputError(item.source, out.error, item.id))
+                    continue
+                progress.advance(out.audio.seconds)
+                found = audio_problems(out.audio, item.text, self.settings.tts.sanity)
+                if found:
+                    problems[item.id] = found
+                if out.repeat is not None and not np.array_equal(out.audio.samples, out.repeat.samples):
+                    differing.append(item.id)
+                path = write_wav(folder / f"{item.id}.wav", out.audio)
+                utterances.append(Utterance(item.id, str(path), item.text, duration=out.audio.seconds,
+                                            source=item.source))
+                timing[item.id] = out.seconds
+
+        def synthesis_timing(output):
+            return dataclasses.replace(output, processing_seconds=timing[output.utterance.id])
+
+        result = self._scored_run(loaded, judge, texts.name, utterances, errors, {**environment(loaded), "judge": judge.name,
+                                   "timing": "synthesis timed per text; load and one warm-up call excluded"},
+                                  adjust=synthesis_timing)
+        result.model_info = {**loaded.info, "judge": judge.info}
+        self.results[key] = result
+        self.tts_evals[key] = TTSEval(result, judge.name, claims, problems, differing, errors)
+        return self.tts_evals[key]
 
     def compare_with_baseline(self, result):
         """The comparison of ``result`` with the baseline run's same model x dataset, or a reason why none."""
@@ -274,6 +347,98 @@ class SpeechlabSession:
                                                     self.settings.regression)
         return self.comparisons[key]
 
+    def prompt_set(self, ref: str):
+        from ._chat import load_prompts
+
+        spec = self.registry.datasets.get(ref)
+        return load_prompts(spec.path if spec else self.config.rootpath / ref, name=ref)
+
+    def relevance_judge(self):
+        """The embedding model for chat relevance, or None when it is not installed (said in the summary)."""
+        from ._runner import ModelLoadError
+
+        name = self.settings.chat.relevance_judge
+        if name not in self.registry.models:
+            return None
+        try:
+            return self.pool.get(self.registry.model(name))
+        except ModelLoadError as exc:
+            warnings.warn(f"chat relevance not measured: {exc}", stacklevel=2)
+            return None
+
+    def evaluate_chat(self, loaded, ref: str):
+        from ._chat import ChatEval, score_chat
+        from ._normalize import get_normalizer
+
+        prompts = self.prompt_set(ref)
+        key = (loaded.name, prompts.name)
+        if key not in self.chat_evals:
+            normalizer = get_normalizer(self.settings.normalizer)
+            items = []
+            with self._progress(f"{loaded.name} x {prompts.name}", len(prompts.prompts)) as progress:
+                for prompt in prompts.prompts:
+                    items.append(score_chat(self.runner.respond(loaded, prompt.id, list(prompt.messages)),
+                                            prompt, normalizer))
+                    progress.advance(0.0)
+            judge = self.relevance_judge()
+            answered = [i for i in items if i.error is None and i.answer]
+            if judge is not None and answered:
+                import numpy as np
+
+                questions = judge.instance.embed([i.prompt.topic or i.prompt.question for i in answered])
+                answers = judge.instance.embed([i.answer for i in answered])
+                for item, q, a in zip(answered, questions, answers):
+                    item.relevance = float(np.dot(q, a) / (np.linalg.norm(q) * np.linalg.norm(a) or 1.0))
+            self.chat_evals[key] = ChatEval(loaded.name, prompts.name, items, prompts.errors,
+                                            judge.name if judge else None, loaded.info, loaded.load_seconds)
+        return self.chat_evals[key]
+
+    def spoken_questions(self, loaded, ref: str):
+        """TTS speaks each ``spoken`` prompt, the ASR judge transcribes it, the chat model answers."""
+        from ._chat import SpokenEval, SpokenItem, score_chat
+        from ._metrics import score_words
+        from ._normalize import get_normalizer
+
+        key = ("spoken", loaded.name, ref)
+        if key in self.chat_evals:
+            return self.chat_evals[key]
+        tts_name = self.settings.chat.tts or next(iter(self.selected_models("tts")), None)
+        if tts_name is None:
+            self.chat_evals[key] = ("no TTS model for the spoken-question pipeline: select one "
+                                    "(--speechlab-model piper/en_US-joe-medium) or set [tool.speechlab.chat] tts")
+            return self.chat_evals[key]
+        tts, asr = self.pool.get(self.registry.model(tts_name)), self.tts_judge()
+        typed = {i.prompt.id: i for i in self.evaluate_chat(loaded, ref).items}
+        normalizer = get_normalizer(self.settings.normalizer)
+        from ._audio import RawAudio, to_model_input
+        from ._runner import as_transcript
+
+        items = []
+        for prompt in self.prompt_set(ref).prompts:
+            if not prompt.spoken:
+                continue
+            item = SpokenItem(prompt, typed=typed.get(prompt.id))
+            spoken = self.runner.synthesize(tts, prompt.id, prompt.question)
+            if spoken.error:
+                item.error = spoken.error
+                items.append(item)
+                continue
+            rate = getattr(asr.instance, "sample_rate", 16000)
+            try:
+                audio = to_model_input(RawAudio(spoken.audio.samples, spoken.audio.sample_rate), rate)
+                item.heard = as_transcript(asr.instance.transcribe(audio)).text.strip()
+            except Exception as exc:  # noqa: BLE001
+                item.error = f"ASR {asr.name} raised {type(exc).__name__}: {exc}"
+                items.append(item)
+                continue
+            words, _ = score_words(normalizer(prompt.question), normalizer(item.heard))
+            item.question_wer = words.rate
+            messages = [*prompt.messages[:-1], {"role": "user", "content": item.heard}]
+            item.spoken = score_chat(self.runner.respond(loaded, prompt.id, messages), prompt, normalizer)
+            items.append(item)
+        self.chat_evals[key] = SpokenEval(loaded.name, tts.name, asr.name, items)
+        return self.chat_evals[key]
+
     def compare_runtimes(self, dataset):
         """Each group of selected models that share weights, rebuilt with the same greedy decoding and
         evaluated on ``dataset``: a list of RuntimeComparison, or a str saying why there is none."""
@@ -282,7 +447,7 @@ class SpeechlabSession:
             from ._runner import ModelLoadError
 
             loaded = []
-            for name in self.selected_models():
+            for name in self.selected_models("asr"):
                 with contextlib.suppress(ModelLoadError):  # its own tests report the load failure
                     loaded.append(self.pool.get(self.registry.model(name)))
             groups = runtime_groups(loaded)
@@ -393,7 +558,13 @@ class SpeechlabSession:
         from ._grading import grade_model
 
         results = [r for (name, _), r in self.results.items() if name == model]
-        return grade_model(model, results, self.settings.grades)
+        grade = grade_model(model, results, self.settings.grades)
+        tts = [e for (name, _), e in self.tts_evals.items() if name == model]
+        if tts:
+            from ._tts import cap_grade
+
+            grade = cap_grade(grade, tts, self.settings.grades)
+        return grade
 
     def _progress(self, label: str, total: int):
         from ._progress import Progress
@@ -492,9 +663,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session: SpeechlabSession = metafunc.config.stash[session_key]
     names = set(metafunc.fixturenames)
     try:
-        if "speechlab_model" in names:
-            models = session.selected_models()
-            metafunc.parametrize("speechlab_model", models, indirect=True, scope="session", ids=models)
+        for fixture, task in (("speechlab_model", "asr"), ("speechlab_tts_model", "tts"), ("speechlab_chat_model", "chat")):
+            if fixture in names:
+                models = session.selected_models(task)
+                metafunc.parametrize(fixture, models, indirect=True, scope="session", ids=models)
+        if "speechlab_tts_texts" in names:
+            refs = session.settings.tts.texts
+            metafunc.parametrize("speechlab_tts_texts", refs, indirect=True, scope="session", ids=refs)
+        if "speechlab_chat_prompts" in names:
+            refs = session.settings.chat.prompts
+            metafunc.parametrize("speechlab_chat_prompts", refs, indirect=True, scope="session", ids=refs)
         if "speechlab_dataset" in names:
             refs = session.selected_datasets()
             marker = metafunc.definition.get_closest_marker("speechlab_datasets")
@@ -511,7 +689,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Deselect tests whose dataset filter (speechlab_datasets(kind=...)) matched no dataset, rather
     than reporting them as skipped: a non-speech test has nothing to do on a speech-only set."""
     def empty(item: pytest.Item) -> bool:
-        return "speechlab_dataset" in getattr(item, "fixturenames", ()) and any(
+        return any(name.startswith("speechlab_") for name in getattr(item, "fixturenames", ())) and any(
             str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
             for m in item.iter_markers("skip")
         )
@@ -521,7 +699,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def needs_two_models(item: pytest.Item) -> bool:
         return ("speechlab_runtime_comparison" in getattr(item, "fixturenames", ())
-                and len(config.stash[session_key].selected_models()) < 2)
+                and len(config.stash[session_key].selected_models("asr")) < 2)
 
     unwanted = [item for item in items if empty(item) or needs_baseline(item) or needs_two_models(item)]
     if unwanted:
@@ -540,11 +718,71 @@ def speechlab_model(request: pytest.FixtureRequest, speechlab_session: Speechlab
     """The model under test, built once per session (parametrized over the selected models)."""
     from ._runner import ModelLoadError
 
-    name = getattr(request, "param", None) or speechlab_session.selected_models()[0]
+    name = getattr(request, "param", None) or speechlab_session.selected_models("asr")[0]
+    return _build(speechlab_session, name)
+
+
+def _build(speechlab_session: SpeechlabSession, name: str):
+    from ._runner import ModelLoadError
+
     try:
         return speechlab_session.pool.get(speechlab_session.registry.model(name))
     except ModelLoadError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def speechlab_tts_model(request: pytest.FixtureRequest, speechlab_session: SpeechlabSession):
+    """The TTS model under test, built once (parametrized over the selected models of task tts)."""
+    return _build(speechlab_session, request.param)
+
+
+@pytest.fixture(scope="session")
+def speechlab_chat_model(request: pytest.FixtureRequest, speechlab_session: SpeechlabSession):
+    """The chat model under test, built once (parametrized over the selected models of task chat)."""
+    return _build(speechlab_session, request.param)
+
+
+@pytest.fixture(scope="session")
+def speechlab_tts_texts(request: pytest.FixtureRequest) -> str:
+    """A TTS text set ([tool.speechlab.tts] texts: registered names or paths relative to the rootdir)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def speechlab_chat_prompts(request: pytest.FixtureRequest) -> str:
+    """A chat prompt set ([tool.speechlab.chat] prompts)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def speechlab_tts_eval(speechlab_session: SpeechlabSession, speechlab_tts_model, speechlab_tts_texts,
+                      tmp_path_factory: pytest.TempPathFactory):
+    """The TTS model on the text set: a TTSEval (``.result`` is the round-trip EvalResult)."""
+    from ._runner import ModelLoadError
+
+    try:
+        return speechlab_session.evaluate_tts(speechlab_tts_model, speechlab_tts_texts,
+                                              tmp_path_factory.mktemp("speechlab-tts"))
+    except ModelLoadError as exc:  # the judge
+        pytest.fail(f"TTS judge: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def speechlab_chat_eval(speechlab_session: SpeechlabSession, speechlab_chat_model, speechlab_chat_prompts):
+    """The chat model on the prompt set: a ChatEval."""
+    return speechlab_session.evaluate_chat(speechlab_chat_model, speechlab_chat_prompts)
+
+
+@pytest.fixture(scope="session")
+def speechlab_spoken_eval(speechlab_session: SpeechlabSession, speechlab_chat_model, speechlab_chat_prompts):
+    """The spoken-question pipeline (TTS -> ASR -> chat): a SpokenEval, or a str saying why there is none."""
+    from ._runner import ModelLoadError
+
+    try:
+        return speechlab_session.spoken_questions(speechlab_chat_model, speechlab_chat_prompts)
+    except ModelLoadError as exc:
+        pytest.fail(f"spoken-question pipeline: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -602,15 +840,29 @@ def speechlab_thresholds(speechlab_session: SpeechlabSession, speechlab_model) -
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
-    if session is None or not session.results:
+    if session is None or not (session.results or session.chat_evals):
         return
     from ._summary import summary_lines
 
     terminalreporter.write_sep("=", "speechlab summary")
-    models = dict.fromkeys(model for model, _ in session.results)
-    grades = [session.grade(model) for model in models]
-    for line in summary_lines(session.results.values(), session.pool.loaded, grades):
-        terminalreporter.write_line(line)
+    if session.results:
+        grades = [session.grade(model) for model in dict.fromkeys(model for model, _ in session.results)]
+        for line in summary_lines(session.results.values(), session.pool.loaded, grades):
+            terminalreporter.write_line(line)
+    for tts in session.tts_evals.values():
+        for line in tts.report():
+            terminalreporter.write_line(line)
+    chats = [e for e in session.chat_evals.values() if not isinstance(e, str) and hasattr(e, "pass_rate")]
+    if chats:
+        from ._chat import chat_summary_lines
+
+        terminalreporter.write_line("chat:")
+        for line in chat_summary_lines(chats):
+            terminalreporter.write_line(line)
+    for spoken in session.chat_evals.values():
+        if hasattr(spoken, "by_stage"):
+            for line in spoken.report():
+                terminalreporter.write_line(line)
     for comparisons in session.runtime_comparisons.values():
         for comparison in comparisons if isinstance(comparisons, list) else ():
             for line in comparison.report():

@@ -1,0 +1,259 @@
+"""Chat evaluation: prompt set -> responses -> latency, answer checks, relevance, runaway output.
+
+A prompt line: ``{"id", "prompt" or "messages", "expect": [...], "expect_all": [...], "topic",
+"spoken"}``. ``expect`` passes when any of its strings is in the normalized answer, ``expect_all``
+when every one is; ``topic`` (default: the question) is what relevance compares the answer with.
+Prompts marked ``spoken`` also run through the spoken-question pipeline (TTS -> ASR -> chat).
+Runaway responses are found with the ASR repetition measures (compression ratio, n-gram loops).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._hallucination import compression_ratio, max_consecutive_repeats
+from ._types import InputError, SpeechlabError
+
+RUNAWAY_COMPRESSION_RATIO = 2.4
+RUNAWAY_NGRAM_REPEATS = 3
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    messages: tuple[dict, ...]
+    expect: tuple[str, ...] = ()
+    expect_all: tuple[str, ...] = ()
+    topic: str = ""
+    spoken: bool = False
+    source: str = ""
+
+    @property
+    def question(self) -> str:
+        return next((m["content"] for m in reversed(self.messages) if m.get("role") == "user"), "")
+
+
+@dataclass
+class PromptSet:
+    name: str
+    prompts: list[Prompt]
+    errors: list[InputError] = field(default_factory=list)
+
+
+def load_prompts(path: str | Path, name: str | None = None) -> PromptSet:
+    from ._dataset import display_path
+
+    path = Path(path)
+    where = display_path(path)
+    if not path.is_file():
+        raise SpeechlabError(f"chat prompt set {where} not found")
+    prompts, errors = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        line = f"{where} line {number}"
+        try:
+            entry = json.loads(raw.decode("utf-8"))
+            if not isinstance(entry, dict):
+                raise ValueError("not a JSON object")
+            messages = entry.get("messages") or [{"role": "user", "content": entry["prompt"]}]
+            if not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role")
+                       for m in messages):
+                raise ValueError("messages must be {role, content} objects")
+        except UnicodeDecodeError:
+            errors.append(InputError(line, "not UTF-8"))
+            continue
+        except json.JSONDecodeError as exc:
+            errors.append(InputError(line, f"not valid JSON ({exc.msg})"))
+            continue
+        except KeyError:
+            errors.append(InputError(line, 'needs "prompt" or "messages"'))
+            continue
+        except ValueError as exc:
+            errors.append(InputError(line, str(exc)))
+            continue
+        prompts.append(Prompt(str(entry.get("id") or f"line{number}"), tuple(messages),
+                              tuple(entry.get("expect", ())), tuple(entry.get("expect_all", ())),
+                              entry.get("topic", ""), bool(entry.get("spoken", False)), line))
+    return PromptSet(name or where, prompts, errors)
+
+
+def runaway(text: str, normalized: str) -> str | None:
+    """Evidence that a response loops, or None."""
+    ratio = compression_ratio(text)
+    if len(text) > 80 and ratio > RUNAWAY_COMPRESSION_RATIO:
+        return f"compression ratio {ratio:.2f} > {RUNAWAY_COMPRESSION_RATIO}"
+    repeats = max_consecutive_repeats(normalized.split(), 6)
+    gram, count = max(repeats.items(), key=lambda kv: (kv[1], len(kv[0])), default=((), 0))
+    if count >= RUNAWAY_NGRAM_REPEATS and len(" ".join(gram)) > 3:
+        return f"{' '.join(gram)!r} repeated {count} times in a row"
+    return None
+
+
+def answer_check(prompt: Prompt, normalized_answer: str, normalizer) -> tuple[bool | None, str]:
+    """(passed, what was missing); None when the prompt expects nothing in particular."""
+    if not prompt.expect and not prompt.expect_all:
+        return None, ""
+    found = lambda s: normalizer(s) in normalized_answer  # noqa: E731
+    missing = [s for s in prompt.expect_all if not found(s)]
+    if prompt.expect and not any(found(s) for s in prompt.expect):
+        missing.append(" or ".join(repr(s) for s in prompt.expect))
+    return not missing, ", ".join(missing)
+
+
+@dataclass
+class ChatItem:
+    prompt: Prompt
+    answer: str = ""
+    tokens: int | None = None
+    first_token_seconds: float | None = None
+    seconds: float = 0.0
+    passed: bool | None = None
+    missing: str = ""
+    relevance: float | None = None
+    problems: list[str] = field(default_factory=list)  # empty, runaway
+    error: InputError | None = None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.tokens / self.seconds if self.tokens and self.seconds else None
+
+
+@dataclass
+class ChatEval:
+    model: str
+    prompts: str
+    items: list[ChatItem]
+    errors: list[InputError]
+    relevance_judge: str | None
+    model_info: dict[str, Any] = field(default_factory=dict)
+    load_seconds: float | None = None
+
+    @property
+    def answered(self) -> list[ChatItem]:
+        return [i for i in self.items if i.error is None]
+
+    @property
+    def pass_rate(self) -> float | None:
+        checked = [i.passed for i in self.answered if i.passed is not None]
+        return sum(checked) / len(checked) if checked else None
+
+    def _median(self, values) -> float | None:
+        values = sorted(v for v in values if v is not None)
+        return values[len(values) // 2] if values else None
+
+    @property
+    def median_first_token_seconds(self) -> float | None:
+        return self._median(i.first_token_seconds for i in self.answered)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        tokens = sum(i.tokens or 0 for i in self.answered)
+        seconds = sum(i.seconds for i in self.answered if i.tokens)
+        return tokens / seconds if tokens and seconds else None
+
+    @property
+    def mean_relevance(self) -> float | None:
+        values = [i.relevance for i in self.answered if i.relevance is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def flagged(self) -> list[ChatItem]:
+        return [i for i in self.answered if i.problems]
+
+    def failures(self, min_relevance: float) -> list[str]:
+        lines = []
+        for i in self.answered:
+            why = ([f"missing {i.missing}"] if i.passed is False else []) + i.problems + (
+                [f"relevance {i.relevance:.2f} < {min_relevance}"]
+                if i.relevance is not None and i.relevance < min_relevance else [])
+            if why:
+                lines.append(f"{i.prompt.id}: {'; '.join(why)}: answer {i.answer[:120]!r}")
+        return lines
+
+
+def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:
+    if output.error:
+        return ChatItem(prompt, error=InputError(prompt.source, output.error, prompt.id))
+    text = output.response.text.strip()
+    normalized = normalizer(text)
+    passed, missing = answer_check(prompt, normalized, normalizer)
+    problems = []
+    if not normalized:
+        problems.append("empty response")
+    loop = runaway(text, normalized)
+    if loop:
+        problems.append(f"runaway: {loop}")
+    return ChatItem(prompt, text, output.response.tokens, output.first_token_seconds, output.seconds,
+                    passed, missing, None, problems)
+
+
+def chat_summary_lines(evals: list[ChatEval]) -> list[str]:
+    from ._summary import format_table
+
+    def num(v, fmt=".2f"):
+        return "-" if v is None else format(v, fmt)
+
+    header = ["model", "prompts", "answered", "pass", "relevance", "TTFT s", "tok/s", "flagged", "load s", "errors"]
+    rows = [[e.model, e.prompts, f"{len(e.answered)}/{len(e.items)}", num(e.pass_rate),
+             num(e.mean_relevance), num(e.median_first_token_seconds), num(e.tokens_per_second, ".1f"),
+             str(len(e.flagged)), num(e.load_seconds), str(len(e.errors))] for e in evals]
+    lines = format_table(header, rows)
+    lines.append("pass: share of prompts whose answer holds the expected content; relevance: mean cosine "
+                 f"similarity of answer and question ({', '.join(sorted({e.relevance_judge or '-' for e in evals}))}); "
+                 "TTFT: median time to first token; load and one warm-up excluded.")
+    for e in evals:
+        for line in e.failures(0.0):
+            lines.append(f"  [{e.model}] {line}")
+        for err in e.errors:
+            lines.append(f"  [{e.model}] {err}")
+    return lines
+
+
+@dataclass
+class SpokenItem:
+    prompt: Prompt
+    heard: str = ""  # the question as the ASR model transcribed the synthesized audio
+    question_wer: float | None = None
+    typed: ChatItem | None = None
+    spoken: ChatItem | None = None
+    error: str = ""
+
+    @property
+    def stage(self) -> str:
+        """Where the spoken pipeline lost the answer: 'ok', 'chat', 'speech (TTS+ASR)' or 'error'."""
+        if self.error or self.spoken is None or self.spoken.error:
+            return "error"
+        if self.spoken.passed is not False:
+            return "ok"
+        if self.typed is not None and self.typed.passed is False:
+            return "chat"  # wrong even when the question was typed
+        return "speech (TTS+ASR)" if self.question_wer else "chat"
+
+
+@dataclass
+class SpokenEval:
+    chat: str
+    tts: str
+    asr: str
+    items: list[SpokenItem]
+
+    @property
+    def by_stage(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.stage] = counts.get(item.stage, 0) + 1
+        return counts
+
+    def report(self) -> list[str]:
+        stages = ", ".join(f"{stage} {n}" for stage, n in sorted(self.by_stage.items()))
+        lines = [f"spoken questions: {self.tts} -> {self.asr} -> {self.chat}: {len(self.items)} prompts; {stages}"]
+        for i in self.items:
+            typed = "-" if i.typed is None else {True: "pass", False: "fail", None: "-"}[i.typed.passed]
+            spoken = "-" if i.spoken is None else {True: "pass", False: "fail", None: "-"}[i.spoken.passed]
+            wer = "-" if i.question_wer is None else f"{i.question_wer:.2f}"
+            lines.append(f"  {i.prompt.id}: heard {i.heard!r} (question WER {wer}); typed {typed}, spoken {spoken}; "
+                         f"{i.stage}" + (f": {i.error}" if i.error else ""))
+        return lines

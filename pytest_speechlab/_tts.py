@@ -1,0 +1,177 @@
+"""TTS evaluation: text set -> synthesized audio -> audio sanity, determinism, and intelligibility.
+
+Intelligibility is the round-trip word error rate: an ASR judge model (configurable, its identity
+recorded) transcribes each synthesized clip and the transcript is scored against the input text with
+the same normalizer and alignment as ASR. The result is an ordinary EvalResult whose timing is the
+synthesis (RTF = synthesis seconds / synthesized audio seconds), so the summary, grades, reports and
+results database treat a TTS model like any other.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._types import InputError, SpeechlabError
+
+
+@dataclass(frozen=True)
+class TextItem:
+    id: str
+    text: str
+    category: str = ""
+    source: str = ""
+
+
+@dataclass
+class TextSet:
+    name: str
+    items: list[TextItem]
+    errors: list[InputError] = field(default_factory=list)
+
+
+def load_texts(path: str | Path, name: str | None = None) -> TextSet:
+    """A JSONL file of ``{"id": ..., "text": ..., "category": ...}``; bad lines are reported, not fatal."""
+    from ._dataset import display_path
+
+    path = Path(path)
+    where = display_path(path)
+    if not path.is_file():
+        raise SpeechlabError(f"TTS text set {where} not found")
+    items, errors, seen = [], [], set()
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        line = f"{where} line {number}"
+        try:
+            entry = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            errors.append(InputError(line, "not UTF-8"))
+            continue
+        except json.JSONDecodeError as exc:
+            errors.append(InputError(line, f"not valid JSON ({exc.msg})"))
+            continue
+        text = entry.get("text") if isinstance(entry, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            errors.append(InputError(line, "missing or empty text"))
+            continue
+        item_id = str(entry.get("id") or f"line{number}")
+        if item_id in seen:
+            errors.append(InputError(line, f"duplicate id {item_id!r}"))
+            continue
+        seen.add(item_id)
+        items.append(TextItem(item_id, text, str(entry.get("category", "")), line))
+    return TextSet(name or where, items, errors)
+
+
+@dataclass(frozen=True)
+class SanityConfig:
+    clip_level: float = 0.999  # |sample| at or above this is clipped
+    max_clipped_share: float = 0.001
+    silence_dbfs: float = -50.0  # 10 ms frames below this RMS are silent
+    max_edge_silence_s: float = 1.0  # leading or trailing
+    min_words_per_second: float = 0.8
+    max_words_per_second: float = 6.0
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> SanityConfig:
+        unknown = set(table) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SpeechlabError(f"{where}: unknown key(s) {sorted(unknown)}")
+        return cls(**table)
+
+
+def audio_problems(audio, text: str, config: SanityConfig = SanityConfig()) -> list[str]:
+    """What is wrong with one synthesized clip, each problem with its numbers; [] when sane."""
+    import numpy as np
+
+    samples = audio.samples
+    if len(samples) == 0:
+        return ["empty audio"]
+    problems = []
+    finite = np.isfinite(samples)
+    if not finite.all():
+        problems.append(f"{int((~finite).sum())} NaN/inf samples")
+        samples = np.where(finite, samples, 0.0)
+    clipped = float(np.mean(np.abs(samples) >= config.clip_level))
+    if clipped > config.max_clipped_share:
+        problems.append(f"clipping: {clipped:.2%} of samples at full scale")
+    frame = max(1, audio.sample_rate // 100)
+    n = len(samples) // frame
+    if n:
+        rms = np.sqrt(np.mean(samples[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
+        loud = np.flatnonzero(20 * np.log10(np.maximum(rms, 1e-10)) > config.silence_dbfs)
+        if loud.size == 0:
+            problems.append("silent: no frame above " f"{config.silence_dbfs:.0f} dBFS")
+        else:
+            lead, trail = loud[0] / 100, (n - 1 - loud[-1]) / 100
+            for where, seconds in (("leading", lead), ("trailing", trail)):
+                if seconds > config.max_edge_silence_s:
+                    problems.append(f"{where} silence {seconds:.2f} s > {config.max_edge_silence_s} s")
+    words = len(text.split())
+    rate = words / audio.seconds
+    if words >= 3 and not config.min_words_per_second <= rate <= config.max_words_per_second:
+        problems.append(f"implausible duration: {words} words in {audio.seconds:.2f} s = {rate:.1f} words/s "
+                        f"(expected {config.min_words_per_second}-{config.max_words_per_second})")
+    return problems
+
+
+@dataclass
+class TTSEval:
+    """A TTS model on a text set: the round-trip EvalResult plus what is TTS-specific."""
+
+    result: Any  # EvalResult: WER/CER through the judge, RTF of synthesis
+    judge: str
+    claims_deterministic: bool
+    problems: dict[str, list[str]] = field(default_factory=dict)  # item id -> audio problems
+    nondeterministic: list[str] = field(default_factory=list)  # ids whose second synthesis differed
+    errors: list[InputError] = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        return self.result.model
+
+    @property
+    def texts(self) -> str:
+        return self.result.dataset
+
+    def report(self) -> list[str]:
+        lines = [f"tts: {self.model} on {self.texts}: intelligibility judged by {self.judge}; "
+                 f"determinism {'claimed, ' if self.claims_deterministic else 'not claimed, '}"
+                 f"{len(self.nondeterministic)} item(s) differed on a second synthesis; "
+                 f"audio problems on {len(self.problems)} item(s)"]
+        lines += [f"  {item}: {'; '.join(problems)}" for item, problems in self.problems.items()]
+        if self.nondeterministic:
+            lines.append("  non-deterministic: " + ", ".join(self.nondeterministic))
+        return lines
+
+
+def write_wav(path: Path, audio) -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio.samples, audio.sample_rate, subtype="FLOAT")
+    return path
+
+
+def cap_grade(grade, evals: list[TTSEval], policy):
+    """A TTS model whose audio has problems, or that differs on a second synthesis although it claims
+    determinism, is not production ready: the grade is capped like a hallucinating ASR model's."""
+    from ._grading import Grade, rank
+
+    reasons = []
+    problems = [(item, p) for e in evals for item, found in e.problems.items() for p in found]
+    if problems:
+        shown = "; ".join(f"{item}: {p}" for item, p in problems[:3]) + ("; ..." if len(problems) > 3 else "")
+        reasons.append(f"audio problems on {len({i for i, _ in problems})} item(s): {shown}")
+    differing = [i for e in evals if e.claims_deterministic for i in e.nondeterministic]
+    if differing:
+        reasons.append(f"claims determinism but {len(differing)} item(s) differed on a second synthesis: "
+                       + ", ".join(differing[:3]))
+    if not reasons:
+        return grade
+    if rank(grade.grade) < rank(policy.hallucination_cap):
+        return Grade(grade.model, policy.hallucination_cap,
+                     "; ".join(reasons) + f" (not production ready; intelligibility/RTF alone: {grade.grade})", False)
+    return Grade(grade.model, grade.grade, f"{grade.reason}; also " + "; ".join(reasons), False)
