@@ -1,0 +1,225 @@
+"""TTS and chat: text/prompt sets, audio sanity, grades, answer checks, the suites end to end with
+fakes, and the real packaged models (piper, espeak-ng, SmolLM2, MiniLM) on a few items."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pytest_speechlab import Audio, Response
+from pytest_speechlab._chat import Prompt, answer_check, load_prompts, runaway, score_chat
+from pytest_speechlab._grading import Grade, GradePolicy
+from pytest_speechlab._normalize import get_normalizer
+from pytest_speechlab._runner import ChatOutput
+from pytest_speechlab._tts import TTSEval, audio_problems, cap_grade, load_texts
+
+from helpers import FAKE_MODEL_CONFTEST, write_manifest
+
+RATE = 16000
+
+
+def speechlike(seconds: float, lead: float = 0.1, trail: float = 0.1, level: float = 0.3) -> Audio:
+    t = np.arange(int(seconds * RATE)) / RATE
+    voice = (level * np.sin(2 * np.pi * 180 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    pad = lambda s: np.zeros(int(s * RATE), dtype=np.float32)  # noqa: E731
+    return Audio(np.concatenate([pad(lead), voice, pad(trail)]), RATE)
+
+
+TEXT = "the quick brown fox jumps over the lazy dog"  # 9 words
+
+
+def test_sane_speech_has_no_problems():
+    assert audio_problems(speechlike(3.0), TEXT) == []
+
+
+@pytest.mark.parametrize("audio, expected", [
+    (Audio(np.zeros(0, dtype=np.float32), RATE), "empty audio"),
+    (Audio(np.where(np.arange(48000) % 100 == 0, np.nan, 0.2).astype(np.float32), RATE), "NaN/inf samples"),
+    (Audio(np.clip(speechlike(3.0, level=3.0).samples, -1, 1), RATE), "clipping"),
+    (speechlike(3.0, lead=2.5), "leading silence 2.5"),
+    (speechlike(3.0, trail=4.0), "trailing silence 4.0"),
+    (speechlike(0.5), "implausible duration: 9 words in 0.70 s"),
+    (speechlike(20.0), "implausible duration"),
+    (Audio(np.zeros(RATE * 3, dtype=np.float32), RATE), "silent"),
+])
+def test_audio_problems_fire_with_their_numbers(audio, expected):
+    found = audio_problems(audio, TEXT)
+    assert any(expected in p for p in found), found
+
+
+def test_text_set_reports_bad_lines_and_keeps_the_good(tmp_path):
+    path = tmp_path / "texts.jsonl"
+    path.write_bytes(b'{"id": "a", "text": "Hello there."}\n{"id": "b", "text": ""}\nnot json\n'
+                     b'{"id": "a", "text": "again"}\n{"id": "c", "text": "caf\xe9"}\n{"text": "No id here."}\n')
+    texts = load_texts(path, name="t")
+    assert [i.id for i in texts.items] == ["a", "line6"]
+    messages = [str(e) for e in texts.errors]
+    assert any("line 2: missing or empty text" in m for m in messages)
+    assert any("line 3: not valid JSON" in m for m in messages)
+    assert any("line 4: duplicate id 'a'" in m for m in messages)
+    assert any("line 5: not UTF-8" in m for m in messages)
+
+
+def test_tts_grade_is_capped_by_audio_problems_and_broken_determinism():
+    good = Grade("tts", "A", "WER 0.06 > 0.05 needed for A+", True)
+    clean = TTSEval(SimpleNamespace(model="tts", dataset="t"), "judge", True)
+    assert cap_grade(good, [clean], GradePolicy()) is good
+    noisy = TTSEval(SimpleNamespace(model="tts", dataset="t"), "judge", True,
+                    problems={"t1": ["clipping: 2.00% of samples at full scale"]}, nondeterministic=["t2"])
+    capped = cap_grade(good, [noisy], GradePolicy())
+    assert capped.grade == "C" and not capped.production_ready
+    assert "audio problems on 1 item(s): t1: clipping" in capped.reason
+    assert "claims determinism but 1 item(s) differed" in capped.reason and "alone: A" in capped.reason
+
+
+def test_prompt_set_and_answer_checks(tmp_path):
+    path = write_manifest(tmp_path / "p.jsonl", [
+        {"id": "q", "prompt": "What is 2+2?", "expect": ["4", "four"], "spoken": True},
+        {"id": "m", "messages": [{"role": "system", "content": "Brief."}, {"role": "user", "content": "Hi?"}],
+         "expect_all": ["hello", "there"]},
+        '{"id": "bad"', {"id": "none"}, {"id": "roles", "messages": [{"content": "x"}]},
+    ])
+    prompts = load_prompts(path)
+    assert [p.id for p in prompts.prompts] == ["q", "m"] and prompts.prompts[0].spoken
+    assert prompts.prompts[1].question == "Hi?"
+    assert [str(e).split(": ", 1)[1] for e in prompts.errors] == [
+        "not valid JSON (Expecting ',' delimiter)", 'needs "prompt" or "messages"',
+        "messages must be {role, content} objects"]
+    norm = get_normalizer()
+    q, m = prompts.prompts
+    assert answer_check(q, norm("The answer is four."), norm) == (True, "")
+    assert answer_check(q, norm("I do not know."), norm) == (False, "'4' or 'four'")
+    assert answer_check(m, norm("Hello!"), norm) == (False, "there")
+    assert answer_check(Prompt("x", ()), "anything", norm) == (None, "")
+
+
+def test_runaway_and_empty_responses_are_flagged_and_ordinary_ones_are_not():
+    loop = "I am sorry. " * 12
+    assert "compression ratio" in runaway(loop, get_normalizer()(loop))
+    assert "repeated 3 times" in runaway("we will we will we will go", "we will we will we will go")
+    ordinary = "The capital of France is Paris, a city on the Seine known for its museums and cafes."
+    assert runaway(ordinary, get_normalizer()(ordinary)) is None
+    prompt = Prompt("q", ({"role": "user", "content": "?"},), expect=("paris",))
+    empty = score_chat(ChatOutput("q", [], Response("  ")), prompt, get_normalizer())
+    assert empty.problems == ["empty response"] and empty.passed is False
+
+
+FAKES = '''
+
+class FakeTTS:
+    """Speaks a known sentence as a tone of the length the fake ASR judge maps back to it."""
+    deterministic = True
+
+    def __init__(self, params):
+        self.seconds = {text: float(key) for key, text in TEXTS.items()}
+        self.wrong = params.get("wrong", False)
+
+    def synthesize(self, text):
+        import numpy as np
+        from pytest_speechlab import Audio
+        key = text.lower().rstrip(".!?")
+        seconds = 2.5 if self.wrong else self.seconds.get(key, 2.5)
+        t = np.arange(int(seconds * 16000)) / 16000
+        return Audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+
+
+class FakeChat:
+    def stream(self, messages):
+        question = messages[-1]["content"]
+        answer = {"the cat sat on the mat": "A cat on a mat.", "hello world": "Hello to you too."}.get(
+            question.lower().rstrip("?.!"), "I do not know.")
+        for word in answer.split(" "):
+            yield word + " "
+
+
+@hookimpl(specname="speechlab_register_models")
+def register_tts_and_chat(register):
+    register("fake/tts", task="tts", load=FakeTTS, backend="fake-tts")
+    register("fake/tts-wrong", task="tts", load=lambda p: FakeTTS({"wrong": True}), backend="fake-tts")
+    register("fake/chat", task="chat", load=lambda p: FakeChat(), backend="fake-chat")
+'''
+
+
+@pytest.fixture
+def tts_chat_project(speechlab_project):
+    speechlab_project.makeconftest(FAKE_MODEL_CONFTEST + FAKES)
+    write_manifest(speechlab_project.path / "texts.jsonl", [
+        {"id": "cat", "text": "The cat sat on the mat."}, {"id": "hello", "text": "Hello world!"}])
+    write_manifest(speechlab_project.path / "prompts.jsonl", [
+        {"id": "cat", "prompt": "The cat sat on the mat?", "expect": ["cat"], "spoken": True},
+        {"id": "hello", "prompt": "Hello world?", "expect": ["hello"], "spoken": True}])
+    with open(speechlab_project.path / "pyproject.toml", "a") as fh:
+        fh.write('\n[tool.speechlab.tts]\njudge = "fake/perfect"\ntexts = ["texts.jsonl"]\n'
+                 '[tool.speechlab.chat]\nprompts = ["prompts.jsonl"]\ntts = "fake/tts"\n'
+                 'relevance_judge = "none"\n')
+    return speechlab_project
+
+
+def test_tts_suite_round_trips_through_the_judge(tts_chat_project):
+    result = tts_chat_project.runpytest("suites/test_tts.py", "--speechlab-no-db", "-rfs",
+                                        "--speechlab-model", "fake/tts", "--speechlab-model", "fake/tts-wrong")
+    out = result.stdout.str()
+    # fake/tts: all pass (readiness skips); fake/tts-wrong: the judge hears nothing -> WER 1.0
+    result.assert_outcomes(passed=9, failed=1, skipped=2)
+    assert "FAILED suites/test_tts.py::test_tts_intelligibility[fake/tts-wrong-texts.jsonl]" in out
+    assert "corpus WER 1.0000 > threshold 0.1000 for fake/tts-wrong" in out
+    assert "intelligibility judged by fake/perfect" in out
+    row = next(line for line in out.splitlines() if line.startswith("fake/tts ") and "texts.jsonl" in line)
+    assert " 0.000 " in row  # WER of the good fake
+
+
+def test_chat_suite_and_spoken_pipeline_with_fakes(tts_chat_project):
+    result = tts_chat_project.runpytest("suites/test_chat.py", "--speechlab-no-db", "-rs",
+                                        "--speechlab-model", "fake/chat")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=4, skipped=1)  # relevance skips: no judge named "none"
+    assert "spoken questions: fake/tts -> fake/perfect -> fake/chat: 2 prompts; ok 2" in out
+    assert "cat: heard 'the cat sat on the mat' (question WER 0.00); typed pass, spoken pass; ok" in out
+
+
+def test_asr_suites_are_deselected_when_only_tts_is_selected(tts_chat_project):
+    result = tts_chat_project.runpytest("suites", "--speechlab-no-db", "--speechlab-model", "fake/tts")
+    result.assert_outcomes(passed=5, skipped=1)  # the TTS suite alone; readiness skips
+    assert "deselected" in result.stdout.str()
+
+
+@pytest.mark.parametrize("name", ["piper/en_US-joe-medium", "espeak-ng/en-us"])
+def test_real_tts_models_are_intelligible_to_the_real_judge(name, pytester):
+    pytest.importorskip("piper", reason="speechlab-piper is not installed (README: TTS and chat)")
+    pytest.importorskip("espeakng_loader", reason="speechlab-espeak is not installed")
+    write_manifest(pytester.path / "texts.jsonl", [
+        {"id": "t1", "text": "The garden gate was left open all afternoon."},
+        {"id": "t2", "text": "Have you seen my keys anywhere in the kitchen?"}])
+    pytester.makefile(".toml", pyproject='[tool.speechlab.tts]\ntexts = ["texts.jsonl"]\n')
+    suites = pytester.mkdir("suites")
+    from helpers import REPO
+
+    (suites / "test_tts.py").write_text((REPO / "suites" / "test_tts.py").read_text())
+    result = pytester.runpytest_subprocess("suites", "--speechlab-no-db", "--speechlab-model", name,
+                                           "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    row = next(line for line in out.splitlines() if line.startswith(name))
+    wer = float(row.split()[4])
+    assert wer <= 0.25, out  # measured 0.0 for both on these sentences
+    assert f"tts: {name} on texts.jsonl: intelligibility judged by faster-whisper/tiny.en" in out
+    assert "audio problems on 0 item(s)" in out
+
+
+def test_real_chat_model_answers_and_streams():
+    pytest.importorskip("speechlab_transformers_chat", reason="speechlab-transformers-chat is not installed")
+    from pytest_speechlab import ModelPool, Runner, build_registry, make_plugin_manager
+
+    registry = build_registry(make_plugin_manager())
+    pool = ModelPool()
+    loaded = pool.get(registry.model("transformers/smollm2-135m-instruct"))
+    out = Runner().respond(loaded, "q", [{"role": "user", "content": "What is the capital of France?"}])
+    assert "paris" in out.response.text.lower(), out.response.text
+    assert out.first_token_seconds is not None and 0 < out.first_token_seconds < out.seconds
+    assert out.response.tokens and out.response.tokens > 3
+    assert loaded.info["source_weights_sha256"].startswith("sha256:")
+    judge = pool.get(registry.model("sentence-transformers/all-MiniLM-L6-v2")).instance
+    q, on, off = judge.embed(["What is the capital of France?", out.response.text, "Mix flour with water."])
+    cos = lambda a, b: float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))  # noqa: E731
+    assert cos(q, on) > cos(q, off) + 0.2
