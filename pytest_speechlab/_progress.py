@@ -66,10 +66,8 @@ class Progress:
                 self.write_line(self.status())
 
     def status(self) -> str:
-        return (
-            f"speechlab: {self.label}: {self.done}/{self.total} utterances, "
-            f"{self.audio_seconds:.1f} s audio, {time.monotonic() - self.start:.1f} s elapsed"
-        )
+        audio = f"{self.audio_seconds:.1f} s audio, " if self.audio_seconds else ""  # none for chat prompts
+        return f"speechlab: {self.label}: {self.done}/{self.total} items, {audio}{time.monotonic() - self.start:.1f} s elapsed"
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:

@@ -151,8 +151,8 @@ def test_progress_lines_for_ci_logs(speechlab_project, monkeypatch):
     monkeypatch.setattr(progress, "LINE_INTERVAL_S", 0.0)
     result = speechlab_project.runpytest("suites", "--speechlab-progress", "lines")
     result.stdout.fnmatch_lines([
-        "speechlab: fake/perfect x data/manifest.jsonl: 1/4 utterances, 1.0 s audio, * s elapsed",
-        "speechlab: fake/perfect x data/manifest.jsonl: 4/4 utterances, 7.5 s audio, * s elapsed",
+        "speechlab: fake/perfect x data/manifest.jsonl: 1/4 items, 1.0 s audio, * s elapsed",
+        "speechlab: fake/perfect x data/manifest.jsonl: 4/4 items, 7.5 s audio, * s elapsed",
     ])
 
 
