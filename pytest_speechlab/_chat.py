@@ -8,7 +8,6 @@ Runaway responses are found with the ASR repetition measures (compression ratio,
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,41 +42,28 @@ class PromptSet:
 
 
 def load_prompts(path: str | Path, name: str | None = None) -> PromptSet:
-    from ._dataset import display_path
+    from ._dataset import display_path, json_lines
 
     path = Path(path)
-    where = display_path(path)
     if not path.is_file():
-        raise SpeechlabError(f"chat prompt set {where} not found")
-    prompts, errors = [], []
-    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
-        if not raw.strip():
+        raise SpeechlabError(f"chat prompt set {display_path(path)} not found")
+    prompts = PromptSet(name or display_path(path), [])
+    for where, entry in json_lines(path, prompts.errors):
+        if not isinstance(entry, dict):
+            prompts.errors.append(InputError(where, "expected a JSON object"))
             continue
-        line = f"{where} line {number}"
-        try:
-            entry = json.loads(raw.decode("utf-8"))
-            if not isinstance(entry, dict):
-                raise ValueError("not a JSON object")
-            messages = entry.get("messages") or [{"role": "user", "content": entry["prompt"]}]
-            if not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role")
-                       for m in messages):
-                raise ValueError("messages must be {role, content} objects")
-        except UnicodeDecodeError:
-            errors.append(InputError(line, "not UTF-8"))
+        messages = entry.get("messages") or ([{"role": "user", "content": entry["prompt"]}] if "prompt" in entry else None)
+        if messages is None:
+            prompts.errors.append(InputError(where, 'needs "prompt" or "messages"'))
             continue
-        except json.JSONDecodeError as exc:
-            errors.append(InputError(line, f"not valid JSON ({exc.msg})"))
+        if not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") for m in messages):
+            prompts.errors.append(InputError(where, "messages must be {role, content} objects"))
             continue
-        except KeyError:
-            errors.append(InputError(line, 'needs "prompt" or "messages"'))
-            continue
-        except ValueError as exc:
-            errors.append(InputError(line, str(exc)))
-            continue
-        prompts.append(Prompt(str(entry.get("id") or f"line{number}"), tuple(messages),
-                              tuple(entry.get("expect", ())), tuple(entry.get("expect_all", ())),
-                              entry.get("topic", ""), bool(entry.get("spoken", False)), line))
-    return PromptSet(name or where, prompts, errors)
+        number = where.rsplit(" ", 1)[-1]
+        prompts.prompts.append(Prompt(str(entry.get("id") or f"line{number}"), tuple(messages),
+                                      tuple(entry.get("expect", ())), tuple(entry.get("expect_all", ())),
+                                      entry.get("topic", ""), bool(entry.get("spoken", False)), where))
+    return prompts
 
 
 def runaway(text: str, normalized: str) -> str | None:

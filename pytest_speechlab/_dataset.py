@@ -49,26 +49,31 @@ def _load_manifest(path: Path, name: str) -> Dataset:
     base = path.parent
     dataset = Dataset(name, str(path))
     seen: dict[str, int] = {}
+    for where, entry in json_lines(path, dataset.errors):
+        try:
+            utt = _utterance_from_entry(entry, base, where, shown)
+        except _LineError as exc:
+            dataset.errors.append(InputError(where, str(exc), exc.utterance_id))
+            continue
+        if utt.id in seen:
+            dataset.errors.append(InputError(where, f"duplicate id {utt.id!r} (first on {seen[utt.id]})", utt.id))
+            continue
+        seen[utt.id] = where[len(shown) + 1:]  # "line N"
+        dataset.utterances.append(utt)
+    return dataset
+
+
+def json_lines(path: Path, errors: list[InputError]):
+    """(where, parsed JSON) for each line of a JSONL file (manifests, TTS texts, chat prompts); blank
+    and ``#`` lines are skipped, a line that is not UTF-8 or not JSON becomes an error instead."""
     with open(path, "rb") as fh:
-        for where, line in _decoded_lines(fh, shown, dataset.errors):
+        for where, line in _decoded_lines(fh, display_path(path), errors):
             if not line or line.startswith("#"):
                 continue
             try:
-                entry = json.loads(line)
+                yield where, json.loads(line)
             except json.JSONDecodeError as exc:
-                dataset.errors.append(InputError(where, f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"))
-                continue
-            try:
-                utt = _utterance_from_entry(entry, base, where, shown)
-            except _LineError as exc:
-                dataset.errors.append(InputError(where, str(exc), exc.utterance_id))
-                continue
-            if utt.id in seen:
-                dataset.errors.append(InputError(where, f"duplicate id {utt.id!r} (first on {seen[utt.id]})", utt.id))
-                continue
-            seen[utt.id] = where[len(shown) + 1:]  # "line N"
-            dataset.utterances.append(utt)
-    return dataset
+                errors.append(InputError(where, f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"))
 
 
 def _decoded_lines(lines, shown: str, errors: list[InputError]):

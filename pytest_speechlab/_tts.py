@@ -8,7 +8,6 @@ results database treat a TTS model like any other.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,36 +32,25 @@ class TextSet:
 
 def load_texts(path: str | Path, name: str | None = None) -> TextSet:
     """A JSONL file of ``{"id": ..., "text": ..., "category": ...}``; bad lines are reported, not fatal."""
-    from ._dataset import display_path
+    from ._dataset import display_path, json_lines
 
     path = Path(path)
-    where = display_path(path)
     if not path.is_file():
-        raise SpeechlabError(f"TTS text set {where} not found")
-    items, errors, seen = [], [], set()
-    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
-        if not raw.strip():
-            continue
-        line = f"{where} line {number}"
-        try:
-            entry = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            errors.append(InputError(line, "not UTF-8"))
-            continue
-        except json.JSONDecodeError as exc:
-            errors.append(InputError(line, f"not valid JSON ({exc.msg})"))
-            continue
+        raise SpeechlabError(f"TTS text set {display_path(path)} not found")
+    texts = TextSet(name or display_path(path), [])
+    seen = set()
+    for where, entry in json_lines(path, texts.errors):
         text = entry.get("text") if isinstance(entry, dict) else None
         if not isinstance(text, str) or not text.strip():
-            errors.append(InputError(line, "missing or empty text"))
+            texts.errors.append(InputError(where, "missing or empty text"))
             continue
-        item_id = str(entry.get("id") or f"line{number}")
+        item_id = str(entry.get("id") or f"line{where.rsplit(' ', 1)[-1]}")
         if item_id in seen:
-            errors.append(InputError(line, f"duplicate id {item_id!r}"))
+            texts.errors.append(InputError(where, f"duplicate id {item_id!r}"))
             continue
         seen.add(item_id)
-        items.append(TextItem(item_id, text, str(entry.get("category", "")), line))
-    return TextSet(name or where, items, errors)
+        texts.items.append(TextItem(item_id, text, str(entry.get("category", "")), where))
+    return texts
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def test_text_set_reports_bad_lines_and_keeps_the_good(tmp_path):
     assert any("line 2: missing or empty text" in m for m in messages)
     assert any("line 3: not valid JSON" in m for m in messages)
     assert any("line 4: duplicate id 'a'" in m for m in messages)
-    assert any("line 5: not UTF-8" in m for m in messages)
+    assert any("line 5: not valid UTF-8" in m for m in messages)
 
 
 def test_tts_grade_is_capped_by_audio_problems_and_broken_determinism():
@@ -85,7 +85,7 @@ def test_prompt_set_and_answer_checks(tmp_path):
     assert [p.id for p in prompts.prompts] == ["q", "m"] and prompts.prompts[0].spoken
     assert prompts.prompts[1].question == "Hi?"
     assert [str(e).split(": ", 1)[1] for e in prompts.errors] == [
-        "not valid JSON (Expecting ',' delimiter)", 'needs "prompt" or "messages"',
+        "not valid JSON (Expecting ',' delimiter at column 13)", 'needs "prompt" or "messages"',
         "messages must be {role, content} objects"]
     norm = get_normalizer()
     q, m = prompts.prompts
