@@ -279,6 +279,8 @@ class SpeechlabSession:
         """Synthesize every text (timed) into ``folder``, check the audio, score the judge's transcripts."""
         import dataclasses
 
+        import numpy as np
+
         from ._runner import environment
         from ._tts import TTSEval, audio_problems, write_wav
         from ._types import InputError, Utterance
@@ -290,8 +292,6 @@ class SpeechlabSession:
         judge = self.tts_judge()
         claims = bool(getattr(loaded.instance, "deterministic", False))
         utterances, timing, problems, differing, errors = [], {}, {}, [], list(texts.errors)
-        import numpy as np
-
         with self._progress(f"{loaded.name} x {texts.name} (synthesis)", len(texts.items)) as progress:
             for item in texts.items:
                 out = self.runner.synthesize(loaded, item.id, item.text, repeat=claims)
