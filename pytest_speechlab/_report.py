@@ -310,7 +310,7 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict) -> di
             "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(), "version": BENCHMARK_VERSION}
 
 
-def run_file(results: list[EvalResult], grades: dict, meta: dict) -> dict:
+def run_file(results: list[EvalResult], grades: dict, meta: dict, chats=(), spoken=()) -> dict:
     """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML."""
     from ._store import utterance_row
 
@@ -325,4 +325,60 @@ def run_file(results: list[EvalResult], grades: dict, meta: dict) -> dict:
                             "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment]}
                            for u in r.utterances],
         } for r in results],
+        "chat": [{**row, "answers": chat_items(e)} for row, e in zip(chat_rows(chats), chats)],
+        "spoken": [{"chat": s.chat, "tts": s.tts, "asr": s.asr, "by_stage": s.by_stage, "items": spoken_items(s)}
+                   for s in spoken],
     }
+
+
+# -- chat (its own figures: no WER; answers are model output, escaped like transcripts) ----------
+
+
+def chat_rows(chats) -> list[dict]:
+    return [{"model": e.model, "prompts": e.prompts, "answered": len(e.answered), "items": len(e.items),
+             "pass_rate": e.pass_rate, "mean_relevance": e.mean_relevance, "relevance_judge": e.relevance_judge,
+             "median_first_token_s": e.median_first_token_seconds, "tokens_per_second": e.tokens_per_second,
+             "flagged": len(e.flagged), "errors": [str(x) for x in e.errors], "load_seconds": e.load_seconds}
+            for e in chats]
+
+
+def chat_items(chat) -> list[dict]:
+    return [{"id": i.prompt.id, "question": i.prompt.question, "answer": i.answer, "passed": i.passed,
+             "missing": i.missing, "relevance": i.relevance, "problems": i.problems, "tokens": i.tokens,
+             "first_token_s": i.first_token_seconds, "seconds": i.seconds,
+             "error": str(i.error) if i.error else None} for i in chat.items]
+
+
+def spoken_items(spoken) -> list[dict]:
+    return [{"id": i.prompt.id, "question": i.prompt.question, "heard": i.heard, "question_wer": i.question_wer,
+             "typed_passed": i.typed.passed if i.typed else None,
+             "spoken_answer": i.spoken.answer if i.spoken else None,
+             "spoken_passed": i.spoken.passed if i.spoken else None, "stage": i.stage, "error": i.error}
+            for i in spoken.items]
+
+
+def chat_html(chats) -> str:
+    if not chats:
+        return ""
+    rows = "".join(
+        f'<tr><td class="t">{esc(r["model"])}</td><td class="t">{esc(r["prompts"])}</td>'
+        f'<td>{r["answered"]}/{r["items"]}</td><td>{_fmt(r["pass_rate"], ".2f")}</td>'
+        f'<td>{_fmt(r["mean_relevance"], ".2f")}</td><td>{_fmt(r["median_first_token_s"], ".2f")}</td>'
+        f'<td>{_fmt(r["tokens_per_second"], ".1f")}</td><td>{r["flagged"]}</td></tr>' for r in chat_rows(chats))
+    failures = "".join(f"<li>{esc(e.model)}: {esc(line)}</li>" for e in chats for line in e.failures(0.0))
+    return (f'<div class="speechlab" id="speechlab-chat"><h2>Chat</h2><table><tr><th class="t">model</th>'
+            f'<th class="t">prompts</th><th>answered</th><th>pass</th><th>relevance</th><th>TTFT s</th>'
+            f"<th>tok/s</th><th>flagged</th></tr>{rows}</table><ul>{failures}</ul></div>")
+
+
+def chat_markdown(chats) -> str:
+    if not chats:
+        return ""
+    lines = ["## Chat", "", "| model | prompts | answered | pass | relevance | TTFT s | tok/s | flagged |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {md(r['model'])} | {md(r['prompts'])} | {r['answered']}/{r['items']} | "
+              f"{_fmt(r['pass_rate'], '.2f')} | {_fmt(r['mean_relevance'], '.2f')} | "
+              f"{_fmt(r['median_first_token_s'], '.2f')} | {_fmt(r['tokens_per_second'], '.1f')} | {r['flagged']} |"
+              for r in chat_rows(chats)]
+    lines += [f"- {md(e.model)}: {md(line)}" for e in chats for line in e.failures(0.0)]
+    return "\n".join(lines) + "\n"

@@ -484,23 +484,31 @@ class SpeechlabSession:
             self._write("record_grade", model, grade.grade, grade.reason)
         self._write("finish_run")
 
+    def chat_reports(self) -> tuple[list, list]:
+        """The chat evaluations and spoken-question pipelines of this session (reasons left out)."""
+        from ._chat import ChatEval, SpokenEval
+
+        evals = self.chat_evals.values()
+        return [e for e in evals if isinstance(e, ChatEval)], [e for e in evals if isinstance(e, SpokenEval)]
+
     def write_reports(self) -> None:
         """Markdown (and the GitHub step summary), benchmark JSON and the run file."""
-        if not self.results:
+        chats, spoken = self.chat_reports()
+        if not (self.results or chats):
             return
-        from ._report import benchmark_json, run_file, scorecard_markdown
+        from ._report import benchmark_json, chat_markdown, run_file, scorecard_markdown
 
         results, grades = list(self.results.values()), self.grades()
         option = self.config.option
         text = None
         if option.speechlab_markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
-            text = scorecard_markdown(results, grades)
+            text = (scorecard_markdown(results, grades) if results else "") + chat_markdown(chats)
         if option.speechlab_markdown:
             Path(option.speechlab_markdown).write_text(text, encoding="utf-8")
         if os.environ.get("GITHUB_STEP_SUMMARY"):
             with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
                 fh.write(text)
-        if option.speechlab_benchmark_json:
+        if option.speechlab_benchmark_json and results:
             from ._runner import cpu_name
             import platform
 
@@ -512,7 +520,7 @@ class SpeechlabSession:
         if option.speechlab_json:
             meta = {"run_id": self.run_id, "args": list(self.config.invocation_params.args)}
             Path(option.speechlab_json).write_text(
-                json.dumps(run_file(results, grades, meta), indent=1, ensure_ascii=False), encoding="utf-8")
+                json.dumps(run_file(results, grades, meta, chats, spoken), indent=1, ensure_ascii=False), encoding="utf-8")
 
     def grades(self) -> dict:
         return {model: self.grade(model) for model in dict.fromkeys(m for m, _ in self.results)}
@@ -521,10 +529,13 @@ class SpeechlabSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        if self.results:
-            from ._report import scorecard_html
+        from ._report import chat_html, scorecard_html
 
+        if self.results:
             prefix.append(scorecard_html(list(self.results.values()), self.grades()))
+        chats, _ = self.chat_reports()
+        if chats:
+            prefix.append(chat_html(chats))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call):
@@ -852,17 +863,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     for tts in session.tts_evals.values():
         for line in tts.report():
             terminalreporter.write_line(line)
-    chats = [e for e in session.chat_evals.values() if not isinstance(e, str) and hasattr(e, "pass_rate")]
+    chats, spoken_evals = session.chat_reports()
     if chats:
         from ._chat import chat_summary_lines
 
         terminalreporter.write_line("chat:")
         for line in chat_summary_lines(chats):
             terminalreporter.write_line(line)
-    for spoken in session.chat_evals.values():
-        if hasattr(spoken, "by_stage"):
-            for line in spoken.report():
-                terminalreporter.write_line(line)
+    for spoken in spoken_evals:
+        for line in spoken.report():
+            terminalreporter.write_line(line)
     for comparisons in session.runtime_comparisons.values():
         for comparison in comparisons if isinstance(comparisons, list) else ():
             for line in comparison.report():

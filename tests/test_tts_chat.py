@@ -128,7 +128,8 @@ class FakeTTS:
 class FakeChat:
     def stream(self, messages):
         question = messages[-1]["content"]
-        answer = {"the cat sat on the mat": "A cat on a mat.", "hello world": "Hello to you too."}.get(
+        answer = {"the cat sat on the mat": "A cat on a mat.", "hello world": "Hello to you too.",
+                  "hostile": '<script>alert(1)</script> "><img src=x onerror=alert(2)> | pipe'}.get(
             question.lower().rstrip("?.!"), "I do not know.")
         for word in answer.split(" "):
             yield word + " "
@@ -177,6 +178,28 @@ def test_chat_suite_and_spoken_pipeline_with_fakes(tts_chat_project):
     result.assert_outcomes(passed=4, skipped=1)  # relevance skips: no judge named "none"
     assert "spoken questions: fake/tts -> fake/perfect -> fake/chat: 2 prompts; ok 2" in out
     assert "cat: heard 'the cat sat on the mat' (question WER 0.00); typed pass, spoken pass; ok" in out
+
+
+def test_chat_results_reach_every_report_and_stay_text(tts_chat_project):
+    write_manifest(tts_chat_project.path / "prompts.jsonl", [
+        {"id": "cat", "prompt": "The cat sat on the mat?", "expect": ["cat"], "spoken": True},
+        {"id": "evil", "prompt": "hostile", "expect": ["nothing"]}])
+    result = tts_chat_project.runpytest("suites/test_chat.py", "--speechlab-no-db", "--speechlab-model", "fake/chat",
+                                        "--speechlab-json", "run.json", "--speechlab-markdown", "card.md",
+                                        "--html", "report.html", "--self-contained-html")
+    result.assert_outcomes(passed=3, failed=1, skipped=1)  # pass rate 0.5 < 0.7
+    run = json.loads((tts_chat_project.path / "run.json").read_text())
+    (chat,) = run["chat"]
+    assert chat["model"] == "fake/chat" and chat["pass_rate"] == 0.5
+    evil = next(a for a in chat["answers"] if a["id"] == "evil")
+    assert evil["passed"] is False and evil["answer"].startswith("<script>")  # data, kept as it was
+    assert run["spoken"][0]["items"][0]["heard"] == "the cat sat on the mat"
+    card = (tts_chat_project.path / "card.md").read_text()
+    html_report = (tts_chat_project.path / "report.html").read_text()
+    for text in (card, html_report):
+        assert "<script>alert(1)" not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_report and 'id="speechlab-chat"' in html_report
+    assert "| fake/chat | prompts.jsonl | 2/2 | 0.50 |" in card
 
 
 def test_asr_suites_are_deselected_when_only_tts_is_selected(tts_chat_project):
