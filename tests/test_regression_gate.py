@@ -72,6 +72,11 @@ db = "results.db"
 wer = 0.5
 cer = 0.5
 rtf = 1000.0
+
+# The fake model takes microseconds, so its RTF ratio between two runs is noise on a busy machine:
+# these tests are about WER; the RTF rule has its own test below.
+[tool.speechlab.regression]
+rtf_tolerance = 1000.0
 """)
     return pytester
 
@@ -146,3 +151,18 @@ def test_help_is_there_for_a_newcomer():
     for command in ("runs", "show", "compare", "baseline", "export", "import", "prune"):
         assert command in text
     assert "speechlab baseline set main latest" in text
+
+
+def test_rtf_is_judged_on_its_ratio_to_the_baseline_with_the_machines_named():
+    from pytest_speechlab._compare import Side, compare
+    from pytest_speechlab._stats import GatePolicy
+
+    words = {f"u{i}": (0, 6) for i in range(20)}
+    base = Side("baseline", "m", "d", words=dict(words), processing_seconds=10.0, audio_seconds=100.0, cpu="CPU A")
+    for seconds, regressed in ((14.9, False), (15.1, True)):
+        cand = Side("this run", "m", "d", words=dict(words), processing_seconds=seconds, audio_seconds=100.0,
+                    cpu="CPU B")
+        found = compare(base, cand, GatePolicy(rtf_tolerance=0.5)).regressions
+        assert bool(found) is regressed, found
+        if regressed:
+            assert found == ["RTF 0.100 -> 0.151 (x1.51 > x1.50; machines: CPU A -> CPU B)"]
