@@ -87,7 +87,6 @@ class ChatSettings:
     min_relevance: float = 0.3  # cosine similarity of answer and question/topic
     min_pass_rate: float = 0.7  # share of prompts whose answer holds the expected content
     max_first_token_s: float = 5.0
-    max_new_tokens: int = 64
     tts: str | None = None  # the spoken-question pipeline's voice; default: the first selected TTS model
 
     @classmethod
