@@ -28,6 +28,7 @@ class RuntimeComparison:
     weights: str
     dataset: str
     results: list[EvalResult]
+    compared: int = 0  # utterances every runtime processed
     differing: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # id -> model -> text
 
     @classmethod
@@ -40,11 +41,7 @@ class RuntimeComparison:
             if len(normalized) > 1:
                 differing.append((utterance_id, {r.model: u[utterance_id].hypothesis
                                                  for r, u in zip(results, by_model)}))
-        return cls(weights, results[0].dataset, results, differing)
-
-    @property
-    def compared(self) -> int:
-        return min(len(r.processed) for r in self.results)
+        return cls(weights, results[0].dataset, results, len(common), differing)
 
     @property
     def disagreement_rate(self) -> float:

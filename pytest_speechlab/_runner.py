@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from ._audio import AudioError, read_audio, to_model_input
 from ._registry import ModelSpec
-from ._types import InputError, Output, Transcript, Utterance
+from ._types import Audio, InputError, Output, Response, Transcript, Utterance
 
 
 @dataclass
@@ -166,10 +166,8 @@ class ChatOutput:
     error: str = ""
 
 
-def as_audio(value: Any):
+def as_audio(value: Any) -> Audio:
     import numpy as np
-
-    from ._types import Audio
 
     if isinstance(value, tuple) and len(value) == 2:
         value = Audio(*value)
@@ -181,9 +179,7 @@ def as_audio(value: Any):
     return Audio(samples, int(value.sample_rate))
 
 
-def as_response(value: Any):
-    from ._types import Response
-
+def as_response(value: Any) -> Response:
     if isinstance(value, Response):
         return value
     if isinstance(value, str):
@@ -276,8 +272,6 @@ class Runner:
                     first = time.perf_counter() - start
                 pieces.append(piece)
             return Response("".join(pieces), len(pieces)), first
-
-        from ._types import Response
 
         try:
             if not model.warmed_up:

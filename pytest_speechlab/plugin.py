@@ -230,16 +230,18 @@ class SpeechlabSession:
                 loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors), environment(loaded))
         return self.results[key]
 
-    def _scored_run(self, subject, transcriber, dataset_name: str, utterances, errors, env, adjust=None):
+    def _scored_run(self, subject, transcriber, dataset_name: str, utterances, errors, env, adjust=None, info=None):
         """Run ``transcriber`` over ``utterances``, score each output as it comes, record it in batches.
         ``subject`` is the model the result is about (the transcriber itself, or a TTS model whose
-        audio a judge transcribes); ``adjust`` may rewrite each output first (the TTS timing)."""
+        audio a judge transcribes; ``info`` then adds the judge's identity); ``adjust`` may rewrite
+        each output first (the TTS timing)."""
+        info = info or subject.info
         from ._metrics import EvalResult, score_output
         from ._normalize import get_normalizer
         from ._store import Store, utterance_row
 
         self._open_store()
-        self._write("record_model", subject.info, subject.load_seconds)
+        self._write("record_model", info, subject.load_seconds)
         normalizer = get_normalizer(self.settings.normalizer)
         scored, pending = [], []
 
@@ -258,7 +260,7 @@ class SpeechlabSession:
             self.runner.run(transcriber, utterances, on_output=on_output)
         flush()
         result = EvalResult(subject.name, dataset_name, normalizer.label, scored, errors,
-                            model_info=subject.info, load_seconds=subject.load_seconds, environment=env)
+                            model_info=info, load_seconds=subject.load_seconds, environment=env)
         self._write("record_aggregate", subject.name, dataset_name, aggregate_metrics(result), result.environment)
         return result
 
@@ -285,10 +287,10 @@ class SpeechlabSession:
         from ._tts import TTSEval, audio_problems, write_wav
         from ._types import InputError, Utterance
 
-        texts = self.text_set(ref)
-        key = (loaded.name, texts.name)
+        key = (loaded.name, ref)  # the text set is named by its reference
         if key in self.tts_evals:
             return self.tts_evals[key]
+        texts = self.text_set(ref)
         judge = self.tts_judge()
         claims = bool(getattr(loaded.instance, "deterministic", False))
         utterances, timing, problems, differing, errors = [], {}, {}, [], list(texts.errors)
@@ -312,10 +314,10 @@ class SpeechlabSession:
         def synthesis_timing(output):
             return dataclasses.replace(output, processing_seconds=timing[output.utterance.id])
 
-        result = self._scored_run(loaded, judge, texts.name, utterances, errors, {**environment(loaded), "judge": judge.name,
-                                   "timing": "synthesis timed per text; load and one warm-up call excluded"},
-                                  adjust=synthesis_timing)
-        result.model_info = {**loaded.info, "judge": judge.info}
+        env = {**environment(loaded), "judge": judge.name,
+               "timing": "synthesis timed per text; load and one warm-up call excluded"}
+        result = self._scored_run(loaded, judge, texts.name, utterances, errors, env, adjust=synthesis_timing,
+                                  info={**loaded.info, "judge": judge.info})
         self.results[key] = result
         self.tts_evals[key] = TTSEval(result, judge.name, claims, problems, differing, errors)
         return self.tts_evals[key]
@@ -370,9 +372,9 @@ class SpeechlabSession:
         from ._chat import ChatEval, score_chat
         from ._normalize import get_normalizer
 
-        prompts = self.prompt_set(ref)
-        key = (loaded.name, prompts.name)
+        key = (loaded.name, ref)  # the prompt set is named by its reference
         if key not in self.chat_evals:
+            prompts = self.prompt_set(ref)
             normalizer = get_normalizer(self.settings.normalizer)
             items = []
             with self._progress(f"{loaded.name} x {prompts.name}", len(prompts.prompts)) as progress:
@@ -395,9 +397,11 @@ class SpeechlabSession:
 
     def spoken_questions(self, loaded, ref: str):
         """TTS speaks each ``spoken`` prompt, the ASR judge transcribes it, the chat model answers."""
+        from ._audio import RawAudio, to_model_input
         from ._chat import SpokenEval, SpokenItem, score_chat
         from ._metrics import score_words
         from ._normalize import get_normalizer
+        from ._runner import as_transcript
 
         key = ("spoken", loaded.name, ref)
         if key in self.chat_evals:
@@ -408,16 +412,13 @@ class SpeechlabSession:
                                     "(--speechlab-model piper/en_US-joe-medium) or set [tool.speechlab.chat] tts")
             return self.chat_evals[key]
         tts, asr = self.pool.get(self.registry.model(tts_name)), self.tts_judge()
-        typed = {i.prompt.id: i for i in self.evaluate_chat(loaded, ref).items}
         normalizer = get_normalizer(self.settings.normalizer)
-        from ._audio import RawAudio, to_model_input
-        from ._runner import as_transcript
-
         items = []
-        for prompt in self.prompt_set(ref).prompts:
+        for typed in self.evaluate_chat(loaded, ref).items:  # the same prompts, answered from text
+            prompt = typed.prompt
             if not prompt.spoken:
                 continue
-            item = SpokenItem(prompt, typed=typed.get(prompt.id))
+            item = SpokenItem(prompt, typed=typed)
             spoken = self.runner.synthesize(tts, prompt.id, prompt.question)
             if spoken.error:
                 item.error = spoken.error
