@@ -9,7 +9,23 @@ from pathlib import Path
 
 import click
 
+from ._text import redact, terminal
 from ._types import SpeechlabError
+
+
+class Problem(click.ClickException):
+    """A usage problem (bad reference, missing database, malformed file): exit 2, as click's own
+    usage errors; exit 1 is kept for a regression found by `speechlab compare`."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(terminal(redact(message)))
+
+
+def echo(text: str = "", **kwargs) -> None:
+    """Everything printed passes here: outside text cannot drive the terminal or leak a password."""
+    click.echo(terminal(redact(text)), **kwargs)
 
 
 def _default_db() -> str:
@@ -21,7 +37,15 @@ def _default_db() -> str:
     return normalize_url(configured, root) if configured else default_url(root)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SpeechlabError as exc:  # a store or configuration problem anywhere below
+            raise Problem(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="SPEECHLAB_DB", metavar="URL_OR_PATH",
               help="results database: a SQLAlchemy URL or a SQLite file. Default: [tool.speechlab] db in "
                    "./pyproject.toml, else ./.speechlab/results.db (what `pytest suites/` writes).")
@@ -38,22 +62,27 @@ def main(ctx: click.Context, db: str | None) -> None:
     """
     from ._store import Store, normalize_url
 
-    url = normalize_url(db, Path.cwd()) if db else _default_db()
-    ctx.obj = lambda: Store(url)
-
-
-def _store(ctx):
     try:
-        return ctx.obj()
+        url = normalize_url(db, Path.cwd()) if db else _default_db()
     except SpeechlabError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Problem(str(exc)) from None
+    ctx.obj = lambda read_only: Store(url, read_only=read_only)
+
+
+def _store(ctx, read_only: bool = True):
+    """The store; the read-only commands (runs, show, compare, export, baseline list) never create,
+    migrate or write a database."""
+    try:
+        return ctx.obj(read_only)
+    except SpeechlabError as exc:
+        raise Problem(str(exc)) from None
 
 
 def _resolve(store, ref: str) -> str:
     try:
         return store.resolve(ref)
     except SpeechlabError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Problem(str(exc)) from None
 
 
 def _metric(value) -> str:
@@ -78,9 +107,9 @@ def runs_cmd(ctx, limit: int) -> None:
         rows.append([run["id"][:8], run["started_at"], run["status"], commit, ", ".join(models) or "-",
                      ", ".join(baselines.get(run["id"], []))])
     if not rows:
-        click.echo(f"no runs in {store.url}")
+        echo(f"no runs in {store.shown_url}")
         return
-    click.echo("\n".join(format_table(["run", "started", "status", "commit", "models", "baseline"], rows, 6)))
+    echo("\n".join(format_table(["run", "started", "status", "commit", "models", "baseline"], rows, 6)))
 
 
 @main.command("show")
@@ -92,13 +121,13 @@ def show_cmd(ctx, run: str) -> None:
 
     store = _store(ctx)
     data = store.run(_resolve(store, run))
-    click.echo(f"run {data['id']}  {data['status']}  started {data['started_at']}  finished {data['finished_at'] or '-'}")
-    click.echo(f"commit {data['git_commit'] or '-'}{' (dirty)' if data['git_dirty'] else ''}  host {data['host']}  "
+    echo(f"run {data['id']}  {data['status']}  started {data['started_at']}  finished {data['finished_at'] or '-'}")
+    echo(f"commit {data['git_commit'] or '-'}{' (dirty)' if data['git_dirty'] else ''}  host {data['host']}  "
                f"cpu {data['cpu']}  python {data['python']}  normalizer {data['normalizer']}")
     if data["imported_from"]:
-        click.echo(f"imported from {data['imported_from']}")
+        echo(f"imported from {data['imported_from']}")
     for m in data["models"]:
-        click.echo(f"model {m['name']}: {m['backend']} {m['backend_version'] or ''}, weights {m['weights']} "
+        echo(f"model {m['name']}: {m['backend']} {m['backend_version'] or ''}, weights {m['weights']} "
                    f"{m['weights_sha256'] or ''}, params {json.dumps(m['params'])}")
     rows = []
     for a in data["aggregates"]:
@@ -108,15 +137,15 @@ def show_cmd(ctx, run: str) -> None:
                      f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-", _metric(x.get("cer")), _metric(x.get("rtf")),
                      f"{x.get('hallucinated', 0)}/{x.get('processed', 0)}"])
     if rows:
-        click.echo("\n".join(format_table(["model", "dataset", "utts", "WER", "WER 95% CI", "CER", "RTF", "halluc"], rows)))
+        echo("\n".join(format_table(["model", "dataset", "utts", "WER", "WER 95% CI", "CER", "RTF", "halluc"], rows)))
     for g in data["grades"]:
-        click.echo(f"grade {g['model']}: {g['grade']}: {g['reason']}")
+        echo(f"grade {g['model']}: {g['grade']}: {g['reason']}")
     failed = [o for o in data["outcomes"] if o["outcome"] != "passed"]
-    click.echo(f"tests: {len(data['outcomes'])} recorded, {len(failed)} not passed")
+    echo(f"tests: {len(data['outcomes'])} recorded, {len(failed)} not passed")
     for o in failed:
-        click.echo(f"  {o['outcome']}: {o['nodeid']}")
+        echo(f"  {o['outcome']}: {o['nodeid']}")
     if data["status"] != "complete":
-        click.echo("this run did not finish: its figures cover the utterances written before it stopped")
+        echo("this run did not finish: its figures cover the utterances written before it stopped")
 
 
 def _grouped(store, run_id: str) -> dict:
@@ -134,9 +163,12 @@ def _grouped(store, run_id: str) -> dict:
 @click.option("--dataset", help="only this dataset")
 @click.pass_context
 def compare_cmd(ctx, baseline: str, candidate: str, model_a, model_b, dataset) -> None:
-    """Compare two runs on the utterances both have: difference with its 95% interval, a paired
-    permutation p-value, an exact test on utterances that flip, RTF ratio, changed utterances."""
-    from ._compare import compare, pair_sides
+    """Compare two runs on the utterances both have: difference with its interval, a paired
+    permutation p-value (family-adjusted), an exact test on utterances that flip and on
+    hallucinations, RTF ratio, identity changes, changed utterances.
+
+    Exit status: 0 no regression, 1 a regression, 2 a usage problem (unknown run, no database)."""
+    from ._compare import compare, family_size, judge, pair_sides
     from ._config import load_config
 
     store = _store(ctx)
@@ -147,14 +179,17 @@ def compare_cmd(ctx, baseline: str, candidate: str, model_a, model_b, dataset) -
         rows_b = {k: v for k, v in rows_b.items() if k[1] == dataset}
     pairs = pair_sides(store.run(ida), rows_a, store.run(idb), rows_b, model_a, model_b)
     if not pairs:
-        raise click.ClickException("nothing to compare: no model x dataset in common "
+        raise Problem("nothing to compare: no model x dataset in common "
                                    "(use --model-a/--model-b to compare two different models)")
     policy = load_config(Path.cwd() / "pyproject.toml").regression
-    regressed = False
-    for a, b in pairs:
-        cmp = compare(a, b, policy)
-        click.echo(cmp.report())
-        regressed |= bool(cmp.regressions)
+    family = family_size(len(pairs), policy)
+    comparisons = judge([compare(a, b, policy, family) for a, b in pairs], policy)
+    for cmp in comparisons:
+        echo(cmp.report())
+    regressed = [c for c in comparisons if c.regressions]
+    if len(comparisons) > 1:
+        echo(f"{len(regressed)} of {len(comparisons)} model x dataset pairs regressed "
+             f"({family} tests, correction {policy.correction}, alpha {policy.alpha})")
     sys.exit(1 if regressed else 0)
 
 
@@ -169,12 +204,12 @@ def baseline_group() -> None:
 @click.pass_context
 def baseline_set(ctx, name: str, run: str) -> None:
     """Point baseline NAME at RUN (an id, an id prefix, another baseline or 'latest')."""
-    store = _store(ctx.parent)
+    store = _store(ctx.parent, read_only=False)
     try:
         run_id = store.set_baseline(name, run)
     except SpeechlabError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"baseline {name} -> run {run_id}")
+        raise Problem(str(exc)) from None
+    echo(f"baseline {name} -> run {run_id}")
 
 
 @baseline_group.command("list")
@@ -182,7 +217,7 @@ def baseline_set(ctx, name: str, run: str) -> None:
 def baseline_list(ctx) -> None:
     """List baselines."""
     for b in _store(ctx.parent).baselines():
-        click.echo(f"{b['name']}  run {b['run_id']}  set {b['set_at']}")
+        echo(f"{b['name']}  run {b['run_id']}  set {b['set_at']}")
 
 
 @main.command("export")
@@ -195,9 +230,9 @@ def export_cmd(ctx, run: str, output: str | None) -> None:
     text = json.dumps(store.export_run(_resolve(store, run)), indent=1, ensure_ascii=False)
     if output:
         Path(output).write_text(text + "\n", encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+        echo(f"wrote {output}", err=True)
     else:
-        click.echo(text)
+        echo(text)
 
 
 @main.command("import")
@@ -206,17 +241,17 @@ def export_cmd(ctx, run: str, output: str | None) -> None:
 @click.pass_context
 def import_cmd(ctx, path: str, baseline_name: str | None) -> None:
     """Read a run exported with `speechlab export` into this database."""
-    store = _store(ctx)
+    store = _store(ctx, read_only=False)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         run_id = store.import_run(data, source=os.path.basename(path))
         if baseline_name:
             store.set_baseline(baseline_name, run_id)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{path}: not a JSON run export ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise Problem(f"{path}: not a JSON run export ({type(exc).__name__}: {str(exc)[:200]})") from None
     except SpeechlabError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"imported run {run_id}" + (f" as baseline {baseline_name}" if baseline_name else ""))
+        raise Problem(str(exc)) from None
+    echo(f"imported run {run_id}" + (f" as baseline {baseline_name}" if baseline_name else ""))
 
 
 @main.command("prune")
@@ -225,11 +260,11 @@ def import_cmd(ctx, path: str, baseline_name: str | None) -> None:
 @click.pass_context
 def prune_cmd(ctx, keep: int, yes: bool) -> None:
     """Delete old runs."""
-    store = _store(ctx)
+    store = _store(ctx, read_only=False)
     if not yes:
-        click.confirm(f"delete all but the newest {keep} runs (baselines kept) from {store.url}?", abort=True)
+        click.confirm(f"delete all but the newest {keep} runs (baselines kept) from {store.shown_url}?", abort=True)
     doomed = store.prune(keep)
-    click.echo(f"deleted {len(doomed)} run(s)")
+    echo(f"deleted {len(doomed)} run(s)")
 
 
 if __name__ == "__main__":  # pragma: no cover

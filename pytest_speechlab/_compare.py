@@ -1,10 +1,19 @@
 """Comparing two evaluations of the same utterances: what `speechlab compare` prints and what
-``--speechlab-fail-on-regression`` gates on."""
+``--speechlab-fail-on-regression`` gates on.
+
+A gate judges a family of comparisons (every model x dataset x metric); :func:`judge` applies the
+configured correction over that whole family before any verdict is read.
+"""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from ._stats import GatePolicy, PairedComparison, is_regression, paired_compare
+from ._stats import GatePolicy, PairedComparison, apply_correction, format_rate, is_regression, mcnemar_exact, paired_compare
+
+# Identity fields whose change makes two runs' figures incomparable as "the same model".
+IDENTITY_KEYS = ("weights_sha256", "weights_digest", "source_weights_sha256", "backend", "backend_version",
+                 "dtype", "device")
 
 
 @dataclass
@@ -17,17 +26,22 @@ class Side:
     words: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (errors, reference words)
     chars: dict[str, tuple[int, int]] = field(default_factory=dict)
     hypotheses: dict[str, str] = field(default_factory=dict)
+    flagged: set[str] = field(default_factory=set)  # utterances with a hallucination finding
     processing_seconds: float = 0.0
     audio_seconds: float = 0.0
     cpu: str = ""
+    identity: dict = field(default_factory=dict)  # the model's info: weights, backend, parameters
 
     @property
     def rtf(self) -> float | None:
         return self.processing_seconds / self.audio_seconds if self.audio_seconds else None
 
     @classmethod
-    def from_rows(cls, label: str, model: str, dataset: str, rows: list[dict], cpu: str = "") -> Side:
-        side = cls(label, model, dataset, cpu=cpu)
+    def from_rows(cls, label: str, model: str, dataset: str, rows: list[dict], cpu: str = "",
+                  identity: dict | None = None) -> Side:
+        from ._hallucination import SIGNAL_ONLY
+
+        side = cls(label, model, dataset, cpu=cpu, identity=identity or {})
         for r in rows:
             if r.get("error"):
                 continue
@@ -35,6 +49,8 @@ class Side:
             side.hypotheses[uid] = r.get("hypothesis") or ""
             side.processing_seconds += r.get("processing_seconds") or 0.0
             side.audio_seconds += r.get("audio_seconds") or 0.0
+            if any(isinstance(f, dict) and f.get("kind") not in SIGNAL_ONLY for f in r.get("findings") or ()):
+                side.flagged.add(uid)
             if r.get("hits") is not None:
                 side.words[uid] = (r["substitutions"] + r["deletions"] + r["insertions"],
                                    r["hits"] + r["substitutions"] + r["deletions"])
@@ -46,8 +62,67 @@ class Side:
     def from_result(cls, label: str, result) -> Side:
         from ._store import utterance_row
 
-        return cls.from_rows(label, result.model, result.dataset,
-                             [utterance_row(u) for u in result.utterances], result.environment.get("cpu", ""))
+        return cls.from_rows(label, result.model, result.dataset, [utterance_row(u) for u in result.utterances],
+                             result.environment.get("cpu", ""), result.model_info)
+
+
+@dataclass
+class HallucinationComparison:
+    """Utterances with a hallucination finding, paired: an exact test on those that changed."""
+
+    n: int
+    count_a: int
+    count_b: int
+    worse: list[str]  # flagged only in the candidate
+    better: list[str]
+    p_value: float
+    p_adjusted: float | None = None
+    family: int = 1
+    correction: str = "none"
+
+    @property
+    def p_for_verdict(self) -> float:
+        return self.p_value if self.p_adjusted is None else self.p_adjusted
+
+    @classmethod
+    def of(cls, a: Side, b: Side) -> HallucinationComparison | None:
+        common = set(a.hypotheses) & set(b.hypotheses)
+        if not common:
+            return None
+        worse = sorted(k for k in common if k in b.flagged and k not in a.flagged)
+        better = sorted(k for k in common if k in a.flagged and k not in b.flagged)
+        return cls(len(common), len(a.flagged & common), len(b.flagged & common), worse, better,
+                   mcnemar_exact(len(worse), len(better)))
+
+
+def _flat(value, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): json.dumps(value, default=str, sort_keys=True)}
+
+
+def identity_changes(a: dict, b: dict) -> list[str]:
+    """What differs between two model identities: "beam_size 5 -> 1", "weights_sha256 ab12.. -> cd34.."."""
+    if not a or not b:
+        return []
+    changes = []
+    for key in IDENTITY_KEYS:
+        if a.get(key) != b.get(key) and (a.get(key) is not None or b.get(key) is not None):
+            changes.append(f"{key} {_short(a.get(key))} -> {_short(b.get(key))}")
+    pa = {**_flat(a.get("params") or {}), **_flat(a.get("decode") or {})}
+    pb = {**_flat(b.get("params") or {}), **_flat(b.get("decode") or {})}
+    for key in sorted(set(pa) | set(pb)):
+        if pa.get(key) != pb.get(key):
+            changes.append(f"{key} {pa.get(key, 'unset')} -> {pb.get(key, 'unset')}")
+    return changes
+
+
+def _short(value) -> str:
+    text = "unset" if value is None else str(value)
+    return text[:19] + "…" if text.startswith("sha256:") and len(text) > 20 else text
 
 
 @dataclass
@@ -57,11 +132,35 @@ class Comparison:
     wer: PairedComparison | None
     cer: PairedComparison | None
     policy: GatePolicy
+    hallucination: HallucinationComparison | None = None
+
+    @property
+    def tests(self) -> list:
+        """The comparisons this pair contributes to the gate's family."""
+        found = [c for c in (self.wer, self.cer) if c is not None]
+        if self.policy.hallucination and self.hallucination is not None:
+            found.append(self.hallucination)
+        return found
+
+    @property
+    def identity_changes(self) -> list[str]:
+        return identity_changes(self.baseline.identity, self.candidate.identity)
 
     @property
     def rtf_ratio(self) -> float | None:
         a, b = self.baseline.rtf, self.candidate.rtf
         return b / a if a and b is not None else None
+
+    def _p(self, cmp) -> str:
+        text = f"p(worse) = {cmp.p_value:.4f}"
+        if cmp.p_adjusted is not None and cmp.family > 1 and cmp.correction != "none":
+            text += f", {_CORRECTION_NAMES[cmp.correction]} over {cmp.family} comparisons: {cmp.p_adjusted:.4f}"
+        return text
+
+    def hallucination_regressed(self) -> bool:
+        h = self.hallucination
+        return (self.policy.hallucination and h is not None and h.count_b > h.count_a
+                and h.p_for_verdict < self.policy.alpha)
 
     @property
     def regressions(self) -> list[str]:
@@ -69,8 +168,12 @@ class Comparison:
         for name, cmp in (("WER", self.wer), ("CER", self.cer)):
             if cmp is not None and is_regression(cmp, self.policy):
                 found.append(f"{name} {cmp.rate_a:.4f} -> {cmp.rate_b:.4f} (+{cmp.delta:.4f}, "
-                             f"95% CI [{cmp.ci[0]:+.4f}, {cmp.ci[1]:+.4f}], p = {cmp.p_value:.4f} < "
+                             f"{cmp.confidence:.0%} CI [{cmp.ci[0]:+.4f}, {cmp.ci[1]:+.4f}], {self._p(cmp)} < "
                              f"{self.policy.alpha}, effect >= {self.policy.min_effect})")
+        if self.hallucination_regressed():
+            h = self.hallucination
+            found.append(f"hallucinations {h.count_a}/{h.n} -> {h.count_b}/{h.n} utterances "
+                         f"({len(h.worse)} newly flagged, {len(h.better)} no longer; exact {self._p(h)} < {self.policy.alpha})")
         ratio = self.rtf_ratio
         if ratio is not None and ratio > 1 + self.policy.rtf_tolerance:
             found.append(f"RTF {self.baseline.rtf:.3f} -> {self.candidate.rtf:.3f} (x{ratio:.2f} > "
@@ -89,19 +192,37 @@ class Comparison:
     def report(self, limit: int = 10) -> str:
         a, b = self.baseline, self.candidate
         lines = [f"{a.model} ({a.label}) -> {b.model} ({b.label}) on {b.dataset}"]
+        changes = self.identity_changes
+        if changes:
+            lines.append("  model identity changed: " + ", ".join(changes))
         for name, cmp in (("WER", self.wer), ("CER", self.cer)):
             if cmp is None:
                 lines.append(f"  {name}: no scored utterances in common")
                 continue
-            verdict = "REGRESSION" if is_regression(cmp, self.policy) else (
-                "better" if cmp.delta < 0 and cmp.ci[1] < 0 else "within noise")
+            if is_regression(cmp, self.policy):
+                verdict = "REGRESSION"
+            elif cmp.ci[1] < 0:
+                verdict = "better"
+            elif cmp.p_for_verdict < self.policy.alpha:
+                verdict = f"significant but below the minimum effect {self.policy.min_effect}"
+            else:
+                verdict = "within noise"
+            mde = f"; detectable with 80% power: {cmp.mde:+.4f}" if cmp.mde is not None else ""
             lines.append(
                 f"  {name} {cmp.rate_a:.4f} -> {cmp.rate_b:.4f}  difference {cmp.delta:+.4f} "
-                f"[95% CI {cmp.ci[0]:+.4f}, {cmp.ci[1]:+.4f}]  p(worse) = {cmp.p_value:.4f}  {verdict}"
+                f"[{cmp.confidence:.0%} CI {cmp.ci[0]:+.4f}, {cmp.ci[1]:+.4f}]  {self._p(cmp)}  {verdict}{mde}"
             )
         if self.wer is not None:
             lines.append(f"  {self.wer.note}; utterances correct->wrong {len(self.wer.flipped_worse)}, "
                          f"wrong->correct {len(self.wer.flipped_better)} (exact test p = {self.wer.mcnemar_p:.4f})")
+        h = self.hallucination
+        if h is not None:
+            verdict = "REGRESSION" if self.hallucination_regressed() else (
+                "not judged" if not self.policy.hallucination else "within noise")
+            lines.append(f"  hallucinations {format_rate(h.count_a, h.n)} -> {format_rate(h.count_b, h.n)}  "
+                         f"newly flagged {len(h.worse)}, no longer {len(h.better)}  exact {self._p(h)}  {verdict}")
+            for k in h.worse[:limit]:
+                lines.append(f"    newly flagged {k}: {b.hypotheses.get(k, '')[:80]!r}")
         ratio = self.rtf_ratio
         if ratio is not None:
             verdict = "REGRESSION" if ratio > 1 + self.policy.rtf_tolerance else "within tolerance"
@@ -120,9 +241,28 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(baseline: Side, candidate: Side, policy: GatePolicy | None = None) -> Comparison:
-    return Comparison(baseline, candidate, paired_compare(baseline.words, candidate.words),
-                      paired_compare(baseline.chars, candidate.chars), policy or GatePolicy())
+_CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+def compare(baseline: Side, candidate: Side, policy: GatePolicy | None = None, family: int = 1) -> Comparison:
+    """One model x dataset pair; ``family`` (the number of comparisons the gate judges) sizes the
+    minimum detectable effect. Call :func:`judge` on all of a gate's comparisons before reading verdicts."""
+    policy = policy or GatePolicy()
+    kw = dict(confidence=1 - 2 * policy.alpha, alpha=policy.alpha, family=family)
+    return Comparison(baseline, candidate, paired_compare(baseline.words, candidate.words, **kw),
+                      paired_compare(baseline.chars, candidate.chars, **kw), policy,
+                      HallucinationComparison.of(baseline, candidate))
+
+
+def judge(comparisons: list[Comparison], policy: GatePolicy) -> list[Comparison]:
+    """Apply the family-wise correction over every metric of every comparison; returns them."""
+    apply_correction([t for c in comparisons for t in c.tests], policy)
+    return comparisons
+
+
+def family_size(comparisons: int, policy: GatePolicy) -> int:
+    """The number of tests a gate over ``comparisons`` model x dataset pairs judges."""
+    return comparisons * (3 if policy.hallucination else 2)
 
 
 def pair_sides(run_a: dict, rows_a: dict, run_b: dict, rows_b: dict, model_a: str | None = None,
@@ -131,7 +271,8 @@ def pair_sides(run_a: dict, rows_a: dict, run_b: dict, rows_b: dict, model_a: st
     one model per run), the two models on each dataset both runs have."""
     def sides(run, rows, model):
         label = f"run {run['id'][:8]}"
-        return {(m, d): Side.from_rows(label, m, d, r, run.get("cpu") or "")
+        identities = {m.get("name"): m.get("info") or {} for m in run.get("models", ())}
+        return {(m, d): Side.from_rows(label, m, d, r, run.get("cpu") or "", identities.get(m))
                 for (m, d), r in rows.items() if model is None or m == model}
 
     sa, sb = sides(run_a, rows_a, model_a), sides(run_b, rows_b, model_b)

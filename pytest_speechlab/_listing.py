@@ -1,21 +1,35 @@
 """``pytest --speechlab-list-models``: what is registered, by whom, and where its weights come from."""
 from __future__ import annotations
 
+import textwrap
+
 from ._registry import Registry
-from ._summary import format_table
+from ._summary import format_table, terminal_width
 
 
-def list_registered(registry: Registry) -> str:
-    models = [
-        [s.name, s.task, s.backend or "-", s.plugin, s.weights or "-",
-         ", ".join(f"{k}={v!r}" for k, v in s.params.items())]
-        for s in sorted(registry.models.values(), key=lambda s: s.name)
-    ]
-    datasets = [[d.name, d.plugin, d.path, d.description] for d in sorted(registry.datasets.values(), key=lambda d: d.name)]
+def list_registered(registry: Registry, width: int | None = None) -> str:
+    """One table row per model (name, task, backend, plugin), its weights and parameters wrapped
+    below it; then the datasets. No line is wider than ``width`` (default: the terminal's)."""
+    width = width or terminal_width()
     lines = ["models:"]
-    lines += ["  " + line for line in format_table(["name", "task", "backend", "plugin", "weights", "params"], models, 6)]
-    if not models:
+    specs = sorted(registry.models.values(), key=lambda s: s.name)
+    table = format_table(["name", "task", "backend", "plugin"],
+                         [[s.name, s.task, s.backend or "-", s.plugin] for s in specs], 4, width=width - 2)
+    lines += ["  " + line for line in table[:2]]
+    for spec, line in zip(specs, table[2:]):
+        lines.append("  " + line)
+        params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
+        for label, text in (("weights", spec.weights), ("params", params)):
+            if text:
+                lines += textwrap.wrap(f"{label}: {text}", width=max(width, 40), initial_indent="      ",
+                                       subsequent_indent="        ")
+    if not specs:
         lines.append("  (none: install a model plugin, e.g. model_plugins/faster-whisper)")
     lines += ["", "datasets:"]
-    lines += ["  " + line for line in format_table(["name", "plugin", "path", "description"], datasets, 4)]
+    for d in sorted(registry.datasets.values(), key=lambda d: d.name):
+        lines.append(f"  {d.name}  ({d.plugin})")
+        lines += textwrap.wrap(d.description or "", width=max(width, 40), initial_indent="      ",
+                               subsequent_indent="      ")
+        lines += textwrap.wrap(f"path: {d.path}", width=max(width, 40), initial_indent="      ",
+                               subsequent_indent="        ")
     return "\n".join(lines)

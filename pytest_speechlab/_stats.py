@@ -49,7 +49,15 @@ def mcnemar_exact(worse: int, better: int) -> float:
 
 @dataclass
 class PairedComparison:
-    """Candidate (b) against baseline (a) on the utterances both have."""
+    """Candidate (b) against baseline (a) on the utterances both have.
+
+    One inference method gives the p-value, the interval and the verdict: a sign-flip permutation
+    test of the paired per-utterance differences. ``p_value`` is its one-sided p (is b worse?);
+    ``ci`` inverts the same test with the same sign flips (the set of true differences it does not
+    reject at ``1 - confidence`` split over both tails), so ``ci[0] > 0`` exactly when the
+    one-sided p is below ``(1 - confidence) / 2``. ``p_adjusted`` is filled by :func:`adjust` for a
+    family of comparisons; the verdict uses it.
+    """
 
     n: int
     rate_a: float
@@ -57,11 +65,21 @@ class PairedComparison:
     delta: float  # b - a; positive means the candidate makes more errors
     ci: tuple[float, float]
     p_value: float  # one-sided: is b worse than a?
+    confidence: float = 0.95
+    mde: float | None = None  # the difference detectable with 80% power at the family's level
+    mde_basis: str = ""
+    p_adjusted: float | None = None
+    family: int = 1
+    correction: str = "none"
     flipped_worse: list[str] = field(default_factory=list)  # correct in a, wrong in b
     flipped_better: list[str] = field(default_factory=list)
     mcnemar_p: float = 1.0
     only_a: int = 0
     only_b: int = 0
+
+    @property
+    def p_for_verdict(self) -> float:
+        return self.p_value if self.p_adjusted is None else self.p_adjusted
 
     @property
     def note(self) -> str:
@@ -71,9 +89,20 @@ class PairedComparison:
                 f"({self.only_a} only in the baseline, {self.only_b} only in the candidate left out)")
 
 
+def _z(p: float) -> float:
+    """The standard normal quantile (statistics.NormalDist, no SciPy needed)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
 def paired_compare(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]], *, confidence: float = 0.95,
-                   resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> PairedComparison | None:
-    """``a`` and ``b`` map utterance id -> (errors, reference length). Compared on the intersection."""
+                   resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, alpha: float = 0.05,
+                   family: int = 1) -> PairedComparison | None:
+    """``a`` and ``b`` map utterance id -> (errors, reference length). Compared on the intersection.
+
+    ``alpha`` and ``family`` only size the minimum detectable effect (80% power, one-sided, at
+    ``alpha / family``: the first step of Holm's procedure, a conservative figure)."""
     np = _np()
     common = sorted(set(a) & set(b))
     lengths = np.array([a[k][1] for k in common], float)
@@ -85,32 +114,113 @@ def paired_compare(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]],
     diff = eb - ea
     delta = float(diff.sum() / total)
     rng = np.random.default_rng(seed)
-    # Permutation: under "no difference" each utterance's pair is exchangeable, so flip signs.
-    signs = rng.choice((-1.0, 1.0), size=(resamples, len(common)))
-    permuted = (signs * diff).sum(axis=1) / total
-    p_value = float((1 + np.sum(permuted >= delta - 1e-12)) / (resamples + 1))
-    idx = rng.integers(0, len(common), size=(resamples, len(common)))
-    boot = diff[idx].sum(axis=1) / np.maximum(lengths[idx].sum(axis=1), 1e-12)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(boot, [tail, 100 - tail])
+    # Under "no difference" each utterance's pair is exchangeable: flip the signs of differences.
+    negative = rng.random((resamples, len(common))) < 0.5
+    # For a hypothesised true difference d0 the centred differences are diff - d0 * lengths; a
+    # resample reaches the observed statistic exactly when d0 >= its cut point c = (sum of the
+    # flipped differences) / (sum of the flipped lengths). So p(d0) counts cut points <= d0, the
+    # one-sided p is p(0), and the interval is read off the sorted cut points: one set of
+    # resamples for the p-value, the interval and the verdict.
+    flipped_len = negative @ lengths
+    flipped_diff = negative @ diff
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = flipped_diff / flipped_len
+    # a resample that flips nothing equals the observed statistic for every d0: it counts in both tails
+    below = np.sort(np.where(flipped_len > 0, ratio, -np.inf))
+    above = np.sort(np.where(flipped_len > 0, ratio, np.inf))
+    p_value = float((1 + np.sum(below <= 1e-12)) / (resamples + 1))
+    r = int(np.ceil((1 - confidence) / 2 * (resamples + 1))) - 1  # cut points a bound may pass
+    span = float(np.abs(diff).sum() / total)  # no true difference can exceed this in size
+    low = float(below[r - 1]) if r >= 1 and np.isfinite(below[r - 1]) else -span
+    high = float(above[resamples - r]) if r >= 1 and np.isfinite(above[resamples - r]) else span
+    # Minimum detectable effect: (z_{1-level} + z_{0.8}) standard errors of the paired difference.
+    se = float(np.sqrt((diff ** 2).sum()) / total)
+    basis = "paired differences"
+    if se == 0.0:  # identical transcripts: no paired spread to measure, use the baseline's own
+        rate = ea.sum() / total
+        se = float(np.sqrt(((ea - rate * lengths) ** 2).sum()) / total)
+        basis = "the baseline's spread (the runs do not differ)"
+    level = alpha / max(family, 1)
+    mde = (_z(1 - level) + _z(0.8)) * se if se > 0 else None
     worse = [k for k, x, y in zip(common, ea, eb) if x == 0 and y > 0]
     better = [k for k, x, y in zip(common, ea, eb) if x > 0 and y == 0]
     return PairedComparison(
         n=len(common), rate_a=float(ea.sum() / total), rate_b=float(eb.sum() / total), delta=delta,
-        ci=(float(low), float(high)), p_value=p_value, flipped_worse=worse, flipped_better=better,
+        ci=(low, high), p_value=p_value, confidence=confidence, mde=mde, mde_basis=basis,
+        family=family, flipped_worse=worse, flipped_better=better,
         mcnemar_p=mcnemar_exact(len(worse), len(better)),
         only_a=len(set(a) - set(b)), only_b=len(set(b) - set(a)),
     )
 
 
+CORRECTIONS = ("holm", "bh", "none")
+
+
 @dataclass(frozen=True)
 class GatePolicy:
-    """``[tool.speechlab.regression]``: when a difference counts as a regression."""
+    """``[tool.speechlab.regression]``: when a difference counts as a regression.
+
+    ``correction`` controls false alarms over the gate's whole family of comparisons (every model x
+    dataset x metric it judges): ``holm`` (default) keeps the chance of any false alarm in the run
+    at most ``alpha``; ``bh`` (Benjamini-Hochberg) keeps the expected share of false alarms among
+    the alarms at most ``alpha`` (more power, more false alarms in large families); ``none`` judges
+    each comparison alone.
+    """
 
     alpha: float = 0.05
     min_effect: float = 0.005  # absolute WER/CER: half a point
     rtf_tolerance: float = 0.5  # RTF may grow by 50% before it counts (shared machines are noisy)
+    correction: str = "holm"
+    hallucination: bool = True  # also judge the count of utterances with a hallucination finding
+
+
+def adjust(p_values: list[float], method: str) -> list[float]:
+    """Family-adjusted p-values (Holm step-down, or Benjamini-Hochberg step-up), in input order."""
+    m = len(p_values)
+    if method == "none" or m <= 1:
+        return list(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    if method == "holm":
+        running = 0.0
+        for rank, i in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * p_values[i]))
+            adjusted[i] = running
+    elif method == "bh":
+        running = 1.0
+        for rank in range(m - 1, -1, -1):
+            i = order[rank]
+            running = min(running, p_values[i] * m / (rank + 1))
+            adjusted[i] = min(1.0, running)
+    else:
+        raise ValueError(f"unknown correction {method!r} (known: {', '.join(CORRECTIONS)})")
+    return adjusted
+
+
+def apply_correction(comparisons: list, policy: GatePolicy) -> None:
+    """Fill ``p_adjusted``/``family``/``correction`` on every comparison of one gate."""
+    comparisons = [c for c in comparisons if c is not None]
+    for cmp, p in zip(comparisons, adjust([c.p_value for c in comparisons], policy.correction)):
+        cmp.p_adjusted, cmp.family, cmp.correction = p, len(comparisons), policy.correction
 
 
 def is_regression(cmp: PairedComparison, policy: GatePolicy) -> bool:
-    return cmp.delta >= policy.min_effect and cmp.p_value < policy.alpha
+    return cmp.delta >= policy.min_effect and cmp.p_for_verdict < policy.alpha
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion k/n (sensible at 0/n and n/n, unlike the normal one)."""
+    if n <= 0:
+        return None
+    z = _z(1 - (1 - confidence) / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def format_rate(k: int, n: int) -> str:
+    """'3/13 [0.08-0.50]': a count with its Wilson 95% interval."""
+    ci = wilson(k, n)
+    return f"{k}/{n}" + (f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else "")

@@ -15,9 +15,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+from ._text import redact, storable
 from ._types import SpeechlabError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EXPORT_FORMAT = "pytest-speechlab-run/1"
 
 
@@ -39,7 +40,7 @@ def _schema(sa):
         models=sa.Table(
             "models", md,
             sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-            sa.Column("name", sa.String(200), primary_key=True),
+            sa.Column("name", text, primary_key=True),
             sa.Column("backend", text), sa.Column("backend_version", text), sa.Column("weights", text),
             sa.Column("weights_sha256", text), sa.Column("params", js), sa.Column("info", js),
             sa.Column("load_seconds", real),
@@ -47,9 +48,9 @@ def _schema(sa):
         utterances=sa.Table(
             "utterances", md,
             sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-            sa.Column("model", sa.String(200), primary_key=True),
-            sa.Column("dataset", sa.String(400), primary_key=True),
-            sa.Column("utterance_id", sa.String(400), primary_key=True),
+            sa.Column("model", text, primary_key=True),
+            sa.Column("dataset", text, primary_key=True),
+            sa.Column("utterance_id", text, primary_key=True),
             sa.Column("kind", text), sa.Column("source", text), sa.Column("reference", text),
             sa.Column("hypothesis", text), sa.Column("reference_normalized", text),
             sa.Column("hypothesis_normalized", text),
@@ -61,25 +62,25 @@ def _schema(sa):
         aggregates=sa.Table(
             "aggregates", md,
             sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-            sa.Column("model", sa.String(200), primary_key=True),
-            sa.Column("dataset", sa.String(400), primary_key=True),
+            sa.Column("model", text, primary_key=True),
+            sa.Column("dataset", text, primary_key=True),
             sa.Column("metrics", js), sa.Column("environment", js),
         ),
         grades=sa.Table(
             "grades", md,
             sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-            sa.Column("model", sa.String(200), primary_key=True),
+            sa.Column("model", text, primary_key=True),
             sa.Column("grade", text), sa.Column("reason", text),
         ),
         outcomes=sa.Table(
             "outcomes", md,
             sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-            sa.Column("nodeid", sa.String(1000), primary_key=True),
+            sa.Column("nodeid", text, primary_key=True),
             sa.Column("outcome", text), sa.Column("duration", real), sa.Column("message", text),
         ),
         baselines=sa.Table(
             "baselines", md,
-            sa.Column("name", sa.String(200), primary_key=True),
+            sa.Column("name", text, primary_key=True),
             sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), nullable=False),
             sa.Column("set_at", text),
         ),
@@ -97,7 +98,19 @@ def _migrate_0_to_1(conn, sa, md, tables):
             _create(conn, sa, table)
 
 
-MIGRATIONS = [_migrate_0_to_1]  # MIGRATIONS[n] takes the schema from version n to n + 1
+def _migrate_1_to_2(conn, sa, md, tables):
+    """Names, ids and node ids become unbounded text: version 1 limited them to 200-1000
+    characters, and on PostgreSQL one long id rejected its whole batch."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite never enforced the lengths
+    for table, columns in (("models", ("name",)), ("utterances", ("model", "dataset", "utterance_id")),
+                           ("aggregates", ("model", "dataset")), ("grades", ("model",)),
+                           ("outcomes", ("nodeid",)), ("baselines", ("name",))):
+        for column in columns:
+            conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT"))
+
+
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]  # MIGRATIONS[n] takes the schema from version n to n + 1
 
 
 def now() -> str:
@@ -116,34 +129,78 @@ def normalize_url(value: str, root: Path) -> str:
     return f"sqlite:///{path if path.is_absolute() else root / path}"
 
 
+class RowsRejected(SpeechlabError):
+    """Some rows of a batch were refused by the database; the others were written."""
+
+
 class Store:
     BATCH = 16
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, read_only: bool = False) -> None:
+        """Open (and create or migrate) the store; ``read_only`` never creates, migrates or writes:
+        a missing SQLite file or a database that is not a results store is a SpeechlabError."""
         import sqlalchemy as sa
 
         self.sa = sa
         self.url = url
+        self.read_only = read_only
         kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            db = sa.engine.make_url(url).database
+        try:
+            parsed = sa.engine.make_url(url)
+        except Exception as exc:  # noqa: BLE001
+            raise SpeechlabError(f"results database {redact(url)!r}: not a database URL ({exc})") from None
+        self.shown_url = parsed.render_as_string(hide_password=True)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite:
+            db = parsed.database
             if db and db != ":memory:":
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
+                if read_only and not Path(db).is_file():
+                    raise SpeechlabError(f"no results database at {db} (nothing has been recorded there: "
+                                         "run `pytest suites/` first, or `speechlab import FILE`)")
+                if not read_only:
+                    Path(db).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 60}
+        elif read_only and parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
         try:
             self.engine = sa.create_engine(url, **kwargs)
         except Exception as exc:  # noqa: BLE001 - bad URL, missing driver
-            raise SpeechlabError(f"results database {url!r}: {type(exc).__name__}: {exc}") from None
-        if url.startswith("sqlite"):
+            raise SpeechlabError(f"results database {self.shown_url!r}: {type(exc).__name__}: {redact(exc)}") from None
+        if sqlite:
             @sa.event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_conn, _record):
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
+                if read_only:
+                    cur.execute("PRAGMA query_only=ON")
+                else:
+                    cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA busy_timeout=60000")
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
         self.md, self.t = _schema(sa)
-        self._migrate()
+        if read_only:
+            self._check_readable()
+        else:
+            self._migrate()
+
+    def _fail(self, exc: BaseException) -> SpeechlabError:
+        return SpeechlabError(f"results database {self.shown_url!r}: {type(exc).__name__}: {redact(exc)}")
+
+    def _check_readable(self) -> None:
+        sa = self.sa
+        try:
+            with self.engine.connect() as conn:
+                if not sa.inspect(conn).has_table("schema_version"):
+                    raise SpeechlabError(f"{self.shown_url} is not a pytest-speechlab results database "
+                                         "(no schema_version table)")
+                version = conn.execute(sa.select(self.t["schema_version"].c.version)).scalar()
+        except SpeechlabError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - damaged file, unreachable server
+            raise self._fail(exc) from None
+        if version is None or version > SCHEMA_VERSION:
+            raise SpeechlabError(f"results database {self.shown_url!r} has schema version {version}, which this "
+                                 f"pytest-speechlab ({SCHEMA_VERSION}) cannot read: upgrade pytest-speechlab")
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -184,7 +241,7 @@ class Store:
                     conn.execute(self.t["schema_version"].insert().values(version=0))
                 if version > SCHEMA_VERSION:
                     raise SpeechlabError(
-                        f"results database {self.url!r} has schema version {version}, newer than this "
+                        f"results database {self.shown_url!r} has schema version {version}, newer than this "
                         f"pytest-speechlab understands ({SCHEMA_VERSION}): upgrade pytest-speechlab"
                     )
                 for step in range(version, SCHEMA_VERSION):
@@ -193,7 +250,7 @@ class Store:
         except SpeechlabError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise SpeechlabError(f"results database {self.url!r}: {type(exc).__name__}: {exc}") from None
+            raise self._fail(exc) from None
 
     @property
     def schema_version(self) -> int:
@@ -203,6 +260,7 @@ class Store:
     # -- writing -----------------------------------------------------------------------------
 
     def start_run(self, meta: dict) -> str:
+        meta = storable(meta)
         run_id = meta.get("id") or str(uuid.uuid4())
         row = {"id": run_id, "started_at": meta.get("started_at") or now(), "status": "incomplete"}
         row.update({k: meta.get(k) for k in ("git_commit", "git_dirty", "host", "cpu", "python",
@@ -224,6 +282,7 @@ class Store:
                "backend_version": info.get("backend_version"), "weights": info.get("weights_path") or info.get("weights"),
                "weights_sha256": info.get("weights_sha256"), "params": info.get("params"),
                "info": _jsonable(info), "load_seconds": load_seconds}
+        row = storable(row)
         with self.engine.begin() as conn:
             exists = conn.execute(self.sa.select(self.t["models"].c.name).where(
                 (self.t["models"].c.run_id == run_id) & (self.t["models"].c.name == info["name"]))).first()
@@ -231,71 +290,109 @@ class Store:
                 conn.execute(self.t["models"].insert().values(**row))
 
     def record_utterances(self, run_id: str, model: str, dataset: str, rows: Iterable[dict]) -> None:
-        rows = [{"run_id": run_id, "model": model, "dataset": dataset, **r} for r in rows]
-        if rows:
-            with self.engine.begin() as conn:  # one batch, one transaction
+        """One batch, one transaction. Should the database refuse the batch, each row is written
+        alone, so one bad row never costs the good ones (RowsRejected then names the bad ones)."""
+        rows = [storable({"run_id": run_id, "model": model, "dataset": dataset, **r}) for r in rows]
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as conn:
                 conn.execute(self.t["utterances"].insert(), rows)
+            return
+        except Exception:  # noqa: BLE001 - retried row by row below
+            pass
+        rejected = []
+        for row in rows:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(self.t["utterances"].insert(), [row])
+            except Exception as exc:  # noqa: BLE001
+                rejected.append(f"{row['utterance_id'][:80]!r}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        if rejected:
+            raise RowsRejected(f"{len(rejected)} of {len(rows)} utterance rows of {model} on {dataset} were refused "
+                               f"by the database (the others were written): " + "; ".join(rejected[:5]))
 
     def record_aggregate(self, run_id: str, model: str, dataset: str, metrics: dict, environment: dict) -> None:
         with self.engine.begin() as conn:
-            conn.execute(self.t["aggregates"].insert().values(
-                run_id=run_id, model=model, dataset=dataset, metrics=metrics, environment=_jsonable(environment)))
+            conn.execute(self.t["aggregates"].insert().values(**storable(dict(
+                run_id=run_id, model=model, dataset=dataset, metrics=_jsonable(metrics), environment=_jsonable(environment)))))
 
     def record_grade(self, run_id: str, model: str, grade: str, reason: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(self.t["grades"].insert().values(run_id=run_id, model=model, grade=grade, reason=reason))
+            conn.execute(self.t["grades"].insert().values(**storable(dict(run_id=run_id, model=model, grade=grade, reason=reason))))
 
     def record_outcomes(self, run_id: str, rows: list[dict]) -> None:
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(self.t["outcomes"].insert(), [{"run_id": run_id, **r} for r in rows])
+                conn.execute(self.t["outcomes"].insert(), [storable({"run_id": run_id, **r}) for r in rows])
 
     # -- reading -----------------------------------------------------------------------------
+
+    def _query(self, query) -> list[dict]:
+        """Rows of a read; a damaged database or a lost server is a SpeechlabError, not a traceback."""
+        try:
+            with self.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(query)]
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc) from None
 
     def _rows(self, table: str, **where) -> list[dict]:
         t = self.t[table]
         query = self.sa.select(t)
         for key, value in where.items():
             query = query.where(t.c[key] == value)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        return self._query(query)
 
     def runs(self, limit: int | None = None) -> list[dict]:
         t = self.t["runs"]
         query = self.sa.select(t).order_by(t.c.started_at.desc(), t.c.id)
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
-            runs = [dict(r._mapping) for r in conn.execute(query)]
-        return runs
+        return self._query(query)
 
     def resolve(self, ref: str) -> str:
         """A run id, a unique id prefix, a baseline name, or 'latest'."""
         if ref == "latest":
             runs = self.runs(limit=1)
             if not runs:
-                raise SpeechlabError(f"no runs in {self.url}")
+                raise SpeechlabError(f"no runs in {self.shown_url}")
             return runs[0]["id"]
         baseline = self._rows("baselines", name=ref)
         if baseline:
             return baseline[0]["run_id"]
         t = self.t["runs"]
-        with self.engine.connect() as conn:
-            ids = [r[0] for r in conn.execute(self.sa.select(t.c.id).where(t.c.id.like(f"{ref}%")))]
+        ids = [r["id"] for r in self._query(self.sa.select(t.c.id).where(t.c.id.startswith(ref, autoescape=True)))]
         if len(ids) == 1:
             return ids[0]
-        raise SpeechlabError(f"run {ref!r}: {'ambiguous prefix' if ids else 'no such run or baseline'} in {self.url}")
+        if ids:
+            raise SpeechlabError(f"run {ref!r}: ambiguous prefix in {self.shown_url} ({', '.join(i[:12] for i in ids[:5])})")
+        raise SpeechlabError(f"run {ref!r}: no such run or baseline in {self.shown_url}. {self.known_names()} "
+                             "Fix: `speechlab baseline set NAME RUN` names a recorded run; "
+                             "`speechlab import FILE --baseline NAME` brings one from an export")
+
+    def known_names(self) -> str:
+        """The baselines and newest runs there are, for error messages."""
+        baselines = sorted(b["name"] for b in self.baselines())
+        runs = [f"{r['id'][:8]} ({r['started_at'][:19]}, {r['status']})" for r in self.runs(limit=5)]
+        return (f"Baselines: {', '.join(baselines) or 'none'}. "
+                f"Newest runs: {', '.join(runs) or 'none (the database is empty)'}.")
 
     def run(self, run_id: str) -> dict:
         rows = self._rows("runs", id=run_id)
         if not rows:
-            raise SpeechlabError(f"no run {run_id!r} in {self.url}")
+            raise SpeechlabError(f"no run {run_id!r} in {self.shown_url}")
         run = rows[0]
         run["models"] = self._rows("models", run_id=run_id)
         run["aggregates"] = self._rows("aggregates", run_id=run_id)
         run["grades"] = self._rows("grades", run_id=run_id)
         run["outcomes"] = self._rows("outcomes", run_id=run_id)
         return run
+
+    def evaluations(self, run_id: str) -> set[tuple[str, str]]:
+        """The (model, dataset) pairs a run has utterance results for."""
+        t = self.t["utterances"]
+        rows = self._query(self.sa.select(t.c.model, t.c.dataset).where(t.c.run_id == run_id).distinct())
+        return {(r["model"], r["dataset"]) for r in rows}
 
     def utterances(self, run_id: str, model: str | None = None, dataset: str | None = None) -> list[dict]:
         where = {"run_id": run_id}
@@ -326,20 +423,21 @@ class Store:
                 row.pop("run_id", None)
         return {"format": EXPORT_FORMAT, "schema_version": SCHEMA_VERSION, "run": run}
 
-    def import_run(self, data: dict, source: str = "") -> str:
-        if data.get("format") != EXPORT_FORMAT:
-            raise SpeechlabError(f"{source or 'import'}: not a pytest-speechlab run export "
-                                 f"(format {data.get('format')!r}, expected {EXPORT_FORMAT!r})")
-        run = dict(data["run"])
-        children = {key: run.pop(key, []) for key in ("models", "aggregates", "grades", "outcomes", "utterances")}
+    def import_run(self, data: object, source: str = "") -> str:
+        where = source or "import"
+        run, children = _checked_export(data, self.t, where)
         if self._rows("runs", id=run["id"]):
-            raise SpeechlabError(f"run {run['id']} is already in {self.url}")
-        run["imported_from"] = source or "import"
-        with self.engine.begin() as conn:
-            conn.execute(self.t["runs"].insert().values(**run))
-            for key, rows in children.items():
-                if rows:
-                    conn.execute(self.t[key].insert(), [{"run_id": run["id"], **r} for r in rows])
+            raise SpeechlabError(f"run {run['id']} is already in {self.shown_url}")
+        run["imported_from"] = where
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self.t["runs"].insert().values(**run))
+                for key, rows in children.items():
+                    if rows:
+                        conn.execute(self.t[key].insert(), [{**r, "run_id": run["id"]} for r in rows])
+        except Exception as exc:  # noqa: BLE001 - nothing is written then (one transaction)
+            raise SpeechlabError(f"{where}: the database refused the run ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]}); nothing was imported") from None
         return run["id"]
 
     def prune(self, keep: int) -> list[str]:
@@ -352,6 +450,45 @@ class Store:
                     conn.execute(self.t[name].delete().where(self.t[name].c.run_id.in_(doomed)))
                 conn.execute(self.t["runs"].delete().where(self.t["runs"].c.id.in_(doomed)))
         return doomed
+
+
+_CHILDREN = ("models", "aggregates", "grades", "outcomes", "utterances")
+
+
+def _checked_export(data: object, tables: dict, where: str) -> tuple[dict, dict]:
+    """The run row and its children from an export, checked for shape and types; one clear error."""
+    def bad(problem: str) -> SpeechlabError:
+        return SpeechlabError(f"{where}: not a pytest-speechlab run export ({problem})")
+
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise bad(f"format {found!r}, expected {EXPORT_FORMAT!r}")
+    run = data.get("run")
+    if not isinstance(run, dict):
+        raise bad("'run' must be an object")
+    run = dict(run)
+    children = {key: run.pop(key, []) for key in _CHILDREN}
+    columns = set(tables["runs"].c.keys())
+    if set(run) - columns:
+        raise bad(f"unknown run field(s) {sorted(set(run) - columns)[:5]}")
+    rid = run.get("id")
+    if not isinstance(rid, str) or not rid or len(rid) > 36:
+        raise bad("run 'id' must be a string of 1-36 characters")
+    for key in ("started_at", "status"):
+        if not isinstance(run.get(key), str):
+            raise bad(f"run {key!r} must be a string")
+    for key, rows in children.items():
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise bad(f"{key!r} must be a list of objects")
+        allowed = set(tables[key].c.keys()) - {"run_id"}
+        for i, row in enumerate(rows):
+            if set(row) - allowed - {"run_id"}:
+                raise bad(f"{key}[{i}]: unknown field(s) {sorted(set(row) - allowed)[:5]}")
+            for column in tables[key].primary_key.columns:
+                if column.name != "run_id" and not isinstance(row.get(column.name), str):
+                    raise bad(f"{key}[{i}]: {column.name!r} must be a string")
+        children[key] = [storable({k: v for k, v in r.items() if k != "run_id"}) for r in rows]
+    return storable(run), children
 
 
 def _jsonable(value: Any) -> Any:

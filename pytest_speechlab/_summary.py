@@ -10,9 +10,54 @@ def _num(value: float | None, fmt: str = ".3f") -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def format_table(header: list[str], rows: list[list[str]], text_columns: int = 2) -> list[str]:
-    """Plain aligned columns: the first ``text_columns`` left-aligned, the (numeric) rest right."""
+def terminal_width(default: int = 80) -> int:
+    import shutil
+
+    return shutil.get_terminal_size((default, 24)).columns
+
+
+def _clip(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: max(width - 1, 1)] + "…"
+
+
+def format_table(header: list[str], rows: list[list[str]], text_columns: int = 2, width: int | None = None) -> list[str]:
+    """Plain aligned columns: the first ``text_columns`` left-aligned, the (numeric) rest right.
+
+    With ``width``, a table wider than that is split into several tables of the same rows, each
+    repeating the first ``text_columns`` (the row's identity), and over-long text cells are clipped
+    with an ellipsis, so that no line is wider than the terminal."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    if width is None or sum(widths) + 2 * (len(widths) - 1) <= width:
+        return _table(header, rows, widths, text_columns)
+    keys = min(text_columns, 2)
+    room = width - 2 * keys
+    for i in range(keys):  # identity columns get at most half the width between them
+        widths[i] = min(widths[i], max(room // (2 * keys), 12))
+    header = [_clip(c, widths[i]) if i < keys else c for i, c in enumerate(header)]
+    rows = [[_clip(c, widths[i]) if i < keys else c for i, c in enumerate(r)] for r in rows]
+    fixed = sum(widths[:keys]) + 2 * keys
+    chunks, current, used = [], [], fixed
+    for i in range(keys, len(header)):
+        w = min(widths[i], max(width - fixed, 8))
+        if current and used + w > width:
+            chunks.append(current)
+            current, used = [], fixed
+        current.append(i)
+        used += w + 2
+    if current:
+        chunks.append(current)
+    lines: list[str] = []
+    for n, chunk in enumerate(chunks):
+        columns = list(range(keys)) + chunk
+        sub_widths = [widths[i] if i < keys else min(widths[i], max(width - fixed, 8)) for i in columns]
+        sub_rows = [[_clip(r[i], sub_widths[j]) for j, i in enumerate(columns)] for r in rows]
+        if n:
+            lines.append("")
+        lines += _table([header[i] for i in columns], sub_rows, sub_widths, min(text_columns, len(columns)))
+    return lines
+
+
+def _table(header: list[str], rows: list[list[str]], widths: list[int], text_columns: int) -> list[str]:
     line = lambda cells: "  ".join(  # noqa: E731
         c.ljust(w) if i < text_columns else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
     ).rstrip()
@@ -27,37 +72,38 @@ def _ci(result: EvalResult) -> str:
     return f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-"
 
 
-def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable = ()) -> list[str]:
+def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable = (), width: int | None = None) -> list[str]:
+    from ._stats import wilson
+
     results = list(results)
     repeated = any(r.nondeterminism_rate is not None for r in results)
-    header = ["model", "dataset", "utts", "audio s", "WER", "WER 95% CI", "CER", "S", "D", "I", "ins",
-              "halluc", "RTF", "RTFx", "threads", "load s", "loads", "errors"] + (["nondet"] if repeated else [])
+    header = ["model", "dataset", "utts", "audio s", "WER", "WER 95% CI", "CER", "S/D/I", "halluc",
+              "halluc 95% CI", "RTF", "RTFx", "threads", "load s", "loads", "errors"] + (["nondet"] if repeated else [])
     rows = []
     for r in results:
         words = r.words
         scored = bool(r.scored)
         model = loaded.get(r.model)
         flagged, total = r.hallucination_counts
+        ci = wilson(flagged, total)
         rows.append([
             r.model, r.dataset,
             f"{len(r.processed)}/{len(r.utterances) + len(r.dataset_errors)}",
             f"{r.audio_seconds:.1f}",
             _num(r.wer), _ci(r), _num(r.cer),
-            str(words.substitutions) if scored else "-",
-            str(words.deletions) if scored else "-",
-            str(words.insertions) if scored else "-",
-            _num(r.insertion_rate),
-            f"{flagged}/{total}",
+            f"{words.substitutions}/{words.deletions}/{words.insertions}" if scored else "-",
+            f"{flagged}/{total}", f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-",
             _num(r.rtf), _num(r.rtfx, ".1f"), str(r.environment.get("threads", "-")),
             _num(r.load_seconds, ".2f"),
             str(model.load_count) if model else "-",
             str(len(r.errors)),
         ] + ([_num(r.nondeterminism_rate)] if repeated else []))
-    lines = format_table(header, rows)
+    lines = format_table(header, rows, width=width)
     normalizers = sorted({r.normalizer for r in results})
     lines.append(f"WER/CER: corpus level after normalizer {', '.join(normalizers)}; "
-                 "non-speech clips are not scored. ins: insertions per reference word. halluc: "
-                 "utterances with a hallucination finding. RTF excludes model load and one warm-up call.")
+                 "non-speech clips are not scored. S/D/I: substitutions/deletions/insertions. halluc: "
+                 "utterances with a hallucination finding, Wilson 95% interval. RTF excludes model load and "
+                 "one warm-up call.")
     machines = {(r.environment.get("cpu"), r.environment.get("cpu_count"), r.environment.get("device"),
                  r.environment.get("python")) for r in results}
     for cpu, count, device, python in sorted(machines, key=str):

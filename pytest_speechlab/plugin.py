@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ._config import SpeechlabConfig, load_config
+from ._text import redact, redact_args, storable, terminal
 from ._types import SpeechlabError
 
 DEFAULT_MODELS = ["faster-whisper/tiny.en"]
@@ -122,6 +123,11 @@ class SpeechlabSession:
         self.store = None  # opened at the first evaluation
         self.run_id: str | None = None
         self.store_problem: str | None = None
+        self.store_warnings: list[str] = []
+        self.report_problems: list[str] = []
+        self.baseline_store = None
+        self.baseline_run: str | None = None
+        self._gate_judged = False
         self.outcomes: list[dict] = []
         from ._report import AudioBudget
         from ._runner import ModelPool, Runner
@@ -195,31 +201,82 @@ class SpeechlabSession:
             return
         from ._store import Store, default_url, normalize_url, run_metadata
 
-        root = self.config.rootpath
-        configured = self.config.option.speechlab_db or self.settings.db
-        url = normalize_url(configured, root) if configured else default_url(root)
         try:
-            store = Store(url)
+            store = Store(self.db_url())
             from ._normalize import get_normalizer
 
-            self.run_id = store.start_run(run_metadata(root, get_normalizer(self.settings.normalizer).label, {
+            self.run_id = store.start_run(run_metadata(self.config.rootpath, get_normalizer(self.settings.normalizer).label, {
                 "models": self.selected_models(), "datasets": self.selected_datasets(),
-                "args": list(self.config.invocation_params.args),
+                "args": redact_args(list(self.config.invocation_params.args)),
             }))
             self.store = store
         except Exception as exc:  # noqa: BLE001
             self._store_failed(exc)
 
+    def db_url(self) -> str:
+        """--speechlab-db, else $SPEECHLAB_DB (keeps a password out of the command line), else
+        [tool.speechlab] db, else .speechlab/results.db under the rootdir."""
+        from ._store import default_url, normalize_url
+
+        root = self.config.rootpath
+        configured = self.config.option.speechlab_db or os.environ.get("SPEECHLAB_DB") or self.settings.db
+        return normalize_url(configured, root) if configured else default_url(root)
+
     def _store_failed(self, exc: BaseException) -> None:
-        self.store, self.store_problem = None, f"results database not written: {type(exc).__name__}: {exc}"
+        self.store, self.store_problem = None, redact(f"results database not written: {type(exc).__name__}: {exc}")
         warnings.warn(self.store_problem, stacklevel=2)
 
     def _write(self, method: str, *args) -> None:
         if self.store is not None:
+            from ._store import RowsRejected
+
             try:
                 getattr(self.store, method)(self.run_id, *args)
+            except RowsRejected as exc:  # the other rows were written: keep recording
+                self.store_warnings.append(redact(str(exc)))
+                warnings.warn(self.store_warnings[-1], stacklevel=2)
             except Exception as exc:  # noqa: BLE001
                 self._store_failed(exc)
+
+    # -- the regression gate ---------------------------------------------------------------------
+
+    def gate_problems(self) -> list[str]:
+        """Why the baseline cannot be compared with: no database, no such baseline, or a selected
+        model x dataset it has no results for. Checked before any model is built."""
+        from ._store import Store
+
+        ref = self.config.option.speechlab_baseline
+        if self.config.option.speechlab_no_db:
+            return [f"--speechlab-no-db: there is no results database to read baseline {ref!r} from "
+                    "(drop --speechlab-no-db, or give --speechlab-db)"]
+        try:
+            store = self.baseline_store = Store(self.db_url(), read_only=True)
+            run_id = self.baseline_run = store.resolve(ref)
+            have = store.evaluations(run_id)
+        except SpeechlabError as exc:
+            return [f"baseline {ref!r}: {exc}"]
+        wanted = [(m, self.dataset(d).name) for m in self.selected_models("asr") for d in self.selected_datasets()]
+        missing = [f"{m} on {d}" for m, d in wanted if (m, d) not in have]
+        if not missing:
+            return []
+        return [f"baseline {ref!r} (run {run_id[:8]}) has no results for {', '.join(missing)}; it has "
+                f"{', '.join(f'{m} on {d}' for m, d in sorted(have)) or 'no results at all'}. Fix: record a run "
+                f"with those models and datasets and point the baseline at it (`speechlab baseline set {ref} RUN`), "
+                "or select what the baseline has"]
+
+    def check_gate(self) -> None:
+        option = self.config.option
+        if not option.speechlab_baseline:
+            if option.speechlab_fail_on_regression:
+                raise SpeechlabError("--speechlab-fail-on-regression needs --speechlab-baseline NAME "
+                                     "(a name from `speechlab baseline set`, a run id or 'latest')")
+            return
+        problems = self.gate_problems()
+        if problems and option.speechlab_fail_on_regression:
+            raise SpeechlabError("the regression gate cannot compare, so it would pass without judging: "
+                                 + "; ".join(problems))
+        for problem in problems:
+            warnings.warn(f"regression comparison: {problem}", stacklevel=2)
 
     def evaluate(self, loaded, dataset) -> Any:
         key = (loaded.name, dataset.name)
@@ -323,31 +380,45 @@ class SpeechlabSession:
         return self.tts_evals[key]
 
     def compare_with_baseline(self, result):
-        """The comparison of ``result`` with the baseline run's same model x dataset, or a reason why none."""
-        from ._compare import Side, compare
+        """The comparison of ``result`` with the baseline run's same model x dataset, or a reason why
+        none. The first call judges the whole gate: every selected model x dataset is evaluated and
+        compared, and the family-wise correction is applied over all of them."""
+        if not self._gate_judged:
+            self._gate_judged = True
+            self._judge_gate()
+        return self.comparisons.get((result.model, result.dataset),
+                                    f"{result.model} on {result.dataset} is not part of the regression gate")
 
-        key = (result.model, result.dataset)
-        if key not in self.comparisons:
-            self._open_store()
-            ref = self.config.option.speechlab_baseline
-            if self.store is None:
-                self.comparisons[key] = f"no results database to read baseline {ref!r} from ({self.store_problem})"
-            else:
-                try:
-                    run_id = self.store.resolve(ref)
-                    rows = self.store.utterances(run_id, result.model, result.dataset)
-                except Exception as exc:  # noqa: BLE001
-                    rows, run_id = [], None
-                    self.comparisons[key] = f"baseline {ref!r}: {exc}"
-                if run_id is not None and not rows:
-                    self.comparisons[key] = (f"baseline {ref!r} (run {run_id[:8]}) has no results for "
-                                             f"{result.model} on {result.dataset}")
-                elif rows:
-                    base = Side.from_rows(f"baseline {ref}, run {run_id[:8]}", result.model, result.dataset,
-                                          rows, self.store.run(run_id).get("cpu") or "")
-                    self.comparisons[key] = compare(base, Side.from_result("this run", result),
-                                                    self.settings.regression)
-        return self.comparisons[key]
+    def _judge_gate(self) -> None:
+        from ._compare import Side, compare, family_size, judge
+        from ._runner import ModelLoadError
+
+        ref = self.config.option.speechlab_baseline
+        problems = [] if self.baseline_store is not None else self.gate_problems()
+        store, run_id = self.baseline_store, self.baseline_run
+        pairs = []
+        for model in self.selected_models("asr"):
+            try:
+                loaded = self.pool.get(self.registry.model(model))
+            except ModelLoadError:
+                continue  # its own tests report the load failure
+            for dataset_ref in self.selected_datasets():
+                result = self.evaluate(loaded, self.dataset(dataset_ref))
+                key = (result.model, result.dataset)
+                rows = store.utterances(run_id, *key) if store is not None and run_id else []
+                if not rows:
+                    self.comparisons[key] = "; ".join(problems) or (
+                        f"baseline {ref!r} (run {run_id[:8]}) has no results for {key[0]} on {key[1]}")
+                    continue
+                run = store.run(run_id)
+                identity = next((m.get("info") for m in run["models"] if m["name"] == key[0]), None)
+                pairs.append((key, Side.from_rows(f"baseline {ref}, run {run_id[:8]}", *key, rows,
+                                                  run.get("cpu") or "", identity), Side.from_result("this run", result)))
+        policy = self.settings.regression
+        family = family_size(len(pairs), policy)
+        judged = judge([compare(base, this, policy, family) for _, base, this in pairs], policy)
+        for (key, _, _), comparison in zip(pairs, judged):
+            self.comparisons[key] = comparison
 
     def prompt_set(self, ref: str):
         from ._chat import load_prompts
@@ -475,15 +546,48 @@ class SpeechlabSession:
                                   "duration": report.duration, "message": message})
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        # The run is finished in the database before any report is written: a report that cannot be
+        # written must not leave the measured run "incomplete".
+        if self.run_id is not None:
+            # setup and call may both report: the last word per test wins
+            self._write("record_outcomes", list({o["nodeid"]: o for o in self.outcomes}.values()))
+            for model in dict.fromkeys(m for m, _ in self.results):
+                grade = self.grade(model)
+                self._write("record_grade", model, grade.grade, grade.reason)
+            self._write("finish_run")
         self.write_reports()
-        if self.run_id is None:
-            return
-        # setup and call may both report: the last word per test wins
-        self._write("record_outcomes", list({o["nodeid"]: o for o in self.outcomes}.values()))
-        for model in dict.fromkeys(m for m, _ in self.results):
-            grade = self.grade(model)
-            self._write("record_grade", model, grade.grade, grade.reason)
-        self._write("finish_run")
+        if self.report_problems and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json")
+
+    def check_report_paths(self) -> None:
+        """A report that could not be written is found out before the evaluation, not after it."""
+        for option in self.REPORT_OPTIONS:
+            value = getattr(self.config.option, option)
+            if not value:
+                continue
+            path = Path(value)
+            flag = "--" + option.replace("_", "-")
+            if path.is_dir():
+                raise SpeechlabError(f"{flag} {value}: is a folder; give a file name")
+            parent = path.parent if str(path.parent) else Path(".")
+            if not parent.is_dir():
+                raise SpeechlabError(f"{flag} {value}: folder {parent} does not exist")
+            if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+                raise SpeechlabError(f"{flag} {value}: not writable")
+
+    def _write_report(self, flag: str, path: str, text: str) -> None:
+        """Atomically (a temporary file renamed into place); a failure is said, never a traceback."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self.report_problems.append(f"{flag} {path}: not written ({type(exc).__name__}: {exc.strerror or exc})")
 
     def chat_reports(self) -> tuple[list, list]:
         """The chat evaluations and spoken-question pipelines of this session (reasons left out)."""
@@ -505,10 +609,13 @@ class SpeechlabSession:
         if option.speechlab_markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
             text = (scorecard_markdown(results, grades) if results else "") + chat_markdown(chats)
         if option.speechlab_markdown:
-            Path(option.speechlab_markdown).write_text(text, encoding="utf-8")
+            self._write_report("--speechlab-markdown", option.speechlab_markdown, text)
         if os.environ.get("GITHUB_STEP_SUMMARY"):
-            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
-                fh.write(text)
+            try:
+                with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as exc:
+                self.report_problems.append(f"$GITHUB_STEP_SUMMARY: not written ({type(exc).__name__}: {exc})")
         if option.speechlab_benchmark_json and results:
             from ._runner import cpu_name
             import platform
@@ -516,12 +623,12 @@ class SpeechlabSession:
             machine = {"node": platform.node(), "processor": platform.processor(), "machine": platform.machine(),
                        "python_version": platform.python_version(), "system": platform.system(),
                        "release": platform.release(), "cpu": {"brand_raw": cpu_name(), "count": os.cpu_count()}}
-            Path(option.speechlab_benchmark_json).write_text(
-                json.dumps(benchmark_json(results, grades, machine), indent=2), encoding="utf-8")
+            self._write_report("--speechlab-benchmark-json", option.speechlab_benchmark_json,
+                               json.dumps(storable(benchmark_json(results, grades, machine)), indent=2))
         if option.speechlab_json:
-            meta = {"run_id": self.run_id, "args": list(self.config.invocation_params.args)}
-            Path(option.speechlab_json).write_text(
-                json.dumps(run_file(results, grades, meta, chats, spoken), indent=1, ensure_ascii=False), encoding="utf-8")
+            meta = {"run_id": self.run_id, "args": redact_args(list(self.config.invocation_params.args))}
+            self._write_report("--speechlab-json", option.speechlab_json,
+                               json.dumps(storable(run_file(results, grades, meta, chats, spoken)), indent=1, ensure_ascii=False))
 
     def grades(self) -> dict:
         return {model: self.grade(model) for model in dict.fromkeys(m for m, _ in self.results)}
@@ -631,7 +738,7 @@ def pytest_cmdline_main(config: pytest.Config):
             text = list_registered(session.registry)
         except SpeechlabError as exc:
             raise _usage(exc) from None
-    print(text)
+    print(terminal(text))
     for w in caught:
         print(f"warning: {w.message}")
     return 0
@@ -660,6 +767,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if config.option.speechlab_datasets or config.getini("speechlab_datasets"):
             for ref in speechlab.selected_datasets():
                 speechlab.dataset(ref)
+        speechlab.check_report_paths()
+        speechlab.check_gate()
     except SpeechlabError as exc:
         raise _usage(exc) from None
 
@@ -852,36 +961,48 @@ def speechlab_thresholds(speechlab_session: SpeechlabSession, speechlab_model) -
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
-    if session is None or not (session.results or session.chat_evals):
+    if session is None:
+        return
+    if not (session.results or session.chat_evals):
+        for problem in session.report_problems:
+            terminalreporter.write_line(terminal(problem))
         return
     from ._summary import summary_lines
+
+    width = getattr(terminalreporter, "_tw", None) and terminalreporter._tw.fullwidth or 100
+
+    def write(text: str) -> None:
+        for line in str(text).splitlines() or [""]:  # outside text: no control characters, no passwords
+            terminalreporter.write_line(terminal(redact(line), one_line=True))
 
     terminalreporter.write_sep("=", "speechlab summary")
     if session.results:
         grades = [session.grade(model) for model in dict.fromkeys(model for model, _ in session.results)]
-        for line in summary_lines(session.results.values(), session.pool.loaded, grades):
-            terminalreporter.write_line(line)
+        for line in summary_lines(session.results.values(), session.pool.loaded, grades, width=width):
+            write(line)
     for tts in session.tts_evals.values():
         for line in tts.report():
-            terminalreporter.write_line(line)
+            write(line)
     chats, spoken_evals = session.chat_reports()
     if chats:
         from ._chat import chat_summary_lines
 
-        terminalreporter.write_line("chat:")
+        write("chat:")
         for line in chat_summary_lines(chats):
-            terminalreporter.write_line(line)
+            write(line)
     for spoken in spoken_evals:
         for line in spoken.report():
-            terminalreporter.write_line(line)
+            write(line)
     for comparisons in session.runtime_comparisons.values():
         for comparison in comparisons if isinstance(comparisons, list) else ():
             for line in comparison.report():
-                terminalreporter.write_line(line)
+                write(line)
     for comparison in session.comparisons.values():
-        terminalreporter.write_line(comparison if isinstance(comparison, str) else comparison.report())
+        write(comparison if isinstance(comparison, str) else comparison.report())
+    for problem in session.store_warnings + session.report_problems:
+        write(problem)
     if session.run_id:
-        terminalreporter.write_line(f"recorded as run {session.run_id} in {session.store.url if session.store else '?'}"
-                                    + (f" ({session.store_problem})" if session.store_problem else ""))
+        write(f"recorded as run {session.run_id} in {session.store.shown_url if session.store else '?'}"
+              + (f" ({session.store_problem})" if session.store_problem else ""))
     elif session.store_problem:
-        terminalreporter.write_line(session.store_problem)
+        write(session.store_problem)

@@ -13,19 +13,26 @@ def summary(result: pytest.RunResult) -> str:
 
 
 def row(text: str, model: str, dataset: str = "data/manifest.jsonl") -> list[str]:
+    """The model x dataset's summary cells; a table split to fit the terminal is joined again."""
+    cells: list[str] = []
     for line in text.splitlines():
         if line.startswith(model + " ") and dataset in line:
-            return line.split()
-    raise AssertionError(f"no summary row for {model} x {dataset} in:\n{text}")
+            parts = line.split()
+            cells += parts if not cells else parts[2:]
+        elif cells and line.startswith("WER/CER: corpus level"):
+            break
+    if not cells:
+        raise AssertionError(f"no summary row for {model} x {dataset} in:\n{text}")
+    return cells
 
 
 def test_suites_pass_and_summary_shows_figures_and_one_load(speechlab_project):
     result = speechlab_project.runpytest("suites")
     result.assert_outcomes(passed=6, skipped=1)  # readiness skips: no --speechlab-min-grade
     cells = row(summary(result), "fake/perfect")
-    # model dataset utts audio WER WER-CI CER S D I ins halluc RTF RTFx threads load loads errors
+    # model dataset utts audio WER WER-CI CER S/D/I halluc halluc-CI RTF RTFx threads load loads errors
     assert cells[2:4] == ["4/4", "7.5"]
-    assert cells[4:12] == ["0.000", "0.000-0.000", "0.000", "0", "0", "0", "0.000", "0/4"]
+    assert cells[4:10] == ["0.000", "0.000-0.000", "0.000", "0/0/0", "0/4", "0.00-0.49"]
     assert cells[-2:] == ["1", "0"]
     assert load_log(speechlab_project.path) == ["perfect"]
 
@@ -114,11 +121,15 @@ def test_list_models_shows_conftest_models_variants_and_datasets(speechlab_proje
     result = speechlab_project.runpytest("--speechlab-list-models")
     assert result.ret == 0
     result.stdout.fnmatch_lines([
-        "*name*task*backend*plugin*weights*params*",
-        "*fake/perfect*asr*fake*conftest.py*none*label='perfect'*",
-        "*fast-sloppy*asr*fake*beam_size=1*",
+        "*name*task*backend*plugin*",
+        "*fake/perfect*asr*fake*conftest.py*",
+        "*weights: none*",
+        "*params: label='perfect'*",
+        "*fast-sloppy*asr*fake*",
+        "*beam_size=1*",
         "*speechlab/speech*pytest-speechlab (built-in)*",
     ])
+    assert max(map(len, result.outlines)) <= 80  # pytester's terminal is 80 columns
 
 
 def test_variant_is_selected_by_name(speechlab_project):
@@ -161,6 +172,6 @@ def test_repeat_measures_nondeterminism(speechlab_project):
                                          "--speechlab-model", "fake/perfect", "--speechlab-repeat", "3")
     result.assert_outcomes(passed=2)
     text = summary(result)
-    assert text.splitlines()[1].split()[-1] == "nondet"
+    assert "nondet" in text.split("WER/CER: corpus level")[0]
     assert row(text, "fake/flaky")[-1] == "0.250"      # 1 of 4 utterances changed between runs
     assert row(text, "fake/perfect")[-1] == "0.000"
