@@ -26,6 +26,9 @@ Example::
     [tool.speechlab.regression]          # the regression gate (GatePolicy)
     alpha = 0.05
     min_effect = 0.005
+    correction = "holm"                  # over every model x dataset x metric: holm, bh or none
+
+    utterance_timeout = 60               # (top level) seconds one model call may take
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ from typing import Any
 
 from ._grading import GradePolicy
 from ._hallucination import HallucinationConfig
-from ._stats import GatePolicy
+from ._stats import CORRECTIONS, GatePolicy
+from ._tables import check_value, checked, nearest, unknown_key
 from ._types import SpeechlabError
 
 if sys.version_info >= (3, 11):
@@ -70,12 +74,9 @@ class TTSSettings:
     def from_table(cls, table: dict, where: str) -> TTSSettings:
         from ._tts import SanityConfig
 
-        table = dict(table)
-        sanity = SanityConfig.from_table(table.pop("sanity", {}), f"{where}.sanity")
-        unknown = set(table) - {"judge", "texts"}
-        if unknown:
-            raise SpeechlabError(f"{where}: unknown key(s) {sorted(unknown)}; known: judge, texts, sanity")
-        return cls(**table, sanity=sanity)
+        values = checked(cls, table, where, types={"sanity": dict})
+        sanity = SanityConfig.from_table(values.pop("sanity", {}), f"{where}.sanity")
+        return cls(**values, sanity=sanity)
 
 
 @dataclass
@@ -91,10 +92,7 @@ class ChatSettings:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> ChatSettings:
-        unknown = set(table) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise SpeechlabError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**table)
+        return cls(**checked(cls, table, where, types={"tts": str}))
 
 
 @dataclass
@@ -110,6 +108,23 @@ class SpeechlabConfig:
     regression: GatePolicy = field(default_factory=GatePolicy)
     tts: TTSSettings = field(default_factory=lambda: TTSSettings.from_table({}, "[tool.speechlab.tts]"))
     chat: ChatSettings = field(default_factory=ChatSettings)
+    utterance_timeout: float | None = None  # seconds one model call may take; None: no limit
+
+    def check_models(self, registered: set[str]) -> list[str]:
+        """Per-model thresholds must name a registered model. A name close to a registered one is a
+        typo: a SpeechlabError. Any other unknown name is returned, to be warned about (its plugin may
+        simply not be installed in this environment)."""
+        absent = []
+        for model in self.model_thresholds:
+            if model in registered:
+                continue
+            hint = nearest(model, registered)
+            where = f'{self.source}: [tool.speechlab.thresholds.models."{model}"]'
+            if hint:
+                raise SpeechlabError(f"{where}: no model {model!r} is registered{hint}")
+            absent.append(f"{where}: no model {model!r} is registered (is its plugin installed?); "
+                          "these thresholds are not used")
+        return absent
 
     def threshold(self, metric: str, model: str, base_model: str | None = None) -> float:
         """A model's own override, else its base model's (for variants), else the default."""
@@ -119,16 +134,20 @@ class SpeechlabConfig:
         return self.thresholds[metric]
 
 
+TOP_LEVEL = ("normalizer", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
+             "utterance_timeout")
+
+
 def _check_thresholds(table: Any, where: str) -> dict[str, float]:
-    if not isinstance(table, dict):
-        raise SpeechlabError(f"{where} must be a table")
+    check_value(table, dict, where)
     out = {}
     for key, value in table.items():
         if key not in METRICS:
-            raise SpeechlabError(f"{where}: unknown metric {key!r} (known: {', '.join(METRICS)})")
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise SpeechlabError(f"{where}: unknown metric {key!r}{nearest(key, METRICS)}; known: {', '.join(METRICS)}")
+        value = check_value(value, float, f"{where}.{key}")
+        if value < 0:
             raise SpeechlabError(f"{where}.{key} must be a non-negative number, got {value!r}")
-        out[key] = float(value)
+        out[key] = value
     return out
 
 
@@ -141,37 +160,49 @@ def load_config(pyproject: Path | None) -> SpeechlabConfig:
     except tomllib.TOMLDecodeError as exc:
         raise SpeechlabError(f"{pyproject}: invalid TOML ({exc})") from None
     table = data.get("tool", {}).get("speechlab", {})
+    check_value(table, dict, f"{pyproject}: [tool.speechlab]")
+    for key in table:
+        if key not in TOP_LEVEL:
+            raise unknown_key(f"{pyproject}: [tool.speechlab]", key, TOP_LEVEL)
     config = SpeechlabConfig(source=str(pyproject))
-    config.normalizer = table.get("normalizer", config.normalizer)
+    try:
+        _fill(config, table)
+    except SpeechlabError as exc:
+        message = str(exc)
+        raise SpeechlabError(message if message.startswith(str(pyproject)) else f"{pyproject}: {message}") from None
+    return config
+
+
+def _fill(config: SpeechlabConfig, table: dict) -> None:
     from ._normalize import NORMALIZERS
 
+    config.normalizer = check_value(table.get("normalizer", config.normalizer), str, "[tool.speechlab] normalizer")
     if config.normalizer not in NORMALIZERS:
-        raise SpeechlabError(
-            f"{pyproject}: [tool.speechlab] normalizer {config.normalizer!r} is unknown; "
-            f"choose one of {', '.join(NORMALIZERS)}"
-        )
-    thresholds = dict(table.get("thresholds", {}))
-    per_model = thresholds.pop("models", {})
+        raise SpeechlabError(f"[tool.speechlab] normalizer {config.normalizer!r} is unknown"
+                             f"{nearest(config.normalizer, NORMALIZERS)}; choose one of {', '.join(NORMALIZERS)}")
+    thresholds = dict(check_value(table.get("thresholds", {}), dict, "[tool.speechlab.thresholds]"))
+    per_model = check_value(thresholds.pop("models", {}), dict, "[tool.speechlab.thresholds.models]")
     config.thresholds.update(_check_thresholds(thresholds, "[tool.speechlab.thresholds]"))
     for model, overrides in per_model.items():
-        config.model_thresholds[model] = _check_thresholds(
-            overrides, f'[tool.speechlab.thresholds.models."{model}"]'
-        )
-    variants = table.get("models", {})
-    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
-        raise SpeechlabError(f"{pyproject}: [tool.speechlab.models] entries must be tables")
+        config.model_thresholds[model] = _check_thresholds(overrides, f'[tool.speechlab.thresholds.models."{model}"]')
+    variants = check_value(table.get("models", {}), dict, "[tool.speechlab.models]")
+    for name, variant in variants.items():
+        check_value(variant, dict, f"[tool.speechlab.models.{name}]")
     config.variants = variants
-    config.hallucination = HallucinationConfig.from_table(
-        table.get("hallucination", {}), "[tool.speechlab.hallucination]"
-    )
+    config.hallucination = HallucinationConfig.from_table(table.get("hallucination", {}), "[tool.speechlab.hallucination]")
     config.grades = GradePolicy.from_table(table.get("grades", {}), "[tool.speechlab.grades]")
-    config.db = table.get("db")
-    regression = dict(table.get("regression", {}))
-    unknown = set(regression) - set(GatePolicy.__dataclass_fields__)
-    if unknown:
-        raise SpeechlabError(f"[tool.speechlab.regression]: unknown key(s) {sorted(unknown)}; "
-                             f"known: {sorted(GatePolicy.__dataclass_fields__)}")
-    config.regression = GatePolicy(**regression)
+    if "db" in table:
+        config.db = check_value(table["db"], str, "[tool.speechlab] db")
+    config.regression = GatePolicy(**checked(GatePolicy, table.get("regression", {}), "[tool.speechlab.regression]"))
+    if config.regression.correction not in CORRECTIONS:
+        raise SpeechlabError(f"[tool.speechlab.regression] correction {config.regression.correction!r} is unknown; "
+                             f"choose one of {', '.join(CORRECTIONS)}")
+    if not 0 < config.regression.alpha < 0.5:
+        raise SpeechlabError(f"[tool.speechlab.regression] alpha must be between 0 and 0.5, got {config.regression.alpha}")
     config.tts = TTSSettings.from_table(table.get("tts", {}), "[tool.speechlab.tts]")
     config.chat = ChatSettings.from_table(table.get("chat", {}), "[tool.speechlab.chat]")
-    return config
+    if "utterance_timeout" in table:
+        timeout = check_value(table["utterance_timeout"], float, "[tool.speechlab] utterance_timeout")
+        if timeout <= 0:
+            raise SpeechlabError(f"[tool.speechlab] utterance_timeout must be a positive number of seconds, got {timeout}")
+        config.utterance_timeout = timeout

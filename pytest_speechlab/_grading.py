@@ -31,14 +31,10 @@ class GradePolicy:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> GradePolicy:
-        table = dict(table)
-        levels = table.pop("levels", None)
-        policy = {}
-        for key in ("max_hallucination_rate", "hallucination_cap", "min_grade"):
-            if key in table:
-                policy[key] = table.pop(key)
-        if table:
-            raise SpeechlabError(f"{where}: unknown key(s) {sorted(table)}")
+        from ._tables import check_value, checked
+
+        policy = checked(cls, table, where, types={"min_grade": str, "levels": dict})
+        levels = policy.pop("levels", None)
         for key in ("hallucination_cap", "min_grade"):
             if key in policy:
                 check_grade_name(policy[key], f"{where}.{key}")
@@ -46,8 +42,11 @@ class GradePolicy:
             for grade, limits in levels.items():
                 if grade not in GRADES[:-1]:
                     raise SpeechlabError(f"{where}.levels: unknown grade {grade!r} (A+, A, B, C, D; F is the rest)")
+                check_value(limits, dict, f"{where}.levels.{grade}")
                 if set(limits) - {"wer", "rtf"}:
                     raise SpeechlabError(f"{where}.levels.{grade}: only wer and rtf can be set")
+                for metric, limit in limits.items():
+                    check_value(limit, float, f"{where}.levels.{grade}.{metric}")
             policy["levels"] = {g: {**DEFAULT_LEVELS.get(g, {}), **levels.get(g, {})} for g in GRADES[:-1]}
         return cls(**policy)
 

@@ -64,11 +64,9 @@ class HallucinationConfig:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> HallucinationConfig:
-        fields = cls.__dataclass_fields__
-        unknown = set(table) - set(fields)
-        if unknown:
-            raise SpeechlabError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(fields)}")
-        values = dict(table)
+        from ._tables import checked
+
+        values = checked(cls, table, where, types={"disabled": tuple})
         if "disabled" in values:
             bad = set(values["disabled"]) - set(KINDS)
             if bad:

@@ -8,18 +8,18 @@ from ._summary import format_table, terminal_width
 
 
 def list_registered(registry: Registry, width: int | None = None) -> str:
-    """One table row per model (name, task, backend, plugin), its weights and parameters wrapped
+    """One table row per model (name, task, backend), its plugin, weights and parameters wrapped
     below it; then the datasets. No line is wider than ``width`` (default: the terminal's)."""
     width = width or terminal_width()
     lines = ["models:"]
     specs = sorted(registry.models.values(), key=lambda s: s.name)
-    table = format_table(["name", "task", "backend", "plugin"],
-                         [[s.name, s.task, s.backend or "-", s.plugin] for s in specs], 4, width=width - 2)
+    table = format_table(["name", "task", "backend"], [[s.name, s.task, s.backend or "-"] for s in specs], 3,
+                         width=width - 2)
     lines += ["  " + line for line in table[:2]]
     for spec, line in zip(specs, table[2:]):
         lines.append("  " + line)
         params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
-        for label, text in (("weights", spec.weights), ("params", params)):
+        for label, text in (("plugin", spec.plugin), ("weights", spec.weights), ("params", params)):
             if text:
                 lines += textwrap.wrap(f"{label}: {text}", width=max(width, 40), initial_indent="      ",
                                        subsequent_indent="        ")

@@ -70,10 +70,16 @@ class Registry:
         for name, table in variants.items():
             table = dict(table)
             base = table.pop("model", None)
+            where = f"{source}: [tool.speechlab.models.{name}]"
             if not isinstance(base, str):
-                raise SpeechlabError(
-                    f"{source}: [tool.speechlab.models.{name}] needs model = \"<registered model>\""
-                )
+                raise SpeechlabError(f"{where} needs model = \"<registered model>\"")
+            if name in self.models:
+                raise SpeechlabError(f"{where}: {name!r} is already a model of plugin {self.models[name].plugin!r}; "
+                                     "a variant needs a name of its own")
+            if base not in self.models:
+                from ._tables import nearest
+
+                raise SpeechlabError(f"{where}: model {base!r} is not registered{nearest(base, self.models)}")
             self.models[name] = self.model(base).variant(name, table, source)
 
 
@@ -118,6 +124,7 @@ def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginMa
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Call each plugin's registration hooks separately so that one failure does not hide the rest."""
     registry = Registry()
+    duplicates: list[str] = []
 
     def call_each(hook_name: str, make_register: Callable[[str], Callable]) -> None:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -139,14 +146,12 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                 raise SpeechlabError(f"model {name!r}: unknown task {task!r} (known: {TASKS})")
             if not callable(load):
                 raise SpeechlabError(f"model {name!r}: load must be callable")
+            if not isinstance(name, str) or not name.strip():
+                raise SpeechlabError(f"model name must be a non-empty string, got {name!r}")
             if name in registry.models:
-                warnings.warn(
-                    SpeechlabPluginWarning(
-                        f"model {name!r} from plugin {label!r} ignored: already registered by "
-                        f"{registry.models[name].plugin!r}"
-                    ),
-                    stacklevel=3,
-                )
+                # Results are recorded by name: two models under one name would mix their history.
+                duplicates.append(f"model {name!r} is registered by both plugin {registry.models[name].plugin!r} "
+                                  f"and plugin {label!r}")
                 return
             registry.models[name] = ModelSpec(
                 name, task, load, backend, weights, dict(params or {}), description, label
@@ -162,4 +167,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
     call_each("speechlab_register_models", model_register)
     call_each("speechlab_register_datasets", dataset_register)
+    if duplicates:
+        raise SpeechlabError("; ".join(duplicates) + ". Uninstall one of them, or override a model with a "
+                             "variant under a new name ([tool.speechlab.models.NEW-NAME] model = \"...\")")
     return registry

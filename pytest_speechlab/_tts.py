@@ -64,10 +64,9 @@ class SanityConfig:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> SanityConfig:
-        unknown = set(table) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise SpeechlabError(f"{where}: unknown key(s) {sorted(unknown)}")
-        return cls(**table)
+        from ._tables import checked
+
+        return cls(**checked(cls, table, where))
 
 
 def audio_problems(audio, text: str, config: SanityConfig = SanityConfig()) -> list[str]:

@@ -155,6 +155,8 @@ class SpeechlabSession:
             ]
             registry = build_registry(make_plugin_manager(local))
             registry.add_variants(self.settings.variants, self.settings.source)
+            for absent in self.settings.check_models(set(registry.models)):
+                warnings.warn(absent, stacklevel=2)
             self._registry = registry
         return self._registry
 

@@ -121,8 +121,9 @@ def test_list_models_shows_conftest_models_variants_and_datasets(speechlab_proje
     result = speechlab_project.runpytest("--speechlab-list-models")
     assert result.ret == 0
     result.stdout.fnmatch_lines([
-        "*name*task*backend*plugin*",
-        "*fake/perfect*asr*fake*conftest.py*",
+        "*name*task*backend*",
+        "*fake/perfect*asr*fake*",
+        "*plugin: conftest.py*",
         "*weights: none*",
         "*params: label='perfect'*",
         "*fast-sloppy*asr*fake*",

@@ -58,22 +58,29 @@ def test_a_plugin_that_raises_warns_with_its_name_and_the_others_still_register(
     assert registry.model("fine/asr").plugin == "fine-plugin"
 
 
-def test_duplicate_and_invalid_registrations():
+def test_two_plugins_registering_one_name_is_an_error_naming_both():
     def first(register):
         register("dup", task="asr", load=load_nothing)
 
     def second(register):
         register("dup", task="asr", load=load_nothing)
-        register("bad-task", task="juggling", load=load_nothing)
 
     pm = make_plugin_manager([])
     pm.register(plugin(speechlab_register_models=first), name="first")
     pm.register(plugin(speechlab_register_models=second), name="second")
-    with pytest.warns(SpeechlabPluginWarning) as record:
+    with pytest.raises(SpeechlabError, match=r"'dup' is registered by both plugin 'first' and plugin 'second'.*variant"):
+        build_registry(pm)
+
+
+def test_invalid_registration_skips_that_plugin_with_a_warning():
+    def bad(register):
+        register("bad-task", task="juggling", load=load_nothing)
+
+    pm = make_plugin_manager([])
+    pm.register(plugin(speechlab_register_models=bad), name="bad")
+    with pytest.warns(SpeechlabPluginWarning, match="unknown task 'juggling'"):
         registry = build_registry(pm)
-    text = " ".join(str(w.message) for w in record)
-    assert "already registered" in text
-    assert registry.model("dup").plugin in ("first", "second")
+    assert "bad-task" not in registry.models
 
 
 def test_variants_from_pyproject_merge_parameters_and_keep_the_base(tmp_path):
@@ -102,15 +109,67 @@ def test_unknown_model_lists_the_known_ones():
 
 
 @pytest.mark.parametrize("toml, problem", [
-    ('[tool.speechlab.thresholds]\nwer = "low"\n', "must be a non-negative number"),
+    ('[tool.speechlab.thresholds]\nwer = "low"\n', r"thresholds\]\.wer must be a number, got a string 'low'"),
+    ('[tool.speechlab.thresholds]\nwer = -1\n', "must be a non-negative number"),
     ('[tool.speechlab.thresholds]\nbleu = 0.3\n', "unknown metric 'bleu'"),
+    ('[tool.speechlab.thresholds]\nwre = 0.3\n', "unknown metric 'wre' \\(did you mean 'wer'\\?\\)"),
     ('[tool.speechlab]\nnormalizer = "shouty"\n', "normalizer 'shouty' is unknown"),
+    ('[tool.speechlab]\nnormalizer = 5\n', "normalizer must be a string, got an integer 5"),
     ('[tool.speechlab\n', "invalid TOML"),
+    # misspelled tables and keys name the nearest valid one
+    ('[tool.speechlab.threshold]\nwer = 0.1\n', "unknown key 'threshold' \\(did you mean 'thresholds'\\?\\)"),
+    ('[tool.speechlab]\nnormaliser = "speechlab-english"\n', "unknown key 'normaliser' \\(did you mean 'normalizer'\\?\\)"),
+    ('[tool.speechlab.hallucination]\ninsertion_runs = 4\n', "did you mean 'insertion_run'"),
+    ('[tool.speechlab.regression]\nalfa = 0.01\n', "did you mean 'alpha'"),
+    # wrong TOML types: one clear error at start, never a TypeError later
+    ('[tool.speechlab.hallucination]\ninsertion_run = "four"\n', "insertion_run must be an integer, got a string"),
+    ('[tool.speechlab.hallucination]\ndisabled = "high_wer"\n', "disabled must be a list of strings"),
+    ('[tool.speechlab.regression]\nalpha = "0.05"\n', "alpha must be a number, got a string"),
+    ('[tool.speechlab.regression]\ncorrection = "bonferoni"\n', "correction 'bonferoni' is unknown"),
+    ('[tool.speechlab.regression]\nalpha = 2\n', "alpha must be between 0 and 0.5"),
+    ('[tool.speechlab.grades]\nmax_hallucination_rate = true\n', "must be a number, got a boolean"),
+    ('[tool.speechlab.grades]\nlevels = 3\n', "levels must be a table"),
+    ('[tool.speechlab.grades.levels.A]\nwer = "x"\n', r"levels\.A\.wer must be a number"),
+    ('[tool.speechlab.tts]\ntexts = "speechlab/tts-texts"\n', "texts must be a list of strings"),
+    ('[tool.speechlab.tts.sanity]\nclip_level = []\n', "clip_level must be a number, got a list"),
+    ('[tool.speechlab.chat]\nmin_pass_rate = "high"\n', "min_pass_rate must be a number"),
+    ('[tool.speechlab]\nthresholds = 3\n', r"thresholds\] must be a table"),
+    ('[tool.speechlab]\nmodels = 3\n', r"models\] must be a table"),
+    ('[tool.speechlab.models]\nx = 3\n', r"models\.x\] must be a table"),
+    ('[tool.speechlab]\ndb = 7\n', "db must be a string"),
+    ('[tool.speechlab]\nutterance_timeout = "1m"\n', "utterance_timeout must be a number"),
+    ('[tool.speechlab]\nutterance_timeout = 0\n', "utterance_timeout must be a positive number"),
 ])
 def test_bad_configuration_is_reported(tmp_path, toml, problem):
     (tmp_path / "pyproject.toml").write_text(toml)
     with pytest.raises(SpeechlabError, match=problem):
         load_config(tmp_path / "pyproject.toml")
+
+
+def test_thresholds_for_an_unregistered_model(tmp_path):
+    """A near miss of a registered name is a typo: an error naming the nearest; a name like no other
+    is most likely a plugin not installed here: reported, not fatal."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.speechlab.thresholds.models."faster-whisper/tiny.em"]\nwer = 0.1\n')
+    config = load_config(tmp_path / "pyproject.toml")
+    with pytest.raises(SpeechlabError, match="no model 'faster-whisper/tiny.em' is registered \\(did you mean 'faster-whisper/tiny.en'"):
+        config.check_models({"faster-whisper/tiny.en", "pocketsphinx"})
+    (tmp_path / "pyproject.toml").write_text('[tool.speechlab.thresholds.models."espeak-ng/en-us"]\nwer = 0.1\n')
+    absent = load_config(tmp_path / "pyproject.toml").check_models({"faster-whisper/tiny.en"})
+    assert len(absent) == 1 and "is its plugin installed?" in absent[0]
+
+
+def test_a_variant_cannot_take_a_registered_name_or_an_unknown_base(tmp_path):
+    def models(register):
+        register("base/asr", task="asr", load=load_nothing)
+
+    pm = make_plugin_manager([])
+    pm.register(plugin(speechlab_register_models=models), name="p")
+    registry = build_registry(pm)
+    with pytest.raises(SpeechlabError, match="already a model of plugin 'p'"):
+        registry.add_variants({"base/asr": {"model": "base/asr", "beam_size": 1}}, "pyproject.toml")
+    with pytest.raises(SpeechlabError, match="'base/asd' is not registered \\(did you mean 'base/asr'"):
+        registry.add_variants({"mine": {"model": "base/asd"}}, "pyproject.toml")
 
 
 def test_every_hook_is_documented_with_its_parameters():
