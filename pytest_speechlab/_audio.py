@@ -1,6 +1,7 @@
 """Reading audio from disk and turning it into what a model takes (mono float32 at its rate)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,8 +27,14 @@ class RawAudio:
         return 1 if self.samples.ndim == 1 else self.samples.shape[1]
 
 
+MIN_SECONDS = 0.01  # shorter than one 10 ms frame: nothing a model can be judged on
+MAX_PEAK = 2.0  # float samples are expected in [-1, 1]; beyond twice that the file is broken
+DURATION_TOLERANCE_S = 0.5  # declared vs decoded length, or 5% of it, whichever is larger
+
+
 def read_audio(path: str) -> RawAudio:
-    """Read a file with soundfile and check it. Raises AudioError with the problem stated."""
+    """Read a file with soundfile and check it. Raises AudioError with the problem stated: these are
+    input problems, never charged to the model."""
     import numpy as np
     import soundfile as sf
 
@@ -42,7 +49,53 @@ def read_audio(path: str) -> RawAudio:
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
         raise AudioError(f"audio contains {bad} NaN or infinite samples")
+    if rate <= 0 or len(samples) / rate < MIN_SECONDS:
+        raise AudioError(f"audio is too short ({len(samples)} sample(s) at {rate} Hz; at least "
+                         f"{MIN_SECONDS * 1000:.0f} ms needed)")
+    peak = float(np.abs(samples).max())
+    if peak > MAX_PEAK:
+        raise AudioError(f"samples far outside [-1, 1] (peak {peak:.3g}): the file's scaling is broken")
+    short = _wav_shortfall(path)
+    if short:
+        raise AudioError(short)
     return RawAudio(samples, int(rate))
+
+
+def _wav_shortfall(path: str) -> str | None:
+    """For a RIFF WAV file: whether its data chunk holds fewer bytes than its header declares
+    (a truncated file, which decoders read silently as a shorter clip)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.path.getsize(path)
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if name == b"data":
+                    available = size - fh.tell()
+                    if length not in (0, 0xFFFFFFFF) and available < length:
+                        return (f"truncated WAV file: its header declares {length:,} bytes of audio, "
+                                f"the file holds {available:,}")
+                    return None
+                fh.seek(length + (length & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+def duration_mismatch(declared: float | None, decoded: float) -> str | None:
+    """The manifest's duration against the decoded length, beyond the tolerance."""
+    if declared is None:
+        return None
+    if abs(declared - decoded) > max(DURATION_TOLERANCE_S, 0.05 * declared):
+        return (f"decoded length {decoded:.2f} s differs from the declared duration {declared:.2f} s "
+                "(wrong file, or wrong duration in the manifest)")
+    return None
 
 
 def to_model_input(audio: RawAudio, target_rate: int) -> np.ndarray:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._text import unicode_safe
 from ._types import InputError, SpeechlabError, Utterance
 
 KINDS = ("speech", "nonspeech")
@@ -74,6 +75,8 @@ def json_lines(path: Path, errors: list[InputError]):
                 yield where, json.loads(line)
             except json.JSONDecodeError as exc:
                 errors.append(InputError(where, f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"))
+            except RecursionError:
+                errors.append(InputError(where, "not valid JSON (nested too deeply)"))
 
 
 def _decoded_lines(lines, shown: str, errors: list[InputError]):
@@ -92,19 +95,51 @@ class _LineError(ValueError):
         self.utterance_id = utterance_id
 
 
+MAX_ID_CHARS = 1000
+MAX_TEXT_CHARS = 1_000_000  # a reference longer than this is not a transcript
+
+
+def _string_field(entry: dict, key: str, utt_id: str | None = None, *, limit: int | None = None) -> str | None:
+    """``entry[key]`` as a str (or None when absent or null): any other JSON type, an unpaired
+    surrogate or an over-long value is a line error naming the field."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _LineError(f"{key!r} must be a string, got {_json_type(value)} {_shown(value)}", utt_id)
+    if unicode_safe(value) != value:
+        raise _LineError(f"{key!r} contains an unpaired UTF-16 surrogate (not valid Unicode text)", utt_id)
+    if limit is not None and len(value) > limit:
+        raise _LineError(f"{key!r} is {len(value):,} characters long (at most {limit:,})", utt_id)
+    return value
+
+
+def _json_type(value: object) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
+            str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest: str) -> Utterance:
     if not isinstance(entry, dict):
-        raise _LineError(f"expected a JSON object, got {type(entry).__name__}")
-    audio = entry.get("audio", entry.get("audio_filepath"))
-    if not isinstance(audio, str) or not audio:
+        raise _LineError(f"expected a JSON object, got {_json_type(entry)}")
+    key = "audio" if "audio" in entry else "audio_filepath"
+    audio = _string_field(entry, key, limit=4096)
+    if not audio:
         raise _LineError("missing 'audio' (or 'audio_filepath'): the path of the audio file")
-    utt_id = str(entry.get("id") or Path(audio).with_suffix("").as_posix())
-    kind = entry.get("kind", "speech")
+    raw_id = entry.get("id")
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int, type(None))):
+        raise _LineError(f"'id' must be a string or a number, got {_json_type(raw_id)} {_shown(raw_id)}")
+    utt_id = _string_field({"id": str(raw_id)}, "id", limit=MAX_ID_CHARS) if raw_id not in (None, "") else None
+    utt_id = utt_id or Path(audio).with_suffix("").as_posix()
+    kind = _string_field(entry, "kind", utt_id) or "speech"
     if kind not in KINDS:
         raise _LineError(f"'kind' must be one of {KINDS}, got {kind!r}", utt_id)
-    text = entry.get("text")
-    if text is not None and not isinstance(text, str):
-        raise _LineError(f"'text' must be a string, got {type(text).__name__}", utt_id)
+    text = _string_field(entry, "text", utt_id, limit=MAX_TEXT_CHARS)
     if kind == "speech" and text is None:
         raise _LineError("missing 'text' (the reference transcript)", utt_id)
     if kind == "speech" and not text.strip():
@@ -112,15 +147,16 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
             "empty 'text' on a speech utterance (mark it \"kind\": \"nonspeech\" if it has no speech)",
             utt_id,
         )
-    audio_path = base / audio
+    language = _string_field(entry, "language", utt_id, limit=64) or None
+    duration = entry.get("duration", entry.get("duration_s"))
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                 or not 0 < duration < 1e7):
+        raise _LineError(f"'duration' must be a positive number of seconds, got {_shown(duration)}", utt_id)
+    audio_path = _confined(base, audio, utt_id)
     if not audio_path.is_file():
         raise _LineError(
             f"audio {audio!r} not found (relative to {display_path(base) or '.'}/)", utt_id
         )
-    duration = entry.get("duration", entry.get("duration_s"))
-    if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
-        raise _LineError(f"'duration' must be a positive number of seconds, got {duration!r}", utt_id)
-    language = entry.get("language") or None
     return Utterance(
         id=utt_id,
         audio_path=str(audio_path),
@@ -132,12 +168,26 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
     )
 
 
+def _confined(base: Path, audio: str, utt_id: str | None) -> Path:
+    """The audio path, relative to the manifest's folder; an absolute path is taken as written (a
+    manifest may point at shared storage), a NUL byte or a name the filesystem refuses is a line error."""
+    if "\x00" in audio:
+        raise _LineError("'audio' contains a NUL byte", utt_id)
+    try:
+        path = base / audio
+        path.is_file()  # over-long or otherwise unusable names raise here
+    except (OSError, ValueError) as exc:
+        raise _LineError(f"audio {audio[:80]!r}: unusable path ({type(exc).__name__})", utt_id) from None
+    return path
+
+
 def _load_librispeech(root: Path, name: str) -> Dataset:
     """``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` with lines ``ID TEXT``, audio ``ID.flac``."""
     dataset = Dataset(name, str(root))
     transcripts = sorted(root.rglob("*.trans.txt"))
     if not transcripts:
         raise SpeechlabError(f"dataset folder {display_path(root)!r} has no *.trans.txt files (LibriSpeech layout)")
+    seen: dict[str, str] = {}
     for trans in transcripts:
         for where, line in _decoded_lines(trans.read_bytes().splitlines(), display_path(trans), dataset.errors):
             if not line:
@@ -146,6 +196,12 @@ def _load_librispeech(root: Path, name: str) -> Dataset:
             if not text.strip():
                 dataset.errors.append(InputError(where, f"no transcript after id {utt_id!r}", utt_id))
                 continue
+            if utt_id in seen:
+                dataset.errors.append(InputError(where, f"duplicate id {utt_id!r} (first in {seen[utt_id]})", utt_id))
+                continue
+            if "/" in utt_id or "\\" in utt_id or utt_id in (".", ".."):
+                dataset.errors.append(InputError(where, f"id {utt_id[:80]!r} is not a file name", utt_id))
+                continue
             audio = next((trans.parent / f"{utt_id}{ext}" for ext in (".flac", ".wav")
                           if (trans.parent / f"{utt_id}{ext}").is_file()), None)
             if audio is None:
@@ -153,6 +209,7 @@ def _load_librispeech(root: Path, name: str) -> Dataset:
                     InputError(where, f"audio '{utt_id}.flac' not found next to the transcript", utt_id)
                 )
                 continue
+            seen[utt_id] = where
             dataset.utterances.append(
                 Utterance(id=utt_id, audio_path=str(audio), text=text.strip(), language="en", source=where)
             )

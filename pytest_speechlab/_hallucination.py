@@ -82,16 +82,23 @@ def compression_ratio(text: str) -> float:
 
 
 def max_consecutive_repeats(words: list[str], max_n: int) -> dict[tuple[str, ...], int]:
-    """For each n-gram (n <= max_n), the longest run of back-to-back copies of it in ``words``."""
+    """For each n-gram (n <= max_n), the longest run of back-to-back copies of it in ``words``.
+
+    Linear in the number of words for each n: ``same[i]`` counts how many words from position i on
+    equal the word n places before them; a gram starting at i is followed by ``same[i + n] // n``
+    further copies. Only grams that repeat are returned."""
     best: dict[tuple[str, ...], int] = {}
+    total = len(words)
     for n in range(1, max_n + 1):
-        for start in range(len(words) - n + 1):
-            gram = tuple(words[start : start + n])
-            count, pos = 1, start + n
-            while tuple(words[pos : pos + n]) == gram:
-                count, pos = count + 1, pos + n
-            if count > best.get(gram, 1):
-                best[gram] = count
+        same = [0] * (total + 1)
+        for i in range(total - 1, n - 1, -1):
+            same[i] = same[i + 1] + 1 if words[i] == words[i - n] else 0
+        for start in range(total - 2 * n + 1):
+            count = 1 + same[start + n] // n
+            if count > 1:
+                gram = tuple(words[start : start + n])
+                if count > best.get(gram, 1):
+                    best[gram] = count
     return best
 
 

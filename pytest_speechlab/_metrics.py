@@ -270,12 +270,14 @@ def _score(output: Output, normalizer: Normalizer) -> UtteranceResult:
     )
     if output.skipped:
         result.note = output.skipped
+    if output.notes:
+        result.note = "; ".join(output.notes)
     if output.error is not None or output.transcript is None:
         return result
     result.hypothesis = output.transcript.text
     result.hypothesis_normalized = normalizer(result.hypothesis)
     if utt.kind != "speech":
-        result.note = "non-speech: no reference, not part of WER"
+        result.note = "; ".join(filter(None, [result.note, "non-speech: no reference, not part of WER"]))
         return result
     result.reference_normalized = normalizer(utt.text or "")
     if not result.reference_normalized:

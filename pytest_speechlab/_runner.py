@@ -9,16 +9,47 @@ added here later without touching suites or metrics.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import platform
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from ._audio import AudioError, read_audio, to_model_input
+from ._audio import AudioError, duration_mismatch, read_audio, to_model_input
 from ._registry import ModelSpec
-from ._types import Audio, InputError, Output, Response, Transcript, Utterance
+from ._text import MAX_TEXT_CHARS, bounded, storable, unicode_safe
+from ._types import Audio, InputError, Output, Response, Segment, Transcript, Utterance
+
+
+class CallTimeout(Exception):
+    """A model call ran past ``[tool.speechlab] utterance_timeout``."""
+
+
+def call_with_timeout(fn: Callable[[], Any], timeout: float | None) -> Any:
+    """``fn()``, or CallTimeout after ``timeout`` seconds. The call runs in a daemon thread that is
+    left to finish on its own: Python cannot stop it, but the run goes on without it."""
+    if not timeout:
+        return fn()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name="speechlab-model-call")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise CallTimeout(f"no result after {timeout:g} s (utterance_timeout)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 @dataclass
@@ -61,7 +92,15 @@ class ModelPool:
                 self._failed[spec.name] = message
                 raise ModelLoadError(message) from exc
             seconds = time.perf_counter() - start
-            self._loaded[spec.name] = LoadedModel(spec, instance, seconds, info=model_info(spec, instance))
+            try:
+                info = model_info(spec, instance)
+            except Exception as exc:  # noqa: BLE001 - the identity is what makes results comparable
+                message = (f"model {spec.name!r} (plugin {spec.plugin!r}) loaded, but its info() failed: "
+                           f"{type(exc).__name__}: {exc}")
+                self._failed[spec.name] = message
+                _close(instance, spec.name)
+                raise ModelLoadError(message) from exc
+            self._loaded[spec.name] = LoadedModel(spec, instance, seconds, info=info)
         return self._loaded[spec.name]
 
     @property
@@ -70,9 +109,19 @@ class ModelPool:
 
     def close(self) -> None:
         for loaded in self._loaded.values():
-            close = getattr(loaded.instance, "close", None)
-            if callable(close):
-                close()
+            _close(loaded.instance, loaded.name)
+
+
+def _close(instance: Any, name: str) -> None:
+    """A model's close() that raises is reported; the others are still closed."""
+    import warnings
+
+    close = getattr(instance, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"model {name!r}: close() raised {type(exc).__name__}: {exc}", stacklevel=3)
 
 
 def model_info(spec: ModelSpec, instance: Any) -> dict[str, Any]:
@@ -87,7 +136,10 @@ def model_info(spec: ModelSpec, instance: Any) -> dict[str, Any]:
     }
     reported = getattr(instance, "info", None)
     if callable(reported):
-        info.update(reported())
+        extra = reported()
+        if not isinstance(extra, dict):
+            raise TypeError(f"info() must return a dict, got {type(extra).__name__}")
+        info.update(storable({str(k): v for k, v in extra.items()}))
     return info
 
 
@@ -128,11 +180,41 @@ class SerialExecutor:
 
 
 def as_transcript(value: Any) -> Transcript:
-    if isinstance(value, Transcript):
-        return value
     if isinstance(value, str):
-        return Transcript(text=value)
-    raise TypeError(f"transcribe() must return a Transcript or str, got {type(value).__name__}")
+        value = Transcript(text=value)
+    if not isinstance(value, Transcript):
+        raise TypeError(f"transcribe() must return a Transcript or str, got {type(value).__name__}")
+    if not isinstance(value.text, str):
+        raise TypeError(f"transcribe() returned a Transcript whose text is {type(value.text).__name__}, not str")
+    if not isinstance(value.segments, (tuple, list)) or not all(
+            isinstance(s, Segment) and isinstance(s.text, str) and _finite(s.start) and _finite(s.end)
+            for s in value.segments):
+        raise TypeError("transcribe() returned segments that are not Segments with text and finite start/end")
+    return value
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def repaired(transcript: Transcript, audio_seconds: float) -> tuple[Transcript, tuple[str, ...]]:
+    """Model output made safe to score, store and show: unpaired surrogates replaced, an output
+    longer than any transcript of this audio could be cut (the cut is stated, never silent)."""
+    notes = []
+    text = unicode_safe(transcript.text)
+    if text != transcript.text:
+        notes.append("model output held unpaired UTF-16 surrogates, replaced by U+FFFD")
+    limit = max(MAX_TEXT_CHARS, int(50 * audio_seconds))
+    text, original = bounded(text, limit)
+    if original:
+        notes.append(f"model output truncated from {original:,} to {limit:,} characters")
+    segments = tuple(s if unicode_safe(s.text) == s.text and len(s.text) <= limit else
+                     dataclasses.replace(s, text=bounded(unicode_safe(s.text), limit)[0]) for s in transcript.segments[:10_000])
+    if len(transcript.segments) > 10_000:
+        notes.append(f"{len(transcript.segments):,} segments: the first 10,000 kept")
+    if not notes and segments == tuple(transcript.segments):
+        return transcript, ()
+    return dataclasses.replace(transcript, text=text, segments=segments), tuple(notes)
 
 
 def supports_language(model: LoadedModel, language: str | None) -> bool:
@@ -188,9 +270,10 @@ def as_response(value: Any) -> Response:
 
 
 class Runner:
-    def __init__(self, executor: Executor | None = None, repeats: int = 1) -> None:
+    def __init__(self, executor: Executor | None = None, repeats: int = 1, timeout: float | None = None) -> None:
         self.executor = executor or SerialExecutor()
         self.repeats = max(1, repeats)  # > 1 measures non-determinism; only the first run is timed
+        self.timeout = timeout  # seconds one model call may take (None: no limit)
 
     def run(
         self,
@@ -218,43 +301,61 @@ class Runner:
             raw = read_audio(utt.audio_path)
         except AudioError as exc:
             return Output(utt, error=InputError(where, str(exc), utt.id))
+        mismatch = duration_mismatch(utt.duration, raw.duration)
+        if mismatch:
+            return Output(utt, error=InputError(where, mismatch, utt.id))
         instance = model.instance
         rate = getattr(instance, "sample_rate", 16000)
+        if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
+            return Output(utt, error=InputError(where, f"model {model.name} has an unusable sample_rate {rate!r}", utt.id))
+
+        def timed():
+            start = time.perf_counter()
+            transcript = as_transcript(instance.transcribe(to_model_input(raw, rate)))
+            return transcript, time.perf_counter() - start
+
         try:
             if not model.warmed_up:
                 model.warmed_up = True
-                as_transcript(instance.transcribe(to_model_input(raw, rate)))
-            start = time.perf_counter()
-            transcript = as_transcript(instance.transcribe(to_model_input(raw, rate)))
-            elapsed = time.perf_counter() - start
-            repeats = tuple(
-                as_transcript(instance.transcribe(to_model_input(raw, rate))) for _ in range(self.repeats - 1)
-            )
+                call_with_timeout(timed, self.timeout)
+            transcript, elapsed = call_with_timeout(timed, self.timeout)
+            repeats = tuple(call_with_timeout(timed, self.timeout)[0] for _ in range(self.repeats - 1))
+        except CallTimeout as exc:
+            return Output(utt, audio_seconds=raw.duration,
+                          error=InputError(where, f"model {model.name}: {exc}", utt.id))
         except Exception as exc:  # noqa: BLE001 - a model that raises fails its utterance only
             return Output(
                 utt,
                 audio_seconds=raw.duration,
                 error=InputError(
-                    where, f"model {model.name} raised {type(exc).__name__}: {exc}", utt.id
+                    where, f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}", utt.id
                 ),
             )
-        return Output(utt, transcript, elapsed, raw.duration, repeats=repeats)
+        transcript, notes = repaired(transcript, raw.duration)
+        repeats = tuple(repaired(r, raw.duration)[0] for r in repeats)
+        return Output(utt, transcript, elapsed, raw.duration, repeats=repeats, notes=notes)
 
 
     # -- other tasks: the same rules (one untimed warm-up per model, the timer around the call) ----
 
     def synthesize(self, model: LoadedModel, item_id: str, text: str, repeat: bool = False) -> TTSOutput:
         instance = model.instance
+
+        def timed():
+            start = time.perf_counter()
+            audio = as_audio(instance.synthesize(text))
+            return audio, time.perf_counter() - start
+
         try:
             if not model.warmed_up:
                 model.warmed_up = True
-                as_audio(instance.synthesize(text))
-            start = time.perf_counter()
-            audio = as_audio(instance.synthesize(text))
-            elapsed = time.perf_counter() - start
-            again = as_audio(instance.synthesize(text)) if repeat else None
+                call_with_timeout(timed, self.timeout)
+            audio, elapsed = call_with_timeout(timed, self.timeout)
+            again = call_with_timeout(timed, self.timeout)[0] if repeat else None
+        except CallTimeout as exc:
+            return TTSOutput(item_id, text, error=f"model {model.name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a model that raises fails its item only
-            return TTSOutput(item_id, text, error=f"model {model.name} raised {type(exc).__name__}: {exc}")
+            return TTSOutput(item_id, text, error=f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}")
         return TTSOutput(item_id, text, audio, elapsed, again)
 
     def respond(self, model: LoadedModel, item_id: str, messages: list) -> ChatOutput:
@@ -270,16 +371,26 @@ class Runner:
             for piece in stream(messages):
                 if first is None and piece:
                     first = time.perf_counter() - start
-                pieces.append(piece)
+                pieces.append(piece if isinstance(piece, str) else str(piece))
             return Response("".join(pieces), len(pieces)), first
+
+        def timed():
+            start = time.perf_counter()
+            response, first = call()
+            return response, first, time.perf_counter() - start
 
         try:
             if not model.warmed_up:
                 model.warmed_up = True
-                call()
-            start = time.perf_counter()
-            response, first = call()
-            elapsed = time.perf_counter() - start
+                call_with_timeout(timed, self.timeout)
+            response, first, elapsed = call_with_timeout(timed, self.timeout)
+        except CallTimeout as exc:
+            return ChatOutput(item_id, messages, error=f"model {model.name}: {exc}")
         except Exception as exc:  # noqa: BLE001
-            return ChatOutput(item_id, messages, error=f"model {model.name} raised {type(exc).__name__}: {exc}")
+            return ChatOutput(item_id, messages, error=f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}")
+        if not isinstance(response.text, str):
+            return ChatOutput(item_id, messages, error=f"model {model.name} returned a {type(response.text).__name__} as text")
+        text, original = bounded(unicode_safe(response.text))
+        if original or text != response.text:
+            response = dataclasses.replace(response, text=text)
         return ChatOutput(item_id, messages, response, first, elapsed)

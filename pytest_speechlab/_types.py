@@ -133,3 +133,4 @@ class Output:
     error: InputError | None = None
     skipped: str = ""  # why the utterance was not run although its input is fine
     repeats: tuple[Transcript, ...] = ()  # further runs with --speechlab-repeat, untimed
+    notes: tuple[str, ...] = ()  # what the runner had to do to the model's output (truncated, repaired)

@@ -135,7 +135,7 @@ class SpeechlabSession:
         self.audio_budget = AudioBudget()
 
         self.pool = ModelPool()
-        self.runner = Runner(repeats=config.option.speechlab_repeat)
+        self.runner = Runner(repeats=config.option.speechlab_repeat, timeout=self.settings.utterance_timeout)
         self.min_grade = config.option.speechlab_min_grade or self.settings.grades.min_grade
         if self.min_grade is not None:
             from ._grading import check_grade_name

@@ -34,11 +34,11 @@ def test_good_manifest_loads_with_ids_kinds_and_relative_paths(tmp_path):
 
 @pytest.mark.parametrize("line, problem", [
     ('{"audio": "ok.wav", "text": "hi"', "line 1: not valid JSON"),
-    ('["ok.wav", "hi"]', "line 1: expected a JSON object, got list"),
+    ('["ok.wav", "hi"]', "line 1: expected a JSON object, got a list"),
     ('{"text": "hi"}', "line 1: missing 'audio' (or 'audio_filepath')"),
     ('{"audio": "ok.wav"}', "line 1: missing 'text'"),
     ('{"audio": "ok.wav", "text": "   "}', "line 1: empty 'text' on a speech utterance"),
-    ('{"audio": "ok.wav", "text": 5}', "line 1: 'text' must be a string, got int"),
+    ('{"audio": "ok.wav", "text": 5}', "line 1: 'text' must be a string, got a number 5"),
     ('{"audio": "ok.wav", "text": "hi", "kind": "music"}', "line 1: 'kind' must be one of"),
     ('{"audio": "gone.wav", "text": "hi"}', "line 1: audio 'gone.wav' not found (relative to"),
     ('{"audio": "ok.wav", "text": "hi", "duration": -1}', "line 1: 'duration' must be a positive number"),
