@@ -16,6 +16,7 @@ import statistics
 from typing import Iterable
 
 from ._metrics import EvalResult, UtteranceResult
+from ._text import terminal
 
 AUDIO_EMBED_BUDGET = 2_000_000  # bytes of audio embedded per report; beyond it players link to files
 AUDIO_EMBED_MAX_FILE = 400_000
@@ -27,6 +28,9 @@ _STYLE = """
 .speechlab th,.speechlab td{border:1px solid #ccc;padding:2px 6px;text-align:right}
 .speechlab td.t,.speechlab th.t{text-align:left}
 .speechlab .best{font-weight:bold;background:#e3f5e1}
+.speechlab .failing{color:#a00}
+.speechlab dl.run{display:grid;grid-template-columns:max-content auto;gap:0 1em;font-size:13px}
+.speechlab dl.run dt{font-weight:bold}.speechlab dl.run dd{margin:0}
 .speechlab .grade-C,.speechlab .grade-D,.speechlab .grade-F{color:#a00}
 .speechlab .align span{padding:0 2px;margin:0 1px;border-radius:2px}
 .speechlab .sub{background:#fde2a7}.speechlab .del{background:#f8c4c4;text-decoration:line-through}
@@ -37,7 +41,8 @@ _STYLE = """
 
 
 def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Every value in every element and attribute: quotes included; control characters shown."""
+    return html.escape(terminal(value), quote=True)
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -46,20 +51,30 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 
 def md(value: object) -> str:
     """Untrusted text in a Markdown table cell: HTML escaped, Markdown punctuation backslashed,
-    one line, so it can neither add markup nor break the table."""
-    text = html.escape(str(value), quote=False).replace("\r", " ").replace("\n", " ")
+    one line, control characters shown as escapes, so it can neither add markup nor break the table."""
+    text = terminal(html.escape(str(value), quote=False).replace("\r", " ").replace("\n", " "), one_line=True)
     return re.sub(r"([\\`*_\[\]#!|~])", r"\\\1", text)
 
 
 # -- the scorecard --------------------------------------------------------------------------
 
 
-def scorecard_rows(results: Iterable[EvalResult], grades: dict) -> list[dict]:
+def scorecard_rows(results: Iterable[EvalResult], grades: dict, thresholds: dict | None = None) -> list[dict]:
+    """One row per evaluation; with ``thresholds`` (model -> metric -> limit) each row also says
+    which of its figures fail their limit (``failing``), so that no failing value is marked best."""
     rows = []
     for r in results:
         flagged, total = r.hallucination_counts
         grade = grades.get(r.model)
-        rows.append({
+        limits = (thresholds or {}).get(r.model, {})
+        failing = {metric for metric, value in (("wer", r.wer), ("cer", r.cer), ("rtf", r.rtf))
+                   if value is not None and metric in limits and value > limits[metric]}
+        if "rtf" in failing:
+            failing.add("rtfx")
+        if ((r.speech_hallucination_rate or 0) > limits.get("hallucination_rate", 1.0)
+                or (r.nonspeech_hallucination_rate or 0) > limits.get("nonspeech_hallucination_rate", 1.0)):
+            failing.add("hallucination_rate")
+        rows.append({"failing": sorted(failing),
             "model": r.model, "dataset": r.dataset, "utterances": len(r.utterances),
             "wer": r.wer, "wer_ci": r.wer_ci, "cer": r.cer, "cer_ci": r.cer_ci,
             "substitutions": r.words.substitutions, "deletions": r.words.deletions, "insertions": r.words.insertions,
@@ -71,7 +86,8 @@ def scorecard_rows(results: Iterable[EvalResult], grades: dict) -> list[dict]:
 
 
 def _best(rows: list[dict], key: str, higher: bool = False):
-    values = [r[key] for r in rows if r[key] is not None]
+    """The best value of a column among the rows whose value passes its limit."""
+    values = [r[key] for r in rows if r[key] is not None and key not in r.get("failing", ())]
     return (max(values) if higher else min(values)) if values else None
 
 
@@ -79,8 +95,8 @@ def sdi(row: dict) -> str:
     return "-" if row["wer"] is None else f'{row["substitutions"]}/{row["deletions"]}/{row["insertions"]}'
 
 
-def scorecard_html(results: list[EvalResult], grades: dict) -> str:
-    rows = scorecard_rows(results, grades)
+def scorecard_html(results: list[EvalResult], grades: dict, thresholds: dict | None = None, run: dict | None = None) -> str:
+    rows = scorecard_rows(results, grades, thresholds)
     best = {k: _best(rows, k, higher=(k == "rtfx")) for k in ("wer", "cer", "rtf", "rtfx", "hallucination_rate", "load_seconds")}
 
     def cell(row, key, spec=".3f", ci=None):
@@ -88,7 +104,12 @@ def scorecard_html(results: list[EvalResult], grades: dict) -> str:
         text = _fmt(value, spec)
         if ci and row[ci]:
             text += f" <small>[{row[ci][0]:.3f}, {row[ci][1]:.3f}]</small>"
-        cls = ' class="best"' if value is not None and value == best.get(key) and len(rows) > 1 else ""
+        if key in row["failing"]:
+            cls = ' class="failing" title="fails its threshold"'
+        elif value is not None and value == best.get(key) and len(rows) > 1:
+            cls = ' class="best"'
+        else:
+            cls = ""
         return f"<td{cls}>{text}</td>"
 
     body = []
@@ -109,11 +130,25 @@ def scorecard_html(results: list[EvalResult], grades: dict) -> str:
     normalizers = ", ".join(sorted({esc(r.normalizer) for r in results}))
     return (
         f'{_STYLE}<div class="speechlab" id="speechlab-scorecard"><h2>Speech model scorecard</h2>'
-        f"<table>{header}{''.join(body)}</table>"
-        f"<p>WER/CER corpus level after {normalizers}; 95% bootstrap intervals over utterances; best value "
-        f"per column in bold. RTF excludes load and warm-up.</p><ul>{reasons}</ul>"
-        f"{plots_html(results)}</div>"
+        f"{run_html(run)}<table>{header}{''.join(body)}</table>"
+        f"<p>WER/CER corpus level after {normalizers}; 95% bootstrap intervals over utterances; best passing "
+        f"value per column in bold, values that fail their threshold in red. RTF excludes load and warm-up."
+        f"</p><ul>{reasons}</ul>{plots_html(results)}</div>"
     )
+
+
+def run_html(run: dict | None) -> str:
+    """Which run this is: id, commit, CPU, threads per model."""
+    if not run:
+        return ""
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in run.items() if v not in (None, ""))
+    return f'<dl class="run" id="speechlab-run">{items}</dl>'
+
+
+def all_evidence_html(results: list[EvalResult], budget: AudioBudget) -> str:
+    """Evidence for every evaluation, green or red, once each."""
+    parts = [evidence_html(r, budget) for r in results]
+    return "".join(p for p in parts if p)
 
 
 # -- plots (inline SVG, no plotting dependency) ----------------------------------------------
@@ -202,44 +237,66 @@ def alignment_html(u: UtteranceResult) -> str:
     return '<div class="align">' + " ".join(parts) + "</div>"
 
 
+AUDIO_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg", "opus": "audio/ogg"}
+
+
 class AudioBudget:
-    """Embeds short clips as data URLs until the budget is spent; links to the file after that."""
+    """Embeds short clips as data URLs until the budget is spent; links to the file after that.
+    Each clip is embedded once per report: a later mention links to the first player."""
 
     def __init__(self, budget: int = AUDIO_EMBED_BUDGET) -> None:
         self.left = budget
+        self.players: dict[str, str] = {}  # path -> the element id of its player
 
     def player(self, path: str) -> str:
-        ext = os.path.splitext(path)[1].lower().lstrip(".") or "wav"
-        mime = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg"}.get(ext, "audio/" + ext)
+        from pathlib import Path
+
+        if path in self.players:
+            return f'<a href="#{self.players[path]}">audio: see the player above</a>'
+        # The MIME type comes from a fixed table, never from the (untrusted) file name.
+        mime = AUDIO_TYPES.get(os.path.splitext(path)[1].lower().lstrip("."), "application/octet-stream")
         try:
             size = os.path.getsize(path)
         except OSError:
             return f"<span>audio missing: {esc(path)}</span>"
+        element = f"speechlab-clip-{len(self.players) + 1}"
+        self.players[path] = element
         if size <= AUDIO_EMBED_MAX_FILE and size <= self.left:
             self.left -= size
             with open(path, "rb") as fh:
                 data = base64.b64encode(fh.read()).decode("ascii")
-            return f'<audio controls preload="none" src="data:{mime};base64,{data}"></audio>'
-        url = "file://" + esc(os.path.abspath(path))
-        return f'<audio controls preload="none" src="{url}"></audio> <a href="{url}">{esc(os.path.basename(path))}</a>'
+            return f'<audio id="{element}" controls preload="none" src="data:{mime};base64,{data}"></audio>'
+        url = esc(Path(os.path.abspath(path)).as_uri())
+        return (f'<audio id="{element}" controls preload="none" src="{url}"></audio> '
+                f'<a href="{url}">{esc(os.path.basename(path))}</a>')
+
+
+MAX_EVIDENCE = 200  # utterances shown per evaluation; the run file has all of them
 
 
 def evidence_html(result: EvalResult, budget: AudioBudget, worst: int = 5) -> str:
-    utts = result.worst(worst) + [u for u in result.flagged if u not in result.worst(worst)][:worst]
+    """The worst utterances and every hallucination of one evaluation, with alignment and audio."""
+    worst_utts = result.worst(worst)
+    flagged = [u for u in result.flagged if u not in worst_utts]
+    utts = (worst_utts + flagged)[:MAX_EVIDENCE]
     rows = []
     for u in utts:
         findings = "".join(f"<li>{esc(f.kind)}: {esc(f.evidence)}</li>" for f in u.findings)
         wer = f"WER {u.wer:.2f}" if u.wer is not None else "not scored"
+        note = f"<p><i>{esc(u.note)}</i></p>" if u.note else ""
         rows.append(
             f'<div class="utt"><p><b>{esc(u.utterance.id)}</b> ({esc(u.utterance.source)}) {wer}</p>'
-            f"<p>ref: {esc(u.reference_normalized)}</p><p>hyp: {esc(u.hypothesis)}</p>"
+            f"<p>ref: {esc(u.reference_normalized)}</p><p>hyp: {esc(u.hypothesis)}</p>{note}"
             f"{alignment_html(u) if u.alignment else ''}"
             f"{'<ul>' + findings + '</ul>' if findings else ''}{budget.player(u.utterance.audio_path)}</div>"
         )
     if not rows:
         return ""
-    return (f'{_STYLE}<div class="speechlab evidence"><h4>Evidence: {esc(result.model)} on {esc(result.dataset)}</h4>'
-            + "".join(rows) + "</div>")
+    more = len(worst_utts) + len(flagged) - len(utts)
+    tail = f"<p>{more} more flagged utterances are in the run file (--speechlab-json).</p>" if more > 0 else ""
+    return (f'{_STYLE}<div class="speechlab evidence"><h4>Evidence: {esc(result.model)} on {esc(result.dataset)} '
+            f"(worst {len(worst_utts)} by errors, {len(result.flagged)} with a hallucination finding)</h4>"
+            + "".join(rows) + tail + "</div>")
 
 
 # -- Markdown, benchmark JSON, run file --------------------------------------------------------

@@ -30,9 +30,10 @@ def format_table(header: list[str], rows: list[list[str]], text_columns: int = 2
     if width is None or sum(widths) + 2 * (len(widths) - 1) <= width:
         return _table(header, rows, widths, text_columns)
     keys = min(text_columns, 2)
-    room = width - 2 * keys
-    for i in range(keys):  # identity columns get at most half the width between them
-        widths[i] = min(widths[i], max(room // (2 * keys), 12))
+    room = width - 2 * keys - 20  # identity columns leave at least 20 columns for figures
+    if sum(widths[:keys]) > room:  # clip them, each to its share
+        for i in range(keys):
+            widths[i] = min(widths[i], max(room // keys, 12))
     header = [_clip(c, widths[i]) if i < keys else c for i, c in enumerate(header)]
     rows = [[_clip(c, widths[i]) if i < keys else c for i, c in enumerate(r)] for r in rows]
     fixed = sum(widths[:keys]) + 2 * keys

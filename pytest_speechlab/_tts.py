@@ -114,6 +114,7 @@ class TTSEval:
     problems: dict[str, list[str]] = field(default_factory=dict)  # item id -> audio problems
     nondeterministic: list[str] = field(default_factory=list)  # ids whose second synthesis differed
     errors: list[InputError] = field(default_factory=list)
+    folder: str = ""  # where the synthesized audio was written
 
     @property
     def model(self) -> str:
@@ -125,6 +126,7 @@ class TTSEval:
 
     def report(self) -> list[str]:
         lines = [f"tts: {self.model} on {self.texts}: intelligibility judged by {self.judge}; "
+                 + (f"synthesized audio in {self.folder}; " if self.folder else "") +
                  f"determinism {'claimed, ' if self.claims_deterministic else 'not claimed, '}"
                  f"{len(self.nondeterministic)} item(s) differed on a second synthesis; "
                  f"audio problems on {len(self.problems)} item(s)"]
@@ -134,10 +136,25 @@ class TTSEval:
         return lines
 
 
-def write_wav(path: Path, audio) -> Path:
+def audio_file_name(index: int, item_id: str) -> str:
+    """A file name for a synthesized item that is always inside its folder and unique: its position,
+    a readable part of the id (letters, digits, '.', '-', '_'), and a digest of the whole id, so
+    that '../x', '/etc/x', 'x' and 'sub/../x' give different plain names."""
+    import hashlib
+    import re
+
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "_", item_id).strip("_")[:40] or "item"
+    digest = hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{index:04d}-{readable}-{digest}.wav"
+
+
+def write_wav(folder: Path, name: str, audio) -> Path:
     import soundfile as sf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if path.resolve().parent != folder.resolve():  # audio_file_name never does this; refuse anyway
+        raise SpeechlabError(f"refusing to write synthesized audio outside {folder}: {name!r}")
     sf.write(path, audio.samples, audio.sample_rate, subtype="FLOAT")
     return path
 

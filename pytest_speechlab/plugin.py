@@ -343,7 +343,7 @@ class SpeechlabSession:
         import numpy as np
 
         from ._runner import environment
-        from ._tts import TTSEval, audio_problems, write_wav
+        from ._tts import TTSEval, audio_file_name, audio_problems, write_wav
         from ._types import InputError, Utterance
 
         key = (loaded.name, ref)  # the text set is named by its reference
@@ -365,7 +365,7 @@ class SpeechlabSession:
                     problems[item.id] = found
                 if out.repeat is not None and not np.array_equal(out.audio.samples, out.repeat.samples):
                     differing.append(item.id)
-                path = write_wav(folder / f"{item.id}.wav", out.audio)
+                path = write_wav(folder, audio_file_name(len(timing), item.id), out.audio)
                 utterances.append(Utterance(item.id, str(path), item.text, duration=out.audio.seconds,
                                             source=item.source))
                 timing[item.id] = out.seconds
@@ -378,7 +378,7 @@ class SpeechlabSession:
         result = self._scored_run(loaded, judge, texts.name, utterances, errors, env, adjust=synthesis_timing,
                                   info={**loaded.info, "judge": judge.info})
         self.results[key] = result
-        self.tts_evals[key] = TTSEval(result, judge.name, claims, problems, differing, errors)
+        self.tts_evals[key] = TTSEval(result, judge.name, claims, problems, differing, errors, str(folder))
         return self.tts_evals[key]
 
     def compare_with_baseline(self, result):
@@ -639,13 +639,32 @@ class SpeechlabSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        from ._report import chat_html, scorecard_html
+        from ._report import all_evidence_html, chat_html, scorecard_html
 
         if self.results:
-            prefix.append(scorecard_html(list(self.results.values()), self.grades()))
+            results = list(self.results.values())
+            thresholds = {m: self.thresholds(m) for m in dict.fromkeys(r.model for r in results)}
+            prefix.append(scorecard_html(results, self.grades(), thresholds, self.run_description()))
+            # the evidence of every evaluation, once, whether its tests passed or not
+            postfix.append(all_evidence_html(results, self.audio_budget))
         chats, _ = self.chat_reports()
         if chats:
             prefix.append(chat_html(chats))
+
+    def run_description(self) -> dict:
+        from ._runner import cpu_name
+
+        commit = None
+        with contextlib.suppress(OSError):
+            import subprocess
+
+            out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=self.config.rootpath,
+                                 capture_output=True, text=True, timeout=10)
+            commit = out.stdout.strip() if out.returncode == 0 else None
+        threads = ", ".join(f"{name}: {loaded.info.get('threads', '?')}" for name, loaded in self.pool.loaded.items())
+        return {"run": self.run_id or "not recorded (--speechlab-no-db or no database)", "commit": commit,
+                "cpu": f"{cpu_name()} ({os.cpu_count()} CPUs)", "threads": threads,
+                "database": self.store.shown_url if self.store else None}
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call):
@@ -655,25 +674,8 @@ class SpeechlabSession:
                                ("wer", evaluation.wer), ("cer", evaluation.cer), ("rtf", evaluation.rtf),
                                ("hallucination_rate", evaluation.hallucination_rate),
                                ("normalizer", evaluation.normalizer)):
-                item.user_properties.append((f"speechlab_{key}", "" if value is None else value))
-        report = yield
-        if report.failed and call.when == "call":  # evidence for pytest-html
-            model = getattr(item, "funcargs", {}).get("speechlab_model")
-            results = [evaluation] if evaluation is not None else [
-                r for (name, _), r in self.results.items() if model is not None and name == model.name]
-            extras = self._evidence(results)
-            if extras:
-                report.extras = [*getattr(report, "extras", []), *extras]
-        return report
-
-    def _evidence(self, results) -> list:
-        try:
-            from pytest_html import extras
-        except ImportError:
-            return []
-        from ._report import evidence_html
-
-        return [extras.html(html) for r in results if (html := evidence_html(r, self.audio_budget))]
+                item.user_properties.append((f"speechlab_{key}", "" if value is None else terminal(value)))
+        return (yield)
 
     def grade(self, model: str):
         from ._grading import grade_model

@@ -71,12 +71,28 @@ def test_junit_properties_escape_untrusted_text(speechlab_project):
     assert "<script>" not in xml_text and "<img" not in xml_text
 
 
-def test_audio_is_embedded_within_budget_and_linked_beyond(tmp_path):
+def test_audio_is_embedded_within_budget_once_per_clip_and_linked_beyond(tmp_path):
     clip = write_audio(tmp_path / "a.wav", 1.0)  # 32 kB
+    other = write_audio(tmp_path / "b.wav", 1.0)
     budget = AudioBudget(budget=40_000)
-    assert "data:audio/wav;base64," in budget.player(str(clip))
-    linked = budget.player(str(clip))
+    first = budget.player(str(clip))
+    assert "data:audio/wav;base64," in first and 'id="speechlab-clip-1"' in first
+    again = budget.player(str(clip))  # the same clip again: a link to its player, not a second copy
+    assert "data:" not in again and 'href="#speechlab-clip-1"' in again
+    linked = budget.player(str(other))  # over budget: a file link
     assert "data:" not in linked and "file://" in linked
+
+
+def test_audio_player_escapes_a_hostile_file_name(tmp_path):
+    name = 'clip.x"><img src=x onerror=alert(1)>'
+    clip = write_audio(tmp_path / "c.wav", 0.5)
+    hostile = tmp_path / name
+    clip.rename(hostile)
+    embedded = AudioBudget().player(str(hostile))
+    assert "data:application/octet-stream;base64," in embedded  # the MIME type never comes from the name
+    linked = AudioBudget(budget=0).player(str(hostile))
+    assert "<img" not in linked and '"><' not in linked
+    assert "&lt;img src=x onerror=alert(1)&gt;" in linked  # the name, as text
 
 
 def test_benchmark_json_is_read_by_pytest_benchmark_compare(tmp_path):
