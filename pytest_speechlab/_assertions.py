@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ._metrics import EvalResult, UtteranceResult
+from ._text import terminal
 
 _LABELS = {
     "wer": "corpus WER",
@@ -14,7 +15,11 @@ _RATE_KIND = {"hallucination_rate": "speech", "nonspeech_hallucination_rate": "n
 
 
 class SpeechlabAssertionError(AssertionError):
-    pass
+    """A failed check; its message may quote model output and manifest fields, so control
+    characters are shown as escapes before pytest prints it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(terminal(message))
 
 
 def _fmt(value: float | None) -> str:
@@ -42,6 +47,7 @@ def describe_findings(u: UtteranceResult) -> str:
 
 def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 5) -> float:
     """Fail unless ``metric`` of ``result`` is at or below ``threshold``; return the figure."""
+    __tracebackhide__ = True
     # the threshold "hallucination_rate" is about speech utterances
     value = getattr(result, "speech_hallucination_rate" if metric == "hallucination_rate" else metric)
     label = _LABELS.get(metric, metric)
@@ -82,6 +88,7 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
 
 def check_grade(grade, min_grade: str) -> None:
     """Fail when ``grade`` (a Grade) is below ``min_grade``, with the grade's reason."""
+    __tracebackhide__ = True
     from ._grading import rank
 
     if rank(grade.grade) > rank(min_grade):
@@ -91,6 +98,7 @@ def check_grade(grade, min_grade: str) -> None:
 
 
 def check_no_input_errors(result: EvalResult) -> None:
+    __tracebackhide__ = True
     errors = result.errors
     if errors:
         raise SpeechlabAssertionError(

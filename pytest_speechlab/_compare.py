@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from ._text import terminal
 from ._stats import GatePolicy, PairedComparison, apply_correction, format_rate, is_regression, mcnemar_exact, paired_compare
 
 # Identity fields whose change makes two runs' figures incomparable as "the same model".
@@ -238,7 +239,7 @@ class Comparison:
             lines.append(f"  other changed transcripts ({len(changed)}):")
             for k in changed[:limit]:
                 lines.append(f"    {k}: {a.hypotheses[k]!r} -> {b.hypotheses[k]!r}")
-        return "\n".join(lines)
+        return terminal("\n".join(lines))
 
 
 _CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}

@@ -62,7 +62,9 @@ class RuntimeComparison:
         for utterance_id, texts in self.differing:
             lines.append(f"  differs: {utterance_id}")
             lines.extend(f"    {model}: {text!r}" for model, text in texts.items())
-        return lines
+        from ._text import terminal
+
+        return [terminal(line, one_line=True) for line in lines]
 
 
 def runtime_groups(loaded_models) -> dict[str, list]:

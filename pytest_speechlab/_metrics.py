@@ -71,6 +71,9 @@ class UtteranceResult:
     findings: list[Finding] = field(default_factory=list)
     repeat_texts: tuple[str, ...] = ()  # transcripts of --speechlab-repeat runs after the first
 
+    def __repr__(self) -> str:
+        return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"
+
     @property
     def hallucinated(self) -> bool:
         return any(f.counts for f in self.findings)
@@ -98,6 +101,11 @@ class EvalResult:
     model_info: dict[str, Any] = field(default_factory=dict)
     load_seconds: float | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # the dataclass repr lists every utterance: pages of it in a traceback
+        wer = "-" if self.wer is None else f"{self.wer:.4f}"
+        return (f"EvalResult(model={self.model!r}, dataset={self.dataset!r}, utterances={len(self.utterances)}, "
+                f"wer={wer}, errors={len(self.errors)})")
 
     @property
     def scored(self) -> list[UtteranceResult]:

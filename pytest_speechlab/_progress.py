@@ -23,9 +23,14 @@ class Progress:
         mode: str,  # "bar", "lines" or "off"
         write_line: Callable[[str], None],
         suspend: Callable[[], ContextManager] = contextlib.nullcontext,
+        new_line: Callable[[], None] = lambda: None,
+        width: int | None = None,
     ) -> None:
-        self.label, self.total, self.mode = label, total, mode
+        from ._text import terminal
+
+        self.label, self.total, self.mode = terminal(label, one_line=True), total, mode
         self.write_line, self.suspend = write_line, suspend
+        self.new_line, self.width = new_line, width
         self.done = 0
         self.audio_seconds = 0.0
         self.start = self.last = time.monotonic()
@@ -35,18 +40,22 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.mode == "bar":
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
 
             # No file: rich then writes to whatever sys.stdout is at write time, which inside
-            # suspend() is the real terminal rather than pytest's capture.
-            console = Console(force_terminal=True)
+            # suspend() is the real terminal rather than pytest's capture. The bar gets a line of its
+            # own (new_line ends pytest's "file.py ..." line first) and never runs wider than pytest's
+            # terminal width, so that nothing is overwritten and no residue is left behind.
+            console = Console(force_terminal=True, width=self.width)
             self._bar = Bar(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("utts {task.fields[audio]:.1f} s audio"), TimeElapsedColumn(),
-                console=console, auto_refresh=False, transient=True,
+                TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                TextColumn("{task.fields[audio]:.0f} s audio"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), console=console, auto_refresh=False, transient=True,
             )
             self._task = self._bar.add_task(self.label, total=self.total, audio=0.0)
             with self.suspend():
+                self.new_line()
                 self._bar.start()
         return self
 
@@ -67,7 +76,9 @@ class Progress:
 
     def status(self) -> str:
         audio = f"{self.audio_seconds:.1f} s audio, " if self.audio_seconds else ""  # none for chat prompts
-        return f"speechlab: {self.label}: {self.done}/{self.total} items, {audio}{time.monotonic() - self.start:.1f} s elapsed"
+        elapsed = time.monotonic() - self.start
+        eta = f", ETA {elapsed / self.done * (self.total - self.done):.0f} s" if 0 < self.done < self.total else ""
+        return f"speechlab: {self.label}: {self.done}/{self.total} items, {audio}{elapsed:.1f} s elapsed{eta}"
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:

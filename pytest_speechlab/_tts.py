@@ -133,7 +133,9 @@ class TTSEval:
         lines += [f"  {item}: {'; '.join(problems)}" for item, problems in self.problems.items()]
         if self.nondeterministic:
             lines.append("  non-deterministic: " + ", ".join(self.nondeterministic))
-        return lines
+        from ._text import terminal
+
+        return [terminal(line, one_line=True) for line in lines]
 
 
 def audio_file_name(index: int, item_id: str) -> str:

@@ -703,6 +703,8 @@ class SpeechlabSession:
         return Progress(
             label, total, mode=mode, write_line=(reporter.write_line if reporter else print),
             suspend=capman.global_and_fixture_disabled if capman else contextlib.nullcontext,
+            new_line=reporter.ensure_newline if reporter else (lambda: None),
+            width=reporter._tw.fullwidth if reporter is not None and hasattr(reporter, "_tw") else None,
         )
 
 
@@ -853,7 +855,7 @@ def _build(speechlab_session: SpeechlabSession, name: str):
     try:
         return speechlab_session.pool.get(speechlab_session.registry.model(name))
     except ModelLoadError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        pytest.fail(terminal(str(exc)), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -890,7 +892,7 @@ def speechlab_tts_eval(speechlab_session: SpeechlabSession, speechlab_tts_model,
         return speechlab_session.evaluate_tts(speechlab_tts_model, speechlab_tts_texts,
                                               tmp_path_factory.mktemp("speechlab-tts"))
     except ModelLoadError as exc:  # the judge
-        pytest.fail(f"TTS judge: {exc}", pytrace=False)
+        pytest.fail(terminal(f"TTS judge: {exc}"), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -907,7 +909,7 @@ def speechlab_spoken_eval(speechlab_session: SpeechlabSession, speechlab_chat_mo
     try:
         return speechlab_session.spoken_questions(speechlab_chat_model, speechlab_chat_prompts)
     except ModelLoadError as exc:
-        pytest.fail(f"spoken-question pipeline: {exc}", pytrace=False)
+        pytest.fail(terminal(f"spoken-question pipeline: {exc}"), pytrace=False)
 
 
 @pytest.fixture(scope="session")

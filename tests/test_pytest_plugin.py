@@ -163,9 +163,26 @@ def test_progress_lines_for_ci_logs(speechlab_project, monkeypatch):
     monkeypatch.setattr(progress, "LINE_INTERVAL_S", 0.0)
     result = speechlab_project.runpytest("suites", "--speechlab-progress", "lines")
     result.stdout.fnmatch_lines([
-        "speechlab: fake/perfect x data/manifest.jsonl: 1/4 items, 1.0 s audio, * s elapsed",
+        "speechlab: fake/perfect x data/manifest.jsonl: 1/4 items, 1.0 s audio, * s elapsed, ETA * s",
         "speechlab: fake/perfect x data/manifest.jsonl: 4/4 items, 7.5 s audio, * s elapsed",
     ])
+
+
+def test_progress_bar_keeps_pytest_lines_and_fits_the_terminal(speechlab_project, monkeypatch):
+    """The bar starts on a line of its own and pytest writes the file name again after it."""
+    import re
+
+    import pytest_speechlab._progress as progress
+
+    monkeypatch.setattr(progress, "BAR_INTERVAL_S", 0.0)
+    result = speechlab_project.runpytest("suites", "--speechlab-progress", "bar")
+    # the bar never shares a line with pytest's own "suites/test_x.py ..." progress (which it would erase)
+    assert not [line for line in result.outlines if "suites/" in line and "\x1b[" in line]
+    plain = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line) for line in result.outlines]
+    results_lines = [line for line in plain if line.startswith("suites/")]
+    assert {line.split()[0] for line in results_lines} >= {"suites/test_asr_accuracy.py", "suites/test_asr_speed.py"}
+    bar = [line for line in plain if "ETA" in line]
+    assert bar and max(len(line) for line in bar) <= 80
 
 
 def test_repeat_measures_nondeterminism(speechlab_project):
