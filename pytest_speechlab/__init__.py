@@ -19,7 +19,7 @@ from ._registry import (
     make_plugin_manager,
 )
 from ._runner import LoadedModel, ModelPool, Runner
-from ._weights import cache_dir, weights_digest
+from ._weights import cache_dir, local_model_path, weights_digest
 from ._types import (
     ASRModel,
     Audio,
@@ -77,6 +77,7 @@ __all__ = [
     "hookspec",
     "load_config",
     "load_dataset",
+    "local_model_path",
     "make_plugin_manager",
     "weights_digest",
 ]

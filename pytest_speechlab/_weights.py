@@ -27,3 +27,20 @@ def weights_digest(*paths: str | os.PathLike, chunk: int = 1 << 20) -> str:
                 while block := fh.read(chunk):
                     digest.update(block)
     return "sha256:" + digest.hexdigest()
+
+
+def local_model_path(params: dict, model: str, what: str = "a local folder or file") -> str | Path:
+    """The ``model_path`` of a ``*/local`` model, which must exist on disk. A name that is not a
+    local path (a model hub id, a cache name) is refused unless the variant opts in with
+    ``allow_download = true``: otherwise a typo would quietly reach for the network."""
+    value = params.get("model_path")
+    if value is None or value == "":
+        raise ValueError(f"{model} needs model_path: {what}, declared in a variant, e.g. "
+                         f'[tool.speechlab.models.my-model] model = "{model}" model_path = "/path/to/weights"')
+    path = Path(str(value)).expanduser()
+    if path.exists():
+        return path
+    if params.get("allow_download") is True:
+        return str(value)
+    raise ValueError(f"{model}: model_path {str(value)!r} is not {what} that exists here; to let the backend "
+                     "fetch a model by that name (a network access), set allow_download = true in the variant")

@@ -20,9 +20,9 @@ import os
 from importlib.metadata import version
 from pathlib import Path
 
-from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, weights_digest
+from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, local_model_path, weights_digest
 
-LOAD_KEYS = ("model_path", "device", "dtype", "compute_type", "cpu_threads")
+LOAD_KEYS = ("model_path", "device", "dtype", "compute_type", "cpu_threads", "allow_download")
 COMMON = {"device": "cpu", "dtype": "int8", "beam_size": 5}
 
 
@@ -123,12 +123,8 @@ def load_base(params: dict) -> FasterWhisperASR:
 
 
 def load_local(params: dict) -> FasterWhisperASR:
-    if "model_path" not in params:
-        raise ValueError(
-            "faster-whisper/local needs model_path: declare a variant in pyproject, e.g. "
-            '[tool.speechlab.models.my-model] model = "faster-whisper/local" model_path = "/path/to/ct2"'
-        )
-    return FasterWhisperASR(params["model_path"], params)
+    # A folder only: FasterWhisperASR refuses one without model.bin, so a hub name never downloads.
+    return FasterWhisperASR(local_model_path(params, "faster-whisper/local", "a CTranslate2 Whisper folder"), params)
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from pathlib import Path
 
-from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, weights_digest
+from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, local_model_path, weights_digest
 from pytest_speechlab.ct2whisper import openai_checkpoint
 
 FALLBACK = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -32,10 +32,11 @@ class OpenAIWhisperASR:
         import whisper  # heavy: only when the model is built
 
         params = dict(params)
-        self.params = {k: v for k, v in params.items() if k not in ("device", "dtype", "model_path")}
+        self.params = {k: v for k, v in params.items() if k not in ("device", "dtype", "model_path", "allow_download")}
         self.device = params.pop("device", "cpu")
         self.dtype = params.pop("dtype", "float32")
         params.pop("model_path", None)
+        params.pop("allow_download", None)
         self.checkpoint, self.source = checkpoint, source
         self.model = whisper.load_model(checkpoint, device=self.device)
         self.threads = torch.get_num_threads()
@@ -97,10 +98,8 @@ def load_base(params: dict) -> OpenAIWhisperASR:
 
 
 def load_local(params: dict) -> OpenAIWhisperASR:
-    if "model_path" not in params:
-        raise ValueError('openai-whisper/local needs model_path: a checkpoint file, or a model name found in '
-                         'the whisper cache (~/.cache/whisper), e.g. model_path = "small.en"')
-    return OpenAIWhisperASR(str(params["model_path"]), params)
+    # a whisper model name ("small.en") downloads unless it is in ~/.cache/whisper: allow_download opts in
+    return OpenAIWhisperASR(str(local_model_path(params, "openai-whisper/local", "a checkpoint file")), params)
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from pathlib import Path
 
-from pytest_speechlab import Audio, hookimpl, weights_digest
+from pytest_speechlab import Audio, hookimpl, local_model_path, weights_digest
 
 SYNTHESIS_KEYS = ("noise_scale", "noise_w_scale", "length_scale", "volume", "speaker_id")
 DETERMINISTIC = {"noise_scale": 0.0, "noise_w_scale": 0.0}
@@ -27,6 +27,7 @@ class PiperTTS:
 
         params = dict(params)
         self.path = Path(params.pop("model_path", model_path))
+        params.pop("allow_download", None)  # piper voices are files: there is nothing to download
         config_path = params.pop("config_path", None) or f"{self.path}.json"
         self.voice = PiperVoice.load(self.path, config_path=config_path, use_cuda=bool(params.pop("use_cuda", False)))
         unknown = set(params) - set(SYNTHESIS_KEYS)
@@ -62,9 +63,7 @@ def load_joe(params: dict) -> PiperTTS:
 
 
 def load_local(params: dict) -> PiperTTS:
-    if "model_path" not in params:
-        raise ValueError('piper/local needs model_path: the voice .onnx file (its .onnx.json beside it)')
-    return PiperTTS(params["model_path"], params)
+    return PiperTTS(local_model_path(params, "piper/local", "a piper voice .onnx file"), params)
 
 
 @hookimpl

@@ -19,7 +19,7 @@ import inspect
 from importlib.metadata import version
 from pathlib import Path
 
-from pytest_speechlab import Response, cache_dir, hookimpl, weights_digest
+from pytest_speechlab import Response, cache_dir, hookimpl, local_model_path, weights_digest
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULTS = {"max_new_tokens": 64, "repetition_penalty": 1.0, "device": "cpu", "dtype": "float32"}
@@ -63,11 +63,13 @@ class TransformersChat:
         params = dict(params)
         self.device, self.dtype = params.pop("device", "cpu"), params.pop("dtype", "float32")
         params.pop("model_path", None)
+        offline = not params.pop("allow_download", False)  # never reach a hub unless the variant opts in
         if params.get("threads"):
             torch.set_num_threads(int(params["threads"]))
         self.folder, self.source, self.converted_now = Path(folder), source, converted_now
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, self.dtype)).to(self.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=getattr(torch, self.dtype), local_files_only=offline).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=offline)
         self.forward_args = set(inspect.signature(self.model.forward).parameters)
         self.params = params
         self.max_new_tokens = int(params.get("max_new_tokens", 64))
@@ -128,9 +130,7 @@ def load_smollm2(params: dict) -> TransformersChat:
 
 
 def load_local(params: dict) -> TransformersChat:
-    if "model_path" not in params:
-        raise ValueError("transformers/local-chat needs model_path: a local causal-LM folder with a chat template")
-    return TransformersChat(Path(params["model_path"]), params)
+    return TransformersChat(local_model_path(params, "transformers/local-chat", "a local causal-LM folder"), params)
 
 
 class MiniLMEmbedder:

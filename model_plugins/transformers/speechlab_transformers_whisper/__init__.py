@@ -17,7 +17,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from pathlib import Path
 
-from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, weights_digest
+from pytest_speechlab import Segment, Transcript, cache_dir, hookimpl, local_model_path, weights_digest
 from pytest_speechlab.ct2whisper import transformers_folder
 
 FALLBACK = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -37,11 +37,12 @@ class TransformersWhisperASR:
         self.device = params.pop("device", "cpu")
         self.dtype = params.pop("dtype", "float32")
         params.pop("model_path", None)
+        offline = not params.pop("allow_download", False)  # never reach a hub unless the variant opts in
         self.folder, self.source = folder, source
         self.model = WhisperForConditionalGeneration.from_pretrained(
-            folder, dtype=getattr(torch, self.dtype)).to(self.device).eval()
-        self.features = WhisperFeatureExtractor.from_pretrained(folder)
-        self.tokenizer = WhisperTokenizerFast.from_pretrained(folder)
+            folder, dtype=getattr(torch, self.dtype), local_files_only=offline).to(self.device).eval()
+        self.features = WhisperFeatureExtractor.from_pretrained(folder, local_files_only=offline)
+        self.tokenizer = WhisperTokenizerFast.from_pretrained(folder, local_files_only=offline)
         self.threads = torch.get_num_threads()
         self.params = params
         self.generate_kwargs = generate_kwargs(params, multilingual=self.model.config.vocab_size >= 51865)
@@ -121,10 +122,8 @@ def load_base(params: dict) -> TransformersWhisperASR:
 
 
 def load_local(params: dict) -> TransformersWhisperASR:
-    if "model_path" not in params:
-        raise ValueError('transformers/local needs model_path: a local Whisper folder or a model id in the '
-                         'HF cache, e.g. model_path = "openai/whisper-small.en"')
-    return TransformersWhisperASR(str(params["model_path"]), params)
+    # a model id ("openai/whisper-small.en") is fetched from the hub only with allow_download = true
+    return TransformersWhisperASR(str(local_model_path(params, "transformers/local", "a local Whisper folder")), params)
 
 
 @hookimpl
