@@ -267,5 +267,77 @@ def prune_cmd(ctx, keep: int, yes: bool) -> None:
     echo(f"deleted {len(doomed)} run(s)")
 
 
+CONFIG_BLOCK = """
+# pytest-speechlab (written by `speechlab init`; every key is optional, the values shown are the defaults)
+[tool.pytest.ini_options]
+# speechlab_models = ["faster-whisper/tiny.en"]        # or --speechlab-model NAME (repeatable)
+# speechlab_datasets = ["speechlab/speech", "speechlab/nonspeech"]   # or a manifest path
+
+[tool.speechlab]
+normalizer = "speechlab-english"
+# db = ".speechlab/results.db"     # or a SQLAlchemy URL; keep passwords in $SPEECHLAB_DB instead
+# utterance_timeout = 60           # seconds one model call may take (off by default)
+
+[tool.speechlab.thresholds]
+wer = 0.20
+cer = 0.10
+rtf = 1.0
+hallucination_rate = 0.05          # share of speech utterances with a hallucination finding
+nonspeech_hallucination_rate = 0.0 # share of non-speech clips with one
+
+# [tool.speechlab.thresholds.models."faster-whisper/tiny.en"]   # per-model overrides
+# nonspeech_hallucination_rate = 0.5
+
+# [tool.speechlab.models.tiny-vad]  # a variant: decode settings are part of the identity
+# model = "faster-whisper/tiny.en"
+# vad_filter = true
+
+# [tool.speechlab.grades]
+# min_grade = "B"                   # readiness tests fail below this grade
+
+# [tool.speechlab.regression]       # the gate: pytest --speechlab-baseline main --speechlab-fail-on-regression
+# alpha = 0.05
+# min_effect = 0.005
+# correction = "holm"               # over every model x dataset x metric: holm, bh or none
+"""
+
+
+@main.command("init")
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="overwrite suite files that already exist")
+def init_cmd(folder: str, force: bool) -> None:
+    """Set up a project: copy the standard suites into FOLDER/suites and add a commented
+    [tool.speechlab] block to FOLDER/pyproject.toml (left alone when it has one).
+
+    Without copying anything, the same suites run from the installed package:
+    pytest --pyargs pytest_speechlab.suites"""
+    from importlib.resources import files
+
+    root = Path(folder)
+    suites = root / "suites"
+    suites.mkdir(parents=True, exist_ok=True)
+    shipped = files("pytest_speechlab.suites")
+    written, kept = [], []
+    for entry in sorted(shipped.iterdir(), key=lambda e: e.name):
+        if not (entry.name.startswith("test_") and entry.name.endswith(".py")):
+            continue
+        target = suites / entry.name
+        if target.exists() and not force:
+            kept.append(entry.name)
+            continue
+        target.write_text(entry.read_text(encoding="utf-8"), encoding="utf-8")
+        written.append(entry.name)
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""
+    if "[tool.speechlab" in text:
+        config = f"{pyproject} already has a [tool.speechlab] table: left as it is"
+    else:
+        pyproject.write_text(text + ("\n" if text and not text.endswith("\n") else "") + CONFIG_BLOCK, encoding="utf-8")
+        config = f"added a commented [tool.speechlab] block to {pyproject}"
+    echo(f"wrote {len(written)} suite(s) to {suites}" + (f"; kept {len(kept)} existing (--force overwrites)" if kept else ""))
+    echo(config)
+    echo(f"next: cd {root} && pytest suites/   (a model plugin must be installed: pytest --speechlab-list-models)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

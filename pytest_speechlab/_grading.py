@@ -66,8 +66,9 @@ def rank(grade: str) -> int:
 class Grade:
     model: str
     grade: str
-    reason: str
+    reason: str  # ends with the datasets it covers: "[over speechlab/speech, speechlab/nonspeech]"
     production_ready: bool
+    datasets: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.grade}: {self.reason}"
@@ -108,7 +109,12 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
             base = grade
             break
         base_reason = why
-    if base == "A+":
+    measured_nonspeech = any(r.nonspeech_counts[1] for r in results)
+    if base == "A+" and not measured_nonspeech:
+        # A+ promises "no hallucination": without non-speech clips that half was never measured.
+        base, reason = "A", ("WER and RTF within A+ limits, but hallucination on non-speech was not measured "
+                             "(no non-speech clips among the datasets): A+ needs it")
+    elif base == "A+":
         reason = "WER and RTF within A+ limits on every dataset; no hallucination found"
     else:
         reason = base_reason
@@ -131,4 +137,5 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
     elif caps:
         reason = f"{reason}; also " + "; ".join(caps)
     ready = not caps and rank(grade) < rank(policy.hallucination_cap)
-    return Grade(model, grade, reason, ready)
+    datasets = list(dict.fromkeys(r.dataset for r in results))
+    return Grade(model, grade, f"{reason} [over {', '.join(datasets)}]", ready, tuple(datasets))

@@ -969,6 +969,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     session = config.stash.get(session_key, None)
     if session is None:
         return
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and any(
+            getattr(config.option, o) for o in ("speechlab_models", "speechlab_datasets", "speechlab_baseline")):
+        terminalreporter.write_line(
+            "pytest-speechlab: no tests were collected, so nothing was evaluated. The standard suites ship "
+            "with the package: run `pytest --pyargs pytest_speechlab.suites ...`, or `speechlab init` to copy "
+            "them into ./suites with a commented [tool.speechlab] block.")
     if not (session.results or session.chat_evals):
         for problem in session.report_problems:
             terminalreporter.write_line(terminal(problem))

@@ -25,6 +25,13 @@ SILENCE_OK = [("nonspeech", "", "")] * 3
 def test_clean_fast_accurate_model_gets_a_plus():
     grade = grade_model("m", [evaluation("speech", SPEECH_OK), evaluation("noise", SILENCE_OK)])
     assert grade.grade == "A+" and grade.production_ready
+    assert grade.datasets == ("speech", "noise") and grade.reason.endswith("[over speech, noise]")
+
+
+def test_a_grade_from_speech_only_says_non_speech_was_not_measured():
+    grade = grade_model("m", [evaluation("speech", SPEECH_OK)])
+    assert grade.grade == "A"
+    assert "hallucination on non-speech was not measured" in grade.reason and "[over speech]" in grade.reason
 
 
 @pytest.mark.parametrize("wrong_words, rtf, expected, criterion", [
