@@ -98,7 +98,7 @@ class ModelPool:
                 message = (f"model {spec.name!r} (plugin {spec.plugin!r}) loaded, but its info() failed: "
                            f"{type(exc).__name__}: {exc}")
                 self._failed[spec.name] = message
-                _close(instance, spec.name)
+                _close(instance, spec.name)  # the load failure is what gets reported
                 raise ModelLoadError(message) from exc
             self._loaded[spec.name] = LoadedModel(spec, instance, seconds, info=info)
         return self._loaded[spec.name]
@@ -107,21 +107,22 @@ class ModelPool:
     def loaded(self) -> dict[str, LoadedModel]:
         return dict(self._loaded)
 
-    def close(self) -> None:
-        for loaded in self._loaded.values():
-            _close(loaded.instance, loaded.name)
+    def close(self) -> list[str]:
+        """Close every model once; returns what went wrong (a close() that raised)."""
+        problems = [p for loaded in self._loaded.values() if (p := _close(loaded.instance, loaded.name))]
+        self._loaded.clear()
+        return problems
 
 
-def _close(instance: Any, name: str) -> None:
+def _close(instance: Any, name: str) -> str | None:
     """A model's close() that raises is reported; the others are still closed."""
-    import warnings
-
     close = getattr(instance, "close", None)
     if callable(close):
         try:
             close()
         except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"model {name!r}: close() raised {type(exc).__name__}: {exc}", stacklevel=3)
+            return f"model {name!r}: close() raised {type(exc).__name__}: {unicode_safe(str(exc))[:500]}"
+    return None
 
 
 def model_info(spec: ModelSpec, instance: Any) -> dict[str, Any]:

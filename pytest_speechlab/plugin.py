@@ -123,7 +123,7 @@ class SpeechlabSession:
         self.store = None  # opened at the first evaluation
         self.run_id: str | None = None
         self.store_problem: str | None = None
-        self.store_warnings: list[str] = []
+        self.notices: list[str] = []
         self.report_problems: list[str] = []
         self.baseline_store = None
         self.baseline_run: str | None = None
@@ -235,8 +235,8 @@ class SpeechlabSession:
             try:
                 getattr(self.store, method)(self.run_id, *args)
             except RowsRejected as exc:  # the other rows were written: keep recording
-                self.store_warnings.append(redact(str(exc)))
-                warnings.warn(self.store_warnings[-1], stacklevel=2)
+                self.notices.append(redact(str(exc)))
+                warnings.warn(self.notices[-1], stacklevel=2)
             except Exception as exc:  # noqa: BLE001
                 self._store_failed(exc)
 
@@ -558,6 +558,7 @@ class SpeechlabSession:
                 self._write("record_grade", model, grade.grade, grade.reason)
             self._write("finish_run")
         self.write_reports()
+        self.notices += self.pool.close()  # before the summary, which shows them
         if self.report_problems and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -1011,7 +1012,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
                 write(line)
     for comparison in session.comparisons.values():
         write(comparison if isinstance(comparison, str) else comparison.report())
-    for problem in session.store_warnings + session.report_problems:
+    for problem in session.notices + session.report_problems:
         write(problem)
     if session.run_id:
         write(f"recorded as run {session.run_id} in {session.store.shown_url if session.store else '?'}"

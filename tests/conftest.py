@@ -9,7 +9,18 @@ import pytest
 import soxr  # noqa: F401
 import sqlalchemy  # noqa: F401
 
-from helpers import FAKE_MODEL_CONFTEST, REPO, make_fake_dataset
+from helpers import FAKE_MODEL_CONFTEST, PG_URL, REPO, fresh_postgres_url, make_fake_dataset
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh results database: a SQLite file, and a new database on the PostgreSQL server that
+    .ci/run starts (SPEECHLAB_TEST_POSTGRES_URL; those cases skip, saying so, without one)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'results.db'}"
+    if not PG_URL:
+        pytest.skip("no PostgreSQL server: set SPEECHLAB_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
+    return fresh_postgres_url()
 
 
 @pytest.fixture

@@ -2,12 +2,27 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("SPEECHLAB_TEST_POSTGRES_URL")
+
+
+def fresh_postgres_url() -> str:
+    """A new, empty database on the test server, so tests do not see each other."""
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def write_audio(path: Path, seconds: float, rate: int = 16000, channels: int = 1, fmt: str | None = None,

@@ -19,28 +19,7 @@ import pytest
 from pytest_speechlab import SpeechlabError
 from pytest_speechlab._store import SCHEMA_VERSION, Store
 
-PG_URL = os.environ.get("SPEECHLAB_TEST_POSTGRES_URL")
-
-
-def fresh_postgres_url() -> str:
-    """A new, empty schema-free database on the test server, so tests do not see each other."""
-    import sqlalchemy as sa
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return PG_URL.rsplit("/", 1)[0] + "/" + name
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'results.db'}"
-    if not PG_URL:
-        pytest.skip("no PostgreSQL server: set SPEECHLAB_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
-    return fresh_postgres_url()
+from helpers import PG_URL, fresh_postgres_url  # noqa: F401 - the db_url fixture is in conftest.py
 
 
 def utt_rows(n: int, prefix: str = "u", errors: int = 0) -> list[dict]:
