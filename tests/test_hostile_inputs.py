@@ -369,3 +369,102 @@ def test_a_local_model_name_that_is_not_a_path_never_reaches_a_hub(hostile):
         fh.write('\n[tool.speechlab.models.hub-name]\nmodel = "faster-whisper/local"\nmodel_path = "Systran/faster-whisper-tiny"\n')
     result, text = run(hostile, "--speechlab-dataset", manifest(hostile, []), "--speechlab-model", "hub-name")
     assert "is not a CTranslate2 Whisper folder that exists here" in text and "allow_download = true" in text
+
+
+# -- the results database and the speechlab command ----------------------------------------------
+
+def cli(*args: str, db: str):
+    from click.testing import CliRunner
+
+    from pytest_speechlab._cli import main as speechlab
+
+    result = CliRunner().invoke(speechlab, ["--db", db, *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+@pytest.mark.parametrize("command", [["runs"], ["show", "latest"], ["compare", "latest", "latest"],
+                                     ["export", "latest"], ["baseline", "list"]])
+def test_read_only_commands_never_create_a_database(tmp_path, command):
+    db = tmp_path / "never.db"
+    result = cli(*command, db=str(db))
+    assert result.exit_code == 2 and f"no results database at {db}" in result.output
+    assert not db.exists() and not list(tmp_path.iterdir())
+
+
+def test_read_only_commands_do_not_write_to_an_existing_database(tmp_path):
+    import hashlib
+
+    import sqlalchemy as sa
+
+    from pytest_speechlab._store import Store
+
+    db = tmp_path / "old.db"
+    store = Store(f"sqlite:///{db}")
+    run_id = store.start_run({})
+    store.finish_run(run_id)
+    with store.engine.begin() as conn:  # pretend an older pytest-speechlab wrote it
+        conn.execute(sa.text("UPDATE schema_version SET version = 1"))
+    store.engine.dispose()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    for command in (["runs"], ["show", "latest"], ["export", "latest"], ["baseline", "list"]):
+        assert cli(*command, db=str(db)).exit_code == 0
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert Store(f"sqlite:///{db}", read_only=True).schema_version == 1  # not migrated
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"this is not a database at all" * 100, "file is not a database"),
+    (b"", "is not a pytest-speechlab results database"),
+])
+def test_a_damaged_database_is_a_clear_error(tmp_path, content, message):
+    db = tmp_path / "damaged.db"
+    db.write_bytes(content)
+    result = cli("runs", db=str(db))
+    assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not a JSON run export (JSONDecodeError"),
+    ("[1, 2]", "not a pytest-speechlab run export (format 'list'"),
+    ('{"format": "pytest-speechlab-run/1", "run": {"started_at": "x", "status": "complete"}}',
+     "run 'id' must be a string of 1-36 characters"),
+    ('{"format": "pytest-speechlab-run/1", "run": {"id": "r1", "started_at": "x", "status": "complete", '
+     '"utterances": [5]}}', "'utterances' must be a list of objects"),
+    ('{"format": "pytest-speechlab-run/1", "run": {"id": "r1", "started_at": "x", "status": "complete", '
+     '"utterances": [{"model": "m", "dataset": "d", "utterance_id": "u", "evil": 1}]}}', "unknown field(s) ['evil']"),
+    ('{"format": "pytest-speechlab-run/1", "run": {"id": "r1", "started_at": "x", "status": "complete", '
+     '"utterances": [{"model": 5, "dataset": "d", "utterance_id": "u"}]}}', "'model' must be a string"),
+])
+def test_import_rejects_a_malformed_file_with_one_clear_message(tmp_path, content, message):
+    (tmp_path / "bad.json").write_text(content)
+    db = tmp_path / "r.db"
+    result = cli("import", str(tmp_path / "bad.json"), db=str(db))
+    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+    assert cli("runs", db=str(db)).output.startswith("no runs in")
+
+
+def test_credentials_never_appear_in_output_reports_database_or_exports(hostile, monkeypatch):
+    """A password in the database URL: redacted in the terminal, warnings, reports, the run's
+    recorded arguments and `speechlab export`. On PostgreSQL the run really is recorded (the test
+    server trusts local connections, so any password is accepted); on SQLite the URL points at a
+    server that is not there, and only the warning can leak it."""
+    secret = "S3cret-Pw-42"
+    if hostile.db_url.startswith("postgresql"):
+        url = hostile.db_url.replace("://speechlab@", f"://speechlab:{secret}@")
+        assert secret in url
+    else:
+        url = f"postgresql+psycopg://speechlab:{secret}@127.0.0.1:9/none"
+    hostile.db_url = url
+    result, text = run(hostile, "--speechlab-dataset", manifest(hostile, []), "--speechlab-json", "run.json",
+                       "--speechlab-markdown", "score.md", "--speechlab-benchmark-json", "bench.json")
+    outputs = [text] + [(hostile.path / f).read_text() for f in ("run.json", "score.md", "bench.json")]
+    if url.endswith("/none"):
+        assert "results database not written" in text
+    else:
+        assert_good_measured(hostile, text)
+        exported = cli("export", "latest", db=url).output
+        assert "--speechlab-db" in exported and "speechlab:***@" in exported
+        outputs += [exported, cli("runs", db=url).output, cli("show", "latest", db=url).output]
+    for output in outputs:
+        assert secret not in output

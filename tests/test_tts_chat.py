@@ -3,6 +3,8 @@ fakes, and the real packaged models (piper, espeak-ng, SmolLM2, MiniLM) on a few
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -246,3 +248,18 @@ def test_real_chat_model_answers_and_streams():
     q, on, off = judge.embed(["What is the capital of France?", out.response.text, "Mix flour with water."])
     cos = lambda a, b: float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))  # noqa: E731
     assert cos(q, on) > cos(q, off) + 0.2
+
+
+def test_tts_ids_never_become_paths_outside_the_audio_folder(tts_chat_project, tmp_path):
+    """'../x', an absolute path, 'x' and 'sub/../x' as ids: four different files, all inside the
+    folder the summary names; nothing written anywhere else."""
+    outside = tmp_path / "outside-target"
+    ids = ["../escaped", str(outside), "x", "sub/../x"]
+    write_manifest(tts_chat_project.path / "texts.jsonl", [{"id": i, "text": "Hello world!"} for i in ids])
+    result = tts_chat_project.runpytest("suites/test_tts.py", "--speechlab-no-db", "--speechlab-model", "fake/tts")
+    out = result.stdout.str()
+    folder = Path(re.search(r"synthesized audio in (\S+);", out).group(1))
+    files = sorted(folder.iterdir())
+    assert len(files) == 4 and all(f.parent == folder and f.suffix == ".wav" for f in files)
+    assert not outside.exists() and not outside.with_suffix(".wav").exists()
+    assert not (folder.parent / "escaped.wav").exists()
