@@ -76,6 +76,7 @@ class ModelPool:
     def __init__(self) -> None:
         self._loaded: dict[str, LoadedModel] = {}
         self._failed: dict[str, str] = {}
+        self._closed = False
 
     def get(self, spec: ModelSpec) -> LoadedModel:
         if spec.name in self._failed:
@@ -109,9 +110,10 @@ class ModelPool:
 
     def close(self) -> list[str]:
         """Close every model once; returns what went wrong (a close() that raised)."""
-        problems = [p for loaded in self._loaded.values() if (p := _close(loaded.instance, loaded.name))]
-        self._loaded.clear()
-        return problems
+        if self._closed:
+            return []
+        self._closed = True
+        return [p for loaded in self._loaded.values() if (p := _close(loaded.instance, loaded.name))]
 
 
 def _close(instance: Any, name: str) -> str | None:

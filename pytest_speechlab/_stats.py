@@ -66,7 +66,7 @@ class PairedComparison:
     ci: tuple[float, float]
     p_value: float  # one-sided: is b worse than a?
     confidence: float = 0.95
-    mde: float | None = None  # the difference detectable with 80% power at the family's level
+    mde: float | None = None  # the difference detectable with 80% power at the first Holm level
     mde_basis: str = ""
     p_adjusted: float | None = None
     family: int = 1
@@ -136,12 +136,12 @@ def paired_compare(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]],
     # Minimum detectable effect: (z_{1-level} + z_{0.8}) standard errors of the paired difference.
     se = float(np.sqrt((diff ** 2).sum()) / total)
     basis = "paired differences"
-    if se == 0.0:  # identical transcripts: no paired spread to measure, use the baseline's own
-        rate = ea.sum() / total
-        se = float(np.sqrt(((ea - rate * lengths) ** 2).sum()) / total)
-        basis = "the baseline's spread (the runs do not differ)"
+    if se == 0.0:  # identical error counts: no spread to measure; a binomial model of word errors
+        rate = max(float(ea.sum() / total), 1.0 / total)
+        se = math.sqrt(2 * rate * (1 - rate) / total)
+        basis = "a binomial error model (the runs do not differ)"
     level = alpha / max(family, 1)
-    mde = (_z(1 - level) + _z(0.8)) * se if se > 0 else None
+    mde = (_z(1 - level) + _z(0.8)) * se
     worse = [k for k, x, y in zip(common, ea, eb) if x == 0 and y > 0]
     better = [k for k, x, y in zip(common, ea, eb) if x > 0 and y == 0]
     return PairedComparison(

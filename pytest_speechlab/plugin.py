@@ -127,6 +127,7 @@ class SpeechlabSession:
         self.report_problems: list[str] = []
         self.baseline_store = None
         self.baseline_run: str | None = None
+        self.gate_issues: list[str] | None = None
         self._gate_judged = False
         self.outcomes: list[dict] = []
         from ._report import AudioBudget
@@ -273,12 +274,13 @@ class SpeechlabSession:
                 raise SpeechlabError("--speechlab-fail-on-regression needs --speechlab-baseline NAME "
                                      "(a name from `speechlab baseline set`, a run id or 'latest')")
             return
-        problems = self.gate_problems()
+        problems = self.gate_issues = self.gate_problems()
         if problems and option.speechlab_fail_on_regression:
             raise SpeechlabError("the regression gate cannot compare, so it would pass without judging: "
                                  + "; ".join(problems))
-        for problem in problems:
-            warnings.warn(f"regression comparison: {problem}", stacklevel=2)
+        for problem in problems:  # before warnings capture starts: said at configuration time
+            self.notices.append(redact(f"regression comparison: {problem}"))
+            self.config.issue_config_time_warning(UserWarning(self.notices[-1]), stacklevel=2)
 
     def evaluate(self, loaded, dataset) -> Any:
         key = (loaded.name, dataset.name)
@@ -396,7 +398,7 @@ class SpeechlabSession:
         from ._runner import ModelLoadError
 
         ref = self.config.option.speechlab_baseline
-        problems = [] if self.baseline_store is not None else self.gate_problems()
+        problems = self.gate_issues if self.gate_issues is not None else self.gate_problems()
         store, run_id = self.baseline_store, self.baseline_run
         pairs = []
         for model in self.selected_models("asr"):

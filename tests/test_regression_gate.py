@@ -23,6 +23,8 @@ class Lookup:
     def __init__(self, params):
         self.texts = json.load(open(os.environ["TEXTS_JSON"]))
         self.drop_every = int(os.environ.get("SPEECHLAB_TEST_DROP", "0"))
+        with open(os.environ["TEXTS_JSON"] + ".loads", "a") as fh:
+            fh.write("loaded\\n")
 
     def transcribe(self, audio):
         key = f"{len(audio) / self.sample_rate:.2f}"
@@ -32,7 +34,7 @@ class Lookup:
         return Transcript(text)
 
     def info(self):
-        return {"threads": 1, "device": "cpu"}
+        return {"threads": 1, "device": "cpu", "decode": {"beam_size": int(os.environ.get("SPEECHLAB_TEST_BEAM", "5"))}}
 
 @hookimpl
 def speechlab_register_models(register):
@@ -166,3 +168,104 @@ def test_rtf_is_judged_on_its_ratio_to_the_baseline_with_the_machines_named():
         assert bool(found) is regressed, found
         if regressed:
             assert found == ["RTF 0.100 -> 0.151 (x1.51 > x1.50; machines: CPU A -> CPU B)"]
+
+
+def loads(project) -> int:
+    log = project.path / "texts.json.loads"
+    return len(log.read_text().split()) if log.exists() else 0
+
+
+def prepare(project, case: str) -> list[str]:
+    """Set up the case; returns extra pytest arguments."""
+    from pytest_speechlab._store import Store
+
+    if case == "empty database":
+        Store(f"sqlite:///{project.path / 'results.db'}").engine.dispose()
+    if case in ("no such baseline", "dataset not in the baseline"):
+        project.runpytest("suites").assert_outcomes(passed=2)
+        cli("baseline", "set", "main", "latest")
+    if case == "dataset not in the baseline":
+        (project.path / "data" / "other.jsonl").write_text((project.path / "data" / "manifest.jsonl").read_text())
+        return ["--speechlab-dataset", "data/other.jsonl"]
+    if case == "unreachable database":
+        return ["--speechlab-db", "postgresql+psycopg://nobody:pw@127.0.0.1:9/none"]
+    if case == "no database":
+        return ["--speechlab-no-db"]
+    return []
+
+
+GATE_CASES = {
+    "no database file": "no results database at",
+    "empty database": "Newest runs: none (the database is empty)",
+    "no such baseline": "run 'nosuchbaseline': no such run or baseline in sqlite:",
+    "unreachable database": "OperationalError",
+    "no database": "--speechlab-no-db: there is no results database to read baseline 'main' from",
+    "dataset not in the baseline": "has no results for fake/lookup on data/other.jsonl; it has fake/lookup on data/manifest.jsonl",
+}
+
+
+@pytest.mark.parametrize("case", GATE_CASES)
+def test_a_gate_that_cannot_compare_fails_before_any_model_is_built(gate_project, case):
+    extra = prepare(gate_project, case)
+    before = loads(gate_project)
+    name = "nosuchbaseline" if case == "no such baseline" else "main"
+    result = gate_project.runpytest("suites", "--speechlab-baseline", name, "--speechlab-fail-on-regression", *extra)
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text[-3000:]
+    assert GATE_CASES[case] in text and "the regression gate cannot compare" in text
+    assert loads(gate_project) == before  # nothing was built or evaluated
+    assert "pw@" not in text  # the password of the unreachable URL is redacted
+
+
+@pytest.mark.parametrize("case", ["no such baseline", "dataset not in the baseline"])
+def test_without_fail_on_regression_it_stays_a_warning(gate_project, case):
+    extra = prepare(gate_project, case)
+    name = "nosuchbaseline" if case == "no such baseline" else "main"
+    result = gate_project.runpytest("suites", "--speechlab-baseline", name, *extra, "-rs")
+    text = result.stdout.str()
+    assert result.ret == 0 and f"regression comparison: baseline '{name}'" in text
+    assert result.parseoutcomes()["skipped"] == 1  # the regression test says why it could not compare
+
+
+def test_fail_on_regression_needs_a_baseline(gate_project):
+    result = gate_project.runpytest("suites", "--speechlab-fail-on-regression")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--speechlab-fail-on-regression needs --speechlab-baseline NAME" in result.stderr.str()
+
+
+def test_the_comparison_names_identity_changes_and_compares_hallucinations(gate_project, monkeypatch):
+    gate_project.runpytest("suites")
+    cli("baseline", "set", "main", "latest")
+    monkeypatch.setenv("SPEECHLAB_TEST_BEAM", "1")
+    result = gate_project.runpytest("suites", "--speechlab-baseline", "main")
+    text = result.stdout.str()
+    assert "model identity changed: beam_size 5 -> 1" in text
+    assert "hallucinations 0/60 [0.00-0.06] -> 0/60 [0.00-0.06]" in text
+    assert "detectable with 80% power" in text
+    ids = [line.split()[0] for line in cli("runs").output.splitlines()[2:]]
+    compare = cli("compare", ids[1], ids[0])
+    assert compare.exit_code == 0 and "beam_size 5 -> 1" in compare.output
+
+
+def test_compare_tells_a_regression_from_a_usage_error(gate_project, monkeypatch):
+    gate_project.runpytest("suites")
+    assert cli("compare", "latest", "nosuchrun").exit_code == 2
+    monkeypatch.setenv("SPEECHLAB_TEST_DROP", "2")
+    gate_project.runpytest("suites")
+    ids = [line.split()[0] for line in cli("runs").output.splitlines()[2:]]
+    assert cli("compare", ids[1], ids[0]).exit_code == 1
+    assert cli("compare", ids[1], ids[0], "--dataset", "nope").exit_code == 2
+
+
+def test_the_gate_corrects_over_its_whole_family(gate_project, monkeypatch):
+    """Two datasets: each metric's p-value is adjusted over the 6 tests (2 datasets x WER, CER,
+    hallucination), and the report says so."""
+    (gate_project.path / "data" / "copy.jsonl").write_text((gate_project.path / "data" / "manifest.jsonl").read_text())
+    both = ["--speechlab-dataset", "data/manifest.jsonl", "--speechlab-dataset", "data/copy.jsonl"]
+    gate_project.runpytest("suites", *both)
+    cli("baseline", "set", "main", "latest")
+    monkeypatch.setenv("SPEECHLAB_TEST_DROP", "3")
+    result = gate_project.runpytest("suites", *both, "--speechlab-baseline", "main", "--speechlab-fail-on-regression")
+    text = result.stdout.str()
+    assert "Holm over 6 comparisons" in text
+    assert result.parseoutcomes()["failed"] == 2
