@@ -789,6 +789,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.pluginmanager.unregister(session)
 
 
+def test_id(name: str) -> str:
+    """A parametrize id from a model or dataset name. Names come from plugins, configuration and
+    file paths; pytest-html renders test ids as markup, so anything but word characters and
+    ``. , : / + = @ ~ -`` becomes ``_`` (ordinary names such as "faster-whisper/tiny.en" are unchanged)."""
+    import re
+
+    return re.sub(r"[^\w.,:/+=@~-]", "_", name) or "_"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session: SpeechlabSession = metafunc.config.stash[session_key]
     names = set(metafunc.fixturenames)
@@ -796,20 +805,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for fixture, task in (("speechlab_model", "asr"), ("speechlab_tts_model", "tts"), ("speechlab_chat_model", "chat")):
             if fixture in names:
                 models = session.selected_models(task)
-                metafunc.parametrize(fixture, models, indirect=True, scope="session", ids=models)
+                metafunc.parametrize(fixture, models, indirect=True, scope="session", ids=list(map(test_id, models)))
         if "speechlab_tts_texts" in names:
             refs = session.settings.tts.texts
-            metafunc.parametrize("speechlab_tts_texts", refs, indirect=True, scope="session", ids=refs)
+            metafunc.parametrize("speechlab_tts_texts", refs, indirect=True, scope="session", ids=list(map(test_id, refs)))
         if "speechlab_chat_prompts" in names:
             refs = session.settings.chat.prompts
-            metafunc.parametrize("speechlab_chat_prompts", refs, indirect=True, scope="session", ids=refs)
+            metafunc.parametrize("speechlab_chat_prompts", refs, indirect=True, scope="session", ids=list(map(test_id, refs)))
         if "speechlab_dataset" in names:
             refs = session.selected_datasets()
             marker = metafunc.definition.get_closest_marker("speechlab_datasets")
             kind = marker.kwargs.get("kind", marker.args[0] if marker.args else None) if marker else None
             if kind:
                 refs = [r for r in refs if any(u.kind == kind for u in session.dataset(r).utterances)]
-            ids = [session.dataset(r).name for r in refs]
+            ids = [test_id(session.dataset(r).name) for r in refs]
             metafunc.parametrize("speechlab_dataset", refs, indirect=True, scope="session", ids=ids)
     except SpeechlabError as exc:
         raise _usage(exc) from None

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import write_audio
+from helpers import REPO, write_audio
 from pytest_speechlab import Grade, Output, Segment, Transcript, Utterance, evaluate, get_normalizer
 from pytest_speechlab._report import (
     AudioBudget,
@@ -151,3 +151,74 @@ def test_html_report_in_a_real_browser(speechlab_project):
     assert ">pwned=false</title>" in dom  # the page's own scripts ran; the injected ones did not
     assert "<audio" in dom  # the failing WER test's evidence carries a player
     assert "<script>window.__pwned" not in dom
+
+
+PAYLOAD = '"><img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
+
+EVERYWHERE_CONFTEST = r'''
+from pytest_speechlab import hookimpl, Transcript, Segment
+
+P = PAYLOAD_REPR
+
+class Evil:
+    sample_rate = 16000
+
+    def transcribe(self, audio):
+        seconds = len(audio) / self.sample_rate
+        if seconds > 1.7:
+            raise RuntimeError("raised " + P)
+        return Transcript("hyp " + P + " hyp", (Segment(0.0, seconds + 5.0, "seg " + P),))
+
+    def info(self):
+        return {"threads": "t" + P, "device": "cpu" + P, "backend_version": "v" + P, "weights_path": "w" + P}
+
+@hookimpl
+def speechlab_register_models(register):
+    register("evil/" + P, task="asr", load=lambda params: Evil(), backend="b" + P, weights="w" + P)
+'''
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
+def test_no_injected_element_runs_with_hostile_values_in_every_field(pytester, monkeypatch):
+    """Hostile text in every field a manifest, a file name, a model or configuration can set: the
+    model name, its info() values, the dataset folder, the audio file name, the id, the reference,
+    the transcript, a segment, an exception message. Rendered by pytest-html in headless Chromium:
+    no injected element exists in the DOM and no injected handler or script ran."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makeconftest(EVERYWHERE_CONFTEST.replace("PAYLOAD_REPR", repr(PAYLOAD)))
+    folder = pytester.path / f"data{PAYLOAD.replace('/', '')}"
+    audio = f"clip{PAYLOAD.replace('/', '')}.wav"
+    write_audio(folder / audio, 1.0)
+    write_audio(folder / "two.wav", 1.5)
+    write_audio(folder / "three.wav", 2.0)
+    (folder / "m.jsonl").write_text("\n".join(json.dumps(line) for line in [
+        {"id": "id" + PAYLOAD, "audio": audio, "text": "ref " + PAYLOAD},
+        {"id": "ns" + PAYLOAD, "audio": "two.wav", "kind": "nonspeech"},
+        {"id": "raises" + PAYLOAD, "audio": "three.wav", "text": "x"},
+        {"id": "missing" + PAYLOAD, "audio": "gone" + PAYLOAD.replace("/", "") + ".wav", "text": "x"},
+    ]) + "\n")
+    suites = pytester.mkdir("suites")
+    for suite in ("test_asr_accuracy.py", "test_hallucination.py", "test_inputs.py"):
+        (suites / suite).write_text((REPO / "suites" / suite).read_text())
+    pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\naddopts = "--import-mode=importlib"\n')
+    pytester.runpytest("suites", "--speechlab-no-db", "--speechlab-model", "evil/" + PAYLOAD,
+                       "--speechlab-dataset", str(folder / "m.jsonl"), "--html", "report.html", "--self-contained-html")
+    report = pytester.path / "report.html"
+    assert report.exists()
+    probe = pytester.path / "probe.html"
+    probe.write_text(report.read_text().replace("</body>", (
+        "<script>setTimeout(function(){var bad=0;document.querySelectorAll('*').forEach(function(e){"
+        "for(var i=0;i<e.attributes.length;i++){var a=e.attributes[i];"
+        "if(a.name.indexOf('on')===0&&a.value.indexOf('__pwned')>=0)bad++;}"
+        "if(e.tagName==='SCRIPT'&&e.textContent.indexOf('window.__pwned=1')===0)bad++;});"
+        "document.title='pwned='+(window.__pwned===1)+';imgs='+document.querySelectorAll('img[src=\"x\"]').length"
+        "+';injected='+bad},800)</script></body>")))
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--virtual-time-budget=4000",
+         f"--user-data-dir={pytester.path / 'chrome'}", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    dom = out.stdout
+    assert 'id="speechlab-scorecard"' in dom, out.stderr[-2000:]
+    assert "Evidence: evil/" in dom  # the evidence section rendered, hostile values as text
+    assert ">pwned=false;imgs=0;injected=0</title>" in dom, re.search(r"<title[^>]*>pwned.*?</title>", dom).group()
