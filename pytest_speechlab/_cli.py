@@ -104,12 +104,12 @@ def runs_cmd(ctx, limit: int) -> None:
     for run in store.runs(limit=limit):
         models = sorted({m["name"] for m in store.run(run["id"])["models"]})
         commit = (run["git_commit"] or "-")[:10] + ("+dirty" if run["git_dirty"] else "")
-        rows.append([run["id"][:8], run["started_at"], run["status"], commit, ", ".join(models) or "-",
+        rows.append([run["id"][:8], str(run["started_at"])[:19], run["status"], commit, ", ".join(models) or "-",
                      ", ".join(baselines.get(run["id"], []))])
     if not rows:
         echo(f"no runs in {store.shown_url}")
         return
-    echo("\n".join(format_table(["run", "started", "status", "commit", "models", "baseline"], rows, 6)))
+    echo("\n".join(format_table(["run", "started (UTC)", "status", "commit", "models", "baseline"], rows, 6)))
 
 
 @main.command("show")
@@ -117,7 +117,8 @@ def runs_cmd(ctx, limit: int) -> None:
 @click.pass_context
 def show_cmd(ctx, run: str) -> None:
     """Show a run: metadata, figures per model x dataset with intervals, grades, failed tests."""
-    from ._summary import format_table
+    from ._stats import format_rate
+    from ._summary import format_table, terminal_width
 
     store = _store(ctx)
     data = store.run(_resolve(store, run))
@@ -135,9 +136,10 @@ def show_cmd(ctx, run: str) -> None:
         ci = x.get("wer_ci")
         rows.append([a["model"], a["dataset"], str(x.get("utterances")), _metric(x.get("wer")),
                      f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-", _metric(x.get("cer")), _metric(x.get("rtf")),
-                     f"{x.get('hallucinated', 0)}/{x.get('processed', 0)}"])
+                     format_rate(x.get("hallucinated") or 0, x.get("processed") or 0)])
     if rows:
-        echo("\n".join(format_table(["model", "dataset", "utts", "WER", "WER 95% CI", "CER", "RTF", "halluc"], rows)))
+        echo("\n".join(format_table(["model", "dataset", "utts", "WER", "WER 95% CI", "CER", "RTF", "halluc [95% CI]"],
+                                  rows, width=terminal_width())))
     for g in data["grades"]:
         echo(f"grade {g['model']}: {g['grade']}: {g['reason']}")
     failed = [o for o in data["outcomes"] if o["outcome"] != "passed"]

@@ -16,6 +16,7 @@ import statistics
 from typing import Iterable
 
 from ._metrics import EvalResult, UtteranceResult
+from ._stats import format_rate, wilson
 from ._text import terminal
 
 AUDIO_EMBED_BUDGET = 2_000_000  # bytes of audio embedded per report; beyond it players link to files
@@ -79,7 +80,8 @@ def scorecard_rows(results: Iterable[EvalResult], grades: dict, thresholds: dict
             "wer": r.wer, "wer_ci": r.wer_ci, "cer": r.cer, "cer_ci": r.cer_ci,
             "substitutions": r.words.substitutions, "deletions": r.words.deletions, "insertions": r.words.insertions,
             "rtf": r.rtf, "rtfx": r.rtfx, "hallucination_rate": r.hallucination_rate,
-            "hallucinated": f"{flagged}/{total}", "grade": grade.grade if grade else None,
+            "hallucinated": format_rate(flagged, total), "hallucination_ci": wilson(flagged, total),
+            "grade": grade.grade if grade else None,
             "grade_reason": grade.reason if grade else None, "load_seconds": r.load_seconds,
         })
     return rows
@@ -119,12 +121,12 @@ def scorecard_html(results: list[EvalResult], grades: dict, thresholds: dict | N
             f'<tr><td class="t">{esc(row["model"])}</td><td class="t">{esc(row["dataset"])}</td>'
             f'<td>{row["utterances"]}</td>{cell(row, "wer", ci="wer_ci")}{cell(row, "cer", ci="cer_ci")}'
             f'<td>{sdi(row)}</td>'
-            f'{cell(row, "rtf")}{cell(row, "rtfx", ".1f")}{cell(row, "hallucination_rate")}'
+            f'{cell(row, "rtf")}{cell(row, "rtfx", ".1f")}{cell(row, "hallucination_rate", ci="hallucination_ci")}'
             f'<td class="t grade-{esc(grade[0])}" title="{esc(row["grade_reason"] or "")}">{esc(grade)}</td>'
             f'{cell(row, "load_seconds", ".2f")}</tr>'
         )
     header = ("<tr><th class='t'>model</th><th class='t'>dataset</th><th>utts</th><th>WER [95% CI]</th>"
-              "<th>CER [95% CI]</th><th>S/D/I</th><th>RTF</th><th>RTFx</th><th>hallucination rate</th>"
+              "<th>CER [95% CI]</th><th>S/D/I</th><th>RTF</th><th>RTFx</th><th>hallucination rate [Wilson 95% CI]</th>"
               "<th class='t'>grade</th><th>load s</th></tr>")
     reasons = "".join(f"<li><b>{esc(g.model)}: {esc(g.grade)}</b> {esc(g.reason)}</li>" for g in grades.values())
     normalizers = ", ".join(sorted({esc(r.normalizer) for r in results}))
@@ -305,7 +307,7 @@ def evidence_html(result: EvalResult, budget: AudioBudget, worst: int = 5) -> st
 def scorecard_markdown(results: list[EvalResult], grades: dict) -> str:
     rows = scorecard_rows(results, grades)
     lines = ["## Speech model scorecard", "",
-             "| model | dataset | utts | WER [95% CI] | CER | S/D/I | RTF | RTFx | hallucinated | grade |",
+             "| model | dataset | utts | WER [95% CI] | CER | S/D/I | RTF | RTFx | hallucinated [Wilson 95% CI] | grade |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ci = f" [{r['wer_ci'][0]:.3f}, {r['wer_ci'][1]:.3f}]" if r["wer_ci"] else ""
@@ -354,6 +356,7 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict) -> di
                 "wer": r.wer, "wer_ci": row["wer_ci"], "cer": r.cer, "rtf": r.rtf, "rtfx": r.rtfx,
                 "substitutions": r.words.substitutions, "deletions": r.words.deletions,
                 "insertions": r.words.insertions, "hallucination_rate": r.hallucination_rate,
+                "hallucination_ci": row["hallucination_ci"],
                 "nonspeech_hallucination_rate": r.nonspeech_hallucination_rate,
                 "grade": row["grade"], "grade_reason": row["grade_reason"], "normalizer": r.normalizer,
                 "model_identity": json.loads(json.dumps(r.model_info, default=str)),
