@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ._metrics import EvalResult, UtteranceResult
+from ._stats import format_rate
 from ._text import terminal
 
 _LABELS = {
@@ -60,7 +61,7 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     if metric in _RATE_KIND:
         flagged = [u for u in result.flagged if u.utterance.kind == _RATE_KIND[metric]]
         total = (result.speech_counts if _RATE_KIND[metric] == "speech" else result.nonspeech_counts)[1]
-        lines.append(f"{len(flagged)}/{total} utterances flagged:")
+        lines.append(f"{format_rate(len(flagged), total)} utterances flagged (Wilson 95% interval):")
         lines.extend(describe_findings(u) for u in flagged[:worst * 2])
     elif metric in ("wer", "cer"):
         counts = result.words if metric == "wer" else result.chars

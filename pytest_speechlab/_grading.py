@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from ._metrics import EvalResult
+from ._stats import format_rate
 from ._types import SpeechlabError
 
 GRADES = ("A+", "A", "B", "C", "D", "F")
@@ -123,12 +124,12 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
     ns_flagged = sum(r.nonspeech_counts[0] for r in results)
     ns_total = sum(r.nonspeech_counts[1] for r in results)
     if ns_flagged:
-        caps.append(f"hallucinated on {ns_flagged}/{ns_total} non-speech clips: "
+        caps.append(f"hallucinated on {format_rate(ns_flagged, ns_total)} non-speech clips: "
                     f"{_hallucination_examples(results, 'nonspeech')}")
     sp_flagged = sum(r.speech_counts[0] for r in results)
     sp_total = sum(r.speech_counts[1] for r in results)
     if sp_total and sp_flagged / sp_total > policy.max_hallucination_rate:
-        caps.append(f"hallucination rate {sp_flagged}/{sp_total} = {sp_flagged / sp_total:.1%} on speech "
+        caps.append(f"hallucination rate {format_rate(sp_flagged, sp_total)} = {sp_flagged / sp_total:.1%} on speech "
                     f"> {policy.max_hallucination_rate:.0%}: {_hallucination_examples(results, 'speech')}")
     grade = base
     if caps and rank(base) < rank(policy.hallucination_cap):

@@ -202,7 +202,7 @@ class SpeechlabSession:
         """Open the store and start this run's row, once; a database problem warns, never stops."""
         if self.store is not None or self.store_problem or self.config.option.speechlab_no_db:
             return
-        from ._store import Store, default_url, normalize_url, run_metadata
+        from ._store import Store, run_metadata
 
         try:
             store = Store(self.db_url())

@@ -56,7 +56,7 @@ def test_hallucination_on_nonspeech_caps_at_c_with_the_evidence():
     noise = [("nonspeech", "", ""), ("nonspeech", "", " You"), ("nonspeech", "", "")]
     grade = grade_model("tiny", [evaluation("speech", SPEECH_OK), evaluation("noise", noise)])
     assert grade.grade == "C" and not grade.production_ready
-    assert grade.reason.startswith("hallucinated on 1/3 non-speech clips: u1 'You'")
+    assert grade.reason.startswith("hallucinated on 1/3 [0.06-0.79] non-speech clips: u1 'You'")
     assert "WER/RTF alone: A+" in grade.reason
 
 
@@ -71,7 +71,7 @@ def test_speech_hallucination_rate_above_the_bound_caps():
 def test_a_model_already_below_the_cap_keeps_its_grade_and_says_why():
     bad = [("speech", "turn left at the next corner", "turn right on the last bend")] * 5
     grade = grade_model("m", [evaluation("speech", bad), evaluation("noise", [("nonspeech", "", "dog")])])
-    assert grade.grade == "F" and "also hallucinated on 1/1 non-speech clips" in grade.reason
+    assert grade.grade == "F" and "also hallucinated on 1/1 [0.21-1.00] non-speech clips" in grade.reason
 
 
 def test_nothing_evaluated_is_f():
@@ -104,10 +104,10 @@ def test_min_grade_fails_readiness_with_the_reason(speechlab_project):
     )
     result.assert_outcomes(failed=2)
     text = result.stdout.str()
-    assert ("fake/perfect graded C, below the required A: hallucinated on 1/2 non-speech clips: silence 'you'"
+    assert ("fake/perfect graded C, below the required A: hallucinated on 1/2 [0.09-0.91] non-speech clips: silence 'you'"
             in text)
     assert ("fake/sloppy graded D, below the required A: WER 0.333 on data/manifest.jsonl > 0.25 needed for C; "
-            "also hallucinated on 1/2 non-speech clips") in text
+            "also hallucinated on 1/2 [0.09-0.91] non-speech clips") in text
     assert "readiness grades:" in text
 
 

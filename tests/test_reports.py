@@ -128,6 +128,29 @@ def test_markdown_goes_to_the_github_step_summary(speechlab_project, monkeypatch
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+# After the page's own scripts have run, the probe puts into the title whether injected code ran
+# (window.__pwned), how many injected <img src=x> exist, and how many injected handlers or scripts.
+PROBE = (
+    "<script>setTimeout(function(){var bad=0;document.querySelectorAll('*').forEach(function(e){"
+    "for(var i=0;i<e.attributes.length;i++){var a=e.attributes[i];"
+    "if(a.name.indexOf('on')===0&&a.value.indexOf('__pwned')>=0)bad++;}"
+    "if(e.tagName==='SCRIPT'&&e.textContent.indexOf('window.__pwned')===0)bad++;});"
+    "document.title='pwned='+(window.__pwned===1)+';imgs='+document.querySelectorAll('img[src=\"x\"]').length"
+    "+';injected='+bad},800)</script></body>")
+CLEAN = ">pwned=false;imgs=0;injected=0</title>"
+
+
+def rendered(report) -> str:
+    """The report's DOM after headless Chromium ran its scripts and the probe."""
+    probe = report.with_name("probe.html")
+    probe.write_text(report.read_text().replace("</body>", PROBE))
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--virtual-time-budget=4000",
+         f"--user-data-dir={report.parent / 'chrome'}", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert 'id="speechlab-scorecard"' in out.stdout, out.stderr[-2000:]
+    return out.stdout
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
@@ -136,19 +159,8 @@ def test_html_report_in_a_real_browser(speechlab_project):
     conftest.write_text(conftest.read_text().replace(
         '"hello world"', repr(HOSTILE[0] + " " + HOSTILE[1])))
     speechlab_project.runpytest("suites", "--html", "report.html", "--self-contained-html")
-    report = speechlab_project.path / "report.html"
-    # After the page's scripts have run, print the DOM plus a marker telling whether injected code ran.
-    probe = speechlab_project.path / "probe.html"
-    probe.write_text(report.read_text().replace(
-        "</body>", "<script>setTimeout(function(){document.title='pwned='+(window.__pwned===1)},500)</script></body>"))
-    out = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--virtual-time-budget=3000",
-         f"--user-data-dir={speechlab_project.path / 'chrome'}", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120)
-    dom = out.stdout
-    assert 'id="speechlab-scorecard"' in dom, out.stderr[-2000:]
-    assert ">pwned=false</title>" in dom  # the page's own scripts ran; the injected ones did not
+    dom = rendered(speechlab_project.path / "report.html")
+    assert CLEAN in dom, re.search(r"<title[^>]*>pwned.*?</title>", dom).group()
     assert "<audio" in dom  # the failing WER test's evidence carries a player
     assert "<script>window.__pwned" not in dom
 
@@ -203,22 +215,42 @@ def test_no_injected_element_runs_with_hostile_values_in_every_field(pytester, m
     pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\naddopts = "--import-mode=importlib"\n')
     pytester.runpytest("suites", "--speechlab-no-db", "--speechlab-model", "evil/" + PAYLOAD,
                        "--speechlab-dataset", str(folder / "m.jsonl"), "--html", "report.html", "--self-contained-html")
-    report = pytester.path / "report.html"
-    assert report.exists()
-    probe = pytester.path / "probe.html"
-    probe.write_text(report.read_text().replace("</body>", (
-        "<script>setTimeout(function(){var bad=0;document.querySelectorAll('*').forEach(function(e){"
-        "for(var i=0;i<e.attributes.length;i++){var a=e.attributes[i];"
-        "if(a.name.indexOf('on')===0&&a.value.indexOf('__pwned')>=0)bad++;}"
-        "if(e.tagName==='SCRIPT'&&e.textContent.indexOf('window.__pwned=1')===0)bad++;});"
-        "document.title='pwned='+(window.__pwned===1)+';imgs='+document.querySelectorAll('img[src=\"x\"]').length"
-        "+';injected='+bad},800)</script></body>")))
-    out = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--virtual-time-budget=4000",
-         f"--user-data-dir={pytester.path / 'chrome'}", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120)
-    dom = out.stdout
-    assert 'id="speechlab-scorecard"' in dom, out.stderr[-2000:]
+    dom = rendered(pytester.path / "report.html")
     assert "Evidence: evil/" in dom  # the evidence section rendered, hostile values as text
-    assert ">pwned=false;imgs=0;injected=0</title>" in dom, re.search(r"<title[^>]*>pwned.*?</title>", dom).group()
+    assert CLEAN in dom, re.search(r"<title[^>]*>pwned.*?</title>", dom).group()
+
+
+def test_a_failing_value_is_never_marked_best(tmp_path):
+    audio = write_audio(tmp_path / "a.wav", 1.0)
+
+    def result(model, hypothesis):
+        utt = Utterance("u", str(audio), "one two three four", "speech", source="m line 1")
+        return evaluate(model, "d", [Output(utt, Transcript(hypothesis), 0.1, 1.0)], get_normalizer())
+
+    results = [result("fast-but-wrong", "one"), result("slow-but-right", "one two three four")]
+    results[1].utterances[0].processing_seconds = 5.0  # RTF 5: fails rtf 1.0
+    thresholds = {"fast-but-wrong": {"wer": 0.5, "rtf": 1.0}, "slow-but-right": {"wer": 0.5, "rtf": 1.0}}
+    page = scorecard_html(results, {}, thresholds, {"run": "r-1", "commit": "abc123"})
+    rows = re.findall(r"<tr><td class=\"t\">(.*?)</tr>", page)
+    wrong = next(r for r in rows if r.startswith("fast-but-wrong"))
+    right = next(r for r in rows if r.startswith("slow-but-right"))
+    assert 'class="failing"' in wrong and 'class="best"' not in wrong.split("</td>")[3]  # its WER fails
+    assert 'class="best"' in right.split("</td>")[3]  # the passing WER is the best one
+    assert 'class="failing"' in right.split("</td>")[6]  # its RTF fails, though it is not the fastest
+    assert "<dt>run</dt><dd>r-1</dd>" in page and "<dd>abc123</dd>" in page
+
+
+def test_a_green_run_carries_its_evidence_once_with_each_clip_once(speechlab_project):
+    """No failing test: the report still shows each evaluation's worst utterances and findings."""
+    conftest = speechlab_project.path / "conftest.py"
+    conftest.write_text(conftest.read_text().replace('"hello world"', '"hello word"'))  # one error, WER 1/12
+    with open(speechlab_project.path / "pyproject.toml", "a") as fh:
+        fh.write("\n[tool.speechlab.thresholds.models.\"fake/perfect\"]\nwer = 0.5\ncer = 0.5\n")
+    result = speechlab_project.runpytest("suites", "--html", "report.html", "--self-contained-html")
+    assert result.parseoutcomes().get("failed", 0) == 0
+    page = (speechlab_project.path / "report.html").read_text()
+    assert page.count("Evidence: fake/perfect on data/manifest.jsonl") == 1
+    assert "worst 1 by errors" in page
+    players = re.findall(r'<audio id=\\?"speechlab-clip-(\d+)\\?"', page)
+    assert len(players) == len(set(players)) >= 1
+    assert 'id=\\"speechlab-run\\"' in page or 'id="speechlab-run"' in page

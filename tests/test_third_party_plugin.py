@@ -69,8 +69,10 @@ def run_pytest(cwd, *args: str) -> subprocess.CompletedProcess:
 def test_installed_plugin_is_listed_and_evaluated(installed_plugin, tmp_path):
     listing = run_pytest(tmp_path, "--speechlab-list-models")
     assert listing.returncode == 0, listing.stderr
-    line = next(line for line in listing.stdout.splitlines() if "throwaway/echo" in line)
-    assert installed_plugin in line and "echo" in line and "a test double" in line
+    lines = listing.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "throwaway/echo" in line)
+    entry = "\n".join(lines[at:at + 4])  # the table row, then its plugin, weights and params
+    assert f"plugin: {installed_plugin}" in entry and "echo" in entry and "a test double" in entry
 
     manifest = make_fake_dataset(tmp_path / "data")
     suites = tmp_path / "suites"
