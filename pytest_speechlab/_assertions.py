@@ -50,8 +50,12 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     """Fail unless ``metric`` of ``result`` is at or below ``threshold``; return the figure."""
     __tracebackhide__ = True
     # the threshold "hallucination_rate" is about speech utterances
-    value = getattr(result, "speech_hallucination_rate" if metric == "hallucination_rate" else metric)
+    attribute = {"hallucination_rate": "speech_hallucination_rate", "rtf": "speed_rtf"}.get(metric, metric)
+    value = getattr(result, attribute)
     label = _LABELS.get(metric, metric)
+    if metric == "rtf" and result.cached_count and result.retimed:
+        label += (f" (re-timed here on {result.retimed['utterances']} utterances: "
+                  f"{result.cached_count} outputs came from the cache)")
     where = f"{result.model} on {result.dataset}"
     if value is None:
         raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")

@@ -243,3 +243,46 @@ class SpokenEval:
             lines.append(f"  {i.prompt.id}: heard {i.heard!r} (question WER {wer}); typed {typed}, spoken {spoken}; "
                          f"{i.stage}" + (f": {i.error}" if i.error else ""))
         return lines
+
+
+# -- what the results database keeps of a chat evaluation (one row per prompt, like an utterance) ------
+
+
+def chat_utterance_rows(evaluation: ChatEval) -> list[dict]:
+    """Each prompt as a row of the utterances table: the question as the reference, the answer as
+    the hypothesis, what failed as the note, the problems as findings."""
+    rows = []
+    for i in evaluation.items:
+        why = ([f"missing {i.missing}"] if i.passed is False else []) + (
+            [f"relevance {i.relevance:.2f}"] if i.relevance is not None else [])
+        rows.append({
+            "utterance_id": i.prompt.id, "kind": "chat", "source": i.prompt.source, "reference": i.prompt.question,
+            "hypothesis": i.answer, "processing_seconds": i.seconds, "error": str(i.error) if i.error else None,
+            "note": "; ".join([{True: "passed", False: "failed", None: "no answer key"}[i.passed], *why]),
+            "findings": [{"kind": "chat", "span": i.answer[:200], "evidence": p} for p in i.problems],
+        })
+    return rows
+
+
+def chat_metrics(evaluation: ChatEval) -> dict:
+    checked = [i.passed for i in evaluation.answered if i.passed is not None]
+    return {"task": "chat", "utterances": len(evaluation.items), "processed": len(evaluation.answered),
+            "errors": len(evaluation.errors) + len(evaluation.items) - len(evaluation.answered),
+            "pass_rate": evaluation.pass_rate, "passed": sum(checked), "checked": len(checked),
+            "mean_relevance": evaluation.mean_relevance, "relevance_judge": evaluation.relevance_judge,
+            "median_first_token_s": evaluation.median_first_token_seconds,
+            "tokens_per_second": evaluation.tokens_per_second, "flagged": len(evaluation.flagged),
+            "hallucinated": len(evaluation.flagged), "load_seconds": evaluation.load_seconds}
+
+
+def spoken_utterance_rows(spoken: SpokenEval) -> list[dict]:
+    return [{"utterance_id": i.prompt.id, "kind": "spoken", "source": i.prompt.source, "reference": i.prompt.question,
+             "hypothesis": i.spoken.answer if i.spoken else "", "hypothesis_normalized": i.heard,
+             "error": i.error or None, "note": f"stage {i.stage}; heard {i.heard!r}; question WER "
+             f"{'-' if i.question_wer is None else format(i.question_wer, '.2f')}", "findings": []}
+            for i in spoken.items]
+
+
+def spoken_metrics(spoken: SpokenEval) -> dict:
+    return {"task": "spoken", "utterances": len(spoken.items), "by_stage": spoken.by_stage,
+            "tts": spoken.tts, "asr": spoken.asr}

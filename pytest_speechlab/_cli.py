@@ -130,9 +130,12 @@ def show_cmd(ctx, run: str) -> None:
     for m in data["models"]:
         echo(f"model {m['name']}: {m['backend']} {m['backend_version'] or ''}, weights {m['weights']} "
                    f"{m['weights_sha256'] or ''}, params {json.dumps(m['params'])}")
-    rows = []
+    rows, chats = [], []
     for a in data["aggregates"]:
         x = a["metrics"]
+        if x.get("task") in ("chat", "spoken"):
+            chats.append(a)
+            continue
         ci = x.get("wer_ci")
         rows.append([a["model"], a["dataset"], str(x.get("utterances")), _metric(x.get("wer")),
                      f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-", _metric(x.get("cer")), _metric(x.get("rtf")),
@@ -140,6 +143,16 @@ def show_cmd(ctx, run: str) -> None:
     if rows:
         echo("\n".join(format_table(["model", "dataset", "utts", "WER", "WER 95% CI", "CER", "RTF", "halluc [95% CI]"],
                                   rows, width=terminal_width())))
+    for a in chats:
+        x = a["metrics"]
+        if x["task"] == "chat":
+            echo(f"chat {a['model']} on {a['dataset']}: answered {x.get('processed')}/{x.get('utterances')}, "
+                 f"pass {format_rate(x.get('passed') or 0, x.get('checked') or 0)}, relevance "
+                 f"{_metric(x.get('mean_relevance'))}, TTFT {_metric(x.get('median_first_token_s'))} s, "
+                 f"{_metric(x.get('tokens_per_second'))} tok/s, flagged {x.get('flagged')}")
+        else:
+            stages = ", ".join(f"{k} {v}" for k, v in sorted((x.get("by_stage") or {}).items()))
+            echo(f"spoken {a['model']} on {a['dataset']}: {x.get('utterances')} prompts; {stages}")
     for g in data["grades"]:
         echo(f"grade {g['model']}: {g['grade']}: {g['reason']}")
     failed = [o for o in data["outcomes"] if o["outcome"] != "passed"]

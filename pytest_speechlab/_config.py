@@ -109,6 +109,8 @@ class SpeechlabConfig:
     tts: TTSSettings = field(default_factory=lambda: TTSSettings.from_table({}, "[tool.speechlab.tts]"))
     chat: ChatSettings = field(default_factory=ChatSettings)
     utterance_timeout: float | None = None  # seconds one model call may take; None: no limit
+    cache: str = "on"  # the inference cache: on, off, refresh, read-only
+    retime: int = 20  # utterances timed again here when an evaluation's outputs come from the cache
 
     def check_models(self, registered: set[str]) -> list[str]:
         """Per-model thresholds must name a registered model. A name close to a registered one is a
@@ -135,7 +137,7 @@ class SpeechlabConfig:
 
 
 TOP_LEVEL = ("normalizer", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
-             "utterance_timeout")
+             "utterance_timeout", "cache", "retime")
 
 
 def _check_thresholds(table: Any, where: str) -> dict[str, float]:
@@ -201,6 +203,18 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
         raise SpeechlabError(f"[tool.speechlab.regression] alpha must be between 0 and 0.5, got {config.regression.alpha}")
     config.tts = TTSSettings.from_table(table.get("tts", {}), "[tool.speechlab.tts]")
     config.chat = ChatSettings.from_table(table.get("chat", {}), "[tool.speechlab.chat]")
+    if "cache" in table:
+        from ._cache import MODES
+
+        config.cache = check_value(table["cache"], str, "[tool.speechlab] cache")
+        if config.cache not in MODES:
+            raise SpeechlabError(f"[tool.speechlab] cache {config.cache!r} is unknown{nearest(config.cache, MODES)}; "
+                                 f"choose one of {', '.join(MODES)}")
+    if "retime" in table:
+        config.retime = check_value(table["retime"], int, "[tool.speechlab] retime")
+        if config.retime < 1:
+            raise SpeechlabError("[tool.speechlab] retime must be at least 1: speed is never judged on cached "
+                                 "timings alone")
     if "utterance_timeout" in table:
         timeout = check_value(table["utterance_timeout"], float, "[tool.speechlab] utterance_timeout")
         if timeout <= 0:

@@ -70,6 +70,7 @@ class UtteranceResult:
     note: str = ""
     findings: list[Finding] = field(default_factory=list)
     repeat_texts: tuple[str, ...] = ()  # transcripts of --speechlab-repeat runs after the first
+    cached: dict | None = None  # the output came from the inference cache: run, CPU, when measured
 
     def __repr__(self) -> str:
         return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"
@@ -101,6 +102,23 @@ class EvalResult:
     model_info: dict[str, Any] = field(default_factory=dict)
     load_seconds: float | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    retimed: dict | None = None  # with cached outputs: a sample timed again here (utterances, seconds, rtf)
+
+    @property
+    def cached_count(self) -> int:
+        return sum(1 for u in self.utterances if u.cached)
+
+    @property
+    def computed_count(self) -> int:
+        return sum(1 for u in self.processed if not u.cached)
+
+    @property
+    def speed_rtf(self) -> float | None:
+        """The RTF speed checks use: measured in this session. With outputs from the cache it is
+        the re-timed sample's, never the cached timings alone."""
+        if not self.cached_count:
+            return self.rtf
+        return self.retimed.get("rtf") if self.retimed else None
 
     def __repr__(self) -> str:  # the dataclass repr lists every utterance: pages of it in a traceback
         wer = "-" if self.wer is None else f"{self.wer:.4f}"
@@ -275,11 +293,15 @@ def _score(output: Output, normalizer: Normalizer) -> UtteranceResult:
         error=output.error,
         transcript=output.transcript,
         repeat_texts=tuple(t.text for t in output.repeats),
+        cached=output.cached,
     )
     if output.skipped:
         result.note = output.skipped
     if output.notes:
         result.note = "; ".join(output.notes)
+    if output.cached:
+        result.note = "; ".join(filter(None, [result.note, f"output from the inference cache (run "
+                                              f"{str(output.cached.get('run_id'))[:8]}, timing measured on {output.cached.get('cpu')})"]))
     if output.error is not None or output.transcript is None:
         return result
     result.hypothesis = output.transcript.text

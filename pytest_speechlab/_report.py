@@ -81,6 +81,7 @@ def scorecard_rows(results: Iterable[EvalResult], grades: dict, thresholds: dict
             "substitutions": r.words.substitutions, "deletions": r.words.deletions, "insertions": r.words.insertions,
             "rtf": r.rtf, "rtfx": r.rtfx, "hallucination_rate": r.hallucination_rate,
             "hallucinated": format_rate(flagged, total), "hallucination_ci": wilson(flagged, total),
+            "cached": r.cached_count, "computed": r.computed_count, "retimed": r.retimed, "speed_rtf": r.speed_rtf,
             "grade": grade.grade if grade else None,
             "grade_reason": grade.reason if grade else None, "load_seconds": r.load_seconds,
         })
@@ -123,18 +124,20 @@ def scorecard_html(results: list[EvalResult], grades: dict, thresholds: dict | N
             f'<td>{sdi(row)}</td>'
             f'{cell(row, "rtf")}{cell(row, "rtfx", ".1f")}{cell(row, "hallucination_rate", ci="hallucination_ci")}'
             f'<td class="t grade-{esc(grade[0])}" title="{esc(row["grade_reason"] or "")}">{esc(grade)}</td>'
-            f'{cell(row, "load_seconds", ".2f")}</tr>'
+            f'{cell(row, "load_seconds", ".2f")}<td>{row["cached"]}/{row["cached"] + row["computed"]}</td></tr>'
         )
     header = ("<tr><th class='t'>model</th><th class='t'>dataset</th><th>utts</th><th>WER [95% CI]</th>"
               "<th>CER [95% CI]</th><th>S/D/I</th><th>RTF</th><th>RTFx</th><th>hallucination rate [Wilson 95% CI]</th>"
-              "<th class='t'>grade</th><th>load s</th></tr>")
+              "<th class='t'>grade</th><th>load s</th><th>from cache</th></tr>")
     reasons = "".join(f"<li><b>{esc(g.model)}: {esc(g.grade)}</b> {esc(g.reason)}</li>" for g in grades.values())
     normalizers = ", ".join(sorted({esc(r.normalizer) for r in results}))
     return (
         f'{_STYLE}<div class="speechlab" id="speechlab-scorecard"><h2>Speech model scorecard</h2>'
         f"{run_html(run)}<table>{header}{''.join(body)}</table>"
         f"<p>WER/CER corpus level after {normalizers}; 95% bootstrap intervals over utterances; best passing "
-        f"value per column in bold, values that fail their threshold in red. RTF excludes load and warm-up."
+        f"value per column in bold, values that fail their threshold in red. RTF excludes load and warm-up; outputs from "
+        f"the inference cache keep the timing measured when they were computed, and speed checks use a sample "
+        f"re-timed in this run ({sum(r.cached_count for r in results)} cached outputs here)."
         f"</p><ul>{reasons}</ul>{plots_html(results)}</div>"
     )
 
@@ -307,13 +310,13 @@ def evidence_html(result: EvalResult, budget: AudioBudget, worst: int = 5) -> st
 def scorecard_markdown(results: list[EvalResult], grades: dict) -> str:
     rows = scorecard_rows(results, grades)
     lines = ["## Speech model scorecard", "",
-             "| model | dataset | utts | WER [95% CI] | CER | S/D/I | RTF | RTFx | hallucinated [Wilson 95% CI] | grade |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| model | dataset | utts | WER [95% CI] | CER | S/D/I | RTF | RTFx | hallucinated [Wilson 95% CI] | grade | cached |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         ci = f" [{r['wer_ci'][0]:.3f}, {r['wer_ci'][1]:.3f}]" if r["wer_ci"] else ""
         lines.append(f"| {md(r['model'])} | {md(r['dataset'])} | {r['utterances']} | {_fmt(r['wer'])}{ci} | "
                      f"{_fmt(r['cer'])} | {sdi(r)} | {_fmt(r['rtf'])} | "
-                     f"{_fmt(r['rtfx'], '.1f')} | {r['hallucinated']} | {md(r['grade'] or '-')} |")
+                     f"{_fmt(r['rtfx'], '.1f')} | {r['hallucinated']} | {md(r['grade'] or '-')} | {r['cached']} |")
     lines.append("")
     for g in grades.values():
         lines.append(f"- **{md(g.model)}: {md(g.grade)}** {md(g.reason)}")
@@ -340,9 +343,9 @@ def _stats(times: list[float]) -> dict:
     }
 
 
-def benchmark_json(results: list[EvalResult], grades: dict, machine: dict) -> dict:
-    """pytest-benchmark's file layout: one benchmark per model x dataset; its stats are the
-    per-utterance inference times; extra_info carries the speech figures."""
+def benchmark_json(results: list[EvalResult], grades: dict, machine: dict, chats=()) -> dict:
+    """pytest-benchmark's file layout: one benchmark per model x dataset (and per chat model x prompt
+    set); its stats are the per-utterance (per-prompt) times; extra_info carries the figures."""
     rows = {(r["model"], r["dataset"]): r for r in scorecard_rows(results, grades)}
     benchmarks = []
     for r in results:
@@ -361,10 +364,25 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict) -> di
                 "grade": row["grade"], "grade_reason": row["grade_reason"], "normalizer": r.normalizer,
                 "model_identity": json.loads(json.dumps(r.model_info, default=str)),
                 "audio_seconds": r.audio_seconds, "utterances": len(r.utterances),
+                "cached_outputs": r.cached_count, "computed_outputs": r.computed_count, "retimed": r.retimed,
+                "timing": ("stats are per-utterance times, some measured in earlier runs (inference cache); "
+                           "retimed is this run's sample") if r.cached_count else "measured in this run",
             },
             "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1, "max_time": 0,
                         "min_time": 0, "warmup": True},
             "stats": _stats(times),
+        })
+    for e in chats:
+        from ._chat import chat_metrics
+
+        name = f"speechlab-chat[{e.model}-{e.prompts}]"
+        benchmarks.append({
+            "group": e.prompts, "name": name, "fullname": f"speechlab::{name}",
+            "params": {"model": e.model, "prompts": e.prompts}, "param": f"{e.model}-{e.prompts}",
+            "extra_info": {**chat_metrics(e), "model_identity": json.loads(json.dumps(e.model_info, default=str))},
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1, "max_time": 0,
+                        "min_time": 0, "warmup": True},
+            "stats": _stats([i.seconds for i in e.answered]),
         })
     return {"machine_info": machine, "commit_info": {}, "benchmarks": benchmarks,
             "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(), "version": BENCHMARK_VERSION}

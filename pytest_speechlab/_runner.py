@@ -283,13 +283,40 @@ class Runner:
         model: LoadedModel,
         utterances: Iterable[Utterance],
         on_output: Callable[[Output], None] | None = None,
+        cache: Any = None,
     ) -> list[Output]:
-        outputs = []
-        for output in self.executor.map(lambda u: self.run_one(model, u), utterances):
-            outputs.append(output)
+        """Every utterance's Output, in order. With an OutputCache, outputs it has are taken from it
+        (they keep the timing measured when they were computed) and only the misses reach the
+        executor; each computed output is written to the cache as soon as it exists, so that a
+        session killed half-way resumes from there."""
+        utterances = list(utterances)
+        keys = cache.keys(model, utterances, self.repeats) if cache is not None else {}
+        hits = cache.lookup(keys, utterances) if cache is not None else {}
+        outputs = {}
+        for utt in utterances:
+            if utt.id in hits:
+                outputs[utt.id] = hits[utt.id]
+                if on_output is not None:
+                    on_output(hits[utt.id])
+        misses = [u for u in utterances if u.id not in hits]
+        for output in self.executor.map(lambda u: self.run_one(model, u), misses):
+            if cache is not None:
+                rows = cache.rows(model.name, output, keys.get(output.utterance.id, []))
+                if rows:
+                    cache.store.put_outputs(rows, replace=cache.mode == "refresh")
+            outputs[output.utterance.id] = output
             if on_output is not None:
                 on_output(output)
-        return outputs
+        return [outputs[u.id] for u in utterances]
+
+    def retime(self, model: LoadedModel, utterances: list[Utterance]) -> tuple[int, float, float]:
+        """Time ``utterances`` again on this machine: (how many ran, audio seconds, processing seconds)."""
+        count, audio, seconds = 0, 0.0, 0.0
+        for utt in utterances:
+            output = self.run_one(model, utt)
+            if output.transcript is not None:
+                count, audio, seconds = count + 1, audio + output.audio_seconds, seconds + output.processing_seconds
+        return count, audio, seconds
 
     def run_one(self, model: LoadedModel, utt: Utterance) -> Output:
         where = f"{utt.source}: audio '{os.path.basename(utt.audio_path)}'"

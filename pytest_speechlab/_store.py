@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from ._text import redact, storable
 from ._types import SpeechlabError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EXPORT_FORMAT = "pytest-speechlab-run/1"
 
 
@@ -78,6 +78,14 @@ def _schema(sa):
             sa.Column("nodeid", text, primary_key=True),
             sa.Column("outcome", text), sa.Column("duration", real), sa.Column("message", text),
         ),
+        outputs=sa.Table(  # the inference cache (_cache.py): one model output per key
+            "outputs", md,
+            sa.Column("key", sa.String(64), primary_key=True),
+            sa.Column("model", text), sa.Column("utterance_id", text), sa.Column("transcript", js),
+            sa.Column("processing_seconds", real), sa.Column("audio_seconds", real), sa.Column("notes", js),
+            sa.Column("run_id", sa.String(36)), sa.Column("cpu", text), sa.Column("host", text),
+            sa.Column("created_at", text),
+        ),
         baselines=sa.Table(
             "baselines", md,
             sa.Column("name", text, primary_key=True),
@@ -110,7 +118,11 @@ def _migrate_1_to_2(conn, sa, md, tables):
             conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT"))
 
 
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]  # MIGRATIONS[n] takes the schema from version n to n + 1
+def _migrate_2_to_3(conn, sa, md, tables):
+    _create(conn, sa, tables["outputs"])
+
+
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]  # MIGRATIONS[n] takes the schema from version n to n + 1
 
 
 def now() -> str:
@@ -326,7 +338,47 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(self.t["outcomes"].insert(), [storable({"run_id": run_id, **r}) for r in rows])
 
+    def put_outputs(self, rows: list[dict], replace: bool = False) -> None:
+        """Cache rows; a key already there is kept (two sessions computing one output agree on it),
+        or replaced with ``replace`` (``--speechlab-cache refresh``)."""
+        if not rows:
+            return
+        rows = [storable({**r, "created_at": now()}) for r in rows]
+        table = self.t["outputs"]
+        if self.engine.dialect.name in ("sqlite", "postgresql"):
+            from importlib import import_module
+
+            insert = import_module(f"sqlalchemy.dialects.{self.engine.dialect.name}").insert(table)
+            statement = (insert.on_conflict_do_update(index_elements=["key"], set_={
+                c: insert.excluded[c] for c in rows[0] if c != "key"}) if replace
+                else insert.on_conflict_do_nothing(index_elements=["key"]))
+            with self.engine.begin() as conn:
+                conn.execute(statement, rows)
+            return
+        with self.engine.begin() as conn:  # other databases: one row at a time
+            for row in rows:
+                existing = conn.execute(self.sa.select(table.c.key).where(table.c.key == row["key"])).first()
+                if existing and replace:
+                    conn.execute(table.delete().where(table.c.key == row["key"]))
+                if not existing or replace:
+                    conn.execute(table.insert(), [row])
+
     # -- reading -----------------------------------------------------------------------------
+
+    def outputs(self, keys: list[str]) -> dict[str, dict]:
+        """Cached outputs by key (a database written before the cache existed has none)."""
+        table = self.t["outputs"]
+        found: dict[str, dict] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            try:
+                rows = self._query(self.sa.select(table).where(table.c.key.in_(chunk)))
+            except SpeechlabError:
+                if self.read_only:  # an older schema read as it is
+                    return {}
+                raise
+            found.update({r["key"]: r for r in rows})
+        return found
 
     def _query(self, query) -> list[dict]:
         """Rows of a read; a damaged database or a lost server is a SpeechlabError, not a traceback."""

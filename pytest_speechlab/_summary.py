@@ -79,7 +79,7 @@ def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable 
     results = list(results)
     repeated = any(r.nondeterminism_rate is not None for r in results)
     header = ["model", "dataset", "utts", "audio s", "WER", "WER 95% CI", "CER", "S/D/I", "halluc",
-              "halluc 95% CI", "RTF", "RTFx", "threads", "load s", "loads", "errors"] + (["nondet"] if repeated else [])
+              "halluc 95% CI", "RTF", "RTFx", "threads", "load s", "loads", "cached", "errors"] + (["nondet"] if repeated else [])
     rows = []
     for r in results:
         words = r.words
@@ -97,6 +97,7 @@ def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable 
             _num(r.rtf), _num(r.rtfx, ".1f"), str(r.environment.get("threads", "-")),
             _num(r.load_seconds, ".2f"),
             str(model.load_count) if model else "-",
+            f"{r.cached_count}/{len(r.processed)}",
             str(len(r.errors)),
         ] + ([_num(r.nondeterminism_rate)] if repeated else []))
     lines = format_table(header, rows, width=width)
@@ -105,6 +106,19 @@ def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable 
                  "non-speech clips are not scored. S/D/I: substitutions/deletions/insertions. halluc: "
                  "utterances with a hallucination finding, Wilson 95% interval. RTF excludes model load and "
                  "one warm-up call.")
+    cached = [r for r in results if r.cached_count]
+    if cached:
+        total = sum(r.cached_count for r in results)
+        computed = sum(r.computed_count for r in results)
+        lines.append(f"inference cache: {total} outputs from the cache, {computed} computed. Cached outputs keep "
+                     "the timing measured when they were computed; speed checks use a sample re-timed here:")
+        for r in cached:
+            runs = sorted({str((u.cached or {}).get("run_id"))[:8] for u in r.utterances if u.cached})
+            cpus = sorted({str((u.cached or {}).get("cpu")) for u in r.utterances if u.cached})
+            retimed = r.retimed or {}
+            lines.append(f"  {r.model} on {r.dataset}: {r.cached_count} cached (runs {', '.join(runs)}; "
+                         f"{', '.join(cpus)}), RTF {_num(r.rtf)} as cached; re-timed here on "
+                         f"{retimed.get('utterances', 0)} utterances: RTF {_num(retimed.get('rtf'))}")
     machines = {(r.environment.get("cpu"), r.environment.get("cpu_count"), r.environment.get("device"),
                  r.environment.get("python")) for r in results}
     for cpu, count, device, python in sorted(machines, key=str):

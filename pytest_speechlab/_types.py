@@ -134,3 +134,4 @@ class Output:
     skipped: str = ""  # why the utterance was not run although its input is fine
     repeats: tuple[Transcript, ...] = ()  # further runs with --speechlab-repeat, untimed
     notes: tuple[str, ...] = ()  # what the runner had to do to the model's output (truncated, repaired)
+    cached: dict | None = None  # from the inference cache: the run, CPU and time its timing was measured

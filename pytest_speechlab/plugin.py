@@ -90,6 +90,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(auto picks by whether output is a terminal).",
     )
     group.addoption(
+        "--speechlab-cache", choices=("on", "off", "refresh", "read-only"), default=None,
+        help="the inference cache (in the results database): on (default: reuse outputs, store new "
+        "ones), off, refresh (recompute and replace), read-only (reuse, never write); "
+        "default: [tool.speechlab] cache.",
+    )
+    group.addoption(
         "--speechlab-tts-judge", metavar="NAME", default=None,
         help="ASR model that transcribes synthesized speech for TTS intelligibility; "
         "default: [tool.speechlab.tts] judge, else faster-whisper/tiny.en.",
@@ -129,6 +135,7 @@ class SpeechlabSession:
         self.baseline_run: str | None = None
         self.gate_issues: list[str] | None = None
         self._gate_judged = False
+        self._cache = None
         self.outcomes: list[dict] = []
         from ._report import AudioBudget
         from ._runner import ModelPool, Runner
@@ -318,12 +325,41 @@ class SpeechlabSession:
                 flush()
 
         with self._progress(f"{transcriber.name} x {dataset_name}", len(utterances)) as progress:
-            self.runner.run(transcriber, utterances, on_output=on_output)
+            self.runner.run(transcriber, utterances, on_output=on_output, cache=self.output_cache())
         flush()
+        order = {u.id: i for i, u in enumerate(utterances)}  # cached outputs arrive first: keep the set's order
+        scored.sort(key=lambda u: order.get(u.utterance.id, len(order)))
         result = EvalResult(subject.name, dataset_name, normalizer.label, scored, errors,
                             model_info=info, load_seconds=subject.load_seconds, environment=env)
+        if adjust is None and result.cached_count:
+            result.retimed = self._retime(transcriber, result)
         self._write("record_aggregate", subject.name, dataset_name, aggregate_metrics(result), result.environment)
         return result
+
+    def output_cache(self):
+        """The inference cache of this session (None without a results database, or when off)."""
+        if self._cache is None:
+            from ._cache import OutputCache
+            from ._runner import cpu_name
+            import platform
+
+            mode = self.config.option.speechlab_cache or self.settings.cache
+            self._cache = OutputCache(self.store if mode != "off" else None, mode, self.run_id,
+                                      {"cpu": cpu_name(), "host": platform.node()})
+        return self._cache if self._cache.store is not None else None
+
+    def _retime(self, transcriber, result) -> dict:
+        """Speed is never judged on cached timings alone: a deterministic sample of the utterances
+        (``[tool.speechlab] retime``, default 20, or all when fewer) is timed again here."""
+        import hashlib
+
+        processed = [u.utterance for u in result.processed]
+        sample = sorted(processed, key=lambda u: hashlib.sha256(u.id.encode("utf-8", "surrogatepass")).hexdigest())
+        sample = sample[: self.settings.retime]
+        with self._progress(f"{transcriber.name} x {result.dataset} (re-timing {len(sample)} cached)", len(sample)):
+            count, audio, seconds = self.runner.retime(transcriber, sample)
+        return {"utterances": count, "audio_seconds": audio, "processing_seconds": seconds,
+                "rtf": seconds / audio if audio else None}
 
     # -- TTS and chat ----------------------------------------------------------------------------
 
@@ -444,7 +480,7 @@ class SpeechlabSession:
             return None
 
     def evaluate_chat(self, loaded, ref: str):
-        from ._chat import ChatEval, score_chat
+        from ._chat import ChatEval, chat_metrics, chat_utterance_rows, score_chat
         from ._normalize import get_normalizer
 
         key = (loaded.name, ref)  # the prompt set is named by its reference
@@ -468,7 +504,18 @@ class SpeechlabSession:
                     item.relevance = float(np.dot(q, a) / (np.linalg.norm(q) * np.linalg.norm(a) or 1.0))
             self.chat_evals[key] = ChatEval(loaded.name, prompts.name, items, prompts.errors,
                                             judge.name if judge else None, loaded.info, loaded.load_seconds)
+            self._record_chat(loaded, prompts.name, chat_utterance_rows(self.chat_evals[key]),
+                              chat_metrics(self.chat_evals[key]))
         return self.chat_evals[key]
+
+    def _record_chat(self, loaded, name: str, rows: list[dict], metrics: dict) -> None:
+        """Chat and spoken-pipeline results go to the results database like ASR and TTS results."""
+        from ._runner import environment
+
+        self._open_store()
+        self._write("record_model", loaded.info, loaded.load_seconds)
+        self._write("record_utterances", loaded.name, name, rows)
+        self._write("record_aggregate", loaded.name, name, metrics, environment(loaded))
 
     def spoken_questions(self, loaded, ref: str):
         """TTS speaks each ``spoken`` prompt, the ASR judge transcribes it, the chat model answers."""
@@ -513,6 +560,10 @@ class SpeechlabSession:
             item.spoken = score_chat(self.runner.respond(loaded, prompt.id, messages), prompt, normalizer)
             items.append(item)
         self.chat_evals[key] = SpokenEval(loaded.name, tts.name, asr.name, items)
+        from ._chat import spoken_metrics, spoken_utterance_rows
+
+        self._record_chat(loaded, f"{ref} (spoken: {tts.name} -> {asr.name})",
+                          spoken_utterance_rows(self.chat_evals[key]), spoken_metrics(self.chat_evals[key]))
         return self.chat_evals[key]
 
     def compare_runtimes(self, dataset):
@@ -621,7 +672,7 @@ class SpeechlabSession:
                     fh.write(text)
             except OSError as exc:
                 self.report_problems.append(f"$GITHUB_STEP_SUMMARY: not written ({type(exc).__name__}: {exc})")
-        if option.speechlab_benchmark_json and results:
+        if option.speechlab_benchmark_json and (results or chats):
             from ._runner import cpu_name
             import platform
 
@@ -629,7 +680,7 @@ class SpeechlabSession:
                        "python_version": platform.python_version(), "system": platform.system(),
                        "release": platform.release(), "cpu": {"brand_raw": cpu_name(), "count": os.cpu_count()}}
             self._write_report("--speechlab-benchmark-json", option.speechlab_benchmark_json,
-                               json.dumps(storable(benchmark_json(results, grades, machine)), indent=2))
+                               json.dumps(storable(benchmark_json(results, grades, machine, chats)), indent=2))
         if option.speechlab_json:
             meta = {"run_id": self.run_id, "args": redact_args(list(self.config.invocation_params.args))}
             self._write_report("--speechlab-json", option.speechlab_json,
@@ -727,6 +778,8 @@ def aggregate_metrics(result) -> dict:
         "nonspeech_hallucination_rate": result.nonspeech_hallucination_rate,
         "insertion_rate": result.insertion_rate, "findings_by_kind": result.findings_by_kind,
         "nondeterminism_rate": result.nondeterminism_rate, "normalizer": result.normalizer,
+        "cached": result.cached_count, "computed": result.computed_count, "retimed": result.retimed,
+        "speed_rtf": result.speed_rtf,
     }
 
 

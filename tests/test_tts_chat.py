@@ -263,3 +263,30 @@ def test_tts_ids_never_become_paths_outside_the_audio_folder(tts_chat_project, t
     assert len(files) == 4 and all(f.parent == folder and f.suffix == ".wav" for f in files)
     assert not outside.exists() and not outside.with_suffix(".wav").exists()
     assert not (folder.parent / "escaped.wav").exists()
+
+
+def test_chat_and_spoken_results_reach_the_database_show_and_the_benchmark_json(tts_chat_project, monkeypatch):
+    from click.testing import CliRunner
+
+    from pytest_speechlab._cli import main as speechlab
+    from pytest_speechlab._store import Store
+
+    db = tts_chat_project.path / "results.db"
+    result = tts_chat_project.runpytest("suites/test_chat.py", "--speechlab-db", str(db), "--speechlab-model",
+                                        "fake/chat", "--speechlab-benchmark-json", "bench.json")
+    result.assert_outcomes(passed=4, skipped=1)
+    store = Store(f"sqlite:///{db}", read_only=True)
+    run_id = store.resolve("latest")
+    rows = {(r["dataset"], r["utterance_id"]): r for r in store.utterances(run_id, "fake/chat")}
+    assert rows[("prompts.jsonl", "cat")]["hypothesis"].strip() == "A cat on a mat."
+    assert rows[("prompts.jsonl", "cat")]["note"].startswith("passed")
+    spoken = [k for k in rows if k[0].startswith("prompts.jsonl (spoken: fake/tts -> fake/perfect)")]
+    assert len(spoken) == 2
+    metrics = {a["dataset"]: a["metrics"] for a in store.run(run_id)["aggregates"]}
+    assert metrics["prompts.jsonl"]["pass_rate"] == 1.0 and metrics["prompts.jsonl"]["task"] == "chat"
+    shown = CliRunner().invoke(speechlab, ["--db", str(db), "show", "latest"]).output
+    assert "chat fake/chat on prompts.jsonl: answered 2/2, pass 2/2 [0.34-1.00]" in shown
+    assert "spoken fake/chat on prompts.jsonl (spoken: fake/tts -> fake/perfect): 2 prompts; ok 2" in shown
+    bench = json.loads((tts_chat_project.path / "bench.json").read_text())["benchmarks"]
+    chat = next(b for b in bench if b["name"] == "speechlab-chat[fake/chat-prompts.jsonl]")
+    assert chat["extra_info"]["pass_rate"] == 1.0 and chat["stats"]["rounds"] == 2

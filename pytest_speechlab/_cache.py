@@ -1,0 +1,136 @@
+"""The inference cache: a model's output for an input, kept so that an unchanged model on an
+unchanged set is not run again, and a killed session resumes where it stopped.
+
+An output is determined by the model's identity, the input and the repeat index, so that is the
+key. The model: its plugin and backend, every load and decode parameter it was registered or
+declared with, and what the backend reports of itself (version, weights digest, dtype, device,
+decode settings as applied). The input: the audio file's content digest and the transform to the
+model's input (target rate, resampler and its version). Scoring (normalizer, detectors,
+thresholds) is not part of it: a cached output is scored again, so a changed normalizer applies.
+
+The outputs live in the results database (table ``outputs``): one place to configure, runners that
+share a PostgreSQL database share outputs, and a session killed half-way has already written what it
+computed. A cached output keeps the timing measured when it was computed, with the run and the
+machine; reports say how many outputs came from the cache, and speed checks re-time a sample here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from ._types import Output, Segment, Transcript, Utterance
+
+MODES = ("on", "off", "refresh", "read-only")
+RESAMPLER = "soxr HQ"
+# info() keys that describe a run, not the output: where the weights sit, how many threads time it
+VOLATILE_INFO = ("name", "weights_path", "threads", "languages")
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def model_identity(loaded) -> dict:
+    spec = loaded.spec
+    info = {k: v for k, v in loaded.info.items() if k not in VOLATILE_INFO and k not in ("task", "params")}
+    return {"plugin": spec.plugin, "backend": spec.backend, "weights": spec.weights, "params": spec.params, "info": info}
+
+
+@lru_cache(maxsize=1)
+def _resampler_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{RESAMPLER} (soxr {version('soxr')})"
+    except PackageNotFoundError:  # pragma: no cover
+        return RESAMPLER
+
+
+def file_digest(path: str, chunk: int = 1 << 20) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def output_key(model: dict, audio_digest: str, rate: int, repeat: int) -> str:
+    return _digest({"model": model, "input": {"audio_sha256": audio_digest, "rate": rate,
+                                              "resampler": _resampler_version()}, "repeat": repeat})
+
+
+def transcript_to_json(t: Transcript) -> dict:
+    return {"text": t.text, "language": t.language, "extra": json.loads(json.dumps(t.extra, default=str)),
+            "segments": [[s.start, s.end, s.text, s.avg_logprob, s.no_speech_prob, s.compression_ratio, s.temperature]
+                         for s in t.segments]}
+
+
+def transcript_from_json(data: dict) -> Transcript:
+    return Transcript(data["text"], tuple(Segment(*s) for s in data.get("segments") or ()),
+                      data.get("language"), data.get("extra") or {})
+
+
+@dataclass
+class OutputCache:
+    """Reads and writes model outputs for one session, in the mode given."""
+
+    store: Any  # a Store, or None (no database: nothing is cached)
+    mode: str = "on"
+    run_id: str | None = None
+    machine: dict | None = None
+
+    @property
+    def reads(self) -> bool:
+        return self.store is not None and self.mode in ("on", "read-only")
+
+    @property
+    def writes(self) -> bool:
+        return self.store is not None and self.mode in ("on", "refresh")
+
+    def keys(self, loaded, utterances: list[Utterance], repeats: int) -> dict[str, list[str]]:
+        """utterance id -> its keys (one per repeat index); an unreadable file has none (the runner
+        reports it)."""
+        model = model_identity(loaded)
+        rate = getattr(loaded.instance, "sample_rate", 16000)
+        out = {}
+        for utt in utterances:
+            digest = file_digest(utt.audio_path)
+            if digest is not None:
+                out[utt.id] = [output_key(model, digest, rate, i) for i in range(repeats)]
+        return out
+
+    def lookup(self, keys: dict[str, list[str]], utterances: list[Utterance]) -> dict[str, Output]:
+        """The outputs this cache has for every repeat of an utterance."""
+        if not self.reads or not keys:
+            return {}
+        found = self.store.outputs([k for ks in keys.values() for k in ks])
+        hits = {}
+        for utt in utterances:
+            records = [found.get(k) for k in keys.get(utt.id, ())]
+            if not records or any(r is None for r in records):
+                continue
+            first = records[0]
+            hits[utt.id] = Output(
+                utt, transcript_from_json(first["transcript"]), first["processing_seconds"], first["audio_seconds"],
+                repeats=tuple(transcript_from_json(r["transcript"]) for r in records[1:]),
+                notes=tuple(first.get("notes") or ()),
+                cached={"run_id": first.get("run_id"), "cpu": first.get("cpu"), "measured_at": first.get("created_at")})
+        return hits
+
+    def rows(self, model: str, output: Output, keys: list[str]) -> list[dict]:
+        """The rows to write for a computed output (none for an error or a skip: never cached)."""
+        if not self.writes or output.transcript is None or output.error is not None or not keys:
+            return []
+        transcripts = [output.transcript, *output.repeats]
+        machine = self.machine or {}
+        return [{"key": key, "model": model, "utterance_id": output.utterance.id,
+                 "transcript": transcript_to_json(t), "processing_seconds": output.processing_seconds if i == 0 else None,
+                 "audio_seconds": output.audio_seconds, "notes": list(output.notes), "run_id": self.run_id,
+                 "cpu": machine.get("cpu"), "host": machine.get("host")}
+                for i, (key, t) in enumerate(zip(keys, transcripts))]
