@@ -96,6 +96,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "default: [tool.speechlab] cache.",
     )
     group.addoption(
+        "--speechlab-retime", metavar="N", type=int, default=None,
+        help="when an evaluation's outputs come from the inference cache, time N of its utterances again "
+        "here for the speed checks (at least 1); default: [tool.speechlab] retime, else 20.",
+    )
+    group.addoption(
         "--speechlab-tts-judge", metavar="NAME", default=None,
         help="ASR model that transcribes synthesized speech for TTS intelligibility; "
         "default: [tool.speechlab.tts] judge, else faster-whisper/tiny.en.",
@@ -144,6 +149,9 @@ class SpeechlabSession:
 
         self.pool = ModelPool()
         self.runner = Runner(repeats=config.option.speechlab_repeat, timeout=self.settings.utterance_timeout)
+        self.retime = config.option.speechlab_retime or self.settings.retime
+        if self.retime < 1:
+            raise SpeechlabError("--speechlab-retime must be at least 1: speed is never judged on cached timings alone")
         self.min_grade = config.option.speechlab_min_grade or self.settings.grades.min_grade
         if self.min_grade is not None:
             from ._grading import check_grade_name
@@ -355,7 +363,7 @@ class SpeechlabSession:
 
         processed = [u.utterance for u in result.processed]
         sample = sorted(processed, key=lambda u: hashlib.sha256(u.id.encode("utf-8", "surrogatepass")).hexdigest())
-        sample = sample[: self.settings.retime]
+        sample = sample[: self.retime]
         with self._progress(f"{transcriber.name} x {result.dataset} (re-timing {len(sample)} cached)", len(sample)):
             count, audio, seconds = self.runner.retime(transcriber, sample)
         return {"utterances": count, "audio_seconds": audio, "processing_seconds": seconds,
