@@ -417,7 +417,9 @@ class SpeechlabSession:
                 timing[item.id] = out.seconds
 
         def synthesis_timing(output):
-            return dataclasses.replace(output, processing_seconds=timing[output.utterance.id])
+            # the timing is this session's synthesis; only the judge's transcript may be a cached one
+            notes = output.notes + (("judge transcript from the inference cache",) if output.cached else ())
+            return dataclasses.replace(output, processing_seconds=timing[output.utterance.id], cached=None, notes=notes)
 
         env = {**environment(loaded), "judge": judge.name,
                "timing": "synthesis timed per text; load and one warm-up call excluded"}

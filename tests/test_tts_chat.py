@@ -290,3 +290,16 @@ def test_chat_and_spoken_results_reach_the_database_show_and_the_benchmark_json(
     bench = json.loads((tts_chat_project.path / "bench.json").read_text())["benchmarks"]
     chat = next(b for b in bench if b["name"] == "speechlab-chat[fake/chat-prompts.jsonl]")
     assert chat["extra_info"]["pass_rate"] == 1.0 and chat["stats"]["rounds"] == 2
+
+
+def test_a_tts_rerun_times_its_synthesis_even_when_the_judge_transcripts_are_cached(tts_chat_project):
+    args = ("suites/test_tts.py", "--speechlab-db", str(tts_chat_project.path / "r.db"), "--speechlab-model", "fake/tts")
+    tts_chat_project.runpytest(*args).assert_outcomes(passed=5, skipped=1)
+    again = tts_chat_project.runpytest(*args)
+    again.assert_outcomes(passed=5, skipped=1)  # the RTF test judges this session's synthesis
+    assert "inference cache:" not in again.stdout.str()
+    from pytest_speechlab._store import Store
+
+    store = Store(f"sqlite:///{tts_chat_project.path / 'r.db'}", read_only=True)
+    notes = [r["note"] or "" for r in store.utterances(store.resolve("latest"))]
+    assert notes and all("judge transcript from the inference cache" in n for n in notes)
