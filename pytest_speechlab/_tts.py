@@ -151,13 +151,16 @@ def audio_file_name(index: int, item_id: str) -> str:
 
 
 def write_wav(folder: Path, name: str, audio) -> Path:
+    import numpy as np
     import soundfile as sf
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     if path.resolve().parent != folder.resolve():  # audio_file_name never does this; refuse anyway
         raise SpeechlabError(f"refusing to write synthesized audio outside {folder}: {name!r}")
-    sf.write(path, audio.samples, audio.sample_rate, subtype="FLOAT")
+    # 24-bit PCM, not float: libsndfile stamps float WAV files with the time of writing (a PEAK
+    # chunk), so the same audio would never have the same content digest (the inference cache's key)
+    sf.write(path, np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, subtype="PCM_24")
     return path
 
 
