@@ -24,13 +24,14 @@ class Progress:
         write_line: Callable[[str], None],
         suspend: Callable[[], ContextManager] = contextlib.nullcontext,
         new_line: Callable[[], None] = lambda: None,
+        resume: Callable[[], None] = lambda: None,
         width: int | None = None,
     ) -> None:
         from ._text import terminal
 
         self.label, self.total, self.mode = terminal(label, one_line=True), total, mode
         self.write_line, self.suspend = write_line, suspend
-        self.new_line, self.width = new_line, width
+        self.new_line, self.resume, self.width = new_line, resume, width
         self.done = 0
         self.audio_seconds = 0.0
         self.start = self.last = time.monotonic()
@@ -84,3 +85,6 @@ class Progress:
         if self._bar is not None:
             with self.suspend():
                 self._bar.stop()
+        if self.mode != "off":
+            with self.suspend():
+                self.resume()  # pytest's "file.py" prefix again, for the result letter that follows

@@ -141,6 +141,7 @@ class SpeechlabSession:
         self.gate_issues: list[str] | None = None
         self._gate_judged = False
         self._cache = None
+        self.current_nodeid: str | None = None
         self.outcomes: list[dict] = []
         from ._report import AudioBudget
         from ._runner import ModelPool, Runner
@@ -604,6 +605,9 @@ class SpeechlabSession:
 
     # -- hooks of this session's plugin object (registered in pytest_configure) -----------------
 
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        self.current_nodeid = nodeid  # the progress display gives pytest's line back to this test
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.run_id is not None and (report.when == "call" or report.outcome != "passed"):
             message = None if report.passed else str(report.longrepr)[-2000:]
@@ -768,6 +772,8 @@ class SpeechlabSession:
             label, total, mode=mode, write_line=(reporter.write_line if reporter else print),
             suspend=capman.global_and_fixture_disabled if capman else contextlib.nullcontext,
             new_line=reporter.ensure_newline if reporter else (lambda: None),
+            resume=(lambda: reporter.write_fspath_result(self.current_nodeid, "")) if reporter and self.current_nodeid
+            and reporter.verbosity <= 0 else (lambda: None),
             width=reporter._tw.fullwidth if reporter is not None and hasattr(reporter, "_tw") else None,
         )
 
