@@ -5,6 +5,7 @@ The public API. Importing it is cheap: no model backend, numpy or normalizer is 
 from ._assertions import SpeechlabAssertionError, check_below, check_grade, check_no_input_errors
 from ._config import SpeechlabConfig, load_config
 from ._dataset import Dataset, load_dataset
+from ._engine import Engine, evaluate_models
 from ._grading import Grade, GradePolicy, grade_model
 from ._hallucination import Finding, HallucinationConfig
 from ._hookspecs import hookimpl, hookspec
@@ -42,6 +43,7 @@ __all__ = [
     "Dataset",
     "DatasetSpec",
     "EditCounts",
+    "Engine",
     "EvalResult",
     "Finding",
     "Grade",
@@ -71,6 +73,7 @@ __all__ = [
     "check_grade",
     "check_no_input_errors",
     "evaluate",
+    "evaluate_models",
     "get_normalizer",
     "grade_model",
     "hookimpl",

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from ._config import SpeechlabConfig, load_config
+from ._config import load_config
+from ._engine import Engine
 from ._text import redact, redact_args, storable, terminal
 from ._types import SpeechlabError
 
@@ -118,64 +119,54 @@ def _pyproject(config: pytest.Config) -> Path:
     return config.rootpath / "pyproject.toml"
 
 
-class SpeechlabSession:
-    """Everything that lives for one pytest session: registry, built models, evaluation results."""
+class SpeechlabSession(Engine):
+    """The engine as one pytest session sees it: selection from options and ini values, progress on
+    pytest's terminal, the regression gate, TTS/chat orchestration, reports, and the hooks that record
+    test outcomes."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.settings: SpeechlabConfig = load_config(_pyproject(config))
-        self._registry = None
-        self._datasets: dict[str, Any] = {}
-        self.results: dict[tuple[str, str], Any] = {}
+        option = config.option
+        settings = load_config(_pyproject(config))
+        super().__init__(settings, config.rootpath, db_url=None if option.speechlab_no_db else self._configured_db(settings),
+                         repeats=option.speechlab_repeat, cache_mode=option.speechlab_cache,
+                         retime=option.speechlab_retime, args=list(config.invocation_params.args))
         self.comparisons: dict[tuple[str, str], Any] = {}
         self.runtime_comparisons: dict[str, Any] = {}  # dataset -> [RuntimeComparison] or a reason
-        self.tts_evals: dict[tuple[str, str], Any] = {}
         self.chat_evals: dict[tuple[str, str], Any] = {}
-        self.store = None  # opened at the first evaluation
-        self.run_id: str | None = None
-        self.store_problem: str | None = None
-        self.notices: list[str] = []
         self.report_problems: list[str] = []
         self.baseline_store = None
         self.baseline_run: str | None = None
         self.gate_issues: list[str] | None = None
         self._gate_judged = False
-        self._cache = None
         self.current_nodeid: str | None = None
         self.outcomes: list[dict] = []
         from ._report import AudioBudget
-        from ._runner import ModelPool, Runner
 
         self.audio_budget = AudioBudget()
-
-        self.pool = ModelPool()
-        self.runner = Runner(repeats=config.option.speechlab_repeat, timeout=self.settings.utterance_timeout)
-        self.retime = config.option.speechlab_retime or self.settings.retime
-        if self.retime < 1:
-            raise SpeechlabError("--speechlab-retime must be at least 1: speed is never judged on cached timings alone")
         self.min_grade = config.option.speechlab_min_grade or self.settings.grades.min_grade
         if self.min_grade is not None:
             from ._grading import check_grade_name
 
             check_grade_name(self.min_grade, "--speechlab-min-grade")
 
-    @property
-    def registry(self):
-        if self._registry is None:
-            from ._registry import build_registry, make_plugin_manager
+    def _configured_db(self, settings) -> str:
+        """--speechlab-db, else $SPEECHLAB_DB (keeps a password out of the command line), else
+        [tool.speechlab] db, else .speechlab/results.db under the rootdir."""
+        from ._store import default_url, normalize_url
 
-            # conftest.py files and pytest plugins that implement speechlab hooks take part too,
-            # so a team can register a local model without packaging it.
-            local = [
-                plugin for plugin in self.config.pluginmanager.get_plugins()
-                if hasattr(plugin, "speechlab_register_models") or hasattr(plugin, "speechlab_register_datasets")
-            ]
-            registry = build_registry(make_plugin_manager(local))
-            registry.add_variants(self.settings.variants, self.settings.source)
-            for absent in self.settings.check_models(set(registry.models)):
-                warnings.warn(absent, stacklevel=2)
-            self._registry = registry
-        return self._registry
+        root = self.config.rootpath
+        configured = self.config.option.speechlab_db or os.environ.get("SPEECHLAB_DB") or settings.db
+        return normalize_url(configured, root) if configured else default_url(root)
+
+    def build_registry(self, extra_plugins=()):
+        # conftest.py files and pytest plugins that implement speechlab hooks take part too,
+        # so a team can register a local model without packaging it.
+        local = [
+            plugin for plugin in self.config.pluginmanager.get_plugins()
+            if hasattr(plugin, "speechlab_register_models") or hasattr(plugin, "speechlab_register_datasets")
+        ]
+        return super().build_registry(local)
 
     def selected_models(self, task: str | None = None) -> list[str]:
         """The selected models (of one task when given). ASR defaults to DEFAULT_MODELS when nothing
@@ -194,68 +185,6 @@ class SpeechlabSession:
         if ini:
             return [ref if ref in self.registry.datasets else str(self.config.rootpath / ref) for ref in ini]
         return list(DEFAULT_DATASETS)
-
-    def dataset(self, ref: str):
-        if ref not in self._datasets:
-            from ._dataset import load_dataset
-
-            spec = self.registry.datasets.get(ref)
-            if spec:
-                self._datasets[ref] = load_dataset(spec.path, name=ref)
-            else:  # named relative to the rootdir, so that runs from other folders compare
-                path = Path(ref).resolve()
-                root = self.config.rootpath
-                self._datasets[ref] = load_dataset(path, name=str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
-        return self._datasets[ref]
-
-    def thresholds(self, model: str) -> dict[str, float]:
-        base = self.registry.model(model).base
-        return {metric: self.settings.threshold(metric, model, base) for metric in self.settings.thresholds}
-
-    # -- the results database ------------------------------------------------------------------
-
-    def _open_store(self) -> None:
-        """Open the store and start this run's row, once; a database problem warns, never stops."""
-        if self.store is not None or self.store_problem or self.config.option.speechlab_no_db:
-            return
-        from ._store import Store, run_metadata
-
-        try:
-            store = Store(self.db_url())
-            from ._normalize import get_normalizer
-
-            self.run_id = store.start_run(run_metadata(self.config.rootpath, get_normalizer(self.settings.normalizer).label, {
-                "models": self.selected_models(), "datasets": self.selected_datasets(),
-                "args": redact_args(list(self.config.invocation_params.args)),
-            }))
-            self.store = store
-        except Exception as exc:  # noqa: BLE001
-            self._store_failed(exc)
-
-    def db_url(self) -> str:
-        """--speechlab-db, else $SPEECHLAB_DB (keeps a password out of the command line), else
-        [tool.speechlab] db, else .speechlab/results.db under the rootdir."""
-        from ._store import default_url, normalize_url
-
-        root = self.config.rootpath
-        configured = self.config.option.speechlab_db or os.environ.get("SPEECHLAB_DB") or self.settings.db
-        return normalize_url(configured, root) if configured else default_url(root)
-
-    def _store_failed(self, exc: BaseException) -> None:
-        self.store, self.store_problem = None, redact(f"results database not written: {type(exc).__name__}: {exc}")
-        warnings.warn(self.store_problem, stacklevel=2)
-
-    def _write(self, method: str, *args) -> None:
-        if self.store is not None:
-            from ._store import RowsRejected
-
-            try:
-                getattr(self.store, method)(self.run_id, *args)
-            except RowsRejected as exc:  # the other rows were written: keep recording
-                self.notices.append(redact(str(exc)))
-                warnings.warn(self.notices[-1], stacklevel=2)
-            except Exception as exc:  # noqa: BLE001
-                self._store_failed(exc)
 
     # -- the regression gate ---------------------------------------------------------------------
 
@@ -298,78 +227,6 @@ class SpeechlabSession:
             self.notices.append(redact(f"regression comparison: {problem}"))
             self.config.issue_config_time_warning(UserWarning(self.notices[-1]), stacklevel=2)
 
-    def evaluate(self, loaded, dataset) -> Any:
-        key = (loaded.name, dataset.name)
-        if key not in self.results:
-            from ._runner import environment
-
-            self.results[key] = self._scored_run(
-                loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors), environment(loaded))
-        return self.results[key]
-
-    def _scored_run(self, subject, transcriber, dataset_name: str, utterances, errors, env, adjust=None, info=None):
-        """Run ``transcriber`` over ``utterances``, score each output as it comes, record it in batches.
-        ``subject`` is the model the result is about (the transcriber itself, or a TTS model whose
-        audio a judge transcribes; ``info`` then adds the judge's identity); ``adjust`` may rewrite
-        each output first (the TTS timing)."""
-        info = info or subject.info
-        from ._metrics import EvalResult, score_output
-        from ._normalize import get_normalizer
-        from ._store import Store, utterance_row
-
-        self._open_store()
-        self._write("record_model", info, subject.load_seconds)
-        normalizer = get_normalizer(self.settings.normalizer)
-        scored, pending = [], []
-
-        def flush() -> None:
-            self._write("record_utterances", subject.name, dataset_name, list(pending))
-            pending.clear()
-
-        def on_output(output) -> None:
-            progress.advance(output.audio_seconds)
-            scored.append(score_output(adjust(output) if adjust else output, normalizer, self.settings.hallucination))
-            pending.append(utterance_row(scored[-1]))
-            if len(pending) >= Store.BATCH:
-                flush()
-
-        with self._progress(f"{transcriber.name} x {dataset_name}", len(utterances)) as progress:
-            self.runner.run(transcriber, utterances, on_output=on_output, cache=self.output_cache())
-        flush()
-        order = {u.id: i for i, u in enumerate(utterances)}  # cached outputs arrive first: keep the set's order
-        scored.sort(key=lambda u: order.get(u.utterance.id, len(order)))
-        result = EvalResult(subject.name, dataset_name, normalizer.label, scored, errors,
-                            model_info=info, load_seconds=subject.load_seconds, environment=env)
-        if adjust is None and result.cached_count:
-            result.retimed = self._retime(transcriber, result)
-        self._write("record_aggregate", subject.name, dataset_name, aggregate_metrics(result), result.environment)
-        return result
-
-    def output_cache(self):
-        """The inference cache of this session (None without a results database, or when off)."""
-        if self._cache is None:
-            from ._cache import OutputCache
-            from ._runner import cpu_name
-            import platform
-
-            mode = self.config.option.speechlab_cache or self.settings.cache
-            self._cache = OutputCache(self.store if mode != "off" else None, mode, self.run_id,
-                                      {"cpu": cpu_name(), "host": platform.node()})
-        return self._cache if self._cache.store is not None else None
-
-    def _retime(self, transcriber, result) -> dict:
-        """Speed is never judged on cached timings alone: a deterministic sample of the utterances
-        (``[tool.speechlab] retime``, default 20, or all when fewer) is timed again here."""
-        import hashlib
-
-        processed = [u.utterance for u in result.processed]
-        sample = sorted(processed, key=lambda u: hashlib.sha256(u.id.encode("utf-8", "surrogatepass")).hexdigest())
-        sample = sample[: self.retime]
-        with self._progress(f"{transcriber.name} x {result.dataset} (re-timing {len(sample)} cached)", len(sample)):
-            count, audio, seconds = self.runner.retime(transcriber, sample)
-        return {"utterances": count, "audio_seconds": audio, "processing_seconds": seconds,
-                "rtf": seconds / audio if audio else None}
-
     # -- TTS and chat ----------------------------------------------------------------------------
 
     def text_set(self, ref: str):
@@ -400,7 +257,7 @@ class SpeechlabSession:
         judge = self.tts_judge()
         claims = bool(getattr(loaded.instance, "deterministic", False))
         utterances, timing, problems, differing, errors = [], {}, {}, [], list(texts.errors)
-        with self._progress(f"{loaded.name} x {texts.name} (synthesis)", len(texts.items)) as progress:
+        with self.progress(f"{loaded.name} x {texts.name} (synthesis)", len(texts.items)) as progress:
             for item in texts.items:
                 out = self.runner.synthesize(loaded, item.id, item.text, repeat=claims)
                 if out.error:
@@ -424,7 +281,7 @@ class SpeechlabSession:
 
         env = {**environment(loaded), "judge": judge.name,
                "timing": "synthesis timed per text; load and one warm-up call excluded"}
-        result = self._scored_run(loaded, judge, texts.name, utterances, errors, env, adjust=synthesis_timing,
+        result = self.scored_run(loaded, judge, texts.name, utterances, errors, env, adjust=synthesis_timing,
                                   info={**loaded.info, "judge": judge.info})
         self.results[key] = result
         self.tts_evals[key] = TTSEval(result, judge.name, claims, problems, differing, errors, str(folder))
@@ -499,7 +356,7 @@ class SpeechlabSession:
             prompts = self.prompt_set(ref)
             normalizer = get_normalizer(self.settings.normalizer)
             items = []
-            with self._progress(f"{loaded.name} x {prompts.name}", len(prompts.prompts)) as progress:
+            with self.progress(f"{loaded.name} x {prompts.name}", len(prompts.prompts)) as progress:
                 for prompt in prompts.prompts:
                     items.append(score_chat(self.runner.respond(loaded, prompt.id, list(prompt.messages)),
                                             prompt, normalizer))
@@ -617,13 +474,7 @@ class SpeechlabSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         # The run is finished in the database before any report is written: a report that cannot be
         # written must not leave the measured run "incomplete".
-        if self.run_id is not None:
-            # setup and call may both report: the last word per test wins
-            self._write("record_outcomes", list({o["nodeid"]: o for o in self.outcomes}.values()))
-            for model in dict.fromkeys(m for m, _ in self.results):
-                grade = self.grade(model)
-                self._write("record_grade", model, grade.grade, grade.reason)
-            self._write("finish_run")
+        self.finish(self.outcomes)
         self.write_reports()
         self.notices += self.pool.close()  # before the summary, which shows them
         if self.report_problems and session.exitstatus == 0:
@@ -745,19 +596,7 @@ class SpeechlabSession:
                 item.user_properties.append((f"speechlab_{key}", "" if value is None else terminal(value)))
         return (yield)
 
-    def grade(self, model: str):
-        from ._grading import grade_model
-
-        results = [r for (name, _), r in self.results.items() if name == model]
-        grade = grade_model(model, results, self.settings.grades)
-        tts = [e for (name, _), e in self.tts_evals.items() if name == model]
-        if tts:
-            from ._tts import cap_grade
-
-            grade = cap_grade(grade, tts, self.settings.grades)
-        return grade
-
-    def _progress(self, label: str, total: int):
+    def progress(self, label: str, total: int):
         from ._progress import Progress
 
         mode = self.config.option.speechlab_progress
@@ -776,27 +615,6 @@ class SpeechlabSession:
             and reporter.verbosity <= 0 else (lambda: None),
             width=reporter._tw.fullwidth if reporter is not None and hasattr(reporter, "_tw") else None,
         )
-
-
-def aggregate_metrics(result) -> dict:
-    """The headline figures of one evaluation, with 95% bootstrap intervals, for the database."""
-    flagged, processed = result.hallucination_counts
-    return {
-        "utterances": len(result.utterances), "processed": processed, "scored": len(result.scored),
-        "errors": len(result.errors), "wer": result.wer, "cer": result.cer,
-        "wer_ci": result.wer_ci, "cer_ci": result.cer_ci,
-        "substitutions": result.words.substitutions, "deletions": result.words.deletions,
-        "insertions": result.words.insertions, "reference_words": result.words.reference_length,
-        "rtf": result.rtf, "rtfx": result.rtfx, "audio_seconds": result.audio_seconds,
-        "processing_seconds": result.processing_seconds, "load_seconds": result.load_seconds,
-        "hallucinated": flagged, "hallucination_rate": result.hallucination_rate,
-        "speech_hallucination_rate": result.speech_hallucination_rate,
-        "nonspeech_hallucination_rate": result.nonspeech_hallucination_rate,
-        "insertion_rate": result.insertion_rate, "findings_by_kind": result.findings_by_kind,
-        "nondeterminism_rate": result.nondeterminism_rate, "normalizer": result.normalizer,
-        "cached": result.cached_count, "computed": result.computed_count, "retimed": result.retimed,
-        "speed_rtf": result.speed_rtf,
-    }
 
 
 def _usage(exc: SpeechlabError) -> pytest.UsageError:
@@ -924,8 +742,6 @@ def speechlab_session(pytestconfig: pytest.Config) -> SpeechlabSession:
 @pytest.fixture(scope="session")
 def speechlab_model(request: pytest.FixtureRequest, speechlab_session: SpeechlabSession):
     """The model under test, built once per session (parametrized over the selected models)."""
-    from ._runner import ModelLoadError
-
     name = getattr(request, "param", None) or speechlab_session.selected_models("asr")[0]
     return _build(speechlab_session, name)
 
