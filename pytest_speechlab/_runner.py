@@ -93,6 +93,11 @@ class ModelPool:
                 self._failed[spec.name] = message
                 raise ModelLoadError(message) from exc
             seconds = time.perf_counter() - start
+            missing = protocol_problem(spec.task, instance)
+            if missing:
+                message = f"model {spec.name!r} (plugin {spec.plugin!r}) loaded, but {missing}"
+                self._failed[spec.name] = message
+                raise ModelLoadError(message)
             try:
                 info = model_info(spec, instance)
             except Exception as exc:  # noqa: BLE001 - the identity is what makes results comparable
@@ -114,6 +119,22 @@ class ModelPool:
             return []
         self._closed = True
         return [p for loaded in self._loaded.values() if (p := _close(loaded.instance, loaded.name))]
+
+
+PROTOCOLS = {  # task -> (methods of which one is required, the protocol's name in pytest_speechlab)
+    "asr": (("transcribe",), "ASRModel: transcribe(audio) -> Transcript | str"),
+    "tts": (("synthesize",), "TTSModel: synthesize(text) -> Audio"),
+    "chat": (("respond", "stream"), "ChatModel: respond(messages) -> Response | str, or stream(messages)"),
+    "embedding": (("embed",), "embed(texts) -> vectors"),
+}
+
+
+def protocol_problem(task: str, instance: Any) -> str | None:
+    """What the instance lacks of its task's protocol, checked once at load; None when it is fine."""
+    methods, protocol = PROTOCOLS.get(task, ((), ""))
+    if methods and not any(callable(getattr(instance, m, None)) for m in methods):
+        return f"its instance ({type(instance).__name__}) does not implement the {task} protocol ({protocol})"
+    return None
 
 
 def _close(instance: Any, name: str) -> str | None:
@@ -309,6 +330,14 @@ class Runner:
                 on_output(output)
         return [outputs[u.id] for u in utterances]
 
+    def embed(self, model: LoadedModel, texts: list[str]) -> tuple[Any, str]:
+        """(vectors, "") from an embedding model (a judge), or (None, the error): the same timeout
+        and error path as every other model call."""
+        try:
+            return call_with_timeout(lambda: model.instance.embed(list(texts)), self.timeout), ""
+        except Exception as exc:  # noqa: BLE001 - CallTimeout included
+            return None, f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:500]}"
+
     def retime(self, model: LoadedModel, utterances: list[Utterance]) -> tuple[int, float, float]:
         """Time ``utterances`` again on this machine: (how many ran, audio seconds, processing seconds)."""
         count, audio, seconds = 0, 0.0, 0.0
@@ -334,6 +363,17 @@ class Runner:
         mismatch = duration_mismatch(utt.duration, raw.duration)
         if mismatch:
             return Output(utt, error=InputError(where, mismatch, utt.id))
+        return self._transcribe(model, utt, raw, where)
+
+    def transcribe_audio(self, model: LoadedModel, item_id: str, samples, sample_rate: int) -> Output:
+        """Transcribe audio held in memory (the spoken-question pipeline's synthesized questions),
+        through the same warm-up, timer, timeout and error path as a dataset's utterances."""
+        from ._audio import RawAudio
+
+        utt = Utterance(item_id, "", None, source=f"synthesized {item_id}")
+        return self._transcribe(model, utt, RawAudio(samples, sample_rate), utt.source)
+
+    def _transcribe(self, model: LoadedModel, utt: Utterance, raw, where: str) -> Output:
         instance = model.instance
         rate = getattr(instance, "sample_rate", 16000)
         if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:

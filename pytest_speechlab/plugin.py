@@ -366,9 +366,12 @@ class SpeechlabSession(Engine):
             if judge is not None and answered:
                 import numpy as np
 
-                questions = judge.instance.embed([i.prompt.topic or i.prompt.question for i in answered])
-                answers = judge.instance.embed([i.answer for i in answered])
-                for item, q, a in zip(answered, questions, answers):
+                questions, error = self.runner.embed(judge, [i.prompt.topic or i.prompt.question for i in answered])
+                answers, error = (None, error) if error else self.runner.embed(judge, [i.answer for i in answered])
+                if error:
+                    warnings.warn(f"chat relevance not measured: {error}", stacklevel=2)
+                    judge = None
+                for item, q, a in zip(answered, questions if judge else (), answers if judge else ()):
                     item.relevance = float(np.dot(q, a) / (np.linalg.norm(q) * np.linalg.norm(a) or 1.0))
             self.chat_evals[key] = ChatEval(loaded.name, prompts.name, items, prompts.errors,
                                             judge.name if judge else None, loaded.info, loaded.load_seconds)
@@ -387,11 +390,9 @@ class SpeechlabSession(Engine):
 
     def spoken_questions(self, loaded, ref: str):
         """TTS speaks each ``spoken`` prompt, the ASR judge transcribes it, the chat model answers."""
-        from ._audio import RawAudio, to_model_input
         from ._chat import SpokenEval, SpokenItem, score_chat
         from ._metrics import score_words
         from ._normalize import get_normalizer
-        from ._runner import as_transcript
 
         key = ("spoken", loaded.name, ref)
         if key in self.chat_evals:
@@ -414,14 +415,12 @@ class SpeechlabSession(Engine):
                 item.error = spoken.error
                 items.append(item)
                 continue
-            rate = getattr(asr.instance, "sample_rate", 16000)
-            try:
-                audio = to_model_input(RawAudio(spoken.audio.samples, spoken.audio.sample_rate), rate)
-                item.heard = as_transcript(asr.instance.transcribe(audio)).text.strip()
-            except Exception as exc:  # noqa: BLE001
-                item.error = f"ASR {asr.name} raised {type(exc).__name__}: {exc}"
+            heard = self.runner.transcribe_audio(asr, prompt.id, spoken.audio.samples, spoken.audio.sample_rate)
+            if heard.error is not None or heard.transcript is None:
+                item.error = f"ASR {asr.name}: {heard.error.message if heard.error else 'no transcript'}"
                 items.append(item)
                 continue
+            item.heard = heard.transcript.text.strip()
             words, _ = score_words(normalizer(prompt.question), normalizer(item.heard))
             item.question_wer = words.rate
             messages = [*prompt.messages[:-1], {"role": "user", "content": item.heard}]

@@ -179,3 +179,17 @@ def test_every_hook_is_documented_with_its_parameters():
         doc = inspect.getdoc(hook) or ""
         for param in inspect.signature(hook).parameters:
             assert f":param {param}:" in doc, f"{hook.__name__} does not document {param!r}"
+
+
+def test_an_instance_without_its_task_protocol_fails_once_at_load():
+    from pytest_speechlab import ModelPool
+    from pytest_speechlab._registry import ModelSpec
+    from pytest_speechlab._runner import ModelLoadError
+
+    pool = ModelPool()
+    spec = ModelSpec("not/asr", "asr", lambda params: object(), plugin="p")
+    with pytest.raises(ModelLoadError, match=r"'not/asr' \(plugin 'p'\) loaded, but its instance \(object\) does not "
+                                             r"implement the asr protocol \(ASRModel: transcribe"):
+        pool.get(spec)
+    with pytest.raises(ModelLoadError, match="does not implement the asr protocol"):  # once: remembered
+        pool.get(spec)
