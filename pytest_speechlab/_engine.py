@@ -8,6 +8,7 @@ pytest; ``evaluate_models`` uses the engine directly, from Python or the ``speec
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -55,6 +56,16 @@ class Engine:
         self._cache = None
         self.pool = ModelPool()
         self.runner = Runner(repeats=repeats, timeout=settings.utterance_timeout)
+        self.comparisons: dict[tuple[str, str], Any] = {}
+        self.runtime_comparisons: dict[str, Any] = {}  # dataset -> [RuntimeComparison] or a reason
+        self.chat_evals: dict[tuple, Any] = {}
+        self.baseline: str | None = None  # the regression gate's baseline (a name, a run id or 'latest')
+        self.fail_on_regression = False
+        self.baseline_store = None
+        self.baseline_run: str | None = None
+        self.gate_issues: list[str] | None = None
+        self._gate_judged = False
+        self.tts_judge_name: str | None = None  # default: [tool.speechlab.tts] judge
         self._registry = None
         self._plugins = list(plugins)  # objects with speechlab hook implementations, beside the entry points
 
@@ -225,6 +236,289 @@ class Engine:
 
             grade = cap_grade(grade, tts, self.settings.grades)
         return grade
+
+    # -- the regression gate ---------------------------------------------------------------------
+
+    def gate_problems(self) -> list[str]:
+        """Why the baseline cannot be compared with: no database, no such baseline, or a selected
+        model x dataset it has no results for. Checked before any model is built."""
+        from ._store import Store
+
+        ref = self.baseline
+        if self.db_url() is None:
+            return [f"--speechlab-no-db: there is no results database to read baseline {ref!r} from "
+                    "(drop --speechlab-no-db, or give --speechlab-db)"]
+        try:
+            store = self.baseline_store = Store(self.db_url(), read_only=True)
+            run_id = self.baseline_run = store.resolve(ref)
+            have = store.evaluations(run_id)
+        except SpeechlabError as exc:
+            return [f"baseline {ref!r}: {exc}"]
+        wanted = [(m, self.dataset(d).name) for m in self.selected_models("asr") for d in self.selected_datasets()]
+        missing = [f"{m} on {d}" for m, d in wanted if (m, d) not in have]
+        if not missing:
+            return []
+        return [f"baseline {ref!r} (run {run_id[:8]}) has no results for {', '.join(missing)}; it has "
+                f"{', '.join(f'{m} on {d}' for m, d in sorted(have)) or 'no results at all'}. Fix: record a run "
+                f"with those models and datasets and point the baseline at it (`speechlab baseline set {ref} RUN`), "
+                "or select what the baseline has"]
+
+    def check_gate(self) -> list[str]:
+        """Before anything is evaluated: with fail_on_regression, a baseline that cannot be compared
+        with is a SpeechlabError; otherwise the problems are returned (and kept as notices)."""
+        if not self.baseline:
+            if self.fail_on_regression:
+                raise SpeechlabError("--speechlab-fail-on-regression needs --speechlab-baseline NAME "
+                                     "(a name from `speechlab baseline set`, a run id or 'latest')")
+            return []
+        problems = self.gate_issues = self.gate_problems()
+        if problems and self.fail_on_regression:
+            raise SpeechlabError("the regression gate cannot compare, so it would pass without judging: "
+                                 + "; ".join(problems))
+        self.notices += [redact(f"regression comparison: {problem}") for problem in problems]
+        return self.notices[-len(problems):] if problems else []
+
+    # -- TTS and chat ----------------------------------------------------------------------------
+
+    def text_set(self, ref: str):
+        from ._tts import load_texts
+
+        spec = self.registry.datasets.get(ref)
+        return load_texts(spec.path if spec else self.root / ref, name=ref)
+
+    def tts_judge(self):
+        """The ASR model that transcribes synthesized audio (built once, like any model)."""
+        name = self.tts_judge_name or self.settings.tts.judge
+        return self.pool.get(self.registry.model(name))
+
+    def evaluate_tts(self, loaded, ref: str, folder: Path):
+        """Synthesize every text (timed) into ``folder``, check the audio, score the judge's transcripts."""
+        import dataclasses
+
+        import numpy as np
+
+        from ._runner import environment
+        from ._tts import TTSEval, audio_file_name, audio_problems, write_wav
+        from ._types import InputError, Utterance
+
+        key = (loaded.name, ref)  # the text set is named by its reference
+        if key in self.tts_evals:
+            return self.tts_evals[key]
+        texts = self.text_set(ref)
+        judge = self.tts_judge()
+        claims = bool(getattr(loaded.instance, "deterministic", False))
+        utterances, timing, problems, differing, errors = [], {}, {}, [], list(texts.errors)
+        with self.progress(f"{loaded.name} x {texts.name} (synthesis)", len(texts.items)) as progress:
+            for item in texts.items:
+                out = self.runner.synthesize(loaded, item.id, item.text, repeat=claims)
+                if out.error:
+                    errors.append(InputError(item.source, out.error, item.id))
+                    continue
+                progress.advance(out.audio.seconds)
+                found = audio_problems(out.audio, item.text, self.settings.tts.sanity)
+                if found:
+                    problems[item.id] = found
+                if out.repeat is not None and not np.array_equal(out.audio.samples, out.repeat.samples):
+                    differing.append(item.id)
+                path = write_wav(folder, audio_file_name(len(timing), item.id), out.audio)
+                utterances.append(Utterance(item.id, str(path), item.text, duration=out.audio.seconds,
+                                            source=item.source))
+                timing[item.id] = out.seconds
+
+        def synthesis_timing(output):
+            # the timing is this session's synthesis; only the judge's transcript may be a cached one
+            notes = output.notes + (("judge transcript from the inference cache",) if output.cached else ())
+            return dataclasses.replace(output, processing_seconds=timing[output.utterance.id], cached=None, notes=notes)
+
+        env = {**environment(loaded), "judge": judge.name,
+               "timing": "synthesis timed per text; load and one warm-up call excluded"}
+        result = self.scored_run(loaded, judge, texts.name, utterances, errors, env, adjust=synthesis_timing,
+                                  info={**loaded.info, "judge": judge.info})
+        self.results[key] = result
+        self.tts_evals[key] = TTSEval(result, judge.name, claims, problems, differing, errors, str(folder))
+        return self.tts_evals[key]
+
+    def compare_with_baseline(self, result):
+        """The comparison of ``result`` with the baseline run's same model x dataset, or a reason why
+        none. The first call judges the whole gate: every selected model x dataset is evaluated and
+        compared, and the family-wise correction is applied over all of them."""
+        if not self._gate_judged:
+            self._gate_judged = True
+            self._judge_gate()
+        return self.comparisons.get((result.model, result.dataset),
+                                    f"{result.model} on {result.dataset} is not part of the regression gate")
+
+    def _judge_gate(self) -> None:
+        from ._compare import Side, compare, family_size, judge
+        from ._runner import ModelLoadError
+
+        ref = self.baseline
+        problems = self.gate_issues if self.gate_issues is not None else self.gate_problems()
+        store, run_id = self.baseline_store, self.baseline_run
+        pairs = []
+        for model in self.selected_models("asr"):
+            try:
+                loaded = self.pool.get(self.registry.model(model))
+            except ModelLoadError:
+                continue  # its own tests report the load failure
+            for dataset_ref in self.selected_datasets():
+                result = self.evaluate(loaded, self.dataset(dataset_ref))
+                key = (result.model, result.dataset)
+                rows = store.utterances(run_id, *key) if store is not None and run_id else []
+                if not rows:
+                    self.comparisons[key] = "; ".join(problems) or (
+                        f"baseline {ref!r} (run {run_id[:8]}) has no results for {key[0]} on {key[1]}")
+                    continue
+                run = store.run(run_id)
+                identity = next((m.get("info") for m in run["models"] if m["name"] == key[0]), None)
+                pairs.append((key, Side.from_rows(f"baseline {ref}, run {run_id[:8]}", *key, rows,
+                                                  run.get("cpu") or "", identity), Side.from_result("this run", result)))
+        policy = self.settings.regression
+        family = family_size(len(pairs), policy)
+        judged = judge([compare(base, this, policy, family) for _, base, this in pairs], policy)
+        for (key, _, _), comparison in zip(pairs, judged):
+            self.comparisons[key] = comparison
+
+    def prompt_set(self, ref: str):
+        from ._chat import load_prompts
+
+        spec = self.registry.datasets.get(ref)
+        return load_prompts(spec.path if spec else self.root / ref, name=ref)
+
+    def relevance_judge(self):
+        """The embedding model for chat relevance, or None when it is not installed (said in the summary)."""
+        from ._runner import ModelLoadError
+
+        name = self.settings.chat.relevance_judge
+        if name not in self.registry.models:
+            return None
+        try:
+            return self.pool.get(self.registry.model(name))
+        except ModelLoadError as exc:
+            warnings.warn(f"chat relevance not measured: {exc}", stacklevel=2)
+            return None
+
+    def evaluate_chat(self, loaded, ref: str):
+        from ._chat import ChatEval, chat_metrics, chat_utterance_rows, score_chat
+        from ._normalize import get_normalizer
+
+        key = (loaded.name, ref)  # the prompt set is named by its reference
+        if key not in self.chat_evals:
+            prompts = self.prompt_set(ref)
+            normalizer = get_normalizer(self.settings.normalizer)
+            items = []
+            with self.progress(f"{loaded.name} x {prompts.name}", len(prompts.prompts)) as progress:
+                for prompt in prompts.prompts:
+                    items.append(score_chat(self.runner.respond(loaded, prompt.id, list(prompt.messages)),
+                                            prompt, normalizer))
+                    progress.advance(0.0)
+            judge = self.relevance_judge()
+            answered = [i for i in items if i.error is None and i.answer]
+            if judge is not None and answered:
+                import numpy as np
+
+                questions, error = self.runner.embed(judge, [i.prompt.topic or i.prompt.question for i in answered])
+                answers, error = (None, error) if error else self.runner.embed(judge, [i.answer for i in answered])
+                if error:
+                    warnings.warn(f"chat relevance not measured: {error}", stacklevel=2)
+                    judge = None
+                for item, q, a in zip(answered, questions if judge else (), answers if judge else ()):
+                    item.relevance = float(np.dot(q, a) / (np.linalg.norm(q) * np.linalg.norm(a) or 1.0))
+            self.chat_evals[key] = ChatEval(loaded.name, prompts.name, items, prompts.errors,
+                                            judge.name if judge else None, loaded.info, loaded.load_seconds)
+            self._record_chat(loaded, prompts.name, chat_utterance_rows(self.chat_evals[key]),
+                              chat_metrics(self.chat_evals[key]))
+        return self.chat_evals[key]
+
+    def _record_chat(self, loaded, name: str, rows: list[dict], metrics: dict) -> None:
+        """Chat and spoken-pipeline results go to the results database like ASR and TTS results."""
+        from ._runner import environment
+
+        self._open_store()
+        self._write("record_model", loaded.info, loaded.load_seconds)
+        self._write("record_utterances", loaded.name, name, rows)
+        self._write("record_aggregate", loaded.name, name, metrics, environment(loaded))
+
+    def spoken_questions(self, loaded, ref: str):
+        """TTS speaks each ``spoken`` prompt, the ASR judge transcribes it, the chat model answers."""
+        from ._chat import SpokenEval, SpokenItem, score_chat
+        from ._metrics import score_words
+        from ._normalize import get_normalizer
+
+        key = ("spoken", loaded.name, ref)
+        if key in self.chat_evals:
+            return self.chat_evals[key]
+        tts_name = self.settings.chat.tts or next(iter(self.selected_models("tts")), None)
+        if tts_name is None:
+            self.chat_evals[key] = ("no TTS model for the spoken-question pipeline: select one "
+                                    "(--speechlab-model piper/en_US-joe-medium) or set [tool.speechlab.chat] tts")
+            return self.chat_evals[key]
+        tts, asr = self.pool.get(self.registry.model(tts_name)), self.tts_judge()
+        normalizer = get_normalizer(self.settings.normalizer)
+        items = []
+        for typed in self.evaluate_chat(loaded, ref).items:  # the same prompts, answered from text
+            prompt = typed.prompt
+            if not prompt.spoken:
+                continue
+            item = SpokenItem(prompt, typed=typed)
+            spoken = self.runner.synthesize(tts, prompt.id, prompt.question)
+            if spoken.error:
+                item.error = spoken.error
+                items.append(item)
+                continue
+            heard = self.runner.transcribe_audio(asr, prompt.id, spoken.audio.samples, spoken.audio.sample_rate)
+            if heard.error is not None or heard.transcript is None:
+                item.error = f"ASR {asr.name}: {heard.error.message if heard.error else 'no transcript'}"
+                items.append(item)
+                continue
+            item.heard = heard.transcript.text.strip()
+            words, _ = score_words(normalizer(prompt.question), normalizer(item.heard))
+            item.question_wer = words.rate
+            messages = [*prompt.messages[:-1], {"role": "user", "content": item.heard}]
+            item.spoken = score_chat(self.runner.respond(loaded, prompt.id, messages), prompt, normalizer)
+            items.append(item)
+        self.chat_evals[key] = SpokenEval(loaded.name, tts.name, asr.name, items)
+        from ._chat import spoken_metrics, spoken_utterance_rows
+
+        self._record_chat(loaded, f"{ref} (spoken: {tts.name} -> {asr.name})",
+                          spoken_utterance_rows(self.chat_evals[key]), spoken_metrics(self.chat_evals[key]))
+        return self.chat_evals[key]
+
+    def compare_runtimes(self, dataset):
+        """Each group of selected models that share weights, rebuilt with the same greedy decoding and
+        evaluated on ``dataset``: a list of RuntimeComparison, or a str saying why there is none."""
+        if dataset.name not in self.runtime_comparisons:
+            from ._crossruntime import COMPARABLE_DECODE, RuntimeComparison, comparable_name, runtime_groups
+            from ._runner import ModelLoadError
+
+            loaded = []
+            for name in self.selected_models("asr"):
+                with contextlib.suppress(ModelLoadError):  # its own tests report the load failure
+                    loaded.append(self.pool.get(self.registry.model(name)))
+            groups = runtime_groups(loaded)
+            comparisons = []
+            for weights, members in groups.items():
+                results = []
+                for member in members:
+                    name = comparable_name(member.name)
+                    if name not in self.registry.models:
+                        self.registry.models[name] = member.spec.variant(name, COMPARABLE_DECODE, "cross-runtime suite")
+                    results.append(self.evaluate(self.pool.get(self.registry.model(name)), dataset))
+                comparisons.append(RuntimeComparison.of(weights, results))
+            self.runtime_comparisons[dataset.name] = comparisons or (
+                "no two selected models share weights on different runtimes (e.g. select "
+                "faster-whisper/tiny.en, openai-whisper/tiny.en and transformers/tiny.en)")
+        return self.runtime_comparisons[dataset.name]
+
+    def chat_reports(self) -> tuple[list, list]:
+        """The chat evaluations and spoken-question pipelines of this session (reasons left out)."""
+        from ._chat import ChatEval, SpokenEval
+
+        evals = self.chat_evals.values()
+        return [e for e in evals if isinstance(e, ChatEval)], [e for e in evals if isinstance(e, SpokenEval)]
+
+    def grades(self) -> dict:
+        return {model: self.grade(model) for model in dict.fromkeys(m for m, _ in self.results)}
 
     def finish(self, outcomes: list[dict] = ()) -> None:
         """Record the test outcomes (if any), each model's grade, and that the run finished."""
