@@ -1,0 +1,37 @@
+"""The pytest plugin (``pytest11`` entry point), thin glue split by concern the way pytest's own
+plugins are: options, selection, fixtures, the session (the engine seen from pytest, with the
+reports) and the terminal.
+
+Imported by every pytest run in an environment where pytest-speechlab is installed, so it imports
+nothing heavy: registries, manifests and models are built only when a test asks for them.
+"""
+from __future__ import annotations
+
+import pytest
+
+from .._types import SpeechlabError
+from .fixtures import *  # noqa: F401,F403 - pytest finds fixtures as attributes of the plugin module
+from .options import pytest_addoption  # noqa: F401
+from .selection import pytest_collection_modifyitems, pytest_generate_tests, pytest_sessionstart, test_id  # noqa: F401
+from .session import SpeechlabSession, _usage, session_key
+from .terminal import pytest_cmdline_main, pytest_terminal_summary  # noqa: F401
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "speechlab_datasets(kind): run this test only on datasets containing utterances of "
+        "that kind ('speech' or 'nonspeech')",
+    )
+    try:
+        config.stash[session_key] = SpeechlabSession(config)
+    except SpeechlabError as exc:
+        raise _usage(exc) from None
+    config.pluginmanager.register(config.stash[session_key], "speechlab-session")
+
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(session_key, None)
+    if session is not None:
+        session.pool.close()
+        config.pluginmanager.unregister(session)

@@ -1,0 +1,144 @@
+"""The fixtures suites use: models built once per session, datasets, evaluations, grades, the gate."""
+from __future__ import annotations
+
+import pytest
+
+from .._text import terminal
+from .session import SpeechlabSession, session_key
+
+__all__ = [
+    "speechlab_session", "speechlab_model", "speechlab_tts_model", "speechlab_chat_model",
+    "speechlab_tts_texts", "speechlab_chat_prompts", "speechlab_tts_eval", "speechlab_chat_eval",
+    "speechlab_spoken_eval", "speechlab_dataset", "speechlab_eval", "speechlab_grade", "speechlab_min_grade",
+    "speechlab_regression", "speechlab_runtime_comparison", "speechlab_fail_on_regression",
+    "speechlab_thresholds"
+]
+
+
+@pytest.fixture(scope="session")
+def speechlab_session(pytestconfig: pytest.Config) -> SpeechlabSession:
+    """The session object: registry, model pool, evaluation results."""
+    return pytestconfig.stash[session_key]
+
+
+@pytest.fixture(scope="session")
+def speechlab_model(request: pytest.FixtureRequest, speechlab_session: SpeechlabSession):
+    """The model under test, built once per session (parametrized over the selected models)."""
+    name = getattr(request, "param", None) or speechlab_session.selected_models("asr")[0]
+    return _build(speechlab_session, name)
+
+
+def _build(speechlab_session: SpeechlabSession, name: str):
+    from .._runner import ModelLoadError
+
+    try:
+        return speechlab_session.pool.get(speechlab_session.registry.model(name))
+    except ModelLoadError as exc:
+        pytest.fail(terminal(str(exc)), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def speechlab_tts_model(request: pytest.FixtureRequest, speechlab_session: SpeechlabSession):
+    """The TTS model under test, built once (parametrized over the selected models of task tts)."""
+    return _build(speechlab_session, request.param)
+
+
+@pytest.fixture(scope="session")
+def speechlab_chat_model(request: pytest.FixtureRequest, speechlab_session: SpeechlabSession):
+    """The chat model under test, built once (parametrized over the selected models of task chat)."""
+    return _build(speechlab_session, request.param)
+
+
+@pytest.fixture(scope="session")
+def speechlab_tts_texts(request: pytest.FixtureRequest) -> str:
+    """A TTS text set ([tool.speechlab.tts] texts: registered names or paths relative to the rootdir)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def speechlab_chat_prompts(request: pytest.FixtureRequest) -> str:
+    """A chat prompt set ([tool.speechlab.chat] prompts)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def speechlab_tts_eval(speechlab_session: SpeechlabSession, speechlab_tts_model, speechlab_tts_texts,
+                      tmp_path_factory: pytest.TempPathFactory):
+    """The TTS model on the text set: a TTSEval (``.result`` is the round-trip EvalResult)."""
+    from .._runner import ModelLoadError
+
+    try:
+        return speechlab_session.evaluate_tts(speechlab_tts_model, speechlab_tts_texts,
+                                              tmp_path_factory.mktemp("speechlab-tts"))
+    except ModelLoadError as exc:  # the judge
+        pytest.fail(terminal(f"TTS judge: {exc}"), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def speechlab_chat_eval(speechlab_session: SpeechlabSession, speechlab_chat_model, speechlab_chat_prompts):
+    """The chat model on the prompt set: a ChatEval."""
+    return speechlab_session.evaluate_chat(speechlab_chat_model, speechlab_chat_prompts)
+
+
+@pytest.fixture(scope="session")
+def speechlab_spoken_eval(speechlab_session: SpeechlabSession, speechlab_chat_model, speechlab_chat_prompts):
+    """The spoken-question pipeline (TTS -> ASR -> chat): a SpokenEval, or a str saying why there is none."""
+    from .._runner import ModelLoadError
+
+    try:
+        return speechlab_session.spoken_questions(speechlab_chat_model, speechlab_chat_prompts)
+    except ModelLoadError as exc:
+        pytest.fail(terminal(f"spoken-question pipeline: {exc}"), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def speechlab_dataset(request: pytest.FixtureRequest, speechlab_session: SpeechlabSession):
+    """The dataset under test (parametrized over the selected datasets); audio is read lazily."""
+    ref = getattr(request, "param", None) or speechlab_session.selected_datasets()[0]
+    return speechlab_session.dataset(ref)
+
+
+@pytest.fixture(scope="session")
+def speechlab_eval(speechlab_session: SpeechlabSession, speechlab_model, speechlab_dataset):
+    """The evaluation of the model on the dataset, computed once and shared by every test."""
+    return speechlab_session.evaluate(speechlab_model, speechlab_dataset)
+
+
+@pytest.fixture(scope="session")
+def speechlab_grade(speechlab_session: SpeechlabSession, speechlab_model):
+    """The readiness grade of the model under test, over every selected dataset (evaluated once)."""
+    for ref in speechlab_session.selected_datasets():
+        speechlab_session.evaluate(speechlab_model, speechlab_session.dataset(ref))
+    return speechlab_session.grade(speechlab_model.name)
+
+
+@pytest.fixture(scope="session")
+def speechlab_min_grade(speechlab_session: SpeechlabSession) -> str | None:
+    """``--speechlab-min-grade`` or ``[tool.speechlab.grades] min_grade``; None when neither is set."""
+    return speechlab_session.min_grade
+
+
+@pytest.fixture(scope="session")
+def speechlab_regression(speechlab_session: SpeechlabSession, speechlab_eval):
+    """The comparison with ``--speechlab-baseline`` (a Comparison), or a str saying why there is none.
+    Tests using it are deselected when no baseline is given."""
+    return speechlab_session.compare_with_baseline(speechlab_eval)
+
+
+@pytest.fixture(scope="session")
+def speechlab_runtime_comparison(speechlab_session: SpeechlabSession, speechlab_dataset):
+    """The selected models that share weights, on their runtimes with the same greedy decoding, over the
+    dataset: a list of RuntimeComparison, or a str saying why there is none. Tests using it are
+    deselected when fewer than two models are selected."""
+    return speechlab_session.compare_runtimes(speechlab_dataset)
+
+
+@pytest.fixture(scope="session")
+def speechlab_fail_on_regression(pytestconfig: pytest.Config) -> bool:
+    return pytestconfig.option.speechlab_fail_on_regression
+
+
+@pytest.fixture
+def speechlab_thresholds(speechlab_session: SpeechlabSession, speechlab_model) -> dict[str, float]:
+    """Thresholds for the model under test, from ``[tool.speechlab.thresholds]``."""
+    return speechlab_session.thresholds(speechlab_model.name)

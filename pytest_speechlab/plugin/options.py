@@ -1,0 +1,93 @@
+"""Command-line options and ini values of pytest-speechlab."""
+from __future__ import annotations
+
+import pytest
+
+DEFAULT_MODELS = ["faster-whisper/tiny.en"]
+DEFAULT_DATASETS = ["speechlab/speech", "speechlab/nonspeech"]
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("speechlab", "speech model evaluation (pytest-speechlab)")
+    group.addoption(
+        "--speechlab-model", action="append", default=[], metavar="NAME", dest="speechlab_models",
+        help="model to evaluate (repeatable); overrides the speechlab_models ini value. "
+        f"Default: {', '.join(DEFAULT_MODELS)}.",
+    )
+    group.addoption(
+        "--speechlab-dataset", action="append", default=[], metavar="NAME_OR_PATH",
+        dest="speechlab_datasets",
+        help="dataset: a registered name, a JSONL manifest or a LibriSpeech-layout folder "
+        "(repeatable); overrides the speechlab_datasets ini value. "
+        f"Default: {', '.join(DEFAULT_DATASETS)}.",
+    )
+    group.addoption(
+        "--speechlab-list-models", action="store_true", default=False,
+        help="list registered models and datasets (name, task, backend, plugin, weights) and exit.",
+    )
+    group.addoption(
+        "--speechlab-min-grade", metavar="GRADE", default=None,
+        help="readiness tests fail for a model graded below GRADE (A+, A, B, C, D, F); "
+        "default: [tool.speechlab.grades] min_grade.",
+    )
+    group.addoption(
+        "--speechlab-repeat", metavar="N", type=int, default=1,
+        help="transcribe every utterance N times and report the share whose transcript changes "
+        "(non-determinism); only the first run is timed.",
+    )
+    group.addoption(
+        "--speechlab-db", metavar="URL_OR_PATH", default=None,
+        help="results database: a SQLAlchemy URL (postgresql+psycopg://...) or a SQLite file. "
+        "Default: [tool.speechlab] db, else .speechlab/results.db under the rootdir.",
+    )
+    group.addoption(
+        "--speechlab-no-db", action="store_true", default=False,
+        help="do not record this run in the results database.",
+    )
+    group.addoption(
+        "--speechlab-baseline", metavar="NAME_OR_RUN", default=None,
+        help="compare every model x dataset with this baseline run (a name from `speechlab baseline "
+        "set`, a run id or 'latest'); the comparison shows in the summary.",
+    )
+    group.addoption(
+        "--speechlab-fail-on-regression", action="store_true", default=False,
+        help="with --speechlab-baseline: fail when WER/CER is significantly worse beyond the minimum "
+        "effect, or RTF grew beyond its tolerance ([tool.speechlab.regression]).",
+    )
+    group.addoption(
+        "--speechlab-markdown", metavar="PATH", default=None,
+        help="write the scorecard as Markdown (also appended to $GITHUB_STEP_SUMMARY when set).",
+    )
+    group.addoption(
+        "--speechlab-benchmark-json", metavar="PATH", default=None,
+        help="write a pytest-benchmark JSON file: per-utterance inference times per model x dataset, "
+        "speech figures in extra_info (pytest-benchmark compare reads it).",
+    )
+    group.addoption(
+        "--speechlab-json", metavar="PATH", default=None,
+        help="write every per-utterance output and metric of this run as JSON.",
+    )
+    group.addoption(
+        "--speechlab-progress", choices=("auto", "bar", "lines", "off"), default="auto",
+        help="progress of long evaluations: a bar on a terminal, a line every 15 s in logs "
+        "(auto picks by whether output is a terminal).",
+    )
+    group.addoption(
+        "--speechlab-cache", choices=("on", "off", "refresh", "read-only"), default=None,
+        help="the inference cache (in the results database): on (default: reuse outputs, store new "
+        "ones), off, refresh (recompute and replace), read-only (reuse, never write); "
+        "default: [tool.speechlab] cache.",
+    )
+    group.addoption(
+        "--speechlab-retime", metavar="N", type=int, default=None,
+        help="when an evaluation's outputs come from the inference cache, time N of its utterances again "
+        "here for the speed checks (at least 1); default: [tool.speechlab] retime, else 20.",
+    )
+    group.addoption(
+        "--speechlab-tts-judge", metavar="NAME", default=None,
+        help="ASR model that transcribes synthesized speech for TTS intelligibility; "
+        "default: [tool.speechlab.tts] judge, else faster-whisper/tiny.en.",
+    )
+    parser.addini("speechlab_models", "models evaluated when no --speechlab-model is given",
+                  type="linelist", default=[])
+    parser.addini("speechlab_datasets", "datasets evaluated when no --speechlab-dataset is given "
+                  "(paths relative to the rootdir)", type="linelist", default=[])

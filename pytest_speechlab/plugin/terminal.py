@@ -1,0 +1,84 @@
+"""What pytest-speechlab writes on pytest's terminal: the model listing and the summary."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from .._text import redact, terminal
+from .._types import SpeechlabError
+from .session import SpeechlabSession, _usage, session_key
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config):
+    if not config.option.speechlab_list_models:
+        return None
+    from .._listing import list_registered
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            session = SpeechlabSession(config)
+            text = list_registered(session.registry)
+        except SpeechlabError as exc:
+            raise _usage(exc) from None
+    print(terminal(text))
+    for w in caught:
+        print(f"warning: {w.message}")
+    return 0
+
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    session = config.stash.get(session_key, None)
+    if session is None:
+        return
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and any(
+            getattr(config.option, o) for o in ("speechlab_models", "speechlab_datasets", "speechlab_baseline")):
+        terminalreporter.write_line(
+            "pytest-speechlab: no tests were collected, so nothing was evaluated. The standard suites ship "
+            "with the package: run `pytest --pyargs pytest_speechlab.suites ...`, or `speechlab init` to copy "
+            "them into ./suites with a commented [tool.speechlab] block.")
+    if not (session.results or session.chat_evals):
+        for problem in session.report_problems:
+            terminalreporter.write_line(terminal(problem))
+        return
+    from .._summary import summary_lines
+
+    width = getattr(terminalreporter, "_tw", None) and terminalreporter._tw.fullwidth or 100
+
+    def write(text: str) -> None:
+        for line in str(text).splitlines() or [""]:  # outside text: no control characters, no passwords
+            terminalreporter.write_line(terminal(redact(line), one_line=True))
+
+    terminalreporter.write_sep("=", "speechlab summary")
+    if session.results:
+        grades = [session.grade(model) for model in dict.fromkeys(model for model, _ in session.results)]
+        for line in summary_lines(session.results.values(), session.pool.loaded, grades, width=width):
+            write(line)
+    for tts in session.tts_evals.values():
+        for line in tts.report():
+            write(line)
+    chats, spoken_evals = session.chat_reports()
+    if chats:
+        from .._chat import chat_summary_lines
+
+        write("chat:")
+        for line in chat_summary_lines(chats):
+            write(line)
+    for spoken in spoken_evals:
+        for line in spoken.report():
+            write(line)
+    for comparisons in session.runtime_comparisons.values():
+        for comparison in comparisons if isinstance(comparisons, list) else ():
+            for line in comparison.report():
+                write(line)
+    for comparison in session.comparisons.values():
+        write(comparison if isinstance(comparison, str) else comparison.report())
+    for problem in session.notices + session.report_problems:
+        write(problem)
+    if session.run_id:
+        write(f"recorded as run {session.run_id} in {session.store.shown_url if session.store else '?'}"
+              + (f" ({session.store_problem})" if session.store_problem else ""))
+    elif session.store_problem:
+        write(session.store_problem)
