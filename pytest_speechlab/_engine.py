@@ -197,7 +197,7 @@ class Engine:
                             model_info=info, load_seconds=subject.load_seconds, environment=env)
         if adjust is None and result.cached_count:
             result.retimed = self.retime_sample(transcriber, result)
-        self._write("record_aggregate", subject.name, dataset_name, aggregate_metrics(result), result.environment)
+        self._write("record_aggregate", subject.name, dataset_name, result.summary(), result.environment)
         return result
 
     def output_cache(self):
@@ -530,28 +530,6 @@ class Engine:
             grade = self.grade(model)
             self._write("record_grade", model, grade.grade, grade.reason)
         self._write("finish_run")
-
-
-def aggregate_metrics(result) -> dict:
-    """The headline figures of one evaluation, with 95% bootstrap intervals, for the database."""
-    flagged, processed = result.hallucination_counts
-    return {
-        "utterances": len(result.utterances), "processed": processed, "scored": len(result.scored),
-        "errors": len(result.errors), "wer": result.wer, "cer": result.cer,
-        "wer_ci": result.wer_ci, "cer_ci": result.cer_ci,
-        "substitutions": result.words.substitutions, "deletions": result.words.deletions,
-        "insertions": result.words.insertions, "reference_words": result.words.reference_length,
-        "rtf": result.rtf, "rtfx": result.rtfx, "audio_seconds": result.audio_seconds,
-        "processing_seconds": result.processing_seconds, "load_seconds": result.load_seconds,
-        "hallucinated": flagged, "hallucination_rate": result.hallucination_rate,
-        "speech_hallucination_rate": result.speech_hallucination_rate,
-        "nonspeech_hallucination_rate": result.nonspeech_hallucination_rate,
-        "insertion_rate": result.insertion_rate, "findings_by_kind": result.findings_by_kind,
-        "nondeterminism_rate": result.nondeterminism_rate, "normalizer": result.normalizer,
-        "cached": result.cached_count, "computed": result.computed_count, "retimed": result.retimed,
-        "speed_rtf": result.speed_rtf,
-    }
-
 
 
 def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | os.PathLike | None = "pyproject.toml",

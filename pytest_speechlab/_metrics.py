@@ -244,6 +244,32 @@ class EvalResult:
         repeated = [u for u in self.processed if u.repeat_texts]
         return sum(u.changed_on_repeat for u in repeated) / len(repeated) if repeated else None
 
+    def summary(self) -> dict:
+        """The evaluation's figures in the one serialized form every sink reads: the results
+        database's aggregates, the scorecard rows of the HTML report, the Markdown and the benchmark
+        JSON, and the run file (JSON types only; intervals as [low, high])."""
+        from ._stats import wilson
+
+        flagged, processed = self.hallucination_counts
+        return {
+            "model": self.model, "dataset": self.dataset,
+            "utterances": len(self.utterances), "processed": processed, "scored": len(self.scored),
+            "errors": len(self.errors), "wer": self.wer, "cer": self.cer,
+            "wer_ci": self.wer_ci, "cer_ci": self.cer_ci,
+            "substitutions": self.words.substitutions, "deletions": self.words.deletions,
+            "insertions": self.words.insertions, "reference_words": self.words.reference_length,
+            "rtf": self.rtf, "rtfx": self.rtfx, "audio_seconds": self.audio_seconds,
+            "processing_seconds": self.processing_seconds, "load_seconds": self.load_seconds,
+            "hallucinated": flagged, "hallucination_rate": self.hallucination_rate,
+            "hallucination_ci": wilson(flagged, processed),
+            "speech_hallucination_rate": self.speech_hallucination_rate,
+            "nonspeech_hallucination_rate": self.nonspeech_hallucination_rate,
+            "insertion_rate": self.insertion_rate, "findings_by_kind": self.findings_by_kind,
+            "nondeterminism_rate": self.nondeterminism_rate, "normalizer": self.normalizer,
+            "cached": self.cached_count, "computed": self.computed_count, "retimed": self.retimed,
+            "speed_rtf": self.speed_rtf,
+        }
+
     def worst(self, n: int = 5) -> list[UtteranceResult]:
         """The scored utterances with the most word errors (ties: higher utterance WER first)."""
         ranked = sorted(self.scored, key=lambda u: (u.words.errors, u.wer or 0.0), reverse=True)

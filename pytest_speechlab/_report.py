@@ -16,7 +16,7 @@ import statistics
 from typing import Iterable
 
 from ._metrics import EvalResult, UtteranceResult
-from ._stats import format_rate, wilson
+from ._stats import format_rate
 from ._text import terminal
 
 AUDIO_EMBED_BUDGET = 2_000_000  # bytes of audio embedded per report; beyond it players link to files
@@ -61,11 +61,11 @@ def md(value: object) -> str:
 
 
 def scorecard_rows(results: Iterable[EvalResult], grades: dict, thresholds: dict | None = None) -> list[dict]:
-    """One row per evaluation; with ``thresholds`` (model -> metric -> limit) each row also says
-    which of its figures fail their limit (``failing``), so that no failing value is marked best."""
+    """One row per evaluation: its ``EvalResult.summary()`` (the form the database keeps too) with
+    the grade; with ``thresholds`` (model -> metric -> limit) each row also says which of its
+    figures fail their limit (``failing``), so that no failing value is marked best."""
     rows = []
     for r in results:
-        flagged, total = r.hallucination_counts
         grade = grades.get(r.model)
         limits = (thresholds or {}).get(r.model, {})
         failing = {metric for metric, value in (("wer", r.wer), ("cer", r.cer), ("rtf", r.rtf))
@@ -75,16 +75,8 @@ def scorecard_rows(results: Iterable[EvalResult], grades: dict, thresholds: dict
         if ((r.speech_hallucination_rate or 0) > limits.get("hallucination_rate", 1.0)
                 or (r.nonspeech_hallucination_rate or 0) > limits.get("nonspeech_hallucination_rate", 1.0)):
             failing.add("hallucination_rate")
-        rows.append({"failing": sorted(failing),
-            "model": r.model, "dataset": r.dataset, "utterances": len(r.utterances),
-            "wer": r.wer, "wer_ci": r.wer_ci, "cer": r.cer, "cer_ci": r.cer_ci,
-            "substitutions": r.words.substitutions, "deletions": r.words.deletions, "insertions": r.words.insertions,
-            "rtf": r.rtf, "rtfx": r.rtfx, "hallucination_rate": r.hallucination_rate,
-            "hallucinated": format_rate(flagged, total), "hallucination_ci": wilson(flagged, total),
-            "cached": r.cached_count, "computed": r.computed_count, "retimed": r.retimed, "speed_rtf": r.speed_rtf,
-            "grade": grade.grade if grade else None,
-            "grade_reason": grade.reason if grade else None, "load_seconds": r.load_seconds,
-        })
+        rows.append({**r.summary(), "failing": sorted(failing),
+                     "grade": grade.grade if grade else None, "grade_reason": grade.reason if grade else None})
     return rows
 
 
@@ -316,7 +308,7 @@ def scorecard_markdown(results: list[EvalResult], grades: dict) -> str:
         ci = f" [{r['wer_ci'][0]:.3f}, {r['wer_ci'][1]:.3f}]" if r["wer_ci"] else ""
         lines.append(f"| {md(r['model'])} | {md(r['dataset'])} | {r['utterances']} | {_fmt(r['wer'])}{ci} | "
                      f"{_fmt(r['cer'])} | {sdi(r)} | {_fmt(r['rtf'])} | "
-                     f"{_fmt(r['rtfx'], '.1f')} | {r['hallucinated']} | {md(r['grade'] or '-')} | {r['cached']} |")
+                     f"{_fmt(r['rtfx'], '.1f')} | {format_rate(r['hallucinated'], r['processed'])} | {md(r['grade'] or '-')} | {r['cached']} |")
     lines.append("")
     for g in grades.values():
         lines.append(f"- **{md(g.model)}: {md(g.grade)}** {md(g.reason)}")
@@ -356,15 +348,9 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict, chats
             "group": r.dataset, "name": name, "fullname": f"speechlab::{name}",
             "params": {"model": r.model, "dataset": r.dataset}, "param": f"{r.model}-{r.dataset}",
             "extra_info": {
-                "wer": r.wer, "wer_ci": row["wer_ci"], "cer": r.cer, "rtf": r.rtf, "rtfx": r.rtfx,
-                "substitutions": r.words.substitutions, "deletions": r.words.deletions,
-                "insertions": r.words.insertions, "hallucination_rate": r.hallucination_rate,
-                "hallucination_ci": row["hallucination_ci"],
-                "nonspeech_hallucination_rate": r.nonspeech_hallucination_rate,
-                "grade": row["grade"], "grade_reason": row["grade_reason"], "normalizer": r.normalizer,
+                **{k: v for k, v in row.items() if k != "failing"},
                 "model_identity": json.loads(json.dumps(r.model_info, default=str)),
-                "audio_seconds": r.audio_seconds, "utterances": len(r.utterances),
-                "cached_outputs": r.cached_count, "computed_outputs": r.computed_count, "retimed": r.retimed,
+                "cached_outputs": r.cached_count, "computed_outputs": r.computed_count,
                 "timing": ("stats are per-utterance times, some measured in earlier runs (inference cache); "
                            "retimed is this run's sample") if r.cached_count else "measured in this run",
             },
