@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ._text import terminal
 from ._stats import GatePolicy, PairedComparison, apply_correction, format_rate, is_regression, mcnemar_exact, paired_compare
+from ._text import terminal
 
 # Identity fields whose change makes two runs' figures incomparable as "the same model".
 IDENTITY_KEYS = ("weights_sha256", "weights_digest", "source_weights_sha256", "backend", "backend_version",

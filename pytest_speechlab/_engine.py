@@ -66,6 +66,8 @@ class Engine:
         self.gate_issues: list[str] | None = None
         self._gate_judged = False
         self.tts_judge_name: str | None = None  # default: [tool.speechlab.tts] judge
+        self.models: list[str] = []  # the selection (the pytest plugin takes it from its options instead)
+        self.datasets: list[str] = []
         self._registry = None
         self._plugins = list(plugins)  # objects with speechlab hook implementations, beside the entry points
 
@@ -87,10 +89,10 @@ class Engine:
         return registry
 
     def selected_models(self, task: str | None = None) -> list[str]:
-        return sorted({name for name, _ in self.results})
+        return [n for n in self.models if task is None or self.registry.model(n).task == task]
 
     def selected_datasets(self) -> list[str]:
-        return sorted({dataset for _, dataset in self.results})
+        return list(self.datasets)
 
     def progress(self, label: str, total: int):
         return _NoProgress()
@@ -552,7 +554,8 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
     pyproject = Path(pyproject) if pyproject and Path(pyproject).is_file() else None
     root = pyproject.parent if pyproject else Path.cwd()
     engine = Engine(load_config(pyproject), root, db_url=normalize_url(db, root) if db else None,
-                    repeats=repeats, cache_mode=cache, args=["evaluate_models", *models, *datasets], plugins=plugins)
+                    repeats=repeats, cache_mode=cache, args=["evaluate_models()"], plugins=plugins)
+    engine.models, engine.datasets = list(models), list(datasets)
     results = []
     try:
         for name in models:

@@ -358,9 +358,9 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict, chats
                         "min_time": 0, "warmup": True},
             "stats": _stats(times),
         })
-    for e in chats:
-        from ._chat import chat_metrics
+    from ._chat import chat_metrics
 
+    for e in chats:
         name = f"speechlab-chat[{e.model}-{e.prompts}]"
         benchmarks.append({
             "group": e.prompts, "name": name, "fullname": f"speechlab::{name}",

@@ -12,7 +12,7 @@ import pytest
 from .._types import SpeechlabError
 from .fixtures import *  # noqa: F401,F403 - pytest finds fixtures as attributes of the plugin module
 from .options import pytest_addoption  # noqa: F401
-from .selection import pytest_collection_modifyitems, pytest_generate_tests, pytest_sessionstart, test_id  # noqa: F401
+from .selection import pytest_collection_modifyitems, pytest_generate_tests, pytest_sessionstart  # noqa: F401
 from .session import SpeechlabSession, _usage, session_key
 from .terminal import pytest_cmdline_main, pytest_terminal_summary  # noqa: F401
 
