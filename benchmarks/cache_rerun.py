@@ -35,7 +35,7 @@ def session(args: list[str], db: Path) -> tuple[float, str]:
 
 def recorded(db: Path) -> tuple[dict, dict, dict]:
     sys.path.insert(0, str(REPO))
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     store = Store(f"sqlite:///{db}", read_only=True)
     runs = [r["id"] for r in reversed(store.runs())]  # oldest first

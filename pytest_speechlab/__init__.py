@@ -5,12 +5,12 @@ The public API. Importing it is cheap: no model backend, numpy or normalizer is 
 from ._assertions import SpeechlabAssertionError, check_below, check_grade, check_no_input_errors
 from ._config import SpeechlabConfig, load_config
 from ._dataset import Dataset, load_dataset
-from ._engine import Engine, evaluate_models
-from ._grading import Grade, GradePolicy, grade_model
-from ._hallucination import Finding, HallucinationConfig
+from .engine.pipeline import Engine, evaluate_models
+from .grading import Grade, GradePolicy, grade_model
+from .metrics.hallucination import Finding, HallucinationConfig
 from ._hookspecs import hookimpl, hookspec
-from ._metrics import AlignedOp, EditCounts, EvalResult, UtteranceResult, evaluate
-from ._normalize import Normalizer, get_normalizer
+from .metrics.wer import AlignedOp, EditCounts, EvalResult, UtteranceResult, evaluate
+from .metrics.normalize import Normalizer, get_normalizer
 from ._registry import (
     DatasetSpec,
     ModelSpec,
@@ -19,7 +19,7 @@ from ._registry import (
     build_registry,
     make_plugin_manager,
 )
-from ._runner import LoadedModel, ModelPool, Runner
+from .engine.runner import LoadedModel, ModelPool, Runner
 from ._weights import cache_dir, local_model_path, weights_digest
 from ._types import (
     ASRModel,

@@ -1,8 +1,8 @@
 """Assertions suites use: a failure shows the figure, the threshold and the worst utterances."""
 from __future__ import annotations
 
-from ._metrics import EvalResult, UtteranceResult
-from ._stats import format_rate
+from .metrics.wer import EvalResult, UtteranceResult
+from .metrics.stats import format_rate
 from ._text import terminal
 
 _LABELS = {
@@ -94,7 +94,7 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
 def check_grade(grade, min_grade: str) -> None:
     """Fail when ``grade`` (a Grade) is below ``min_grade``, with the grade's reason."""
     __tracebackhide__ = True
-    from ._grading import rank
+    from .grading import rank
 
     if rank(grade.grade) > rank(min_grade):
         raise SpeechlabAssertionError(

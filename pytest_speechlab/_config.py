@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._grading import GradePolicy
-from ._hallucination import HallucinationConfig
-from ._stats import CORRECTIONS, GatePolicy
+from .grading import GradePolicy
+from .metrics.hallucination import HallucinationConfig
+from .metrics.stats import CORRECTIONS, GatePolicy
 from ._tables import check_value, checked, nearest, unknown_key
 from ._types import SpeechlabError
 
@@ -72,7 +72,7 @@ class TTSSettings:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> TTSSettings:
-        from ._tts import SanityConfig
+        from .tasks.tts import SanityConfig
 
         values = checked(cls, table, where, types={"sanity": dict})
         sanity = SanityConfig.from_table(values.pop("sanity", {}), f"{where}.sanity")
@@ -176,7 +176,7 @@ def load_config(pyproject: Path | None) -> SpeechlabConfig:
 
 
 def _fill(config: SpeechlabConfig, table: dict) -> None:
-    from ._normalize import NORMALIZERS
+    from .metrics.normalize import NORMALIZERS
 
     config.normalizer = check_value(table.get("normalizer", config.normalizer), str, "[tool.speechlab] normalizer")
     if config.normalizer not in NORMALIZERS:
@@ -204,7 +204,7 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
     config.tts = TTSSettings.from_table(table.get("tts", {}), "[tool.speechlab.tts]")
     config.chat = ChatSettings.from_table(table.get("chat", {}), "[tool.speechlab.chat]")
     if "cache" in table:
-        from ._cache import MODES
+        from .engine.cache import MODES
 
         config.cache = check_value(table["cache"], str, "[tool.speechlab] cache")
         if config.cache not in MODES:

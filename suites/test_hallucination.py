@@ -1,6 +1,6 @@
 """Hallucination: non-speech must produce no text; speech must stay under a hallucination rate.
 
-Findings come from the detectors in pytest_speechlab._hallucination (text on non-speech, repetition
+Findings come from the detectors in pytest_speechlab.metrics.hallucination (text on non-speech, repetition
 loops, insertion runs, known phrases, segments past the audio, low confidence, implausible length);
 thresholds are [tool.speechlab.thresholds] nonspeech_hallucination_rate and hallucination_rate.
 """

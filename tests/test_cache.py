@@ -99,7 +99,7 @@ def summary_line(result) -> str:
 
 def figures(project) -> list[tuple]:
     """(id, hypothesis, errors, findings) of the latest run, from the database."""
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     store = Store(f"sqlite:///{project.path / '.speechlab' / 'results.db'}", read_only=True)
     rows = store.utterances(store.resolve("latest"))
@@ -161,7 +161,7 @@ def test_a_changed_normalizer_hits_and_re_scores(project):
 
 
 def test_refresh_recomputes_and_read_only_never_writes(project):
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     project.runpytest("suites", "--speechlab-cache", "read-only")
     assert calls(project) == N + 1
@@ -188,7 +188,7 @@ def test_two_concurrent_sessions_fill_one_cache_without_corrupting_it(project):
     sessions = [_pytest(project, slow=0.05), _pytest(project, slow=0.05)]
     outs = [s.communicate(timeout=300)[0] for s in sessions]
     assert all(s.returncode == 0 for s in sessions), outs
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     store = Store(f"sqlite:///{project.path / '.speechlab' / 'results.db'}", read_only=True)
     rows = store._query(store.sa.select(store.t["outputs"]))
@@ -201,7 +201,7 @@ def test_two_concurrent_sessions_fill_one_cache_without_corrupting_it(project):
 def test_a_killed_session_resumes_with_only_the_missing_outputs(project, tmp_path):
     """SIGKILL after half the utterances; the rerun computes exactly the rest, and its figures
     equal those of an uninterrupted run."""
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     db = project.path / ".speechlab" / "results.db"
 

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_speechlab import EvalResult, Transcript, UtteranceResult, Utterance
 from pytest_speechlab._builtin import fixtures_dir
-from pytest_speechlab._crossruntime import RuntimeComparison, runtime_groups
+from pytest_speechlab.crossruntime import RuntimeComparison, runtime_groups
 
 from helpers import FAKE_MODEL_CONFTEST, REPO
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_speechlab import HallucinationConfig, Output, Segment, SpeechlabError, Transcript, Utterance, get_normalizer
-from pytest_speechlab._hallucination import compression_ratio, max_consecutive_repeats
-from pytest_speechlab._metrics import score_output
+from pytest_speechlab.metrics.hallucination import compression_ratio, max_consecutive_repeats
+from pytest_speechlab.metrics.wer import score_output
 
 NORMALIZER = get_normalizer()
 

@@ -29,7 +29,7 @@ PLUGIN = types.SimpleNamespace(speechlab_register_models=speechlab_register_mode
 
 
 def test_evaluate_models_outside_pytest_records_and_caches(tmp_path):
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     manifest = make_fake_dataset(tmp_path / "data")
     db = tmp_path / "results.db"

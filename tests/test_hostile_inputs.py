@@ -127,7 +127,7 @@ def run(pytester, *args: str):
 
 def stored(pytester) -> dict[str, dict]:
     """The latest run's utterance rows by id, and the run's status."""
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     store = Store(pytester.db_url, read_only=True)
     run_id = store.resolve("latest")
@@ -376,7 +376,7 @@ def test_a_local_model_name_that_is_not_a_path_never_reaches_a_hub(hostile):
 def cli(*args: str, db: str):
     from click.testing import CliRunner
 
-    from pytest_speechlab._cli import main as speechlab
+    from pytest_speechlab.cli import main as speechlab
 
     result = CliRunner().invoke(speechlab, ["--db", db, *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
@@ -397,7 +397,7 @@ def test_read_only_commands_do_not_write_to_an_existing_database(tmp_path):
 
     import sqlalchemy as sa
 
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     db = tmp_path / "old.db"
     store = Store(f"sqlite:///{db}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pytest_speechlab import Registry, Runner, build_registry, make_plugin_manager
-from pytest_speechlab._runner import ModelPool
+from pytest_speechlab.engine.runner import ModelPool
 
 from helpers import REPO
 

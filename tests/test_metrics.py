@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pytest_speechlab import EditCounts, InputError, Output, Transcript, Utterance, evaluate, get_normalizer
-from pytest_speechlab._metrics import score_words
+from pytest_speechlab.metrics.wer import score_words
 
 NORMALIZER = get_normalizer()
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import FAKE_MODEL_CONFTEST, REPO, make_fake_dataset
-from pytest_speechlab._cli import main as speechlab
+from pytest_speechlab.cli import main as speechlab
 from pytest_speechlab._config import load_config
 
 

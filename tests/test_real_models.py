@@ -20,7 +20,7 @@ from pytest_speechlab import (
     make_plugin_manager,
 )
 from pytest_speechlab._builtin import fixtures_dir
-from pytest_speechlab._hallucination import KINDS
+from pytest_speechlab.metrics.hallucination import KINDS
 
 REAL_SET = Path(__file__).resolve().parents[2] / "shared" / "data" / "realspeech-dev" / "manifest.jsonl"
 

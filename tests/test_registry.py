@@ -184,7 +184,7 @@ def test_every_hook_is_documented_with_its_parameters():
 def test_an_instance_without_its_task_protocol_fails_once_at_load():
     from pytest_speechlab import ModelPool
     from pytest_speechlab._registry import ModelSpec
-    from pytest_speechlab._runner import ModelLoadError
+    from pytest_speechlab.engine.runner import ModelLoadError
 
     pool = ModelPool()
     spec = ModelSpec("not/asr", "asr", lambda params: object(), plugin="p")

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import REPO, write_audio, write_manifest
-from pytest_speechlab._cli import main as speechlab
+from pytest_speechlab.cli import main as speechlab
 
 N = 60
 WORDS = "amber birch cedar delta ember fjord grove harbor island juniper".split()
@@ -158,8 +158,8 @@ def test_help_is_there_for_a_newcomer():
 
 
 def test_rtf_is_judged_on_its_ratio_to_the_baseline_with_the_machines_named():
-    from pytest_speechlab._compare import Side, compare
-    from pytest_speechlab._stats import GatePolicy
+    from pytest_speechlab.compare import Side, compare
+    from pytest_speechlab.metrics.stats import GatePolicy
 
     words = {f"u{i}": (0, 6) for i in range(20)}
     base = Side("baseline", "m", "d", words=dict(words), processing_seconds=10.0, audio_seconds=100.0, cpu="CPU A")
@@ -179,7 +179,7 @@ def loads(project) -> int:
 
 def prepare(project, case: str) -> list[str]:
     """Set up the case; returns extra pytest arguments."""
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     if case == "empty database":
         Store(f"sqlite:///{project.path / 'results.db'}").engine.dispose()

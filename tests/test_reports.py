@@ -14,7 +14,7 @@ import pytest
 
 from helpers import REPO, write_audio
 from pytest_speechlab import Grade, Output, Segment, Transcript, Utterance, evaluate, get_normalizer
-from pytest_speechlab._report import (
+from pytest_speechlab.sinks.report import (
     AudioBudget,
     benchmark_json,
     evidence_html,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_speechlab._stats import GatePolicy, bootstrap_ci, is_regression, mcnemar_exact, paired_compare
+from pytest_speechlab.metrics.stats import GatePolicy, bootstrap_ci, is_regression, mcnemar_exact, paired_compare
 
 
 def test_bootstrap_ci_brackets_the_ratio_of_sums_and_narrows_with_data():
@@ -36,7 +36,7 @@ def test_paired_compare_uses_the_intersection_and_says_so():
 
 
 def _side(name: str, errors, lengths):
-    from pytest_speechlab._compare import Side
+    from pytest_speechlab.compare import Side
 
     ids = [f"u{i}" for i in range(len(lengths))]
     return Side(name, "m", "d", words=dict(zip(ids, zip(errors.tolist(), lengths.tolist()))))
@@ -49,7 +49,7 @@ def simulate_gate(trials: int, family: int, shift: float = 0.0, shifted: int = 0
     get a candidate whose per-word error probability is the baseline's plus ``shift``; the others
     are the same model re-scored with fresh noise. Returns (share of gates with a false alarm,
     share of truly shifted comparisons flagged)."""
-    from pytest_speechlab._compare import compare, judge
+    from pytest_speechlab.compare import compare, judge
 
     rng = np.random.default_rng(seed)
     policy = GatePolicy(correction=correction, hallucination=False)
@@ -105,7 +105,7 @@ def test_interval_p_value_and_verdict_agree():
 
 
 def test_holm_and_bh_adjustments():
-    from pytest_speechlab._stats import adjust
+    from pytest_speechlab.metrics.stats import adjust
 
     assert adjust([0.01, 0.04, 0.03, 0.5], "holm") == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert adjust([0.01, 0.04, 0.03, 0.5], "bh") == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
@@ -113,7 +113,7 @@ def test_holm_and_bh_adjustments():
 
 
 def test_wilson_interval():
-    from pytest_speechlab._stats import format_rate, wilson
+    from pytest_speechlab.metrics.stats import format_rate, wilson
 
     low, high = wilson(0, 13)
     assert low == 0.0 and 0.2 < high < 0.25

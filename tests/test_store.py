@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from pytest_speechlab import SpeechlabError
-from pytest_speechlab._store import SCHEMA_VERSION, Store
+from pytest_speechlab.sinks.store import SCHEMA_VERSION, Store
 
 from helpers import PG_URL, fresh_postgres_url  # noqa: F401 - the db_url fixture is in conftest.py
 
@@ -92,7 +92,7 @@ def test_baselines_resolve_export_import_and_prune(db_url, tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
     url, n_batches = sys.argv[1], int(sys.argv[2])
     store = Store(url)
     run = store.start_run({"host": "writer"})

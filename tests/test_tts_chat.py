@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from pytest_speechlab import Audio, Response
-from pytest_speechlab._chat import Prompt, answer_check, load_prompts, runaway, score_chat
-from pytest_speechlab._grading import Grade, GradePolicy
-from pytest_speechlab._normalize import get_normalizer
-from pytest_speechlab._runner import ChatOutput
-from pytest_speechlab._tts import TTSEval, audio_problems, cap_grade, load_texts
+from pytest_speechlab.tasks.chat import Prompt, answer_check, load_prompts, runaway, score_chat
+from pytest_speechlab.grading import Grade, GradePolicy
+from pytest_speechlab.metrics.normalize import get_normalizer
+from pytest_speechlab.engine.runner import ChatOutput
+from pytest_speechlab.tasks.tts import TTSEval, audio_problems, cap_grade, load_texts
 
 from helpers import FAKE_MODEL_CONFTEST, write_manifest
 
@@ -268,8 +268,8 @@ def test_tts_ids_never_become_paths_outside_the_audio_folder(tts_chat_project, t
 def test_chat_and_spoken_results_reach_the_database_show_and_the_benchmark_json(tts_chat_project, monkeypatch):
     from click.testing import CliRunner
 
-    from pytest_speechlab._cli import main as speechlab
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.cli import main as speechlab
+    from pytest_speechlab.sinks.store import Store
 
     db = tts_chat_project.path / "results.db"
     result = tts_chat_project.runpytest("suites/test_chat.py", "--speechlab-db", str(db), "--speechlab-model",
@@ -298,7 +298,7 @@ def test_a_tts_rerun_times_its_synthesis_even_when_the_judge_transcripts_are_cac
     again = tts_chat_project.runpytest(*args)
     again.assert_outcomes(passed=5, skipped=1)  # the RTF test judges this session's synthesis
     assert "inference cache:" not in again.stdout.str()
-    from pytest_speechlab._store import Store
+    from pytest_speechlab.sinks.store import Store
 
     store = Store(f"sqlite:///{tts_chat_project.path / 'r.db'}", read_only=True)
     notes = [r["note"] or "" for r in store.utterances(store.resolve("latest"))]

@@ -29,7 +29,7 @@ def speechlab_model(request: pytest.FixtureRequest, speechlab_session: Speechlab
 
 
 def _build(speechlab_session: SpeechlabSession, name: str):
-    from .._runner import ModelLoadError
+    from ..engine.runner import ModelLoadError
 
     try:
         return speechlab_session.pool.get(speechlab_session.registry.model(name))
@@ -65,7 +65,7 @@ def speechlab_chat_prompts(request: pytest.FixtureRequest) -> str:
 def speechlab_tts_eval(speechlab_session: SpeechlabSession, speechlab_tts_model, speechlab_tts_texts,
                       tmp_path_factory: pytest.TempPathFactory):
     """The TTS model on the text set: a TTSEval (``.result`` is the round-trip EvalResult)."""
-    from .._runner import ModelLoadError
+    from ..engine.runner import ModelLoadError
 
     try:
         return speechlab_session.evaluate_tts(speechlab_tts_model, speechlab_tts_texts,
@@ -83,7 +83,7 @@ def speechlab_chat_eval(speechlab_session: SpeechlabSession, speechlab_chat_mode
 @pytest.fixture(scope="session")
 def speechlab_spoken_eval(speechlab_session: SpeechlabSession, speechlab_chat_model, speechlab_chat_prompts):
     """The spoken-question pipeline (TTS -> ASR -> chat): a SpokenEval, or a str saying why there is none."""
-    from .._runner import ModelLoadError
+    from ..engine.runner import ModelLoadError
 
     try:
         return speechlab_session.spoken_questions(speechlab_chat_model, speechlab_chat_prompts)

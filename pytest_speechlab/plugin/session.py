@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .._config import load_config
-from .._engine import Engine
+from ..engine.pipeline import Engine
 from .._text import redact_args, storable, terminal
 from .._types import SpeechlabError
 from .options import DEFAULT_DATASETS, DEFAULT_MODELS
@@ -42,19 +42,19 @@ class SpeechlabSession(Engine):
         self.report_problems: list[str] = []
         self.current_nodeid: str | None = None
         self.outcomes: list[dict] = []
-        from .._report import AudioBudget
+        from ..sinks.report import AudioBudget
 
         self.audio_budget = AudioBudget()
         self.min_grade = config.option.speechlab_min_grade or self.settings.grades.min_grade
         if self.min_grade is not None:
-            from .._grading import check_grade_name
+            from ..grading import check_grade_name
 
             check_grade_name(self.min_grade, "--speechlab-min-grade")
 
     def _configured_db(self, settings) -> str:
         """--speechlab-db, else $SPEECHLAB_DB (keeps a password out of the command line), else
         [tool.speechlab] db, else .speechlab/results.db under the rootdir."""
-        from .._store import default_url, normalize_url
+        from ..sinks.store import default_url, normalize_url
 
         root = self.config.rootpath
         configured = self.config.option.speechlab_db or os.environ.get("SPEECHLAB_DB") or settings.db
@@ -148,7 +148,7 @@ class SpeechlabSession(Engine):
         chats, spoken = self.chat_reports()
         if not (self.results or chats):
             return
-        from .._report import benchmark_json, chat_markdown, run_file, scorecard_markdown
+        from ..sinks.report import benchmark_json, chat_markdown, run_file, scorecard_markdown
 
         results, grades = list(self.results.values()), self.grades()
         option = self.config.option
@@ -164,7 +164,7 @@ class SpeechlabSession(Engine):
             except OSError as exc:
                 self.report_problems.append(f"$GITHUB_STEP_SUMMARY: not written ({type(exc).__name__}: {exc})")
         if option.speechlab_benchmark_json and (results or chats):
-            from .._runner import cpu_name
+            from ..engine.runner import cpu_name
             import platform
 
             machine = {"node": platform.node(), "processor": platform.processor(), "machine": platform.machine(),
@@ -181,7 +181,7 @@ class SpeechlabSession(Engine):
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        from .._report import all_evidence_html, chat_html, scorecard_html
+        from ..sinks.report import all_evidence_html, chat_html, scorecard_html
 
         if self.results:
             results = list(self.results.values())
@@ -194,7 +194,7 @@ class SpeechlabSession(Engine):
             prefix.append(chat_html(chats))
 
     def run_description(self) -> dict:
-        from .._runner import cpu_name
+        from ..engine.runner import cpu_name
 
         commit = None
         with contextlib.suppress(OSError):

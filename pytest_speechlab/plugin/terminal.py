@@ -43,7 +43,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         for problem in session.report_problems:
             terminalreporter.write_line(terminal(problem))
         return
-    from .._summary import summary_lines
+    from ..sinks.terminal import summary_lines
 
     width = getattr(terminalreporter, "_tw", None) and terminalreporter._tw.fullwidth or 100
 
@@ -61,7 +61,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             write(line)
     chats, spoken_evals = session.chat_reports()
     if chats:
-        from .._chat import chat_summary_lines
+        from ..tasks.chat import chat_summary_lines
 
         write("chat:")
         for line in chat_summary_lines(chats):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ._stats import GatePolicy, PairedComparison, apply_correction, format_rate, is_regression, mcnemar_exact, paired_compare
+from .metrics.stats import GatePolicy, PairedComparison, apply_correction, format_rate, is_regression, mcnemar_exact, paired_compare
 from ._text import terminal
 
 # Identity fields whose change makes two runs' figures incomparable as "the same model".
@@ -40,7 +40,7 @@ class Side:
     @classmethod
     def from_rows(cls, label: str, model: str, dataset: str, rows: list[dict], cpu: str = "",
                   identity: dict | None = None) -> Side:
-        from ._hallucination import SIGNAL_ONLY
+        from .metrics.hallucination import SIGNAL_ONLY
 
         side = cls(label, model, dataset, cpu=cpu, identity=identity or {})
         for r in rows:
@@ -61,7 +61,7 @@ class Side:
 
     @classmethod
     def from_result(cls, label: str, result) -> Side:
-        from ._store import utterance_row
+        from .sinks.store import utterance_row
 
         side = cls.from_rows(label, result.model, result.dataset, [utterance_row(u) for u in result.utterances],
                              result.environment.get("cpu", ""), result.model_info)

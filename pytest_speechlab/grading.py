@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ._metrics import EvalResult
-from ._stats import format_rate
+from .metrics.wer import EvalResult
+from .metrics.stats import format_rate
 from ._types import SpeechlabError
 
 GRADES = ("A+", "A", "B", "C", "D", "F")

@@ -30,7 +30,7 @@ def echo(text: str = "", **kwargs) -> None:
 
 def _default_db() -> str:
     from ._config import load_config
-    from ._store import default_url, normalize_url
+    from .sinks.store import default_url, normalize_url
 
     root = Path.cwd()
     configured = load_config(root / "pyproject.toml").db
@@ -60,7 +60,7 @@ def main(ctx: click.Context, db: str | None) -> None:
       speechlab compare main latest           # a baseline name, a run id (prefix) or 'latest'
       speechlab baseline set main latest      # then: pytest suites/ --speechlab-baseline main
     """
-    from ._store import Store, normalize_url
+    from .sinks.store import Store, normalize_url
 
     try:
         url = normalize_url(db, Path.cwd()) if db else _default_db()
@@ -94,7 +94,7 @@ def _metric(value) -> str:
 @click.pass_context
 def runs_cmd(ctx, limit: int) -> None:
     """List runs, newest first: id, time, status, commit, models."""
-    from ._summary import format_table
+    from .sinks.terminal import format_table
 
     store = _store(ctx)
     baselines = defaultdict(list)
@@ -117,8 +117,8 @@ def runs_cmd(ctx, limit: int) -> None:
 @click.pass_context
 def show_cmd(ctx, run: str) -> None:
     """Show a run: metadata, figures per model x dataset with intervals, grades, failed tests."""
-    from ._stats import format_rate
-    from ._summary import format_table, terminal_width
+    from .metrics.stats import format_rate
+    from .sinks.terminal import format_table, terminal_width
 
     store = _store(ctx)
     data = store.run(_resolve(store, run))
@@ -183,7 +183,7 @@ def compare_cmd(ctx, baseline: str, candidate: str, model_a, model_b, dataset) -
     hallucinations, RTF ratio, identity changes, changed utterances.
 
     Exit status: 0 no regression, 1 a regression, 2 a usage problem (unknown run, no database)."""
-    from ._compare import compare, family_size, judge, pair_sides
+    from .compare import compare, family_size, judge, pair_sides
     from ._config import load_config
 
     store = _store(ctx)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ._metrics import EvalResult
+from ..metrics.wer import EvalResult
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -74,7 +74,7 @@ def _ci(result: EvalResult) -> str:
 
 
 def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable = (), width: int | None = None) -> list[str]:
-    from ._stats import wilson
+    from ..metrics.stats import wilson
 
     results = list(results)
     repeated = any(r.nondeterminism_rate is not None for r in results)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._hallucination import compression_ratio, max_consecutive_repeats
-from ._types import InputError, SpeechlabError
+from ..metrics.hallucination import compression_ratio, max_consecutive_repeats
+from .._types import InputError, SpeechlabError
 
 RUNAWAY_COMPRESSION_RATIO = 2.4
 RUNAWAY_NGRAM_REPEATS = 3
@@ -42,7 +42,7 @@ class PromptSet:
 
 
 def load_prompts(path: str | Path, name: str | None = None) -> PromptSet:
-    from ._dataset import display_path, json_lines
+    from .._dataset import display_path, json_lines
 
     path = Path(path)
     if not path.is_file():
@@ -177,7 +177,7 @@ def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:
 
 
 def chat_summary_lines(evals: list[ChatEval]) -> list[str]:
-    from ._summary import format_table
+    from ..sinks.terminal import format_table
 
     def num(v, fmt=".2f"):
         return "-" if v is None else format(v, fmt)

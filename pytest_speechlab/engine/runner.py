@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from ._audio import AudioError, duration_mismatch, read_audio, to_model_input
-from ._registry import ModelSpec
-from ._text import MAX_TEXT_CHARS, bounded, storable, unicode_safe
-from ._types import Audio, InputError, Output, Response, Segment, Transcript, Utterance
+from .._audio import AudioError, duration_mismatch, read_audio, to_model_input
+from .._registry import ModelSpec
+from .._text import MAX_TEXT_CHARS, bounded, storable, unicode_safe
+from .._types import Audio, InputError, Output, Response, Segment, Transcript, Utterance
 
 
 class CallTimeout(Exception):
@@ -368,7 +368,7 @@ class Runner:
     def transcribe_audio(self, model: LoadedModel, item_id: str, samples, sample_rate: int) -> Output:
         """Transcribe audio held in memory (the spoken-question pipeline's synthesized questions),
         through the same warm-up, timer, timeout and error path as a dataset's utterances."""
-        from ._audio import RawAudio
+        from .._audio import RawAudio
 
         utt = Utterance(item_id, "", None, source=f"synthesized {item_id}")
         return self._transcribe(model, utt, RawAudio(samples, sample_rate), utt.source)

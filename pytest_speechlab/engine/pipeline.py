@@ -14,9 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ._config import SpeechlabConfig, load_config
-from ._text import redact, redact_args
-from ._types import SpeechlabError
+from .._config import SpeechlabConfig, load_config
+from .._text import redact, redact_args
+from .._types import SpeechlabError
 
 
 class _NoProgress:
@@ -36,7 +36,7 @@ class Engine:
     def __init__(self, settings: SpeechlabConfig, root: Path, *, db_url: str | None, repeats: int = 1,
                  cache_mode: str | None = None, retime: int | None = None, args: list[str] | tuple = (),
                  plugins: list | tuple = ()) -> None:
-        from ._runner import ModelPool, Runner
+        from .runner import ModelPool, Runner
 
         self.settings = settings
         self.root = Path(root)
@@ -80,7 +80,7 @@ class Engine:
         return self._registry
 
     def build_registry(self, extra_plugins=()):
-        from ._registry import build_registry, make_plugin_manager
+        from .._registry import build_registry, make_plugin_manager
 
         registry = build_registry(make_plugin_manager([*self._plugins, *extra_plugins]))
         registry.add_variants(self.settings.variants, self.settings.source)
@@ -103,7 +103,7 @@ class Engine:
 
     def dataset(self, ref: str):
         if ref not in self._datasets:
-            from ._dataset import load_dataset
+            from .._dataset import load_dataset
 
             spec = self.registry.datasets.get(ref)
             if spec:
@@ -124,11 +124,11 @@ class Engine:
         """Open the store and start this run's row, once; a database problem warns, never stops."""
         if self.store is not None or self.store_problem or self.db_url() is None:
             return
-        from ._store import Store, run_metadata
+        from ..sinks.store import Store, run_metadata
 
         try:
             store = Store(self.db_url())
-            from ._normalize import get_normalizer
+            from ..metrics.normalize import get_normalizer
 
             self.run_id = store.start_run(run_metadata(self.root, get_normalizer(self.settings.normalizer).label,
                                                        self.run_config()))
@@ -145,7 +145,7 @@ class Engine:
 
     def _write(self, method: str, *args) -> None:
         if self.store is not None:
-            from ._store import RowsRejected
+            from ..sinks.store import RowsRejected
 
             try:
                 getattr(self.store, method)(self.run_id, *args)
@@ -158,7 +158,7 @@ class Engine:
     def evaluate(self, loaded, dataset) -> Any:
         key = (loaded.name, dataset.name)
         if key not in self.results:
-            from ._runner import environment
+            from .runner import environment
 
             self.results[key] = self.scored_run(
                 loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors), environment(loaded))
@@ -170,9 +170,9 @@ class Engine:
         audio a judge transcribes; ``info`` then adds the judge's identity); ``adjust`` may rewrite
         each output first (the TTS timing)."""
         info = info or subject.info
-        from ._metrics import EvalResult, score_output
-        from ._normalize import get_normalizer
-        from ._store import Store, utterance_row
+        from ..metrics.wer import EvalResult, score_output
+        from ..metrics.normalize import get_normalizer
+        from ..sinks.store import Store, utterance_row
 
         self._open_store()
         self._write("record_model", info, subject.load_seconds)
@@ -205,8 +205,8 @@ class Engine:
     def output_cache(self):
         """The inference cache of this session (None without a results database, or when off)."""
         if self._cache is None:
-            from ._cache import OutputCache
-            from ._runner import cpu_name
+            from .cache import OutputCache
+            from .runner import cpu_name
             import platform
 
             mode = self.cache_mode
@@ -228,13 +228,13 @@ class Engine:
                 "rtf": seconds / audio if audio else None}
 
     def grade(self, model: str):
-        from ._grading import grade_model
+        from ..grading import grade_model
 
         results = [r for (name, _), r in self.results.items() if name == model]
         grade = grade_model(model, results, self.settings.grades)
         tts = [e for (name, _), e in self.tts_evals.items() if name == model]
         if tts:
-            from ._tts import cap_grade
+            from ..tasks.tts import cap_grade
 
             grade = cap_grade(grade, tts, self.settings.grades)
         return grade
@@ -244,7 +244,7 @@ class Engine:
     def gate_problems(self) -> list[str]:
         """Why the baseline cannot be compared with: no database, no such baseline, or a selected
         model x dataset it has no results for. Checked before any model is built."""
-        from ._store import Store
+        from ..sinks.store import Store
 
         ref = self.baseline
         if self.db_url() is None:
@@ -283,7 +283,7 @@ class Engine:
     # -- TTS and chat ----------------------------------------------------------------------------
 
     def text_set(self, ref: str):
-        from ._tts import load_texts
+        from ..tasks.tts import load_texts
 
         spec = self.registry.datasets.get(ref)
         return load_texts(spec.path if spec else self.root / ref, name=ref)
@@ -299,9 +299,9 @@ class Engine:
 
         import numpy as np
 
-        from ._runner import environment
-        from ._tts import TTSEval, audio_file_name, audio_problems, write_wav
-        from ._types import InputError, Utterance
+        from .runner import environment
+        from ..tasks.tts import TTSEval, audio_file_name, audio_problems, write_wav
+        from .._types import InputError, Utterance
 
         key = (loaded.name, ref)  # the text set is named by its reference
         if key in self.tts_evals:
@@ -351,8 +351,8 @@ class Engine:
                                     f"{result.model} on {result.dataset} is not part of the regression gate")
 
     def _judge_gate(self) -> None:
-        from ._compare import Side, compare, family_size, judge
-        from ._runner import ModelLoadError
+        from ..compare import Side, compare, family_size, judge
+        from .runner import ModelLoadError
 
         ref = self.baseline
         problems = self.gate_issues if self.gate_issues is not None else self.gate_problems()
@@ -382,14 +382,14 @@ class Engine:
             self.comparisons[key] = comparison
 
     def prompt_set(self, ref: str):
-        from ._chat import load_prompts
+        from ..tasks.chat import load_prompts
 
         spec = self.registry.datasets.get(ref)
         return load_prompts(spec.path if spec else self.root / ref, name=ref)
 
     def relevance_judge(self):
         """The embedding model for chat relevance, or None when it is not installed (said in the summary)."""
-        from ._runner import ModelLoadError
+        from .runner import ModelLoadError
 
         name = self.settings.chat.relevance_judge
         if name not in self.registry.models:
@@ -401,8 +401,8 @@ class Engine:
             return None
 
     def evaluate_chat(self, loaded, ref: str):
-        from ._chat import ChatEval, chat_metrics, chat_utterance_rows, score_chat
-        from ._normalize import get_normalizer
+        from ..tasks.chat import ChatEval, chat_metrics, chat_utterance_rows, score_chat
+        from ..metrics.normalize import get_normalizer
 
         key = (loaded.name, ref)  # the prompt set is named by its reference
         if key not in self.chat_evals:
@@ -434,7 +434,7 @@ class Engine:
 
     def _record_chat(self, loaded, name: str, rows: list[dict], metrics: dict) -> None:
         """Chat and spoken-pipeline results go to the results database like ASR and TTS results."""
-        from ._runner import environment
+        from .runner import environment
 
         self._open_store()
         self._write("record_model", loaded.info, loaded.load_seconds)
@@ -443,9 +443,9 @@ class Engine:
 
     def spoken_questions(self, loaded, ref: str):
         """TTS speaks each ``spoken`` prompt, the ASR judge transcribes it, the chat model answers."""
-        from ._chat import SpokenEval, SpokenItem, score_chat
-        from ._metrics import score_words
-        from ._normalize import get_normalizer
+        from ..tasks.chat import SpokenEval, SpokenItem, score_chat
+        from ..metrics.wer import score_words
+        from ..metrics.normalize import get_normalizer
 
         key = ("spoken", loaded.name, ref)
         if key in self.chat_evals:
@@ -480,7 +480,7 @@ class Engine:
             item.spoken = score_chat(self.runner.respond(loaded, prompt.id, messages), prompt, normalizer)
             items.append(item)
         self.chat_evals[key] = SpokenEval(loaded.name, tts.name, asr.name, items)
-        from ._chat import spoken_metrics, spoken_utterance_rows
+        from ..tasks.chat import spoken_metrics, spoken_utterance_rows
 
         self._record_chat(loaded, f"{ref} (spoken: {tts.name} -> {asr.name})",
                           spoken_utterance_rows(self.chat_evals[key]), spoken_metrics(self.chat_evals[key]))
@@ -490,8 +490,8 @@ class Engine:
         """Each group of selected models that share weights, rebuilt with the same greedy decoding and
         evaluated on ``dataset``: a list of RuntimeComparison, or a str saying why there is none."""
         if dataset.name not in self.runtime_comparisons:
-            from ._crossruntime import COMPARABLE_DECODE, RuntimeComparison, comparable_name, runtime_groups
-            from ._runner import ModelLoadError
+            from ..crossruntime import COMPARABLE_DECODE, RuntimeComparison, comparable_name, runtime_groups
+            from .runner import ModelLoadError
 
             loaded = []
             for name in self.selected_models("asr"):
@@ -514,7 +514,7 @@ class Engine:
 
     def chat_reports(self) -> tuple[list, list]:
         """The chat evaluations and spoken-question pipelines of this session (reasons left out)."""
-        from ._chat import ChatEval, SpokenEval
+        from ..tasks.chat import ChatEval, SpokenEval
 
         evals = self.chat_evals.values()
         return [e for e in evals if isinstance(e, ChatEval)], [e for e in evals if isinstance(e, SpokenEval)]
@@ -549,7 +549,7 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
         (result,) = evaluate_models(["faster-whisper/tiny.en"], ["speechlab/speech"], db="results.db")
         print(result.wer, result.wer_ci, result.rtf, result.hallucination_rate)
     """
-    from ._store import normalize_url
+    from ..sinks.store import normalize_url
 
     pyproject = Path(pyproject) if pyproject and Path(pyproject).is_file() else None
     root = pyproject.parent if pyproject else Path.cwd()

@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from ._text import redact, storable
-from ._types import SpeechlabError
+from .._text import redact, storable
+from .._types import SpeechlabError
 
 SCHEMA_VERSION = 3
 EXPORT_FORMAT = "pytest-speechlab-run/1"
@@ -570,7 +570,7 @@ def run_metadata(root: Path, normalizer: str, config: dict) -> dict:
     import sys
     from importlib.metadata import distributions
 
-    from ._runner import cpu_name
+    from ..engine.runner import cpu_name
 
     def git(*args: str) -> str | None:
         try:

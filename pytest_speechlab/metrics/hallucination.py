@@ -14,18 +14,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ._types import SpeechlabError
+from .._types import SpeechlabError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._metrics import UtteranceResult
-    from ._normalize import Normalizer
+    from .wer import UtteranceResult
+    from .normalize import Normalizer
 
 KINDS = (
     "nonspeech_text", "repetition", "insertion_run", "known_phrase", "past_end", "low_confidence",
     "implausible_length", "high_wer",
 )
 SIGNAL_ONLY = frozenset({"high_wer"})
-PHRASES_FILE = Path(__file__).parent / "data" / "hallucination_phrases.txt"
+PHRASES_FILE = Path(__file__).parent.parent / "data" / "hallucination_phrases.txt"
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class HallucinationConfig:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> HallucinationConfig:
-        from ._tables import checked
+        from .._tables import checked
 
         values = checked(cls, table, where, types={"disabled": tuple})
         if "disabled" in values:

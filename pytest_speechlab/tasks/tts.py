@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._types import InputError, SpeechlabError
+from .._types import InputError, SpeechlabError
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class TextSet:
 
 def load_texts(path: str | Path, name: str | None = None) -> TextSet:
     """A JSONL file of ``{"id": ..., "text": ..., "category": ...}``; bad lines are reported, not fatal."""
-    from ._dataset import display_path, json_lines
+    from .._dataset import display_path, json_lines
 
     path = Path(path)
     if not path.is_file():
@@ -64,7 +64,7 @@ class SanityConfig:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> SanityConfig:
-        from ._tables import checked
+        from .._tables import checked
 
         return cls(**checked(cls, table, where))
 
@@ -133,7 +133,7 @@ class TTSEval:
         lines += [f"  {item}: {'; '.join(problems)}" for item, problems in self.problems.items()]
         if self.nondeterministic:
             lines.append("  non-deterministic: " + ", ".join(self.nondeterministic))
-        from ._text import terminal
+        from .._text import terminal
 
         return [terminal(line, one_line=True) for line in lines]
 
@@ -167,7 +167,7 @@ def write_wav(folder: Path, name: str, audio) -> Path:
 def cap_grade(grade, evals: list[TTSEval], policy):
     """A TTS model whose audio has problems, or that differs on a second synthesis although it claims
     determinism, is not production ready: the grade is capped like a hallucinating ASR model's."""
-    from ._grading import Grade, rank
+    from ..grading import Grade, rank
 
     reasons = []
     problems = [(item, p) for e in evals for item, found in e.problems.items() for p in found]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ._types import Output, Segment, Transcript, Utterance
+from .._types import Output, Segment, Transcript, Utterance
 
 MODES = ("on", "off", "refresh", "read-only")
 RESAMPLER = "soxr HQ"

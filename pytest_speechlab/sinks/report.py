@@ -15,9 +15,9 @@ import re
 import statistics
 from typing import Iterable
 
-from ._metrics import EvalResult, UtteranceResult
-from ._stats import format_rate
-from ._text import terminal
+from ..metrics.wer import EvalResult, UtteranceResult
+from ..metrics.stats import format_rate
+from .._text import terminal
 
 AUDIO_EMBED_BUDGET = 2_000_000  # bytes of audio embedded per report; beyond it players link to files
 AUDIO_EMBED_MAX_FILE = 400_000
@@ -358,7 +358,7 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict, chats
                         "min_time": 0, "warmup": True},
             "stats": _stats(times),
         })
-    from ._chat import chat_metrics
+    from ..tasks.chat import chat_metrics
 
     for e in chats:
         name = f"speechlab-chat[{e.model}-{e.prompts}]"
@@ -376,7 +376,7 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict, chats
 
 def run_file(results: list[EvalResult], grades: dict, meta: dict, chats=(), spoken=()) -> dict:
     """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML."""
-    from ._store import utterance_row
+    from .store import utterance_row
 
     return {
         "format": "pytest-speechlab-results/1", "meta": json.loads(json.dumps(meta, default=str)),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from ._types import SpeechlabError
+from .._types import SpeechlabError
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ._hallucination import Finding, HallucinationConfig, detect
-from ._normalize import Normalizer
-from ._types import InputError, Output, Transcript, Utterance
+from .hallucination import Finding, HallucinationConfig, detect
+from .normalize import Normalizer
+from .._types import InputError, Output, Transcript, Utterance
 
 
 @dataclass(frozen=True)
@@ -161,14 +161,14 @@ class EvalResult:
     @cached_property
     def wer_ci(self) -> tuple[float, float] | None:
         """95% bootstrap interval of the corpus WER (utterances resampled)."""
-        from ._stats import bootstrap_ci
+        from .stats import bootstrap_ci
 
         scored = self.scored
         return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
 
     @cached_property
     def cer_ci(self) -> tuple[float, float] | None:
-        from ._stats import bootstrap_ci
+        from .stats import bootstrap_ci
 
         scored = [u for u in self.scored if u.chars]
         return bootstrap_ci([u.chars.errors for u in scored], [u.chars.reference_length for u in scored])
@@ -248,7 +248,7 @@ class EvalResult:
         """The evaluation's figures in the one serialized form every sink reads: the results
         database's aggregates, the scorecard rows of the HTML report, the Markdown and the benchmark
         JSON, and the run file (JSON types only; intervals as [low, high])."""
-        from ._stats import wilson
+        from .stats import wilson
 
         flagged, processed = self.hallucination_counts
         return {
