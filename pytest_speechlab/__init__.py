@@ -7,9 +7,10 @@ from ._config import SpeechlabConfig, load_config
 from ._dataset import Dataset, load_dataset
 from .engine.pipeline import Engine, evaluate_models
 from .grading import Grade, GradePolicy, grade_model
-from .metrics.hallucination import Finding, HallucinationConfig
+from .metrics.hallucination import HallucinationConfig
 from ._hookspecs import hookimpl, hookspec
-from .metrics.wer import AlignedOp, EditCounts, EvalResult, UtteranceResult, evaluate
+from .metrics.results import AlignedOp, EditCounts, EvalResult, Finding, UtteranceResult
+from .metrics.wer import evaluate
 from .metrics.normalize import Normalizer, get_normalizer
 from ._registry import (
     DatasetSpec,

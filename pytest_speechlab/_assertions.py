@@ -1,7 +1,7 @@
 """Assertions suites use: a failure shows the figure, the threshold and the worst utterances."""
 from __future__ import annotations
 
-from .metrics.wer import EvalResult, UtteranceResult
+from .metrics.results import EvalResult, UtteranceResult
 from .metrics.stats import format_rate
 from ._text import terminal
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import textwrap
 
 from ._registry import Registry
-from .sinks.terminal import format_table, terminal_width
+from ._text import format_table, terminal_width
 
 
 def list_registered(registry: Registry, width: int | None = None) -> str:

@@ -94,7 +94,7 @@ def _metric(value) -> str:
 @click.pass_context
 def runs_cmd(ctx, limit: int) -> None:
     """List runs, newest first: id, time, status, commit, models."""
-    from .sinks.terminal import format_table
+    from ._text import format_table
 
     store = _store(ctx)
     baselines = defaultdict(list)
@@ -118,7 +118,7 @@ def runs_cmd(ctx, limit: int) -> None:
 def show_cmd(ctx, run: str) -> None:
     """Show a run: metadata, figures per model x dataset with intervals, grades, failed tests."""
     from .metrics.stats import format_rate
-    from .sinks.terminal import format_table, terminal_width
+    from ._text import format_table, terminal_width
 
     store = _store(ctx)
     data = store.run(_resolve(store, run))

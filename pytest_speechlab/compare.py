@@ -40,7 +40,7 @@ class Side:
     @classmethod
     def from_rows(cls, label: str, model: str, dataset: str, rows: list[dict], cpu: str = "",
                   identity: dict | None = None) -> Side:
-        from .metrics.hallucination import SIGNAL_ONLY
+        from .metrics.results import SIGNAL_ONLY
 
         side = cls(label, model, dataset, cpu=cpu, identity=identity or {})
         for r in rows:
@@ -61,9 +61,7 @@ class Side:
 
     @classmethod
     def from_result(cls, label: str, result) -> Side:
-        from .sinks.store import utterance_row
-
-        side = cls.from_rows(label, result.model, result.dataset, [utterance_row(u) for u in result.utterances],
+        side = cls.from_rows(label, result.model, result.dataset, [u.row() for u in result.utterances],
                              result.environment.get("cpu", ""), result.model_info)
         if result.cached_count and result.retimed:  # the RTF rule judges timings measured here
             side.processing_seconds = result.retimed["processing_seconds"]

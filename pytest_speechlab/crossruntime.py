@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .metrics.wer import EvalResult
-from .sinks.terminal import format_table
+from .metrics.results import EvalResult
+from ._text import format_table
 
 # The shared decode vocabulary (see the Whisper plugins): greedy, no sampling fallback, full precision.
 COMPARABLE_DECODE = {"beam_size": 1, "temperature": 0.0, "without_timestamps": True, "dtype": "float32"}

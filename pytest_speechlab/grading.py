@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .metrics.wer import EvalResult
+from .metrics.results import EvalResult
 from .metrics.stats import format_rate
 from ._types import SpeechlabError
 
@@ -140,3 +140,23 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
     ready = not caps and rank(grade) < rank(policy.hallucination_cap)
     datasets = list(dict.fromkeys(r.dataset for r in results))
     return Grade(model, grade, f"{reason} [over {', '.join(datasets)}]", ready, tuple(datasets))
+
+
+def cap_grade(grade, evals: list, policy):
+    """A TTS model whose audio has problems, or that differs on a second synthesis although it claims
+    determinism, is not production ready: the grade is capped like a hallucinating ASR model's."""
+    reasons = []
+    problems = [(item, p) for e in evals for item, found in e.problems.items() for p in found]
+    if problems:
+        shown = "; ".join(f"{item}: {p}" for item, p in problems[:3]) + ("; ..." if len(problems) > 3 else "")
+        reasons.append(f"audio problems on {len({i for i, _ in problems})} item(s): {shown}")
+    differing = [i for e in evals if e.claims_deterministic for i in e.nondeterministic]
+    if differing:
+        reasons.append(f"claims determinism but {len(differing)} item(s) differed on a second synthesis: "
+                       + ", ".join(differing[:3]))
+    if not reasons:
+        return grade
+    if rank(grade.grade) < rank(policy.hallucination_cap):
+        return Grade(grade.model, policy.hallucination_cap,
+                     "; ".join(reasons) + f" (not production ready; intelligibility/RTF alone: {grade.grade})", False)
+    return Grade(grade.model, grade.grade, f"{grade.reason}; also " + "; ".join(reasons), False)

@@ -15,7 +15,8 @@ from pytest_speechlab.tasks.chat import Prompt, answer_check, load_prompts, runa
 from pytest_speechlab.grading import Grade, GradePolicy
 from pytest_speechlab.metrics.normalize import get_normalizer
 from pytest_speechlab.engine.runner import ChatOutput
-from pytest_speechlab.tasks.tts import TTSEval, audio_problems, cap_grade, load_texts
+from pytest_speechlab.grading import cap_grade
+from pytest_speechlab.tasks.tts import TTSEval, audio_problems, load_texts
 
 from helpers import FAKE_MODEL_CONFTEST, write_manifest
 

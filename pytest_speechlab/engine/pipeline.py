@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._config import SpeechlabConfig, load_config
+from .._machine import environment, machine
 from .._text import redact, redact_args
 from .._types import SpeechlabError
 
@@ -158,10 +159,8 @@ class Engine:
     def evaluate(self, loaded, dataset) -> Any:
         key = (loaded.name, dataset.name)
         if key not in self.results:
-            from .runner import environment
-
             self.results[key] = self.scored_run(
-                loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors), environment(loaded))
+                loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors), environment(loaded.info))
         return self.results[key]
 
     def scored_run(self, subject, transcriber, dataset_name: str, utterances, errors, env, adjust=None, info=None):
@@ -172,7 +171,7 @@ class Engine:
         info = info or subject.info
         from ..metrics.wer import EvalResult, score_output
         from ..metrics.normalize import get_normalizer
-        from ..sinks.store import Store, utterance_row
+        from ..sinks.store import Store
 
         self._open_store()
         self._write("record_model", info, subject.load_seconds)
@@ -186,7 +185,7 @@ class Engine:
         def on_output(output) -> None:
             progress.advance(output.audio_seconds)
             scored.append(score_output(adjust(output) if adjust else output, normalizer, self.settings.hallucination))
-            pending.append(utterance_row(scored[-1]))
+            pending.append(scored[-1].row())
             if len(pending) >= Store.BATCH:
                 flush()
 
@@ -206,12 +205,9 @@ class Engine:
         """The inference cache of this session (None without a results database, or when off)."""
         if self._cache is None:
             from .cache import OutputCache
-            from .runner import cpu_name
-            import platform
-
             mode = self.cache_mode
             self._cache = OutputCache(self.store if mode != "off" else None, mode, self.run_id,
-                                      {"cpu": cpu_name(), "host": platform.node()})
+                                      {"cpu": machine()["cpu"], "host": machine()["host"]})
         return self._cache if self._cache.store is not None else None
 
     def retime_sample(self, transcriber, result) -> dict:
@@ -228,14 +224,12 @@ class Engine:
                 "rtf": seconds / audio if audio else None}
 
     def grade(self, model: str):
-        from ..grading import grade_model
+        from ..grading import cap_grade, grade_model
 
         results = [r for (name, _), r in self.results.items() if name == model]
         grade = grade_model(model, results, self.settings.grades)
         tts = [e for (name, _), e in self.tts_evals.items() if name == model]
         if tts:
-            from ..tasks.tts import cap_grade
-
             grade = cap_grade(grade, tts, self.settings.grades)
         return grade
 
@@ -299,7 +293,6 @@ class Engine:
 
         import numpy as np
 
-        from .runner import environment
         from ..tasks.tts import TTSEval, audio_file_name, audio_problems, write_wav
         from .._types import InputError, Utterance
 
@@ -332,7 +325,7 @@ class Engine:
             notes = output.notes + (("judge transcript from the inference cache",) if output.cached else ())
             return dataclasses.replace(output, processing_seconds=timing[output.utterance.id], cached=None, notes=notes)
 
-        env = {**environment(loaded), "judge": judge.name,
+        env = {**environment(loaded.info), "judge": judge.name,
                "timing": "synthesis timed per text; load and one warm-up call excluded"}
         result = self.scored_run(loaded, judge, texts.name, utterances, errors, env, adjust=synthesis_timing,
                                   info={**loaded.info, "judge": judge.info})
@@ -401,7 +394,7 @@ class Engine:
             return None
 
     def evaluate_chat(self, loaded, ref: str):
-        from ..tasks.chat import ChatEval, chat_metrics, chat_utterance_rows, score_chat
+        from ..tasks.chat import ChatEval, score_chat
         from ..metrics.normalize import get_normalizer
 
         key = (loaded.name, ref)  # the prompt set is named by its reference
@@ -428,18 +421,16 @@ class Engine:
                     item.relevance = float(np.dot(q, a) / (np.linalg.norm(q) * np.linalg.norm(a) or 1.0))
             self.chat_evals[key] = ChatEval(loaded.name, prompts.name, items, prompts.errors,
                                             judge.name if judge else None, loaded.info, loaded.load_seconds)
-            self._record_chat(loaded, prompts.name, chat_utterance_rows(self.chat_evals[key]),
-                              chat_metrics(self.chat_evals[key]))
+            self._record_chat(loaded, prompts.name, self.chat_evals[key].rows(),
+                              self.chat_evals[key].summary())
         return self.chat_evals[key]
 
     def _record_chat(self, loaded, name: str, rows: list[dict], metrics: dict) -> None:
         """Chat and spoken-pipeline results go to the results database like ASR and TTS results."""
-        from .runner import environment
-
         self._open_store()
         self._write("record_model", loaded.info, loaded.load_seconds)
         self._write("record_utterances", loaded.name, name, rows)
-        self._write("record_aggregate", loaded.name, name, metrics, environment(loaded))
+        self._write("record_aggregate", loaded.name, name, metrics, environment(loaded.info))
 
     def spoken_questions(self, loaded, ref: str):
         """TTS speaks each ``spoken`` prompt, the ASR judge transcribes it, the chat model answers."""
@@ -480,10 +471,8 @@ class Engine:
             item.spoken = score_chat(self.runner.respond(loaded, prompt.id, messages), prompt, normalizer)
             items.append(item)
         self.chat_evals[key] = SpokenEval(loaded.name, tts.name, asr.name, items)
-        from ..tasks.chat import spoken_metrics, spoken_utterance_rows
-
         self._record_chat(loaded, f"{ref} (spoken: {tts.name} -> {asr.name})",
-                          spoken_utterance_rows(self.chat_evals[key]), spoken_metrics(self.chat_evals[key]))
+                          self.chat_evals[key].rows(), self.chat_evals[key].summary())
         return self.chat_evals[key]
 
     def compare_runtimes(self, dataset):

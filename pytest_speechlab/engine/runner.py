@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -165,30 +163,6 @@ def model_info(spec: ModelSpec, instance: Any) -> dict[str, Any]:
             raise TypeError(f"info() must return a dict, got {type(extra).__name__}")
         info.update(storable({str(k): v for k, v in extra.items()}))
     return info
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(model: LoadedModel, batch_size: int = 1) -> dict[str, Any]:
-    return {
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "device": model.info.get("device", "cpu"),
-        "threads": model.info.get("threads"),
-        "batch_size": batch_size,
-        "timing": "inference timed per utterance; load and one warm-up call excluded",
-    }
 
 
 class Executor(Protocol):

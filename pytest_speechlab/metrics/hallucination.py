@@ -12,35 +12,18 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from .._tables import checked
 from .._types import SpeechlabError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .wer import UtteranceResult
-    from .normalize import Normalizer
+from .normalize import Normalizer
+from .results import SIGNAL_ONLY, Finding, UtteranceResult
 
 KINDS = (
     "nonspeech_text", "repetition", "insertion_run", "known_phrase", "past_end", "low_confidence",
     "implausible_length", "high_wer",
 )
-SIGNAL_ONLY = frozenset({"high_wer"})
 PHRASES_FILE = Path(__file__).parent.parent / "data" / "hallucination_phrases.txt"
-
-
-@dataclass(frozen=True)
-class Finding:
-    kind: str
-    span: str  # the hypothesis text the finding is about
-    evidence: str
-
-    @property
-    def counts(self) -> bool:
-        """Whether it makes the utterance a hallucination (signals are reported only)."""
-        return self.kind not in SIGNAL_ONLY
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.evidence}"
 
 
 @dataclass(frozen=True)
@@ -64,8 +47,6 @@ class HallucinationConfig:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> HallucinationConfig:
-        from .._tables import checked
-
         values = checked(cls, table, where, types={"disabled": tuple})
         if "disabled" in values:
             bad = set(values["disabled"]) - set(KINDS)

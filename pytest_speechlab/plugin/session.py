@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .._config import load_config
+from .._machine import benchmark_machine_info, git_state, machine
 from ..engine.pipeline import Engine
 from .._text import redact_args, storable, terminal
 from .._types import SpeechlabError
@@ -164,14 +165,9 @@ class SpeechlabSession(Engine):
             except OSError as exc:
                 self.report_problems.append(f"$GITHUB_STEP_SUMMARY: not written ({type(exc).__name__}: {exc})")
         if option.speechlab_benchmark_json and (results or chats):
-            from ..engine.runner import cpu_name
-            import platform
-
-            machine = {"node": platform.node(), "processor": platform.processor(), "machine": platform.machine(),
-                       "python_version": platform.python_version(), "system": platform.system(),
-                       "release": platform.release(), "cpu": {"brand_raw": cpu_name(), "count": os.cpu_count()}}
             self._write_report("--speechlab-benchmark-json", option.speechlab_benchmark_json,
-                               json.dumps(storable(benchmark_json(results, grades, machine, chats)), indent=2))
+                               json.dumps(storable(benchmark_json(results, grades, benchmark_machine_info(), chats)),
+                                          indent=2))
         if option.speechlab_json:
             meta = {"run_id": self.run_id, "args": redact_args(list(self.config.invocation_params.args))}
             self._write_report("--speechlab-json", option.speechlab_json,
@@ -194,18 +190,11 @@ class SpeechlabSession(Engine):
             prefix.append(chat_html(chats))
 
     def run_description(self) -> dict:
-        from ..engine.runner import cpu_name
-
-        commit = None
-        with contextlib.suppress(OSError):
-            import subprocess
-
-            out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=self.config.rootpath,
-                                 capture_output=True, text=True, timeout=10)
-            commit = out.stdout.strip() if out.returncode == 0 else None
+        commit, _ = git_state(Path(self.config.rootpath))
+        here = machine()
         threads = ", ".join(f"{name}: {loaded.info.get('threads', '?')}" for name, loaded in self.pool.loaded.items())
-        return {"run": self.run_id or "not recorded (--speechlab-no-db or no database)", "commit": commit,
-                "cpu": f"{cpu_name()} ({os.cpu_count()} CPUs)", "threads": threads,
+        return {"run": self.run_id or "not recorded (--speechlab-no-db or no database)", "commit": commit[:12] if commit else None,
+                "cpu": f"{here['cpu']} ({here['cpu_count']} CPUs)", "threads": threads,
                 "database": self.store.shown_url if self.store else None}
 
     @pytest.hookimpl(wrapper=True)

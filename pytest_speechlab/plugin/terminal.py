@@ -61,7 +61,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             write(line)
     chats, spoken_evals = session.chat_reports()
     if chats:
-        from ..tasks.chat import chat_summary_lines
+        from ..sinks.terminal import chat_summary_lines
 
         write("chat:")
         for line in chat_summary_lines(chats):

@@ -15,7 +15,7 @@ import re
 import statistics
 from typing import Iterable
 
-from ..metrics.wer import EvalResult, UtteranceResult
+from ..metrics.results import EvalResult, UtteranceResult
 from ..metrics.stats import format_rate
 from .._text import terminal
 
@@ -358,14 +358,12 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict, chats
                         "min_time": 0, "warmup": True},
             "stats": _stats(times),
         })
-    from ..tasks.chat import chat_metrics
-
     for e in chats:
         name = f"speechlab-chat[{e.model}-{e.prompts}]"
         benchmarks.append({
             "group": e.prompts, "name": name, "fullname": f"speechlab::{name}",
             "params": {"model": e.model, "prompts": e.prompts}, "param": f"{e.model}-{e.prompts}",
-            "extra_info": {**chat_metrics(e), "model_identity": json.loads(json.dumps(e.model_info, default=str))},
+            "extra_info": {**e.summary(), "model_identity": json.loads(json.dumps(e.model_info, default=str))},
             "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1, "max_time": 0,
                         "min_time": 0, "warmup": True},
             "stats": _stats([i.seconds for i in e.answered]),
@@ -376,8 +374,6 @@ def benchmark_json(results: list[EvalResult], grades: dict, machine: dict, chats
 
 def run_file(results: list[EvalResult], grades: dict, meta: dict, chats=(), spoken=()) -> dict:
     """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML."""
-    from .store import utterance_row
-
     return {
         "format": "pytest-speechlab-results/1", "meta": json.loads(json.dumps(meta, default=str)),
         "scorecard": scorecard_rows(results, grades),
@@ -385,7 +381,7 @@ def run_file(results: list[EvalResult], grades: dict, meta: dict, chats=(), spok
             "model": r.model, "dataset": r.dataset, "normalizer": r.normalizer,
             "model_info": json.loads(json.dumps(r.model_info, default=str)), "environment": r.environment,
             "dataset_errors": [str(e) for e in r.dataset_errors],
-            "utterances": [{**utterance_row(u), "audio_path": u.utterance.audio_path,
+            "utterances": [{**u.row(), "audio_path": u.utterance.audio_path,
                             "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment]}
                            for u in r.utterances],
         } for r in results],

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+from .._machine import git_state, machine
 from .._text import redact, storable
 from .._types import SpeechlabError
 
@@ -546,48 +547,18 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def utterance_row(u) -> dict:
-    """A scored UtteranceResult as a database row."""
-    words, chars = u.words, u.chars
-    return {
-        "utterance_id": u.utterance.id, "kind": u.utterance.kind, "source": u.utterance.source,
-        "reference": u.utterance.text, "hypothesis": u.hypothesis,
-        "reference_normalized": u.reference_normalized, "hypothesis_normalized": u.hypothesis_normalized,
-        "hits": words.hits if words else None, "substitutions": words.substitutions if words else None,
-        "deletions": words.deletions if words else None, "insertions": words.insertions if words else None,
-        "char_errors": chars.errors if chars else None, "char_length": chars.reference_length if chars else None,
-        "audio_seconds": u.audio_seconds, "processing_seconds": u.processing_seconds,
-        "error": str(u.error) if u.error else None, "note": u.note or None,
-        "findings": [{"kind": f.kind, "span": f.span, "evidence": f.evidence} for f in u.findings],
-        "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in (u.transcript.segments if u.transcript else ())],
-    }
-
-
 def run_metadata(root: Path, normalizer: str, config: dict) -> dict:
     """Where and with what a run happened: git commit and dirty flag, host, CPU, versions."""
-    import platform
-    import subprocess
-    import sys
     from importlib.metadata import distributions
 
-    from ..engine.runner import cpu_name
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain") if commit else None
+    commit, dirty = git_state(Path(root))
     wanted = ("pytest", "pytest-speechlab", "jiwer", "whisper-normalizer", "faster-whisper", "ctranslate2",
               "pocketsphinx", "torch", "transformers", "numpy", "soxr", "soundfile")
     packages = {d.metadata["Name"]: d.version for d in distributions()
                 if d.metadata["Name"] and (d.metadata["Name"].lower() in wanted or d.metadata["Name"].lower().startswith("speechlab-"))}
+    here = machine()
     return {
-        "git_commit": commit, "git_dirty": bool(status) if status is not None else None,
-        "host": platform.node(), "cpu": cpu_name(),
-        "python": sys.version.split()[0], "packages": packages, "normalizer": normalizer,
+        "git_commit": commit, "git_dirty": dirty, "host": here["host"], "cpu": here["cpu"],
+        "python": here["python"], "packages": packages, "normalizer": normalizer,
         "config": _jsonable(config),
     }

@@ -3,66 +3,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..metrics.wer import EvalResult
+from .._text import format_table
+from ..metrics.results import EvalResult
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
     return "-" if value is None else format(value, fmt)
-
-
-def terminal_width(default: int = 80) -> int:
-    import shutil
-
-    return shutil.get_terminal_size((default, 24)).columns
-
-
-def _clip(cell: str, width: int) -> str:
-    return cell if len(cell) <= width else cell[: max(width - 1, 1)] + "…"
-
-
-def format_table(header: list[str], rows: list[list[str]], text_columns: int = 2, width: int | None = None) -> list[str]:
-    """Plain aligned columns: the first ``text_columns`` left-aligned, the (numeric) rest right.
-
-    With ``width``, a table wider than that is split into several tables of the same rows, each
-    repeating the first ``text_columns`` (the row's identity), and over-long text cells are clipped
-    with an ellipsis, so that no line is wider than the terminal."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    if width is None or sum(widths) + 2 * (len(widths) - 1) <= width:
-        return _table(header, rows, widths, text_columns)
-    keys = min(text_columns, 2)
-    room = width - 2 * keys - 20  # identity columns leave at least 20 columns for figures
-    if sum(widths[:keys]) > room:  # clip them, each to its share
-        for i in range(keys):
-            widths[i] = min(widths[i], max(room // keys, 12))
-    header = [_clip(c, widths[i]) if i < keys else c for i, c in enumerate(header)]
-    rows = [[_clip(c, widths[i]) if i < keys else c for i, c in enumerate(r)] for r in rows]
-    fixed = sum(widths[:keys]) + 2 * keys
-    chunks, current, used = [], [], fixed
-    for i in range(keys, len(header)):
-        w = min(widths[i], max(width - fixed, 8))
-        if current and used + w > width:
-            chunks.append(current)
-            current, used = [], fixed
-        current.append(i)
-        used += w + 2
-    if current:
-        chunks.append(current)
-    lines: list[str] = []
-    for n, chunk in enumerate(chunks):
-        columns = list(range(keys)) + chunk
-        sub_widths = [widths[i] if i < keys else min(widths[i], max(width - fixed, 8)) for i in columns]
-        sub_rows = [[_clip(r[i], sub_widths[j]) for j, i in enumerate(columns)] for r in rows]
-        if n:
-            lines.append("")
-        lines += _table([header[i] for i in columns], sub_rows, sub_widths, min(text_columns, len(columns)))
-    return lines
-
-
-def _table(header: list[str], rows: list[list[str]], widths: list[int], text_columns: int) -> list[str]:
-    line = lambda cells: "  ".join(  # noqa: E731
-        c.ljust(w) if i < text_columns else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-    ).rstrip()
-    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
 MAX_FLAGGED_SHOWN = 8
@@ -144,4 +90,24 @@ def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable 
     if skipped:
         lines.append(f"skipped utterances ({len(skipped)}):")
         lines.extend(f"  [{r.model}] {u.utterance.source}: {u.note}" for r, u in skipped)
+    return lines
+
+
+def chat_summary_lines(evals: list[ChatEval]) -> list[str]:
+    def num(v, fmt=".2f"):
+        return "-" if v is None else format(v, fmt)
+
+    header = ["model", "prompts", "answered", "pass", "relevance", "TTFT s", "tok/s", "flagged", "load s", "errors"]
+    rows = [[e.model, e.prompts, f"{len(e.answered)}/{len(e.items)}", num(e.pass_rate),
+             num(e.mean_relevance), num(e.median_first_token_seconds), num(e.tokens_per_second, ".1f"),
+             str(len(e.flagged)), num(e.load_seconds), str(len(e.errors))] for e in evals]
+    lines = format_table(header, rows)
+    lines.append("pass: share of prompts whose answer holds the expected content; relevance: mean cosine "
+                 f"similarity of answer and question ({', '.join(sorted({e.relevance_judge or '-' for e in evals}))}); "
+                 "TTFT: median time to first token; load and one warm-up excluded.")
+    for e in evals:
+        for line in e.failures(0.0):
+            lines.append(f"  [{e.model}] {line}")
+        for err in e.errors:
+            lines.append(f"  [{e.model}] {err}")
     return lines

@@ -159,6 +159,31 @@ class ChatEval:
                 lines.append(f"{i.prompt.id}: {'; '.join(why)}: answer {i.answer[:120]!r}")
         return lines
 
+    def rows(self) -> list[dict]:
+        """Each prompt as a row of the utterances table: the question as the reference, the answer as
+        the hypothesis, what failed as the note, the problems as findings."""
+        rows = []
+        for i in self.items:
+            why = ([f"missing {i.missing}"] if i.passed is False else []) + (
+                [f"relevance {i.relevance:.2f}"] if i.relevance is not None else [])
+            rows.append({
+                "utterance_id": i.prompt.id, "kind": "chat", "source": i.prompt.source, "reference": i.prompt.question,
+                "hypothesis": i.answer, "processing_seconds": i.seconds, "error": str(i.error) if i.error else None,
+                "note": "; ".join([{True: "passed", False: "failed", None: "no answer key"}[i.passed], *why]),
+                "findings": [{"kind": "chat", "span": i.answer[:200], "evidence": p} for p in i.problems],
+            })
+        return rows
+
+    def summary(self) -> dict:
+        checked = [i.passed for i in self.answered if i.passed is not None]
+        return {"task": "chat", "utterances": len(self.items), "processed": len(self.answered),
+                "errors": len(self.errors) + len(self.items) - len(self.answered),
+                "pass_rate": self.pass_rate, "passed": sum(checked), "checked": len(checked),
+                "mean_relevance": self.mean_relevance, "relevance_judge": self.relevance_judge,
+                "median_first_token_s": self.median_first_token_seconds,
+                "tokens_per_second": self.tokens_per_second, "flagged": len(self.flagged),
+                "hallucinated": len(self.flagged), "load_seconds": self.load_seconds}
+
 
 def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:
     if output.error:
@@ -174,28 +199,6 @@ def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:
         problems.append(f"runaway: {loop}")
     return ChatItem(prompt, text, output.response.tokens, output.first_token_seconds, output.seconds,
                     passed, missing, None, problems)
-
-
-def chat_summary_lines(evals: list[ChatEval]) -> list[str]:
-    from ..sinks.terminal import format_table
-
-    def num(v, fmt=".2f"):
-        return "-" if v is None else format(v, fmt)
-
-    header = ["model", "prompts", "answered", "pass", "relevance", "TTFT s", "tok/s", "flagged", "load s", "errors"]
-    rows = [[e.model, e.prompts, f"{len(e.answered)}/{len(e.items)}", num(e.pass_rate),
-             num(e.mean_relevance), num(e.median_first_token_seconds), num(e.tokens_per_second, ".1f"),
-             str(len(e.flagged)), num(e.load_seconds), str(len(e.errors))] for e in evals]
-    lines = format_table(header, rows)
-    lines.append("pass: share of prompts whose answer holds the expected content; relevance: mean cosine "
-                 f"similarity of answer and question ({', '.join(sorted({e.relevance_judge or '-' for e in evals}))}); "
-                 "TTFT: median time to first token; load and one warm-up excluded.")
-    for e in evals:
-        for line in e.failures(0.0):
-            lines.append(f"  [{e.model}] {line}")
-        for err in e.errors:
-            lines.append(f"  [{e.model}] {err}")
-    return lines
 
 
 @dataclass
@@ -244,45 +247,13 @@ class SpokenEval:
                          f"{i.stage}" + (f": {i.error}" if i.error else ""))
         return lines
 
+    def rows(self) -> list[dict]:
+        return [{"utterance_id": i.prompt.id, "kind": "spoken", "source": i.prompt.source, "reference": i.prompt.question,
+                 "hypothesis": i.spoken.answer if i.spoken else "", "hypothesis_normalized": i.heard,
+                 "error": i.error or None, "note": f"stage {i.stage}; heard {i.heard!r}; question WER "
+                 f"{'-' if i.question_wer is None else format(i.question_wer, '.2f')}", "findings": []}
+                for i in self.items]
 
-# -- what the results database keeps of a chat evaluation (one row per prompt, like an utterance) ------
-
-
-def chat_utterance_rows(evaluation: ChatEval) -> list[dict]:
-    """Each prompt as a row of the utterances table: the question as the reference, the answer as
-    the hypothesis, what failed as the note, the problems as findings."""
-    rows = []
-    for i in evaluation.items:
-        why = ([f"missing {i.missing}"] if i.passed is False else []) + (
-            [f"relevance {i.relevance:.2f}"] if i.relevance is not None else [])
-        rows.append({
-            "utterance_id": i.prompt.id, "kind": "chat", "source": i.prompt.source, "reference": i.prompt.question,
-            "hypothesis": i.answer, "processing_seconds": i.seconds, "error": str(i.error) if i.error else None,
-            "note": "; ".join([{True: "passed", False: "failed", None: "no answer key"}[i.passed], *why]),
-            "findings": [{"kind": "chat", "span": i.answer[:200], "evidence": p} for p in i.problems],
-        })
-    return rows
-
-
-def chat_metrics(evaluation: ChatEval) -> dict:
-    checked = [i.passed for i in evaluation.answered if i.passed is not None]
-    return {"task": "chat", "utterances": len(evaluation.items), "processed": len(evaluation.answered),
-            "errors": len(evaluation.errors) + len(evaluation.items) - len(evaluation.answered),
-            "pass_rate": evaluation.pass_rate, "passed": sum(checked), "checked": len(checked),
-            "mean_relevance": evaluation.mean_relevance, "relevance_judge": evaluation.relevance_judge,
-            "median_first_token_s": evaluation.median_first_token_seconds,
-            "tokens_per_second": evaluation.tokens_per_second, "flagged": len(evaluation.flagged),
-            "hallucinated": len(evaluation.flagged), "load_seconds": evaluation.load_seconds}
-
-
-def spoken_utterance_rows(spoken: SpokenEval) -> list[dict]:
-    return [{"utterance_id": i.prompt.id, "kind": "spoken", "source": i.prompt.source, "reference": i.prompt.question,
-             "hypothesis": i.spoken.answer if i.spoken else "", "hypothesis_normalized": i.heard,
-             "error": i.error or None, "note": f"stage {i.stage}; heard {i.heard!r}; question WER "
-             f"{'-' if i.question_wer is None else format(i.question_wer, '.2f')}", "findings": []}
-            for i in spoken.items]
-
-
-def spoken_metrics(spoken: SpokenEval) -> dict:
-    return {"task": "spoken", "utterances": len(spoken.items), "by_stage": spoken.by_stage,
-            "tts": spoken.tts, "asr": spoken.asr}
+    def summary(self) -> dict:
+        return {"task": "spoken", "utterances": len(self.items), "by_stage": self.by_stage,
+                "tts": self.tts, "asr": self.asr}

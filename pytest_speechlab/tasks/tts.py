@@ -162,25 +162,3 @@ def write_wav(folder: Path, name: str, audio) -> Path:
     # chunk), so the same audio would never have the same content digest (the inference cache's key)
     sf.write(path, np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, subtype="PCM_24")
     return path
-
-
-def cap_grade(grade, evals: list[TTSEval], policy):
-    """A TTS model whose audio has problems, or that differs on a second synthesis although it claims
-    determinism, is not production ready: the grade is capped like a hallucinating ASR model's."""
-    from ..grading import Grade, rank
-
-    reasons = []
-    problems = [(item, p) for e in evals for item, found in e.problems.items() for p in found]
-    if problems:
-        shown = "; ".join(f"{item}: {p}" for item, p in problems[:3]) + ("; ..." if len(problems) > 3 else "")
-        reasons.append(f"audio problems on {len({i for i, _ in problems})} item(s): {shown}")
-    differing = [i for e in evals if e.claims_deterministic for i in e.nondeterministic]
-    if differing:
-        reasons.append(f"claims determinism but {len(differing)} item(s) differed on a second synthesis: "
-                       + ", ".join(differing[:3]))
-    if not reasons:
-        return grade
-    if rank(grade.grade) < rank(policy.hallucination_cap):
-        return Grade(grade.model, policy.hallucination_cap,
-                     "; ".join(reasons) + f" (not production ready; intelligibility/RTF alone: {grade.grade})", False)
-    return Grade(grade.model, grade.grade, f"{grade.reason}; also " + "; ".join(reasons), False)

@@ -1,0 +1,63 @@
+"""The machine a run happened on, described once: every figure and report reads it from here."""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=None)
+def machine() -> dict[str, Any]:
+    """Host, CPU and Python of this process (the same for the whole session)."""
+    return {"host": platform.node(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+            "python": sys.version.split()[0], "platform": platform.platform(), "system": platform.system(),
+            "release": platform.release(), "arch": platform.machine(), "processor": platform.processor()}
+
+
+@functools.lru_cache(maxsize=None)
+def git_state(root: Path) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git checkout at ``root``; (None, None) outside one or without git.
+    Asked once per session."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    return commit, (bool(status) if status is not None else None)
+
+
+def environment(info: dict[str, Any], batch_size: int = 1) -> dict[str, Any]:
+    """What is recorded with every figure of a model (``info``: its identity) on this machine."""
+    here = machine()
+    return {
+        "cpu": here["cpu"], "cpu_count": here["cpu_count"], "python": here["python"], "platform": here["platform"],
+        "device": info.get("device", "cpu"), "threads": info.get("threads"), "batch_size": batch_size,
+        "timing": "inference timed per utterance; load and one warm-up call excluded",
+    }
+
+
+def benchmark_machine_info() -> dict[str, Any]:
+    """This machine in pytest-benchmark's ``machine_info`` layout."""
+    here = machine()
+    return {"node": here["host"], "processor": here["processor"], "machine": here["arch"],
+            "python_version": platform.python_version(), "system": here["system"], "release": here["release"],
+            "cpu": {"brand_raw": here["cpu"], "count": here["cpu_count"]}}

@@ -1,0 +1,303 @@
+"""What scoring produces: per-utterance results and the evaluation's result, with every figure the
+sinks read (``EvalResult.summary()`` is the one serialized form). Scoring itself is in ``wer``
+and ``hallucination``; this module imports neither, so that both can build on it.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from .._types import InputError, Transcript, Utterance
+from .stats import bootstrap_ci, wilson
+
+SIGNAL_ONLY = frozenset({"high_wer"})  # findings reported as signals, not counted as hallucinations
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    span: str  # the hypothesis text the finding is about
+    evidence: str
+
+    @property
+    def counts(self) -> bool:
+        """Whether it makes the utterance a hallucination (signals are reported only)."""
+        return self.kind not in SIGNAL_ONLY
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.evidence}"
+
+
+@dataclass(frozen=True)
+class EditCounts:
+    hits: int = 0
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+
+    @property
+    def reference_length(self) -> int:
+        return self.hits + self.substitutions + self.deletions
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def rate(self) -> float | None:
+        n = self.reference_length
+        return self.errors / n if n else None
+
+    def __add__(self, other: EditCounts) -> EditCounts:
+        return EditCounts(
+            self.hits + other.hits,
+            self.substitutions + other.substitutions,
+            self.deletions + other.deletions,
+            self.insertions + other.insertions,
+        )
+
+
+@dataclass(frozen=True)
+class AlignedOp:
+    """One step of the word alignment: op is equal, substitute, delete or insert."""
+
+    op: str
+    ref: tuple[str, ...]
+    hyp: tuple[str, ...]
+
+
+@dataclass
+class UtteranceResult:
+    utterance: Utterance
+    hypothesis: str = ""
+    transcript: Transcript | None = None
+    reference_normalized: str = ""
+    hypothesis_normalized: str = ""
+    words: EditCounts | None = None  # None: not scored (non-speech, error, empty reference)
+    chars: EditCounts | None = None
+    alignment: tuple[AlignedOp, ...] = ()
+    audio_seconds: float = 0.0
+    processing_seconds: float = 0.0
+    error: InputError | None = None
+    note: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    repeat_texts: tuple[str, ...] = ()  # transcripts of --speechlab-repeat runs after the first
+    cached: dict | None = None  # the output came from the inference cache: run, CPU, when measured
+
+    def __repr__(self) -> str:
+        return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"
+
+    @property
+    def hallucinated(self) -> bool:
+        return any(f.counts for f in self.findings)
+
+    @property
+    def changed_on_repeat(self) -> bool:
+        return any(text != self.hypothesis for text in self.repeat_texts)
+
+    @property
+    def wer(self) -> float | None:
+        return self.words.rate if self.words else None
+
+    @property
+    def cer(self) -> float | None:
+        return self.chars.rate if self.chars else None
+
+
+    def row(self) -> dict:
+        """This utterance in the one serialized form: a row of the results database, the run
+        file's and the comparison's utterance."""
+        u = self
+        words, chars = u.words, u.chars
+        return {
+            "utterance_id": u.utterance.id, "kind": u.utterance.kind, "source": u.utterance.source,
+            "reference": u.utterance.text, "hypothesis": u.hypothesis,
+            "reference_normalized": u.reference_normalized, "hypothesis_normalized": u.hypothesis_normalized,
+            "hits": words.hits if words else None, "substitutions": words.substitutions if words else None,
+            "deletions": words.deletions if words else None, "insertions": words.insertions if words else None,
+            "char_errors": chars.errors if chars else None, "char_length": chars.reference_length if chars else None,
+            "audio_seconds": u.audio_seconds, "processing_seconds": u.processing_seconds,
+            "error": str(u.error) if u.error else None, "note": u.note or None,
+            "findings": [{"kind": f.kind, "span": f.span, "evidence": f.evidence} for f in u.findings],
+            "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in (u.transcript.segments if u.transcript else ())],
+        }
+
+
+@dataclass
+class EvalResult:
+    model: str
+    dataset: str
+    normalizer: str
+    utterances: list[UtteranceResult] = field(default_factory=list)
+    dataset_errors: list[InputError] = field(default_factory=list)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    load_seconds: float | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    retimed: dict | None = None  # with cached outputs: a sample timed again here (utterances, seconds, rtf)
+
+    @property
+    def cached_count(self) -> int:
+        return sum(1 for u in self.utterances if u.cached)
+
+    @property
+    def computed_count(self) -> int:
+        return sum(1 for u in self.processed if not u.cached)
+
+    @property
+    def speed_rtf(self) -> float | None:
+        """The RTF speed checks use: measured in this session. With outputs from the cache it is
+        the re-timed sample's, never the cached timings alone."""
+        if not self.cached_count:
+            return self.rtf
+        return self.retimed.get("rtf") if self.retimed else None
+
+    def __repr__(self) -> str:  # the dataclass repr lists every utterance: pages of it in a traceback
+        wer = "-" if self.wer is None else f"{self.wer:.4f}"
+        return (f"EvalResult(model={self.model!r}, dataset={self.dataset!r}, utterances={len(self.utterances)}, "
+                f"wer={wer}, errors={len(self.errors)})")
+
+    @property
+    def scored(self) -> list[UtteranceResult]:
+        return [u for u in self.utterances if u.words is not None]
+
+    @property
+    def processed(self) -> list[UtteranceResult]:
+        """Utterances the model actually ran on (no input error, not skipped)."""
+        return [u for u in self.utterances if u.transcript is not None]
+
+    @property
+    def skipped(self) -> list[UtteranceResult]:
+        return [u for u in self.utterances if u.error is None and u.transcript is None]
+
+    @property
+    def errors(self) -> list[InputError]:
+        return self.dataset_errors + [u.error for u in self.utterances if u.error is not None]
+
+    @property
+    def words(self) -> EditCounts:
+        return sum((u.words for u in self.scored), EditCounts())
+
+    @property
+    def chars(self) -> EditCounts:
+        return sum((u.chars for u in self.scored if u.chars), EditCounts())
+
+    @property
+    def wer(self) -> float | None:
+        return self.words.rate
+
+    @property
+    def cer(self) -> float | None:
+        return self.chars.rate
+
+    @cached_property
+    def wer_ci(self) -> tuple[float, float] | None:
+        """95% bootstrap interval of the corpus WER (utterances resampled)."""
+        scored = self.scored
+        return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
+
+    @cached_property
+    def cer_ci(self) -> tuple[float, float] | None:
+        scored = [u for u in self.scored if u.chars]
+        return bootstrap_ci([u.chars.errors for u in scored], [u.chars.reference_length for u in scored])
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(u.audio_seconds for u in self.processed)
+
+    @property
+    def processing_seconds(self) -> float:
+        return sum(u.processing_seconds for u in self.processed)
+
+    @property
+    def rtf(self) -> float | None:
+        audio = self.audio_seconds
+        return self.processing_seconds / audio if audio else None
+
+    @property
+    def rtfx(self) -> float | None:
+        rtf = self.rtf
+        return 1.0 / rtf if rtf else None
+
+    # -- hallucination measurements ----------------------------------------------------------
+
+    def _rate(self, kind: str | None) -> tuple[int, int]:
+        pool = [u for u in self.processed if kind is None or u.utterance.kind == kind]
+        return sum(u.hallucinated for u in pool), len(pool)
+
+    @property
+    def flagged(self) -> list[UtteranceResult]:
+        """Utterances with at least one hallucination finding (signals alone do not flag)."""
+        return [u for u in self.processed if u.hallucinated]
+
+    @property
+    def hallucination_counts(self) -> tuple[int, int]:
+        return self._rate(None)
+
+    @property
+    def nonspeech_counts(self) -> tuple[int, int]:
+        return self._rate("nonspeech")
+
+    @property
+    def speech_counts(self) -> tuple[int, int]:
+        return self._rate("speech")
+
+    @property
+    def hallucination_rate(self) -> float | None:
+        flagged, total = self.hallucination_counts
+        return flagged / total if total else None
+
+    @property
+    def nonspeech_hallucination_rate(self) -> float | None:
+        flagged, total = self.nonspeech_counts
+        return flagged / total if total else None
+
+    @property
+    def speech_hallucination_rate(self) -> float | None:
+        flagged, total = self.speech_counts
+        return flagged / total if total else None
+
+    @property
+    def insertion_rate(self) -> float | None:
+        words = self.words
+        return words.insertions / words.reference_length if words.reference_length else None
+
+    @property
+    def findings_by_kind(self) -> dict[str, int]:
+        return dict(Counter(f.kind for u in self.processed for f in u.findings))
+
+    @property
+    def nondeterminism_rate(self) -> float | None:
+        """Share of utterances whose transcript changed between --speechlab-repeat runs."""
+        repeated = [u for u in self.processed if u.repeat_texts]
+        return sum(u.changed_on_repeat for u in repeated) / len(repeated) if repeated else None
+
+    def summary(self) -> dict:
+        """The evaluation's figures in the one serialized form every sink reads: the results
+        database's aggregates, the scorecard rows of the HTML report, the Markdown and the benchmark
+        JSON, and the run file (JSON types only; intervals as [low, high])."""
+        flagged, processed = self.hallucination_counts
+        return {
+            "model": self.model, "dataset": self.dataset,
+            "utterances": len(self.utterances), "processed": processed, "scored": len(self.scored),
+            "errors": len(self.errors), "wer": self.wer, "cer": self.cer,
+            "wer_ci": self.wer_ci, "cer_ci": self.cer_ci,
+            "substitutions": self.words.substitutions, "deletions": self.words.deletions,
+            "insertions": self.words.insertions, "reference_words": self.words.reference_length,
+            "rtf": self.rtf, "rtfx": self.rtfx, "audio_seconds": self.audio_seconds,
+            "processing_seconds": self.processing_seconds, "load_seconds": self.load_seconds,
+            "hallucinated": flagged, "hallucination_rate": self.hallucination_rate,
+            "hallucination_ci": wilson(flagged, processed),
+            "speech_hallucination_rate": self.speech_hallucination_rate,
+            "nonspeech_hallucination_rate": self.nonspeech_hallucination_rate,
+            "insertion_rate": self.insertion_rate, "findings_by_kind": self.findings_by_kind,
+            "nondeterminism_rate": self.nondeterminism_rate, "normalizer": self.normalizer,
+            "cached": self.cached_count, "computed": self.computed_count, "retimed": self.retimed,
+            "speed_rtf": self.speed_rtf,
+        }
+
+    def worst(self, n: int = 5) -> list[UtteranceResult]:
+        """The scored utterances with the most word errors (ties: higher utterance WER first)."""
+        ranked = sorted(self.scored, key=lambda u: (u.words.errors, u.wer or 0.0), reverse=True)
+        return [u for u in ranked[:n] if u.words.errors]
