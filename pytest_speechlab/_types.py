@@ -135,3 +135,15 @@ class Output:
     repeats: tuple[Transcript, ...] = ()  # further runs with --speechlab-repeat, untimed
     notes: tuple[str, ...] = ()  # what the runner had to do to the model's output (truncated, repaired)
     cached: dict | None = None  # from the inference cache: the run, CPU and time its timing was measured
+
+
+@dataclass
+class Invocation:
+    """One model call as the runner measured it (every task): the checked output or the error, the
+    timed seconds, the time to the first streamed piece, and the outputs of further untimed calls."""
+
+    value: Any = None  # Transcript, Audio, Response or vectors, as the task's call returns them
+    seconds: float = 0.0
+    first_token_seconds: float | None = None
+    again: tuple = ()  # further runs (--speechlab-repeat, a determinism check), untimed
+    error: str = ""

@@ -71,10 +71,10 @@ def test_chat_streams_text_and_keeps_the_conversation(lfm):
     registry = registry_of(module)
     registry.add_variants({"lfm-chat": {"model": "lfm2.5-audio/chat", "model_path": str(weights)}}, "test")
     loaded = ModelPool().get(registry.model("lfm-chat"))
-    out = Runner().respond(loaded, "q1", [{"role": "system", "content": "Be brief."},
+    out = Runner().respond(loaded, [{"role": "system", "content": "Be brief."},
                                           {"role": "user", "content": "What is 2+2?"}])
-    assert out.error == "" and out.response.text == "You said: What is 2+2?"
-    assert out.response.tokens == len("You said: What is 2+2?") and out.first_token_seconds is not None
+    assert out.error == "" and out.value.text == "You said: What is 2+2?"
+    assert out.value.tokens == len("You said: What is 2+2?") and out.first_token_seconds is not None
 
 
 def test_missing_or_wrong_model_path_is_a_clear_load_error(lfm):

@@ -14,7 +14,7 @@ from pytest_speechlab import Audio, Response
 from pytest_speechlab.tasks.chat import Prompt, answer_check, load_prompts, runaway, score_chat
 from pytest_speechlab.grading import Grade, GradePolicy
 from pytest_speechlab.metrics.normalize import get_normalizer
-from pytest_speechlab.engine.runner import ChatOutput
+from pytest_speechlab._types import Invocation
 from pytest_speechlab.grading import cap_grade
 from pytest_speechlab.tasks.tts import TTSEval, audio_problems, load_texts
 
@@ -105,7 +105,7 @@ def test_runaway_and_empty_responses_are_flagged_and_ordinary_ones_are_not():
     ordinary = "The capital of France is Paris, a city on the Seine known for its museums and cafes."
     assert runaway(ordinary, get_normalizer()(ordinary)) is None
     prompt = Prompt("q", ({"role": "user", "content": "?"},), expect=("paris",))
-    empty = score_chat(ChatOutput("q", [], Response("  ")), prompt, get_normalizer())
+    empty = score_chat(Invocation(Response("  ")), prompt, get_normalizer())
     assert empty.problems == ["empty response"] and empty.passed is False
 
 
@@ -240,13 +240,13 @@ def test_real_chat_model_answers_and_streams():
     registry = build_registry(make_plugin_manager())
     pool = ModelPool()
     loaded = pool.get(registry.model("transformers/smollm2-135m-instruct"))
-    out = Runner().respond(loaded, "q", [{"role": "user", "content": "What is the capital of France?"}])
-    assert "paris" in out.response.text.lower(), out.response.text
+    out = Runner().respond(loaded, [{"role": "user", "content": "What is the capital of France?"}])
+    assert "paris" in out.value.text.lower(), out.value.text
     assert out.first_token_seconds is not None and 0 < out.first_token_seconds < out.seconds
-    assert out.response.tokens and out.response.tokens > 3
+    assert out.value.tokens and out.value.tokens > 3
     assert loaded.info["source_weights_sha256"].startswith("sha256:")
     judge = pool.get(registry.model("sentence-transformers/all-MiniLM-L6-v2")).instance
-    q, on, off = judge.embed(["What is the capital of France?", out.response.text, "Mix flour with water."])
+    q, on, off = judge.embed(["What is the capital of France?", out.value.text, "Mix flour with water."])
     cos = lambda a, b: float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))  # noqa: E731
     assert cos(q, on) > cos(q, off) + 0.2
 

@@ -9,6 +9,8 @@ pytest; ``evaluate_models`` uses the engine directly, from Python or the ``speec
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -16,8 +18,21 @@ from typing import Any
 
 from .._config import SpeechlabConfig, load_config
 from .._machine import environment, machine
+from .._registry import build_registry, make_plugin_manager
 from .._text import redact, redact_args
-from .._types import SpeechlabError
+from .._types import InputError, SpeechlabError, Utterance
+from ..compare import Side, compare, family_size, judge
+from ..crossruntime import COMPARABLE_DECODE, RuntimeComparison, comparable_name, runtime_groups
+from ..grading import cap_grade, grade_model
+from ..metrics.normalize import get_normalizer
+from ..metrics.wer import score_words
+from ..sinks.store import RowsRejected, Store, normalize_url, run_metadata
+from ..tasks import ASR, CHAT, TTS
+from ..tasks.chat import ChatEval
+from ..tasks.spoken import SpokenEval, SpokenItem
+from ..tasks.tts import audio_file_name, write_wav
+from .cache import OutputCache
+from .runner import ModelLoadError, ModelPool, Runner
 
 
 class _NoProgress:
@@ -37,8 +52,6 @@ class Engine:
     def __init__(self, settings: SpeechlabConfig, root: Path, *, db_url: str | None, repeats: int = 1,
                  cache_mode: str | None = None, retime: int | None = None, args: list[str] | tuple = (),
                  plugins: list | tuple = ()) -> None:
-        from .runner import ModelPool, Runner
-
         self.settings = settings
         self.root = Path(root)
         self._db_url = db_url  # None: nothing is recorded (and nothing cached)
@@ -81,8 +94,6 @@ class Engine:
         return self._registry
 
     def build_registry(self, extra_plugins=()):
-        from .._registry import build_registry, make_plugin_manager
-
         registry = build_registry(make_plugin_manager([*self._plugins, *extra_plugins]))
         registry.add_variants(self.settings.variants, self.settings.source)
         for absent in self.settings.check_models(set(registry.models)):
@@ -104,15 +115,13 @@ class Engine:
 
     def dataset(self, ref: str):
         if ref not in self._datasets:
-            from .._dataset import load_dataset
-
             spec = self.registry.datasets.get(ref)
             if spec:
-                self._datasets[ref] = load_dataset(spec.path, name=ref)
+                self._datasets[ref] = ASR.load(spec.path, name=ref)
             else:  # named relative to the rootdir, so that runs from other folders compare
                 path = Path(ref).resolve()
                 root = self.root
-                self._datasets[ref] = load_dataset(path, name=str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
+                self._datasets[ref] = ASR.load(path, name=str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
         return self._datasets[ref]
 
     def thresholds(self, model: str) -> dict[str, float]:
@@ -125,12 +134,8 @@ class Engine:
         """Open the store and start this run's row, once; a database problem warns, never stops."""
         if self.store is not None or self.store_problem or self.db_url() is None:
             return
-        from ..sinks.store import Store, run_metadata
-
         try:
             store = Store(self.db_url())
-            from ..metrics.normalize import get_normalizer
-
             self.run_id = store.start_run(run_metadata(self.root, get_normalizer(self.settings.normalizer).label,
                                                        self.run_config()))
             self.store = store
@@ -146,8 +151,6 @@ class Engine:
 
     def _write(self, method: str, *args) -> None:
         if self.store is not None:
-            from ..sinks.store import RowsRejected
-
             try:
                 getattr(self.store, method)(self.run_id, *args)
             except RowsRejected as exc:  # the other rows were written: keep recording
@@ -169,10 +172,6 @@ class Engine:
         audio a judge transcribes; ``info`` then adds the judge's identity); ``adjust`` may rewrite
         each output first (the TTS timing)."""
         info = info or subject.info
-        from ..metrics.wer import EvalResult, score_output
-        from ..metrics.normalize import get_normalizer
-        from ..sinks.store import Store
-
         self._open_store()
         self._write("record_model", info, subject.load_seconds)
         normalizer = get_normalizer(self.settings.normalizer)
@@ -184,7 +183,7 @@ class Engine:
 
         def on_output(output) -> None:
             progress.advance(output.audio_seconds)
-            scored.append(score_output(adjust(output) if adjust else output, normalizer, self.settings.hallucination))
+            scored.append(ASR.score(adjust(output) if adjust else output, normalizer, self.settings.hallucination))
             pending.append(scored[-1].row())
             if len(pending) >= Store.BATCH:
                 flush()
@@ -194,7 +193,7 @@ class Engine:
         flush()
         order = {u.id: i for i, u in enumerate(utterances)}  # cached outputs arrive first: keep the set's order
         scored.sort(key=lambda u: order.get(u.utterance.id, len(order)))
-        result = EvalResult(subject.name, dataset_name, normalizer.label, scored, errors,
+        result = ASR.summarize(subject.name, dataset_name, normalizer.label, scored, errors,
                             model_info=info, load_seconds=subject.load_seconds, environment=env)
         if adjust is None and result.cached_count:
             result.retimed = self.retime_sample(transcriber, result)
@@ -204,7 +203,6 @@ class Engine:
     def output_cache(self):
         """The inference cache of this session (None without a results database, or when off)."""
         if self._cache is None:
-            from .cache import OutputCache
             mode = self.cache_mode
             self._cache = OutputCache(self.store if mode != "off" else None, mode, self.run_id,
                                       {"cpu": machine()["cpu"], "host": machine()["host"]})
@@ -213,8 +211,6 @@ class Engine:
     def retime_sample(self, transcriber, result) -> dict:
         """Speed is never judged on cached timings alone: a deterministic sample of the utterances
         (``[tool.speechlab] retime``, default 20, or all when fewer) is timed again here."""
-        import hashlib
-
         processed = [u.utterance for u in result.processed]
         sample = sorted(processed, key=lambda u: hashlib.sha256(u.id.encode("utf-8", "surrogatepass")).hexdigest())
         sample = sample[: self.retime]
@@ -224,8 +220,6 @@ class Engine:
                 "rtf": seconds / audio if audio else None}
 
     def grade(self, model: str):
-        from ..grading import cap_grade, grade_model
-
         results = [r for (name, _), r in self.results.items() if name == model]
         grade = grade_model(model, results, self.settings.grades)
         tts = [e for (name, _), e in self.tts_evals.items() if name == model]
@@ -238,8 +232,6 @@ class Engine:
     def gate_problems(self) -> list[str]:
         """Why the baseline cannot be compared with: no database, no such baseline, or a selected
         model x dataset it has no results for. Checked before any model is built."""
-        from ..sinks.store import Store
-
         ref = self.baseline
         if self.db_url() is None:
             return [f"--speechlab-no-db: there is no results database to read baseline {ref!r} from "
@@ -277,10 +269,8 @@ class Engine:
     # -- TTS and chat ----------------------------------------------------------------------------
 
     def text_set(self, ref: str):
-        from ..tasks.tts import load_texts
-
         spec = self.registry.datasets.get(ref)
-        return load_texts(spec.path if spec else self.root / ref, name=ref)
+        return TTS.load(spec.path if spec else self.root / ref, name=ref)
 
     def tts_judge(self):
         """The ASR model that transcribes synthesized audio (built once, like any model)."""
@@ -289,12 +279,7 @@ class Engine:
 
     def evaluate_tts(self, loaded, ref: str, folder: Path):
         """Synthesize every text (timed) into ``folder``, check the audio, score the judge's transcripts."""
-        import dataclasses
-
         import numpy as np
-
-        from ..tasks.tts import TTSEval, audio_file_name, audio_problems, write_wav
-        from .._types import InputError, Utterance
 
         key = (loaded.name, ref)  # the text set is named by its reference
         if key in self.tts_evals:
@@ -305,18 +290,19 @@ class Engine:
         utterances, timing, problems, differing, errors = [], {}, {}, [], list(texts.errors)
         with self.progress(f"{loaded.name} x {texts.name} (synthesis)", len(texts.items)) as progress:
             for item in texts.items:
-                out = self.runner.synthesize(loaded, item.id, item.text, repeat=claims)
+                out = self.runner.synthesize(loaded, item.text, repeat=claims)
                 if out.error:
                     errors.append(InputError(item.source, out.error, item.id))
                     continue
-                progress.advance(out.audio.seconds)
-                found = audio_problems(out.audio, item.text, self.settings.tts.sanity)
+                audio = out.value
+                progress.advance(audio.seconds)
+                found = TTS.score(audio, item.text, self.settings.tts.sanity)
                 if found:
                     problems[item.id] = found
-                if out.repeat is not None and not np.array_equal(out.audio.samples, out.repeat.samples):
+                if out.again and not np.array_equal(audio.samples, out.again[0].samples):
                     differing.append(item.id)
-                path = write_wav(folder, audio_file_name(len(timing), item.id), out.audio)
-                utterances.append(Utterance(item.id, str(path), item.text, duration=out.audio.seconds,
+                path = write_wav(folder, audio_file_name(len(timing), item.id), audio)
+                utterances.append(Utterance(item.id, str(path), item.text, duration=audio.seconds,
                                             source=item.source))
                 timing[item.id] = out.seconds
 
@@ -330,7 +316,7 @@ class Engine:
         result = self.scored_run(loaded, judge, texts.name, utterances, errors, env, adjust=synthesis_timing,
                                   info={**loaded.info, "judge": judge.info})
         self.results[key] = result
-        self.tts_evals[key] = TTSEval(result, judge.name, claims, problems, differing, errors, str(folder))
+        self.tts_evals[key] = TTS.summarize(result, judge.name, claims, problems, differing, errors, str(folder))
         return self.tts_evals[key]
 
     def compare_with_baseline(self, result):
@@ -344,9 +330,6 @@ class Engine:
                                     f"{result.model} on {result.dataset} is not part of the regression gate")
 
     def _judge_gate(self) -> None:
-        from ..compare import Side, compare, family_size, judge
-        from .runner import ModelLoadError
-
         ref = self.baseline
         problems = self.gate_issues if self.gate_issues is not None else self.gate_problems()
         store, run_id = self.baseline_store, self.baseline_run
@@ -375,15 +358,11 @@ class Engine:
             self.comparisons[key] = comparison
 
     def prompt_set(self, ref: str):
-        from ..tasks.chat import load_prompts
-
         spec = self.registry.datasets.get(ref)
-        return load_prompts(spec.path if spec else self.root / ref, name=ref)
+        return CHAT.load(spec.path if spec else self.root / ref, name=ref)
 
     def relevance_judge(self):
         """The embedding model for chat relevance, or None when it is not installed (said in the summary)."""
-        from .runner import ModelLoadError
-
         name = self.settings.chat.relevance_judge
         if name not in self.registry.models:
             return None
@@ -394,9 +373,6 @@ class Engine:
             return None
 
     def evaluate_chat(self, loaded, ref: str):
-        from ..tasks.chat import ChatEval, score_chat
-        from ..metrics.normalize import get_normalizer
-
         key = (loaded.name, ref)  # the prompt set is named by its reference
         if key not in self.chat_evals:
             prompts = self.prompt_set(ref)
@@ -404,22 +380,22 @@ class Engine:
             items = []
             with self.progress(f"{loaded.name} x {prompts.name}", len(prompts.prompts)) as progress:
                 for prompt in prompts.prompts:
-                    items.append(score_chat(self.runner.respond(loaded, prompt.id, list(prompt.messages)),
-                                            prompt, normalizer))
+                    items.append(CHAT.score(self.runner.respond(loaded, list(prompt.messages)), prompt, normalizer))
                     progress.advance(0.0)
             judge = self.relevance_judge()
             answered = [i for i in items if i.error is None and i.answer]
             if judge is not None and answered:
                 import numpy as np
 
-                questions, error = self.runner.embed(judge, [i.prompt.topic or i.prompt.question for i in answered])
-                answers, error = (None, error) if error else self.runner.embed(judge, [i.answer for i in answered])
+                questions = self.runner.embed(judge, [i.prompt.topic or i.prompt.question for i in answered])
+                answers = self.runner.embed(judge, [i.answer for i in answered]) if not questions.error else questions
+                error = questions.error or answers.error
                 if error:
                     warnings.warn(f"chat relevance not measured: {error}", stacklevel=2)
                     judge = None
-                for item, q, a in zip(answered, questions if judge else (), answers if judge else ()):
+                for item, q, a in zip(answered, questions.value if judge else (), answers.value if judge else ()):
                     item.relevance = float(np.dot(q, a) / (np.linalg.norm(q) * np.linalg.norm(a) or 1.0))
-            self.chat_evals[key] = ChatEval(loaded.name, prompts.name, items, prompts.errors,
+            self.chat_evals[key] = CHAT.summarize(loaded.name, prompts.name, items, prompts.errors,
                                             judge.name if judge else None, loaded.info, loaded.load_seconds)
             self._record_chat(loaded, prompts.name, self.chat_evals[key].rows(),
                               self.chat_evals[key].summary())
@@ -434,10 +410,6 @@ class Engine:
 
     def spoken_questions(self, loaded, ref: str):
         """TTS speaks each ``spoken`` prompt, the ASR judge transcribes it, the chat model answers."""
-        from ..tasks.chat import SpokenEval, SpokenItem, score_chat
-        from ..metrics.wer import score_words
-        from ..metrics.normalize import get_normalizer
-
         key = ("spoken", loaded.name, ref)
         if key in self.chat_evals:
             return self.chat_evals[key]
@@ -454,12 +426,12 @@ class Engine:
             if not prompt.spoken:
                 continue
             item = SpokenItem(prompt, typed=typed)
-            spoken = self.runner.synthesize(tts, prompt.id, prompt.question)
+            spoken = self.runner.synthesize(tts, prompt.question)
             if spoken.error:
                 item.error = spoken.error
                 items.append(item)
                 continue
-            heard = self.runner.transcribe_audio(asr, prompt.id, spoken.audio.samples, spoken.audio.sample_rate)
+            heard = self.runner.transcribe_audio(asr, prompt.id, spoken.value.samples, spoken.value.sample_rate)
             if heard.error is not None or heard.transcript is None:
                 item.error = f"ASR {asr.name}: {heard.error.message if heard.error else 'no transcript'}"
                 items.append(item)
@@ -468,7 +440,7 @@ class Engine:
             words, _ = score_words(normalizer(prompt.question), normalizer(item.heard))
             item.question_wer = words.rate
             messages = [*prompt.messages[:-1], {"role": "user", "content": item.heard}]
-            item.spoken = score_chat(self.runner.respond(loaded, prompt.id, messages), prompt, normalizer)
+            item.spoken = CHAT.score(self.runner.respond(loaded, messages), prompt, normalizer)
             items.append(item)
         self.chat_evals[key] = SpokenEval(loaded.name, tts.name, asr.name, items)
         self._record_chat(loaded, f"{ref} (spoken: {tts.name} -> {asr.name})",
@@ -479,9 +451,6 @@ class Engine:
         """Each group of selected models that share weights, rebuilt with the same greedy decoding and
         evaluated on ``dataset``: a list of RuntimeComparison, or a str saying why there is none."""
         if dataset.name not in self.runtime_comparisons:
-            from ..crossruntime import COMPARABLE_DECODE, RuntimeComparison, comparable_name, runtime_groups
-            from .runner import ModelLoadError
-
             loaded = []
             for name in self.selected_models("asr"):
                 with contextlib.suppress(ModelLoadError):  # its own tests report the load failure
@@ -503,8 +472,6 @@ class Engine:
 
     def chat_reports(self) -> tuple[list, list]:
         """The chat evaluations and spoken-question pipelines of this session (reasons left out)."""
-        from ..tasks.chat import ChatEval, SpokenEval
-
         evals = self.chat_evals.values()
         return [e for e in evals if isinstance(e, ChatEval)], [e for e in evals if isinstance(e, SpokenEval)]
 
@@ -538,8 +505,6 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
         (result,) = evaluate_models(["faster-whisper/tiny.en"], ["speechlab/speech"], db="results.db")
         print(result.wer, result.wer_ci, result.rtf, result.hallucination_rate)
     """
-    from ..sinks.store import normalize_url
-
     pyproject = Path(pyproject) if pyproject and Path(pyproject).is_file() else None
     root = pyproject.parent if pyproject else Path.cwd()
     engine = Engine(load_config(pyproject), root, db_url=normalize_url(db, root) if db else None,

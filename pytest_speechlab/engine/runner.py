@@ -1,26 +1,27 @@
-"""The runner: builds models (once) and runs them over utterances. The only place that times inference.
+"""The runner: builds models (once) and invokes them. The only code that calls a model, and the only
+place that times one.
 
-What is timed for each utterance: turning the decoded file into the model's input (downmix,
-resample) and the whole ``transcribe`` call, including consuming any lazy generator inside it.
-Not timed: reading the file from disk, the model load, and one warm-up call per model.
-
-Execution goes through an Executor so that batching, an inference cache or a process pool can be
-added here later without touching suites or metrics.
+Every task's call goes through ``Runner.invoke``: one untimed warm-up per model, the timer around
+the task's call (for ASR: turning the decoded file into the model's input and the whole
+``transcribe`` call, including consuming any lazy generator inside it), the timeout and the error
+path. Not timed: reading the file from disk and the model load. A dataset's utterances go through
+an Executor (``executors``), and with an inference cache only the misses reach it.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable
 
-from .._audio import AudioError, duration_mismatch, read_audio, to_model_input
+from .._audio import AudioError, RawAudio, duration_mismatch, read_audio
 from .._registry import ModelSpec
-from .._text import MAX_TEXT_CHARS, bounded, storable, unicode_safe
-from .._types import Audio, InputError, Output, Response, Segment, Transcript, Utterance
+from .._text import storable, unicode_safe
+from .._types import InputError, Invocation, Output, Utterance
+from ..tasks import ASR, CHAT, EMBEDDING, TTS, Task, protocol_problem
+from ..tasks.asr import repaired, supports_language
+from .executors import Executor, SerialExecutor
 
 
 class CallTimeout(Exception):
@@ -119,22 +120,6 @@ class ModelPool:
         return [p for loaded in self._loaded.values() if (p := _close(loaded.instance, loaded.name))]
 
 
-PROTOCOLS = {  # task -> (methods of which one is required, the protocol's name in pytest_speechlab)
-    "asr": (("transcribe",), "ASRModel: transcribe(audio) -> Transcript | str"),
-    "tts": (("synthesize",), "TTSModel: synthesize(text) -> Audio"),
-    "chat": (("respond", "stream"), "ChatModel: respond(messages) -> Response | str, or stream(messages)"),
-    "embedding": (("embed",), "embed(texts) -> vectors"),
-}
-
-
-def protocol_problem(task: str, instance: Any) -> str | None:
-    """What the instance lacks of its task's protocol, checked once at load; None when it is fine."""
-    methods, protocol = PROTOCOLS.get(task, ((), ""))
-    if methods and not any(callable(getattr(instance, m, None)) for m in methods):
-        return f"its instance ({type(instance).__name__}) does not implement the {task} protocol ({protocol})"
-    return None
-
-
 def _close(instance: Any, name: str) -> str | None:
     """A model's close() that raises is reported; the others are still closed."""
     close = getattr(instance, "close", None)
@@ -163,108 +148,6 @@ def model_info(spec: ModelSpec, instance: Any) -> dict[str, Any]:
             raise TypeError(f"info() must return a dict, got {type(extra).__name__}")
         info.update(storable({str(k): v for k, v in extra.items()}))
     return info
-
-
-class Executor(Protocol):
-    def map(self, fn: Callable[[Utterance], Output], items: Iterable[Utterance]) -> Iterator[Output]: ...
-
-
-class SerialExecutor:
-    """Runs utterances one after another in this process (the right thing for timing)."""
-
-    def map(self, fn, items):
-        for item in items:
-            yield fn(item)
-
-
-def as_transcript(value: Any) -> Transcript:
-    if isinstance(value, str):
-        value = Transcript(text=value)
-    if not isinstance(value, Transcript):
-        raise TypeError(f"transcribe() must return a Transcript or str, got {type(value).__name__}")
-    if not isinstance(value.text, str):
-        raise TypeError(f"transcribe() returned a Transcript whose text is {type(value.text).__name__}, not str")
-    if not isinstance(value.segments, (tuple, list)) or not all(
-            isinstance(s, Segment) and isinstance(s.text, str) and _finite(s.start) and _finite(s.end)
-            for s in value.segments):
-        raise TypeError("transcribe() returned segments that are not Segments with text and finite start/end")
-    return value
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def repaired(transcript: Transcript, audio_seconds: float) -> tuple[Transcript, tuple[str, ...]]:
-    """Model output made safe to score, store and show: unpaired surrogates replaced, an output
-    longer than any transcript of this audio could be cut (the cut is stated, never silent)."""
-    notes = []
-    text = unicode_safe(transcript.text)
-    if text != transcript.text:
-        notes.append("model output held unpaired UTF-16 surrogates, replaced by U+FFFD")
-    limit = max(MAX_TEXT_CHARS, int(50 * audio_seconds))
-    text, original = bounded(text, limit)
-    if original:
-        notes.append(f"model output truncated from {original:,} to {limit:,} characters")
-    segments = tuple(s if unicode_safe(s.text) == s.text and len(s.text) <= limit else
-                     dataclasses.replace(s, text=bounded(unicode_safe(s.text), limit)[0]) for s in transcript.segments[:10_000])
-    if len(transcript.segments) > 10_000:
-        notes.append(f"{len(transcript.segments):,} segments: the first 10,000 kept")
-    if not notes and segments == tuple(transcript.segments):
-        return transcript, ()
-    return dataclasses.replace(transcript, text=text, segments=segments), tuple(notes)
-
-
-def supports_language(model: LoadedModel, language: str | None) -> bool:
-    languages = model.info.get("languages")
-    if not language or not languages:
-        return True
-    return language.split("-")[0].lower() in languages
-
-
-@dataclass
-class TTSOutput:
-    """One synthesis: the audio (or the error) and its timing; ``repeat`` is a second, untimed run."""
-
-    id: str
-    text: str
-    audio: Any = None  # Audio
-    seconds: float = 0.0
-    repeat: Any = None
-    error: str = ""
-
-
-@dataclass
-class ChatOutput:
-    """One chat turn: the response (or the error), time to first token and total time."""
-
-    id: str
-    messages: list
-    response: Any = None  # Response
-    first_token_seconds: float | None = None
-    seconds: float = 0.0
-    error: str = ""
-
-
-def as_audio(value: Any) -> Audio:
-    import numpy as np
-
-    if isinstance(value, tuple) and len(value) == 2:
-        value = Audio(*value)
-    if not isinstance(value, Audio):
-        raise TypeError(f"synthesize() must return an Audio or (samples, sample_rate), got {type(value).__name__}")
-    samples = np.asarray(value.samples, dtype=np.float32)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1, dtype=np.float32)
-    return Audio(samples, int(value.sample_rate))
-
-
-def as_response(value: Any) -> Response:
-    if isinstance(value, Response):
-        return value
-    if isinstance(value, str):
-        return Response(value)
-    raise TypeError(f"respond() must return a Response or str, got {type(value).__name__}")
 
 
 class Runner:
@@ -304,13 +187,41 @@ class Runner:
                 on_output(output)
         return [outputs[u.id] for u in utterances]
 
-    def embed(self, model: LoadedModel, texts: list[str]) -> tuple[Any, str]:
-        """(vectors, "") from an embedding model (a judge), or (None, the error): the same timeout
-        and error path as every other model call."""
+    def invoke(self, model: LoadedModel, task: Task, request: Any, again: int = 0) -> Invocation:
+        """``task.call(model, request)``, timed: the one place any model is invoked (judges and
+        embedding models included). The first call of each model is an untimed warm-up; each call
+        may take ``utterance_timeout`` seconds; a model that raises, hangs or returns the wrong type
+        fails this request only. ``again``: further untimed calls (repeats, determinism checks)."""
+        instance = model.instance
+
+        def timed():
+            start = time.perf_counter()
+            value, first = task.call(instance, request)
+            return value, first, time.perf_counter() - start
+
         try:
-            return call_with_timeout(lambda: model.instance.embed(list(texts)), self.timeout), ""
-        except Exception as exc:  # noqa: BLE001 - CallTimeout included
-            return None, f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:500]}"
+            if not model.warmed_up:
+                model.warmed_up = True
+                call_with_timeout(timed, self.timeout)
+            value, first, elapsed = call_with_timeout(timed, self.timeout)
+            more = tuple(call_with_timeout(timed, self.timeout)[0] for _ in range(again))
+        except CallTimeout as exc:
+            return Invocation(error=f"model {model.name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a model that raises fails its request only
+            return Invocation(error=f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}")
+        return Invocation(value, elapsed, first, more)
+
+    def embed(self, model: LoadedModel, texts: list[str]) -> Invocation:
+        """Vectors from an embedding model (the chat relevance judge)."""
+        return self.invoke(model, EMBEDDING, list(texts))
+
+    def synthesize(self, model: LoadedModel, text: str, repeat: bool = False) -> Invocation:
+        """Audio from a TTS model; with ``repeat``, a second, untimed synthesis in ``again``."""
+        return self.invoke(model, TTS, text, again=1 if repeat else 0)
+
+    def respond(self, model: LoadedModel, messages: list) -> Invocation:
+        """A chat model's Response, with the time to the first token where it streams."""
+        return self.invoke(model, CHAT, list(messages))
 
     def retime(self, model: LoadedModel, utterances: list[Utterance]) -> tuple[int, float, float]:
         """Time ``utterances`` again on this machine: (how many ran, audio seconds, processing seconds)."""
@@ -322,8 +233,9 @@ class Runner:
         return count, audio, seconds
 
     def run_one(self, model: LoadedModel, utt: Utterance) -> Output:
+        """One utterance of a dataset: read (untimed), checked, transcribed."""
         where = f"{utt.source}: audio '{os.path.basename(utt.audio_path)}'"
-        if not supports_language(model, utt.language):
+        if not supports_language(model.info, utt.language):
             return Output(
                 utt,
                 audio_seconds=utt.duration or 0.0,
@@ -341,100 +253,17 @@ class Runner:
 
     def transcribe_audio(self, model: LoadedModel, item_id: str, samples, sample_rate: int) -> Output:
         """Transcribe audio held in memory (the spoken-question pipeline's synthesized questions),
-        through the same warm-up, timer, timeout and error path as a dataset's utterances."""
-        from .._audio import RawAudio
-
+        through the same path as a dataset's utterances."""
         utt = Utterance(item_id, "", None, source=f"synthesized {item_id}")
         return self._transcribe(model, utt, RawAudio(samples, sample_rate), utt.source)
 
-    def _transcribe(self, model: LoadedModel, utt: Utterance, raw, where: str) -> Output:
-        instance = model.instance
-        rate = getattr(instance, "sample_rate", 16000)
+    def _transcribe(self, model: LoadedModel, utt: Utterance, raw: RawAudio, where: str) -> Output:
+        rate = getattr(model.instance, "sample_rate", 16000)
         if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
             return Output(utt, error=InputError(where, f"model {model.name} has an unusable sample_rate {rate!r}", utt.id))
-
-        def timed():
-            start = time.perf_counter()
-            transcript = as_transcript(instance.transcribe(to_model_input(raw, rate)))
-            return transcript, time.perf_counter() - start
-
-        try:
-            if not model.warmed_up:
-                model.warmed_up = True
-                call_with_timeout(timed, self.timeout)
-            transcript, elapsed = call_with_timeout(timed, self.timeout)
-            repeats = tuple(call_with_timeout(timed, self.timeout)[0] for _ in range(self.repeats - 1))
-        except CallTimeout as exc:
-            return Output(utt, audio_seconds=raw.duration,
-                          error=InputError(where, f"model {model.name}: {exc}", utt.id))
-        except Exception as exc:  # noqa: BLE001 - a model that raises fails its utterance only
-            return Output(
-                utt,
-                audio_seconds=raw.duration,
-                error=InputError(
-                    where, f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}", utt.id
-                ),
-            )
-        transcript, notes = repaired(transcript, raw.duration)
-        repeats = tuple(repaired(r, raw.duration)[0] for r in repeats)
-        return Output(utt, transcript, elapsed, raw.duration, repeats=repeats, notes=notes)
-
-
-    # -- other tasks: the same rules (one untimed warm-up per model, the timer around the call) ----
-
-    def synthesize(self, model: LoadedModel, item_id: str, text: str, repeat: bool = False) -> TTSOutput:
-        instance = model.instance
-
-        def timed():
-            start = time.perf_counter()
-            audio = as_audio(instance.synthesize(text))
-            return audio, time.perf_counter() - start
-
-        try:
-            if not model.warmed_up:
-                model.warmed_up = True
-                call_with_timeout(timed, self.timeout)
-            audio, elapsed = call_with_timeout(timed, self.timeout)
-            again = call_with_timeout(timed, self.timeout)[0] if repeat else None
-        except CallTimeout as exc:
-            return TTSOutput(item_id, text, error=f"model {model.name}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a model that raises fails its item only
-            return TTSOutput(item_id, text, error=f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}")
-        return TTSOutput(item_id, text, audio, elapsed, again)
-
-    def respond(self, model: LoadedModel, item_id: str, messages: list) -> ChatOutput:
-        """Streams where the model can (time to first token), else one call."""
-        instance = model.instance
-        stream = getattr(instance, "stream", None)
-
-        def call():
-            if not callable(stream):
-                return as_response(instance.respond(messages)), None
-            pieces, first = [], None
-            start = time.perf_counter()
-            for piece in stream(messages):
-                if first is None and piece:
-                    first = time.perf_counter() - start
-                pieces.append(piece if isinstance(piece, str) else str(piece))
-            return Response("".join(pieces), len(pieces)), first
-
-        def timed():
-            start = time.perf_counter()
-            response, first = call()
-            return response, first, time.perf_counter() - start
-
-        try:
-            if not model.warmed_up:
-                model.warmed_up = True
-                call_with_timeout(timed, self.timeout)
-            response, first, elapsed = call_with_timeout(timed, self.timeout)
-        except CallTimeout as exc:
-            return ChatOutput(item_id, messages, error=f"model {model.name}: {exc}")
-        except Exception as exc:  # noqa: BLE001
-            return ChatOutput(item_id, messages, error=f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}")
-        if not isinstance(response.text, str):
-            return ChatOutput(item_id, messages, error=f"model {model.name} returned a {type(response.text).__name__} as text")
-        text, original = bounded(unicode_safe(response.text))
-        if original or text != response.text:
-            response = dataclasses.replace(response, text=text)
-        return ChatOutput(item_id, messages, response, first, elapsed)
+        call = self.invoke(model, ASR, (raw, rate), again=self.repeats - 1)
+        if call.error:
+            return Output(utt, audio_seconds=raw.duration, error=InputError(where, call.error, utt.id))
+        transcript, notes = repaired(call.value, raw.duration)
+        repeats = tuple(repaired(r, raw.duration)[0] for r in call.again)
+        return Output(utt, transcript, call.seconds, raw.duration, repeats=repeats, notes=notes)

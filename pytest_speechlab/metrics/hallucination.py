@@ -17,7 +17,7 @@ from typing import Callable
 from .._tables import checked
 from .._types import SpeechlabError
 from .normalize import Normalizer
-from .results import SIGNAL_ONLY, Finding, UtteranceResult
+from .results import Finding, UtteranceResult
 
 KINDS = (
     "nonspeech_text", "repetition", "insertion_run", "known_phrase", "past_end", "low_confidence",

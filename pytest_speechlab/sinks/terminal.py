@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .._text import format_table
+from ..tasks.chat import ChatEval
 from ..metrics.results import EvalResult
 
 

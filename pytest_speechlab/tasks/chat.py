@@ -8,12 +8,17 @@ Runaway responses are found with the ASR repetition measures (compression ratio,
 """
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._dataset import display_path, json_lines
+from .._text import bounded, unicode_safe
+from .._types import InputError, Response, SpeechlabError
 from ..metrics.hallucination import compression_ratio, max_consecutive_repeats
-from .._types import InputError, SpeechlabError
+from .base import Task
 
 RUNAWAY_COMPRESSION_RATIO = 2.4
 RUNAWAY_NGRAM_REPEATS = 3
@@ -42,8 +47,6 @@ class PromptSet:
 
 
 def load_prompts(path: str | Path, name: str | None = None) -> PromptSet:
-    from .._dataset import display_path, json_lines
-
     path = Path(path)
     if not path.is_file():
         raise SpeechlabError(f"chat prompt set {display_path(path)} not found")
@@ -188,7 +191,7 @@ class ChatEval:
 def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:
     if output.error:
         return ChatItem(prompt, error=InputError(prompt.source, output.error, prompt.id))
-    text = output.response.text.strip()
+    text = output.value.text.strip()
     normalized = normalizer(text)
     passed, missing = answer_check(prompt, normalized, normalizer)
     problems = []
@@ -197,63 +200,39 @@ def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:
     loop = runaway(text, normalized)
     if loop:
         problems.append(f"runaway: {loop}")
-    return ChatItem(prompt, text, output.response.tokens, output.first_token_seconds, output.seconds,
+    return ChatItem(prompt, text, output.value.tokens, output.first_token_seconds, output.seconds,
                     passed, missing, None, problems)
 
 
-@dataclass
-class SpokenItem:
-    prompt: Prompt
-    heard: str = ""  # the question as the ASR model transcribed the synthesized audio
-    question_wer: float | None = None
-    typed: ChatItem | None = None
-    spoken: ChatItem | None = None
-    error: str = ""
-
-    @property
-    def stage(self) -> str:
-        """Where the spoken pipeline lost the answer: 'ok', 'chat', 'speech (TTS+ASR)' or 'error'."""
-        if self.error or self.spoken is None or self.spoken.error:
-            return "error"
-        if self.spoken.passed is not False:
-            return "ok"
-        if self.typed is not None and self.typed.passed is False:
-            return "chat"  # wrong even when the question was typed
-        return "speech (TTS+ASR)" if self.question_wer else "chat"
+def as_response(value: Any) -> Response:
+    if isinstance(value, str):
+        value = Response(value)
+    if not isinstance(value, Response):
+        raise TypeError(f"respond() must return a Response or str, got {type(value).__name__}")
+    if not isinstance(value.text, str):
+        raise TypeError(f"respond() returned a {type(value.text).__name__} as text")
+    text, original = bounded(unicode_safe(value.text))
+    return dataclasses.replace(value, text=text) if original or text != value.text else value
 
 
-@dataclass
-class SpokenEval:
-    chat: str
-    tts: str
-    asr: str
-    items: list[SpokenItem]
+def _respond(instance: Any, messages: list) -> tuple[Response, float | None]:
+    """Streams where the model can (the time to the first piece is measured), else one call."""
+    stream = getattr(instance, "stream", None)
+    if not callable(stream):
+        return as_response(instance.respond(messages)), None
+    pieces, first = [], None
+    start = time.perf_counter()
+    for piece in stream(messages):
+        if first is None and piece:
+            first = time.perf_counter() - start
+        pieces.append(piece if isinstance(piece, str) else str(piece))
+    return as_response(Response("".join(pieces), len(pieces))), first
 
-    @property
-    def by_stage(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for item in self.items:
-            counts[item.stage] = counts.get(item.stage, 0) + 1
-        return counts
 
-    def report(self) -> list[str]:
-        stages = ", ".join(f"{stage} {n}" for stage, n in sorted(self.by_stage.items()))
-        lines = [f"spoken questions: {self.tts} -> {self.asr} -> {self.chat}: {len(self.items)} prompts; {stages}"]
-        for i in self.items:
-            typed = "-" if i.typed is None else {True: "pass", False: "fail", None: "-"}[i.typed.passed]
-            spoken = "-" if i.spoken is None else {True: "pass", False: "fail", None: "-"}[i.spoken.passed]
-            wer = "-" if i.question_wer is None else f"{i.question_wer:.2f}"
-            lines.append(f"  {i.prompt.id}: heard {i.heard!r} (question WER {wer}); typed {typed}, spoken {spoken}; "
-                         f"{i.stage}" + (f": {i.error}" if i.error else ""))
-        return lines
+def _embed(instance: Any, texts: list[str]) -> tuple[Any, None]:
+    return instance.embed(list(texts)), None
 
-    def rows(self) -> list[dict]:
-        return [{"utterance_id": i.prompt.id, "kind": "spoken", "source": i.prompt.source, "reference": i.prompt.question,
-                 "hypothesis": i.spoken.answer if i.spoken else "", "hypothesis_normalized": i.heard,
-                 "error": i.error or None, "note": f"stage {i.stage}; heard {i.heard!r}; question WER "
-                 f"{'-' if i.question_wer is None else format(i.question_wer, '.2f')}", "findings": []}
-                for i in self.items]
 
-    def summary(self) -> dict:
-        return {"task": "spoken", "utterances": len(self.items), "by_stage": self.by_stage,
-                "tts": self.tts, "asr": self.asr}
+CHAT = Task("chat", ("respond", "stream"), "ChatModel: respond(messages) -> Response | str, or stream(messages)",
+            _respond, load=load_prompts, score=score_chat, summarize=ChatEval)
+EMBEDDING = Task("embedding", ("embed",), "embed(texts) -> vectors", _embed)

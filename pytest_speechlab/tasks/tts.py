@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._types import InputError, SpeechlabError
+from .._dataset import display_path, json_lines
+from .._tables import checked
+from .._types import Audio, InputError, SpeechlabError
+from .base import Task
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,6 @@ class TextSet:
 
 def load_texts(path: str | Path, name: str | None = None) -> TextSet:
     """A JSONL file of ``{"id": ..., "text": ..., "category": ...}``; bad lines are reported, not fatal."""
-    from .._dataset import display_path, json_lines
-
     path = Path(path)
     if not path.is_file():
         raise SpeechlabError(f"TTS text set {display_path(path)} not found")
@@ -64,8 +65,6 @@ class SanityConfig:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> SanityConfig:
-        from .._tables import checked
-
         return cls(**checked(cls, table, where))
 
 
@@ -162,3 +161,24 @@ def write_wav(folder: Path, name: str, audio) -> Path:
     # chunk), so the same audio would never have the same content digest (the inference cache's key)
     sf.write(path, np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, subtype="PCM_24")
     return path
+
+
+def as_audio(value: Any) -> Audio:
+    import numpy as np
+
+    if isinstance(value, tuple) and len(value) == 2:
+        value = Audio(*value)
+    if not isinstance(value, Audio):
+        raise TypeError(f"synthesize() must return an Audio or (samples, sample_rate), got {type(value).__name__}")
+    samples = np.asarray(value.samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1, dtype=np.float32)
+    return Audio(samples, int(value.sample_rate))
+
+
+def _synthesize(instance: Any, text: str) -> tuple[Audio, None]:
+    return as_audio(instance.synthesize(text)), None
+
+
+TTS = Task("tts", ("synthesize",), "TTSModel: synthesize(text) -> Audio", _synthesize,
+           load=load_texts, score=audio_problems, summarize=TTSEval)

@@ -1,0 +1,70 @@
+"""The ASR task: utterances (audio + reference) -> transcripts -> WER/CER and hallucination findings."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from .._audio import RawAudio, to_model_input
+from .._dataset import load_dataset
+from .._text import MAX_TEXT_CHARS, bounded, unicode_safe
+from .._types import Segment, Transcript
+from ..metrics.results import EvalResult
+from ..metrics.wer import score_output
+from .base import Task
+
+
+def as_transcript(value: Any) -> Transcript:
+    if isinstance(value, str):
+        value = Transcript(text=value)
+    if not isinstance(value, Transcript):
+        raise TypeError(f"transcribe() must return a Transcript or str, got {type(value).__name__}")
+    if not isinstance(value.text, str):
+        raise TypeError(f"transcribe() returned a Transcript whose text is {type(value.text).__name__}, not str")
+    if not isinstance(value.segments, (tuple, list)) or not all(
+            isinstance(s, Segment) and isinstance(s.text, str) and _finite(s.start) and _finite(s.end)
+            for s in value.segments):
+        raise TypeError("transcribe() returned segments that are not Segments with text and finite start/end")
+    return value
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def repaired(transcript: Transcript, audio_seconds: float) -> tuple[Transcript, tuple[str, ...]]:
+    """Model output made safe to score, store and show: unpaired surrogates replaced, an output
+    longer than any transcript of this audio could be cut (the cut is stated, never silent)."""
+    notes = []
+    text = unicode_safe(transcript.text)
+    if text != transcript.text:
+        notes.append("model output held unpaired UTF-16 surrogates, replaced by U+FFFD")
+    limit = max(MAX_TEXT_CHARS, int(50 * audio_seconds))
+    text, original = bounded(text, limit)
+    if original:
+        notes.append(f"model output truncated from {original:,} to {limit:,} characters")
+    segments = tuple(s if unicode_safe(s.text) == s.text and len(s.text) <= limit else
+                     dataclasses.replace(s, text=bounded(unicode_safe(s.text), limit)[0]) for s in transcript.segments[:10_000])
+    if len(transcript.segments) > 10_000:
+        notes.append(f"{len(transcript.segments):,} segments: the first 10,000 kept")
+    if not notes and segments == tuple(transcript.segments):
+        return transcript, ()
+    return dataclasses.replace(transcript, text=text, segments=segments), tuple(notes)
+
+
+def supports_language(info: dict, language: str | None) -> bool:
+    languages = info.get("languages")
+    if not language or not languages:
+        return True
+    return language.split("-")[0].lower() in languages
+
+
+def _transcribe(instance: Any, request: tuple[RawAudio, int]) -> tuple[Transcript, None]:
+    """Timed: turning the decoded file into the model's input (downmix, resample) and the whole
+    ``transcribe`` call, including consuming any lazy generator inside it."""
+    raw, rate = request
+    return as_transcript(instance.transcribe(to_model_input(raw, rate))), None
+
+
+ASR = Task("asr", ("transcribe",), "ASRModel: transcribe(audio) -> Transcript | str", _transcribe,
+           load=load_dataset, score=score_output, summarize=EvalResult)
