@@ -2,16 +2,15 @@
 
 The public API. Importing it is cheap: no model backend, numpy or normalizer is imported here.
 """
-from ._assertions import SpeechlabAssertionError, check_below, check_grade, check_no_input_errors
+from ._assertions import (
+    SpeechlabAssertionError,
+    check_below,
+    check_grade,
+    check_no_input_errors,
+)
 from ._config import SpeechlabConfig, load_config
 from ._dataset import Dataset, load_dataset
-from .engine.pipeline import Engine, evaluate_models
-from .grading import Grade, GradePolicy, grade_model
-from .metrics.hallucination import HallucinationConfig
 from ._hookspecs import hookimpl, hookspec
-from .metrics.results import AlignedOp, EditCounts, EvalResult, Finding, UtteranceResult
-from .metrics.wer import evaluate
-from .metrics.normalize import Normalizer, get_normalizer
 from ._registry import (
     DatasetSpec,
     ModelSpec,
@@ -20,8 +19,6 @@ from ._registry import (
     build_registry,
     make_plugin_manager,
 )
-from .engine.runner import LoadedModel, ModelPool, Runner
-from ._weights import cache_dir, local_model_path, weights_digest
 from ._types import (
     ASRModel,
     Audio,
@@ -35,6 +32,14 @@ from ._types import (
     TTSModel,
     Utterance,
 )
+from ._weights import cache_dir, local_model_path, weights_digest
+from .engine.pipeline import Engine, evaluate_models
+from .engine.runner import LoadedModel, ModelPool, Runner
+from .grading import Grade, GradePolicy, grade_model
+from .metrics.hallucination import HallucinationConfig
+from .metrics.normalize import Normalizer, get_normalizer
+from .metrics.results import AlignedOp, EditCounts, EvalResult, Finding, UtteranceResult
+from .metrics.wer import evaluate
 
 __all__ = [
     "ASRModel",

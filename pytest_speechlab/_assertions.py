@@ -1,9 +1,10 @@
 """Assertions suites use: a failure shows the figure, the threshold and the worst utterances."""
 from __future__ import annotations
 
+from ._text import terminal
+from .grading import rank
 from .metrics.results import EvalResult, UtteranceResult
 from .metrics.stats import format_rate
-from ._text import terminal
 
 _LABELS = {
     "wer": "corpus WER",
@@ -94,7 +95,6 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
 def check_grade(grade, min_grade: str) -> None:
     """Fail when ``grade`` (a Grade) is below ``min_grade``, with the grade's reason."""
     __tracebackhide__ = True
-    from .grading import rank
 
     if rank(grade.grade) > rank(min_grade):
         raise SpeechlabAssertionError(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,8 +65,6 @@ def read_audio(path: str) -> RawAudio:
 def _wav_shortfall(path: str) -> str | None:
     """For a RIFF WAV file: whether its data chunk holds fewer bytes than its header declares
     (a truncated file, which decoders read silently as a shorter clip)."""
-    import struct
-
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)

@@ -37,11 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .grading import GradePolicy
-from .metrics.hallucination import HallucinationConfig
-from .metrics.stats import CORRECTIONS, GatePolicy
 from ._tables import check_value, checked, nearest, unknown_key
 from ._types import SpeechlabError
+from .engine.cache import MODES
+from .grading import GradePolicy
+from .metrics.hallucination import HallucinationConfig
+from .metrics.normalize import NORMALIZERS
+from .metrics.stats import CORRECTIONS, GatePolicy
+from .tasks.tts import SanityConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,8 +75,6 @@ class TTSSettings:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> TTSSettings:
-        from .tasks.tts import SanityConfig
-
         values = checked(cls, table, where, types={"sanity": dict})
         sanity = SanityConfig.from_table(values.pop("sanity", {}), f"{where}.sanity")
         return cls(**values, sanity=sanity)
@@ -176,8 +177,6 @@ def load_config(pyproject: Path | None) -> SpeechlabConfig:
 
 
 def _fill(config: SpeechlabConfig, table: dict) -> None:
-    from .metrics.normalize import NORMALIZERS
-
     config.normalizer = check_value(table.get("normalizer", config.normalizer), str, "[tool.speechlab] normalizer")
     if config.normalizer not in NORMALIZERS:
         raise SpeechlabError(f"[tool.speechlab] normalizer {config.normalizer!r} is unknown"
@@ -204,8 +203,6 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
     config.tts = TTSSettings.from_table(table.get("tts", {}), "[tool.speechlab.tts]")
     config.chat = ChatSettings.from_table(table.get("chat", {}), "[tool.speechlab.chat]")
     if "cache" in table:
-        from .engine.cache import MODES
-
         config.cache = check_value(table["cache"], str, "[tool.speechlab] cache")
         if config.cache not in MODES:
             raise SpeechlabError(f"[tool.speechlab] cache {config.cache!r} is unknown{nearest(config.cache, MODES)}; "

@@ -10,6 +10,8 @@ import contextlib
 import time
 from typing import Callable, ContextManager
 
+from ._text import terminal
+
 LINE_INTERVAL_S = 15.0  # CI logs: at most one line this often
 BAR_INTERVAL_S = 0.2
 
@@ -27,8 +29,6 @@ class Progress:
         resume: Callable[[], None] = lambda: None,
         width: int | None = None,
     ) -> None:
-        from ._text import terminal
-
         self.label, self.total, self.mode = terminal(label, one_line=True), total, mode
         self.write_line, self.suspend = write_line, suspend
         self.new_line, self.resume, self.width = new_line, resume, width
@@ -41,8 +41,14 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.mode == "bar":
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
 
             # No file: rich then writes to whatever sys.stdout is at write time, which inside
             # suspend() is the real terminal rather than pytest's capture. The bar gets a line of its

@@ -9,7 +9,9 @@ from typing import Any, Callable, Iterable
 
 import pluggy
 
-from . import _hookspecs
+from . import _builtin, _hookspecs
+from ._dataset import display_path
+from ._tables import nearest
 from ._types import SpeechlabError
 
 TASKS = ("asr", "tts", "chat", "embedding")
@@ -77,8 +79,6 @@ class Registry:
                 raise SpeechlabError(f"{where}: {name!r} is already a model of plugin {self.models[name].plugin!r}; "
                                      "a variant needs a name of its own")
             if base not in self.models:
-                from ._tables import nearest
-
                 raise SpeechlabError(f"{where}: model {base!r} is not registered{nearest(base, self.models)}")
             self.models[name] = self.model(base).variant(name, table, source)
 
@@ -87,16 +87,12 @@ def _local_plugin_name(plugin: object) -> str | None:
     """conftest files by path (there can be several), other modules by name, objects by id."""
     module = getattr(plugin, "__name__", None) or ""
     if module == "conftest" or module.endswith(".conftest"):
-        from ._dataset import display_path
-
         return display_path(plugin.__file__)
     return module or None
 
 
 def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
     """Load built-in plugins, then every ``speechlab`` entry point. A broken plugin warns and is skipped."""
-    from . import _builtin
-
     pm = pluggy.PluginManager(_hookspecs.PROJECT_NAME)
     pm.add_hookspecs(_hookspecs)
     pm.register(_builtin, name="pytest-speechlab (built-in)")

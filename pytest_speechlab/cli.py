@@ -9,8 +9,12 @@ from pathlib import Path
 
 import click
 
-from ._text import redact, terminal
+from ._config import load_config
+from ._text import format_table, redact, terminal, terminal_width
 from ._types import SpeechlabError
+from .compare import compare, family_size, judge, pair_sides
+from .metrics.stats import format_rate
+from .sinks.store import Store, default_url, normalize_url
 
 
 class Problem(click.ClickException):
@@ -29,9 +33,6 @@ def echo(text: str = "", **kwargs) -> None:
 
 
 def _default_db() -> str:
-    from ._config import load_config
-    from .sinks.store import default_url, normalize_url
-
     root = Path.cwd()
     configured = load_config(root / "pyproject.toml").db
     return normalize_url(configured, root) if configured else default_url(root)
@@ -60,8 +61,6 @@ def main(ctx: click.Context, db: str | None) -> None:
       speechlab compare main latest           # a baseline name, a run id (prefix) or 'latest'
       speechlab baseline set main latest      # then: pytest suites/ --speechlab-baseline main
     """
-    from .sinks.store import Store, normalize_url
-
     try:
         url = normalize_url(db, Path.cwd()) if db else _default_db()
     except SpeechlabError as exc:
@@ -94,8 +93,6 @@ def _metric(value) -> str:
 @click.pass_context
 def runs_cmd(ctx, limit: int) -> None:
     """List runs, newest first: id, time, status, commit, models."""
-    from ._text import format_table
-
     store = _store(ctx)
     baselines = defaultdict(list)
     for b in store.baselines():
@@ -117,9 +114,6 @@ def runs_cmd(ctx, limit: int) -> None:
 @click.pass_context
 def show_cmd(ctx, run: str) -> None:
     """Show a run: metadata, figures per model x dataset with intervals, grades, failed tests."""
-    from .metrics.stats import format_rate
-    from ._text import format_table, terminal_width
-
     store = _store(ctx)
     data = store.run(_resolve(store, run))
     echo(f"run {data['id']}  {data['status']}  started {data['started_at']}  finished {data['finished_at'] or '-'}")
@@ -183,9 +177,6 @@ def compare_cmd(ctx, baseline: str, candidate: str, model_a, model_b, dataset) -
     hallucinations, RTF ratio, identity changes, changed utterances.
 
     Exit status: 0 no regression, 1 a regression, 2 a usage problem (unknown run, no database)."""
-    from .compare import compare, family_size, judge, pair_sides
-    from ._config import load_config
-
     store = _store(ctx)
     ida, idb = _resolve(store, baseline), _resolve(store, candidate)
     rows_a, rows_b = _grouped(store, ida), _grouped(store, idb)

@@ -9,8 +9,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .metrics.stats import GatePolicy, PairedComparison, apply_correction, format_rate, is_regression, mcnemar_exact, paired_compare
 from ._text import terminal
+from .metrics.results import SIGNAL_ONLY
+from .metrics.stats import (
+    GatePolicy,
+    PairedComparison,
+    apply_correction,
+    format_rate,
+    is_regression,
+    mcnemar_exact,
+    paired_compare,
+)
 
 # Identity fields whose change makes two runs' figures incomparable as "the same model".
 IDENTITY_KEYS = ("weights_sha256", "weights_digest", "source_weights_sha256", "backend", "backend_version",
@@ -40,8 +49,6 @@ class Side:
     @classmethod
     def from_rows(cls, label: str, model: str, dataset: str, rows: list[dict], cpu: str = "",
                   identity: dict | None = None) -> Side:
-        from .metrics.results import SIGNAL_ONLY
-
         side = cls(label, model, dataset, cpu=cpu, identity=identity or {})
         for r in rows:
             if r.get("error"):

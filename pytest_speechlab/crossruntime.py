@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._text import format_table, terminal
 from .metrics.results import EvalResult
-from ._text import format_table
 
 # The shared decode vocabulary (see the Whisper plugins): greedy, no sampling fallback, full precision.
 COMPARABLE_DECODE = {"beam_size": 1, "temperature": 0.0, "without_timestamps": True, "dtype": "float32"}
@@ -62,7 +62,6 @@ class RuntimeComparison:
         for utterance_id, texts in self.differing:
             lines.append(f"  differs: {utterance_id}")
             lines.extend(f"    {model}: {text!r}" for model, text in texts.items())
-        from ._text import terminal
 
         return [terminal(line, one_line=True) for line in lines]
 

@@ -10,6 +10,7 @@ gamma/beta are LayerNorm weight/bias.
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -183,8 +184,6 @@ def _generation_config(src: Path, config: dict, english_only: bool) -> dict:
 
 
 def _atomic_write(path: Path, write) -> None:
-    import os
-
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     write(tmp)
     os.replace(tmp, path)

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ._tables import check_value, checked
+from ._types import SpeechlabError
 from .metrics.results import EvalResult
 from .metrics.stats import format_rate
-from ._types import SpeechlabError
 
 GRADES = ("A+", "A", "B", "C", "D", "F")
 # The worst WER and RTF each grade allows, on every dataset the model was evaluated on.
@@ -32,8 +33,6 @@ class GradePolicy:
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> GradePolicy:
-        from ._tables import check_value, checked
-
         policy = checked(cls, table, where, types={"min_grade": str, "levels": dict})
         levels = policy.pop("levels", None)
         for key in ("hallucination_cap", "min_grade"):

@@ -22,7 +22,12 @@ from .._registry import build_registry, make_plugin_manager
 from .._text import redact, redact_args
 from .._types import InputError, SpeechlabError, Utterance
 from ..compare import Side, compare, family_size, judge
-from ..crossruntime import COMPARABLE_DECODE, RuntimeComparison, comparable_name, runtime_groups
+from ..crossruntime import (
+    COMPARABLE_DECODE,
+    RuntimeComparison,
+    comparable_name,
+    runtime_groups,
+)
 from ..grading import cap_grade, grade_model
 from ..metrics.normalize import get_normalizer
 from ..metrics.wer import score_words

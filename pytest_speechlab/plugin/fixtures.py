@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from .._text import terminal
+from ..engine.runner import ModelLoadError
 from .session import SpeechlabSession, session_key
 
 __all__ = [
@@ -29,8 +30,6 @@ def speechlab_model(request: pytest.FixtureRequest, speechlab_session: Speechlab
 
 
 def _build(speechlab_session: SpeechlabSession, name: str):
-    from ..engine.runner import ModelLoadError
-
     try:
         return speechlab_session.pool.get(speechlab_session.registry.model(name))
     except ModelLoadError as exc:
@@ -65,8 +64,6 @@ def speechlab_chat_prompts(request: pytest.FixtureRequest) -> str:
 def speechlab_tts_eval(speechlab_session: SpeechlabSession, speechlab_tts_model, speechlab_tts_texts,
                       tmp_path_factory: pytest.TempPathFactory):
     """The TTS model on the text set: a TTSEval (``.result`` is the round-trip EvalResult)."""
-    from ..engine.runner import ModelLoadError
-
     try:
         return speechlab_session.evaluate_tts(speechlab_tts_model, speechlab_tts_texts,
                                               tmp_path_factory.mktemp("speechlab-tts"))
@@ -83,8 +80,6 @@ def speechlab_chat_eval(speechlab_session: SpeechlabSession, speechlab_chat_mode
 @pytest.fixture(scope="session")
 def speechlab_spoken_eval(speechlab_session: SpeechlabSession, speechlab_chat_model, speechlab_chat_prompts):
     """The spoken-question pipeline (TTS -> ASR -> chat): a SpokenEval, or a str saying why there is none."""
-    from ..engine.runner import ModelLoadError
-
     try:
         return speechlab_session.spoken_questions(speechlab_chat_model, speechlab_chat_prompts)
     except ModelLoadError as exc:

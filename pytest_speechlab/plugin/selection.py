@@ -1,10 +1,13 @@
 """Which models and datasets the tests run on: checked at session start, parametrized, deselected."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .._types import SpeechlabError
 from .session import SpeechlabSession, _usage, session_key
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Check an explicit selection before collection, so a typo is a usage error, not N errors."""
@@ -27,8 +30,6 @@ def test_id(name: str) -> str:
     """A parametrize id from a model or dataset name. Names come from plugins, configuration and
     file paths; pytest-html renders test ids as markup, so anything but word characters and
     ``. , : / + = @ ~ -`` becomes ``_`` (ordinary names such as "faster-whisper/tiny.en" are unchanged)."""
-    import re
-
     return re.sub(r"[^\w.,:/+=@~-]", "_", name) or "_"
 
 

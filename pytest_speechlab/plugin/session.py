@@ -11,9 +11,22 @@ import pytest
 
 from .._config import load_config
 from .._machine import benchmark_machine_info, git_state, machine
-from ..engine.pipeline import Engine
+from .._progress import Progress
 from .._text import redact_args, storable, terminal
 from .._types import SpeechlabError
+from ..engine.pipeline import Engine
+from ..grading import check_grade_name
+from ..sinks.report import (
+    AudioBudget,
+    all_evidence_html,
+    benchmark_json,
+    chat_html,
+    chat_markdown,
+    run_file,
+    scorecard_html,
+    scorecard_markdown,
+)
+from ..sinks.store import default_url, normalize_url
 from .options import DEFAULT_DATASETS, DEFAULT_MODELS
 
 session_key = pytest.StashKey["SpeechlabSession"]()
@@ -43,20 +56,15 @@ class SpeechlabSession(Engine):
         self.report_problems: list[str] = []
         self.current_nodeid: str | None = None
         self.outcomes: list[dict] = []
-        from ..sinks.report import AudioBudget
 
         self.audio_budget = AudioBudget()
         self.min_grade = config.option.speechlab_min_grade or self.settings.grades.min_grade
         if self.min_grade is not None:
-            from ..grading import check_grade_name
-
             check_grade_name(self.min_grade, "--speechlab-min-grade")
 
     def _configured_db(self, settings) -> str:
         """--speechlab-db, else $SPEECHLAB_DB (keeps a password out of the command line), else
         [tool.speechlab] db, else .speechlab/results.db under the rootdir."""
-        from ..sinks.store import default_url, normalize_url
-
         root = self.config.rootpath
         configured = self.config.option.speechlab_db or os.environ.get("SPEECHLAB_DB") or settings.db
         return normalize_url(configured, root) if configured else default_url(root)
@@ -149,7 +157,6 @@ class SpeechlabSession(Engine):
         chats, spoken = self.chat_reports()
         if not (self.results or chats):
             return
-        from ..sinks.report import benchmark_json, chat_markdown, run_file, scorecard_markdown
 
         results, grades = list(self.results.values()), self.grades()
         option = self.config.option
@@ -177,8 +184,6 @@ class SpeechlabSession(Engine):
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        from ..sinks.report import all_evidence_html, chat_html, scorecard_html
-
         if self.results:
             results = list(self.results.values())
             thresholds = {m: self.thresholds(m) for m in dict.fromkeys(r.model for r in results)}
@@ -209,8 +214,6 @@ class SpeechlabSession(Engine):
         return (yield)
 
     def progress(self, label: str, total: int):
-        from .._progress import Progress
-
         mode = self.config.option.speechlab_progress
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         capman = self.config.pluginmanager.get_plugin("capturemanager")

@@ -5,15 +5,17 @@ import warnings
 
 import pytest
 
+from .._listing import list_registered
 from .._text import redact, terminal
 from .._types import SpeechlabError
+from ..sinks.terminal import chat_summary_lines, summary_lines
 from .session import SpeechlabSession, _usage, session_key
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
     if not config.option.speechlab_list_models:
         return None
-    from .._listing import list_registered
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -43,7 +45,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         for problem in session.report_problems:
             terminalreporter.write_line(terminal(problem))
         return
-    from ..sinks.terminal import summary_lines
 
     width = getattr(terminalreporter, "_tw", None) and terminalreporter._tw.fullwidth or 100
 
@@ -61,8 +62,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             write(line)
     chats, spoken_evals = session.chat_reports()
     if chats:
-        from ..sinks.terminal import chat_summary_lines
-
         write("chat:")
         for line in chat_summary_lines(chats):
             write(line)

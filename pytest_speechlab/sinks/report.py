@@ -15,9 +15,9 @@ import re
 import statistics
 from typing import Iterable
 
+from .._text import terminal
 from ..metrics.results import EvalResult, UtteranceResult
 from ..metrics.stats import format_rate
-from .._text import terminal
 
 AUDIO_EMBED_BUDGET = 2_000_000  # bytes of audio embedded per report; beyond it players link to files
 AUDIO_EMBED_MAX_FILE = 400_000

@@ -8,6 +8,7 @@ kill; its status stays "incomplete" until the session finishes normally.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import uuid
@@ -222,8 +223,6 @@ class Store:
 
     def _migration_lock(self):
         """One process migrates at a time (PostgreSQL locks inside the transaction instead)."""
-        import contextlib
-
         db = self.sa.engine.make_url(self.url).database if self.url.startswith("sqlite") else None
         if not db or db == ":memory:":
             return contextlib.nullcontext()

@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Iterable
 
 from .._text import format_table
-from ..tasks.chat import ChatEval
 from ..metrics.results import EvalResult
+from ..metrics.stats import wilson
+from ..tasks.chat import ChatEval
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -21,8 +22,6 @@ def _ci(result: EvalResult) -> str:
 
 
 def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable = (), width: int | None = None) -> list[str]:
-    from ..metrics.stats import wilson
-
     results = list(results)
     repeated = any(r.nondeterminism_rate is not None for r in results)
     header = ["model", "dataset", "utts", "audio s", "WER", "WER 95% CI", "CER", "S/D/I", "halluc",

@@ -8,12 +8,15 @@ results database treat a TTS model like any other.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._dataset import display_path, json_lines
 from .._tables import checked
+from .._text import terminal
 from .._types import Audio, InputError, SpeechlabError
 from .base import Task
 
@@ -132,7 +135,6 @@ class TTSEval:
         lines += [f"  {item}: {'; '.join(problems)}" for item, problems in self.problems.items()]
         if self.nondeterministic:
             lines.append("  non-deterministic: " + ", ".join(self.nondeterministic))
-        from .._text import terminal
 
         return [terminal(line, one_line=True) for line in lines]
 
@@ -141,9 +143,6 @@ def audio_file_name(index: int, item_id: str) -> str:
     """A file name for a synthesized item that is always inside its folder and unique: its position,
     a readable part of the id (letters, digits, '.', '-', '_'), and a digest of the whole id, so
     that '../x', '/etc/x', 'x' and 'sub/../x' give different plain names."""
-    import hashlib
-    import re
-
     readable = re.sub(r"[^A-Za-z0-9_-]+", "_", item_id).strip("_")[:40] or "item"
     digest = hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     return f"{index:04d}-{readable}-{digest}.wav"
