@@ -45,7 +45,7 @@ def hostile_result(tmp_path):
 
 def test_html_renderers_escape_untrusted_text(tmp_path):
     result, grades = hostile_result(tmp_path)
-    page = scorecard_html([result], grades) + evidence_html(result, AudioBudget())
+    page = scorecard_html([result.serialized()], grades) + evidence_html(result.serialized(), AudioBudget())
     assert "<script>window" not in page and "<img src=x" not in page and 'onerror="' not in page
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;model" in page
@@ -54,7 +54,7 @@ def test_html_renderers_escape_untrusted_text(tmp_path):
 
 def test_markdown_escapes_untrusted_text(tmp_path):
     result, grades = hostile_result(tmp_path)
-    text = scorecard_markdown([result], grades)
+    text = scorecard_markdown([result.serialized()], grades)
     assert "<img" not in text and "<script" not in text
     table = [line for line in text.splitlines() if line.startswith("| ")]
     assert all(line.count(" | ") == table[0].count(" | ") for line in table)  # no injected cells
@@ -99,7 +99,7 @@ def test_audio_player_escapes_a_hostile_file_name(tmp_path):
 def test_benchmark_json_is_read_by_pytest_benchmark_compare(tmp_path):
     result, grades = hostile_result(tmp_path)
     path = tmp_path / "0001_speechlab.json"
-    data = benchmark_json([result], grades, {"node": "x", "cpu": {"brand_raw": "cpu"}})
+    data = benchmark_json([result.serialized()], grades, {"node": "x", "cpu": {"brand_raw": "cpu"}})
     path.write_text(json.dumps(data))
     bench = data["benchmarks"][0]
     assert bench["stats"]["rounds"] == 4 and bench["extra_info"]["wer"] == result.wer
@@ -113,7 +113,7 @@ def test_benchmark_json_is_read_by_pytest_benchmark_compare(tmp_path):
 
 def test_run_file_has_every_utterance_output(tmp_path):
     result, grades = hostile_result(tmp_path)
-    data = json.loads(json.dumps(run_file([result], grades, {"run_id": None})))
+    data = json.loads(json.dumps(run_file([result.serialized()], grades, {"run_id": None})))
     utts = data["evaluations"][0]["utterances"]
     assert [u["hypothesis"] for u in utts] == HOSTILE
     assert utts[0]["alignment"] and utts[0]["reference_normalized"] == "hello world"
@@ -230,7 +230,7 @@ def test_a_failing_value_is_never_marked_best(tmp_path):
     results = [result("fast-but-wrong", "one"), result("slow-but-right", "one two three four")]
     results[1].utterances[0].processing_seconds = 5.0  # RTF 5: fails rtf 1.0
     thresholds = {"fast-but-wrong": {"wer": 0.5, "rtf": 1.0}, "slow-but-right": {"wer": 0.5, "rtf": 1.0}}
-    page = scorecard_html(results, {}, thresholds, {"run": "r-1", "commit": "abc123"})
+    page = scorecard_html([r.serialized() for r in results], {}, thresholds, {"run": "r-1", "commit": "abc123"})
     rows = re.findall(r"<tr><td class=\"t\">(.*?)</tr>", page)
     wrong = next(r for r in rows if r.startswith("fast-but-wrong"))
     right = next(r for r in rows if r.startswith("slow-but-right"))

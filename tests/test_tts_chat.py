@@ -192,9 +192,10 @@ def test_chat_results_reach_every_report_and_stay_text(tts_chat_project):
                                         "--html", "report.html", "--self-contained-html")
     result.assert_outcomes(passed=3, failed=1, skipped=1)  # pass rate 0.5 < 0.7
     run = json.loads((tts_chat_project.path / "run.json").read_text())
+    assert run["format"] == "pytest-speechlab-results/2"
     (chat,) = run["chat"]
-    assert chat["model"] == "fake/chat" and chat["pass_rate"] == 0.5
-    evil = next(a for a in chat["answers"] if a["id"] == "evil")
+    assert chat["summary"]["model"] == "fake/chat" and chat["summary"]["pass_rate"] == 0.5
+    evil = next(a for a in chat["items"] if a["id"] == "evil")
     assert evil["passed"] is False and evil["answer"].startswith("<script>")  # data, kept as it was
     assert run["spoken"][0]["items"][0]["heard"] == "the cat sat on the mat"
     card = (tts_chat_project.path / "card.md").read_text()

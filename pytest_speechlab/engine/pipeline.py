@@ -480,6 +480,13 @@ class Engine:
         evals = self.chat_evals.values()
         return [e for e in evals if isinstance(e, ChatEval)], [e for e in evals if isinstance(e, SpokenEval)]
 
+    def serialized(self) -> dict:
+        """Everything this session evaluated, in the serialized form every sink reads."""
+        chats, spoken = self.chat_reports()
+        return {"evaluations": [r.serialized() for r in self.results.values()],
+                "tts": [t.serialized() for t in self.tts_evals.values()],
+                "chat": [c.serialized() for c in chats], "spoken": [s.serialized() for s in spoken]}
+
     def grades(self) -> dict:
         return {model: self.grade(model) for model in dict.fromkeys(m for m, _ in self.results)}
 

@@ -4,6 +4,7 @@ and ``hallucination``; this module imports neither, so that both can build on it
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -92,6 +93,15 @@ class UtteranceResult:
     @property
     def hallucinated(self) -> bool:
         return any(f.counts for f in self.findings)
+
+    @property
+    def status(self) -> str:
+        """scored (part of WER), unscored (ran, but non-speech or no reference), error, or skipped."""
+        if self.error is not None:
+            return "error"
+        if self.transcript is None:
+            return "skipped"
+        return "scored" if self.words is not None else "unscored"
 
     @property
     def changed_on_repeat(self) -> bool:
@@ -295,6 +305,22 @@ class EvalResult:
             "nondeterminism_rate": self.nondeterminism_rate, "normalizer": self.normalizer,
             "cached": self.cached_count, "computed": self.computed_count, "retimed": self.retimed,
             "speed_rtf": self.speed_rtf,
+        }
+
+    def serialized(self) -> dict:
+        """The evaluation in the one form every sink reads (the terminal summary, the scorecard and
+        evidence of the HTML report, Markdown, the benchmark JSON, the run file; the results database
+        keeps its ``summary`` and each utterance's ``row()``): JSON types only. Each utterance adds
+        to its row its ``status`` (scored, unscored: non-speech or an empty reference, error,
+        skipped), its audio path, word alignment, and where a cached output's timing was measured."""
+        return {
+            "model": self.model, "dataset": self.dataset, "normalizer": self.normalizer, "summary": self.summary(),
+            "model_info": json.loads(json.dumps(self.model_info, default=str)),
+            "environment": json.loads(json.dumps(self.environment, default=str)),
+            "dataset_errors": [str(e) for e in self.dataset_errors],
+            "utterances": [{**u.row(), "status": u.status, "audio_path": u.utterance.audio_path,
+                            "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment],
+                            "hallucinated": u.hallucinated, "cached": u.cached} for u in self.utterances],
         }
 
     def worst(self, n: int = 5) -> list[UtteranceResult]:

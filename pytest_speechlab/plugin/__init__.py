@@ -1,6 +1,6 @@
 """The pytest plugin (``pytest11`` entry point), thin glue split by concern the way pytest's own
-plugins are: options, selection, fixtures, the session (the engine seen from pytest, with the
-reports) and the terminal.
+plugins are: options, selection, fixtures, the session (the engine seen from pytest), recording
+(outcomes, the database run, the report files), html (pytest-html) and terminal.
 
 Imported by every pytest run in an environment where pytest-speechlab is installed, so it imports
 nothing heavy: registries, manifests and models are built only when a test asks for them.
@@ -11,7 +11,9 @@ import pytest
 
 from .._types import SpeechlabError
 from .fixtures import *  # noqa: F401,F403 - pytest finds fixtures as attributes of the plugin module
+from .html import HtmlReport
 from .options import pytest_addoption  # noqa: F401
+from .recording import Recorder
 from .selection import pytest_collection_modifyitems, pytest_generate_tests, pytest_sessionstart  # noqa: F401
 from .session import SpeechlabSession, _usage, session_key
 from .terminal import pytest_cmdline_main, pytest_terminal_summary  # noqa: F401
@@ -26,7 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[session_key] = SpeechlabSession(config)
     except SpeechlabError as exc:
         raise _usage(exc) from None
-    config.pluginmanager.register(config.stash[session_key], "speechlab-session")
+    session = config.stash[session_key]
+    config.pluginmanager.register(session, "speechlab-session")
+    config.pluginmanager.register(Recorder(session), "speechlab-recorder")
+    config.pluginmanager.register(HtmlReport(session), "speechlab-html")
 
 
 
@@ -34,4 +39,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
         session.pool.close()
-        config.pluginmanager.unregister(session)
+        for name in ("speechlab-html", "speechlab-recorder", "speechlab-session"):
+            plugin = config.pluginmanager.get_plugin(name)
+            if plugin is not None:
+                config.pluginmanager.unregister(plugin)

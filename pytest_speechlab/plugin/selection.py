@@ -6,6 +6,7 @@ import re
 import pytest
 
 from .._types import SpeechlabError
+from .recording import check_report_paths
 from .session import SpeechlabSession, _usage, session_key
 
 
@@ -19,7 +20,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if config.option.speechlab_datasets or config.getini("speechlab_datasets"):
             for ref in speechlab.selected_datasets():
                 speechlab.dataset(ref)
-        speechlab.check_report_paths()
+        check_report_paths(config)
         speechlab.check_gate()
     except SpeechlabError as exc:
         raise _usage(exc) from None

@@ -9,6 +9,8 @@ from .._listing import list_registered
 from .._text import redact, terminal
 from .._types import SpeechlabError
 from ..sinks.terminal import chat_summary_lines, summary_lines
+from ..tasks.spoken import report_lines as spoken_lines
+from ..tasks.tts import report_lines as tts_lines
 from .session import SpeechlabSession, _usage, session_key
 
 
@@ -53,20 +55,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             terminalreporter.write_line(terminal(redact(line), one_line=True))
 
     terminalreporter.write_sep("=", "speechlab summary")
-    if session.results:
+    record = session.serialized()
+    if record["evaluations"]:
         grades = [session.grade(model) for model in dict.fromkeys(model for model, _ in session.results)]
-        for line in summary_lines(session.results.values(), session.pool.loaded, grades, width=width):
+        loads = {name: loaded.load_count for name, loaded in session.pool.loaded.items()}
+        for line in summary_lines(record["evaluations"], loads, grades, width=width):
             write(line)
-    for tts in session.tts_evals.values():
-        for line in tts.report():
+    for tts in record["tts"]:
+        for line in tts_lines(tts):
             write(line)
-    chats, spoken_evals = session.chat_reports()
-    if chats:
+    if record["chat"]:
         write("chat:")
-        for line in chat_summary_lines(chats):
+        for line in chat_summary_lines(record["chat"]):
             write(line)
-    for spoken in spoken_evals:
-        for line in spoken.report():
+    for spoken in record["spoken"]:
+        for line in spoken_lines(spoken):
             write(line)
     for comparisons in session.runtime_comparisons.values():
         for comparison in comparisons if isinstance(comparisons, list) else ():

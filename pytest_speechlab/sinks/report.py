@@ -16,7 +16,6 @@ import statistics
 from typing import Iterable
 
 from .._text import terminal
-from ..metrics.results import EvalResult, UtteranceResult
 from ..metrics.stats import format_rate
 
 AUDIO_EMBED_BUDGET = 2_000_000  # bytes of audio embedded per report; beyond it players link to files
@@ -60,22 +59,24 @@ def md(value: object) -> str:
 # -- the scorecard --------------------------------------------------------------------------
 
 
-def scorecard_rows(results: Iterable[EvalResult], grades: dict, thresholds: dict | None = None) -> list[dict]:
-    """One row per evaluation: its ``EvalResult.summary()`` (the form the database keeps too) with
-    the grade; with ``thresholds`` (model -> metric -> limit) each row also says which of its
-    figures fail their limit (``failing``), so that no failing value is marked best."""
+def scorecard_rows(records: Iterable[dict], grades: dict, thresholds: dict | None = None) -> list[dict]:
+    """One row per evaluation: its summary (the form the database keeps too) with the grade; with
+    ``thresholds`` (model -> metric -> limit) each row also says which of its figures fail their
+    limit (``failing``), so that no failing value is marked best. ``records``: each evaluation's
+    ``EvalResult.serialized()``, as every function here takes them."""
     rows = []
-    for r in results:
-        grade = grades.get(r.model)
-        limits = (thresholds or {}).get(r.model, {})
-        failing = {metric for metric, value in (("wer", r.wer), ("cer", r.cer), ("rtf", r.rtf))
-                   if value is not None and metric in limits and value > limits[metric]}
+    for record in records:
+        r = record["summary"]
+        grade = grades.get(r["model"])
+        limits = (thresholds or {}).get(r["model"], {})
+        failing = {metric for metric in ("wer", "cer", "rtf")
+                   if r[metric] is not None and metric in limits and r[metric] > limits[metric]}
         if "rtf" in failing:
             failing.add("rtfx")
-        if ((r.speech_hallucination_rate or 0) > limits.get("hallucination_rate", 1.0)
-                or (r.nonspeech_hallucination_rate or 0) > limits.get("nonspeech_hallucination_rate", 1.0)):
+        if ((r["speech_hallucination_rate"] or 0) > limits.get("hallucination_rate", 1.0)
+                or (r["nonspeech_hallucination_rate"] or 0) > limits.get("nonspeech_hallucination_rate", 1.0)):
             failing.add("hallucination_rate")
-        rows.append({**r.summary(), "failing": sorted(failing),
+        rows.append({**r, "failing": sorted(failing),
                      "grade": grade.grade if grade else None, "grade_reason": grade.reason if grade else None})
     return rows
 
@@ -90,8 +91,8 @@ def sdi(row: dict) -> str:
     return "-" if row["wer"] is None else f'{row["substitutions"]}/{row["deletions"]}/{row["insertions"]}'
 
 
-def scorecard_html(results: list[EvalResult], grades: dict, thresholds: dict | None = None, run: dict | None = None) -> str:
-    rows = scorecard_rows(results, grades, thresholds)
+def scorecard_html(records: list[dict], grades: dict, thresholds: dict | None = None, run: dict | None = None) -> str:
+    rows = scorecard_rows(records, grades, thresholds)
     best = {k: _best(rows, k, higher=(k == "rtfx")) for k in ("wer", "cer", "rtf", "rtfx", "hallucination_rate", "load_seconds")}
 
     def cell(row, key, spec=".3f", ci=None):
@@ -122,15 +123,15 @@ def scorecard_html(results: list[EvalResult], grades: dict, thresholds: dict | N
               "<th>CER [95% CI]</th><th>S/D/I</th><th>RTF</th><th>RTFx</th><th>hallucination rate [Wilson 95% CI]</th>"
               "<th class='t'>grade</th><th>load s</th><th>from cache</th></tr>")
     reasons = "".join(f"<li><b>{esc(g.model)}: {esc(g.grade)}</b> {esc(g.reason)}</li>" for g in grades.values())
-    normalizers = ", ".join(sorted({esc(r.normalizer) for r in results}))
+    normalizers = ", ".join(sorted({esc(r["normalizer"]) for r in records}))
     return (
         f'{_STYLE}<div class="speechlab" id="speechlab-scorecard"><h2>Speech model scorecard</h2>'
         f"{run_html(run)}<table>{header}{''.join(body)}</table>"
         f"<p>WER/CER corpus level after {normalizers}; 95% bootstrap intervals over utterances; best passing "
         f"value per column in bold, values that fail their threshold in red. RTF excludes load and warm-up; outputs from "
         f"the inference cache keep the timing measured when they were computed, and speed checks use a sample "
-        f"re-timed in this run ({sum(r.cached_count for r in results)} cached outputs here)."
-        f"</p><ul>{reasons}</ul>{plots_html(results)}</div>"
+        f"re-timed in this run ({sum(r['cached'] for r in rows)} cached outputs here)."
+        f"</p><ul>{reasons}</ul>{plots_html(rows)}</div>"
     )
 
 
@@ -142,9 +143,9 @@ def run_html(run: dict | None) -> str:
     return f'<dl class="run" id="speechlab-run">{items}</dl>'
 
 
-def all_evidence_html(results: list[EvalResult], budget: AudioBudget) -> str:
+def all_evidence_html(records: list[dict], budget: AudioBudget) -> str:
     """Evidence for every evaluation, green or red, once each."""
-    parts = [evidence_html(r, budget) for r in results]
+    parts = [evidence_html(r, budget) for r in records]
     return "".join(p for p in parts if p)
 
 
@@ -206,12 +207,12 @@ def _short(dataset: str) -> str:
     return parts[-2] if len(parts) > 1 and "." in parts[-1] else parts[-1]
 
 
-def plots_html(results: list[EvalResult]) -> str:
-    speech = [r for r in results if r.wer is not None and r.rtfx]
-    frontier = _svg_scatter([(r.rtfx, r.wer, f"{r.model} / {_short(r.dataset)}") for r in speech],
+def plots_html(summaries: list[dict]) -> str:
+    speech = [r for r in summaries if r["wer"] is not None and r["rtfx"]]
+    frontier = _svg_scatter([(r["rtfx"], r["wer"], f"{r['model']} / {_short(r['dataset'])}") for r in speech],
                             "RTFx (faster →)", "WER", "Speed/accuracy: WER against RTFx per model x dataset")
-    per_dataset = _svg_bars([(f"{_short(r.dataset)} · {r.model}", r.wer)
-                             for r in sorted(speech, key=lambda r: (r.dataset, r.model))],
+    per_dataset = _svg_bars([(f"{_short(r['dataset'])} · {r['model']}", r["wer"])
+                             for r in sorted(speech, key=lambda r: (r["dataset"], r["model"]))],
                             "WER per dataset and model")
     return frontier + per_dataset
 
@@ -219,15 +220,15 @@ def plots_html(results: list[EvalResult]) -> str:
 # -- evidence for a failing test --------------------------------------------------------------
 
 
-def alignment_html(u: UtteranceResult) -> str:
+def alignment_html(alignment: list) -> str:
     parts = []
-    for op in u.alignment:
-        ref, hyp = " ".join(op.ref), " ".join(op.hyp)
-        if op.op == "equal":
+    for op, ref, hyp in alignment:
+        ref, hyp = " ".join(ref), " ".join(hyp)
+        if op == "equal":
             parts.append(f"<span>{esc(ref)}</span>")
-        elif op.op == "substitute":
+        elif op == "substitute":
             parts.append(f'<span class="sub" title="substitution: reference {esc(ref)}">{esc(hyp)}</span>')
-        elif op.op == "delete":
+        elif op == "delete":
             parts.append(f'<span class="del" title="deletion">{esc(ref)}</span>')
         else:
             parts.append(f'<span class="ins" title="insertion">{esc(hyp)}</span>')
@@ -271,36 +272,51 @@ class AudioBudget:
 MAX_EVIDENCE = 200  # utterances shown per evaluation; the run file has all of them
 
 
-def evidence_html(result: EvalResult, budget: AudioBudget, worst: int = 5) -> str:
+def word_errors(u: dict) -> int:
+    return (u["substitutions"] or 0) + (u["deletions"] or 0) + (u["insertions"] or 0)
+
+
+def worst(record: dict, n: int = 5) -> list[dict]:
+    """The scored utterances with the most word errors (ties: higher utterance WER first)."""
+    scored = [u for u in record["utterances"] if u["status"] == "scored"]
+    ranked = sorted(scored, key=lambda u: (word_errors(u), word_errors(u) / max(
+        u["hits"] + u["substitutions"] + u["deletions"], 1)), reverse=True)
+    return [u for u in ranked[:n] if word_errors(u)]
+
+
+def evidence_html(record: dict, budget: AudioBudget, n_worst: int = 5) -> str:
     """The worst utterances and every hallucination of one evaluation, with alignment and audio."""
-    worst_utts = result.worst(worst)
-    flagged = [u for u in result.flagged if u not in worst_utts]
+    worst_utts = worst(record, n_worst)
+    shown = {u["utterance_id"] for u in worst_utts}
+    all_flagged = [u for u in record["utterances"] if u["hallucinated"]]
+    flagged = [u for u in all_flagged if u["utterance_id"] not in shown]
     utts = (worst_utts + flagged)[:MAX_EVIDENCE]
     rows = []
     for u in utts:
-        findings = "".join(f"<li>{esc(f.kind)}: {esc(f.evidence)}</li>" for f in u.findings)
-        wer = f"WER {u.wer:.2f}" if u.wer is not None else "not scored"
-        note = f"<p><i>{esc(u.note)}</i></p>" if u.note else ""
+        findings = "".join(f"<li>{esc(f['kind'])}: {esc(f['evidence'])}</li>" for f in u["findings"])
+        reference = u["hits"] + u["substitutions"] + u["deletions"] if u["status"] == "scored" else 0
+        wer = f"WER {word_errors(u) / reference:.2f}" if reference else "not scored"
+        note = f"<p><i>{esc(u['note'])}</i></p>" if u["note"] else ""
         rows.append(
-            f'<div class="utt"><p><b>{esc(u.utterance.id)}</b> ({esc(u.utterance.source)}) {wer}</p>'
-            f"<p>ref: {esc(u.reference_normalized)}</p><p>hyp: {esc(u.hypothesis)}</p>{note}"
-            f"{alignment_html(u) if u.alignment else ''}"
-            f"{'<ul>' + findings + '</ul>' if findings else ''}{budget.player(u.utterance.audio_path)}</div>"
+            f'<div class="utt"><p><b>{esc(u["utterance_id"])}</b> ({esc(u["source"])}) {wer}</p>'
+            f"<p>ref: {esc(u['reference_normalized'])}</p><p>hyp: {esc(u['hypothesis'])}</p>{note}"
+            f"{alignment_html(u['alignment']) if u['alignment'] else ''}"
+            f"{'<ul>' + findings + '</ul>' if findings else ''}{budget.player(u['audio_path'])}</div>"
         )
     if not rows:
         return ""
     more = len(worst_utts) + len(flagged) - len(utts)
     tail = f"<p>{more} more flagged utterances are in the run file (--speechlab-json).</p>" if more > 0 else ""
-    return (f'{_STYLE}<div class="speechlab evidence"><h4>Evidence: {esc(result.model)} on {esc(result.dataset)} '
-            f"(worst {len(worst_utts)} by errors, {len(result.flagged)} with a hallucination finding)</h4>"
+    return (f'{_STYLE}<div class="speechlab evidence"><h4>Evidence: {esc(record["model"])} on {esc(record["dataset"])} '
+            f"(worst {len(worst_utts)} by errors, {len(all_flagged)} with a hallucination finding)</h4>"
             + "".join(rows) + tail + "</div>")
 
 
 # -- Markdown, benchmark JSON, run file --------------------------------------------------------
 
 
-def scorecard_markdown(results: list[EvalResult], grades: dict) -> str:
-    rows = scorecard_rows(results, grades)
+def scorecard_markdown(records: list[dict], grades: dict) -> str:
+    rows = scorecard_rows(records, grades)
     lines = ["## Speech model scorecard", "",
              "| model | dataset | utts | WER [95% CI] | CER | S/D/I | RTF | RTFx | hallucinated [Wilson 95% CI] | grade | cached |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
@@ -335,86 +351,54 @@ def _stats(times: list[float]) -> dict:
     }
 
 
-def benchmark_json(results: list[EvalResult], grades: dict, machine: dict, chats=()) -> dict:
+def benchmark_json(records: list[dict], grades: dict, machine: dict, chats=()) -> dict:
     """pytest-benchmark's file layout: one benchmark per model x dataset (and per chat model x prompt
-    set); its stats are the per-utterance (per-prompt) times; extra_info carries the figures."""
-    rows = {(r["model"], r["dataset"]): r for r in scorecard_rows(results, grades)}
+    set); its stats are the per-utterance (per-prompt) times; extra_info carries the figures.
+    ``chats``: each chat evaluation's ``ChatEval.serialized()``."""
     benchmarks = []
-    for r in results:
-        row = rows[(r.model, r.dataset)]
-        times = [u.processing_seconds for u in r.processed]
-        name = f"speechlab[{r.model}-{r.dataset}]"
+    for record, row in zip(records, scorecard_rows(records, grades)):
+        model, dataset = row["model"], row["dataset"]
+        times = [u["processing_seconds"] for u in record["utterances"] if u["status"] in ("scored", "unscored")]
+        name = f"speechlab[{model}-{dataset}]"
         benchmarks.append({
-            "group": r.dataset, "name": name, "fullname": f"speechlab::{name}",
-            "params": {"model": r.model, "dataset": r.dataset}, "param": f"{r.model}-{r.dataset}",
+            "group": dataset, "name": name, "fullname": f"speechlab::{name}",
+            "params": {"model": model, "dataset": dataset}, "param": f"{model}-{dataset}",
             "extra_info": {
                 **{k: v for k, v in row.items() if k != "failing"},
-                "model_identity": json.loads(json.dumps(r.model_info, default=str)),
-                "cached_outputs": r.cached_count, "computed_outputs": r.computed_count,
+                "model_identity": record["model_info"],
+                "cached_outputs": row["cached"], "computed_outputs": row["computed"],
                 "timing": ("stats are per-utterance times, some measured in earlier runs (inference cache); "
-                           "retimed is this run's sample") if r.cached_count else "measured in this run",
+                           "retimed is this run's sample") if row["cached"] else "measured in this run",
             },
             "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1, "max_time": 0,
                         "min_time": 0, "warmup": True},
             "stats": _stats(times),
         })
-    for e in chats:
-        name = f"speechlab-chat[{e.model}-{e.prompts}]"
+    for chat in chats:
+        s = chat["summary"]
+        name = f"speechlab-chat[{s['model']}-{s['prompts']}]"
         benchmarks.append({
-            "group": e.prompts, "name": name, "fullname": f"speechlab::{name}",
-            "params": {"model": e.model, "prompts": e.prompts}, "param": f"{e.model}-{e.prompts}",
-            "extra_info": {**e.summary(), "model_identity": json.loads(json.dumps(e.model_info, default=str))},
+            "group": s["prompts"], "name": name, "fullname": f"speechlab::{name}",
+            "params": {"model": s["model"], "prompts": s["prompts"]}, "param": f"{s['model']}-{s['prompts']}",
+            "extra_info": {**s, "model_identity": chat["model_info"]},
             "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1, "max_time": 0,
                         "min_time": 0, "warmup": True},
-            "stats": _stats([i.seconds for i in e.answered]),
+            "stats": _stats([i["seconds"] for i in chat["items"] if i["error"] is None]),
         })
     return {"machine_info": machine, "commit_info": {}, "benchmarks": benchmarks,
             "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(), "version": BENCHMARK_VERSION}
 
 
-def run_file(results: list[EvalResult], grades: dict, meta: dict, chats=(), spoken=()) -> dict:
+def run_file(records: list[dict], grades: dict, meta: dict, chats=(), spoken=()) -> dict:
     """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML."""
     return {
-        "format": "pytest-speechlab-results/1", "meta": json.loads(json.dumps(meta, default=str)),
-        "scorecard": scorecard_rows(results, grades),
-        "evaluations": [{
-            "model": r.model, "dataset": r.dataset, "normalizer": r.normalizer,
-            "model_info": json.loads(json.dumps(r.model_info, default=str)), "environment": r.environment,
-            "dataset_errors": [str(e) for e in r.dataset_errors],
-            "utterances": [{**u.row(), "audio_path": u.utterance.audio_path,
-                            "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment]}
-                           for u in r.utterances],
-        } for r in results],
-        "chat": [{**row, "answers": chat_items(e)} for row, e in zip(chat_rows(chats), chats)],
-        "spoken": [{"chat": s.chat, "tts": s.tts, "asr": s.asr, "by_stage": s.by_stage, "items": spoken_items(s)}
-                   for s in spoken],
+        "format": "pytest-speechlab-results/2", "meta": json.loads(json.dumps(meta, default=str)),
+        "scorecard": scorecard_rows(records, grades),
+        "evaluations": list(records), "chat": list(chats), "spoken": list(spoken),
     }
 
 
 # -- chat (its own figures: no WER; answers are model output, escaped like transcripts) ----------
-
-
-def chat_rows(chats) -> list[dict]:
-    return [{"model": e.model, "prompts": e.prompts, "answered": len(e.answered), "items": len(e.items),
-             "pass_rate": e.pass_rate, "mean_relevance": e.mean_relevance, "relevance_judge": e.relevance_judge,
-             "median_first_token_s": e.median_first_token_seconds, "tokens_per_second": e.tokens_per_second,
-             "flagged": len(e.flagged), "errors": [str(x) for x in e.errors], "load_seconds": e.load_seconds}
-            for e in chats]
-
-
-def chat_items(chat) -> list[dict]:
-    return [{"id": i.prompt.id, "question": i.prompt.question, "answer": i.answer, "passed": i.passed,
-             "missing": i.missing, "relevance": i.relevance, "problems": i.problems, "tokens": i.tokens,
-             "first_token_s": i.first_token_seconds, "seconds": i.seconds,
-             "error": str(i.error) if i.error else None} for i in chat.items]
-
-
-def spoken_items(spoken) -> list[dict]:
-    return [{"id": i.prompt.id, "question": i.prompt.question, "heard": i.heard, "question_wer": i.question_wer,
-             "typed_passed": i.typed.passed if i.typed else None,
-             "spoken_answer": i.spoken.answer if i.spoken else None,
-             "spoken_passed": i.spoken.passed if i.spoken else None, "stage": i.stage, "error": i.error}
-            for i in spoken.items]
 
 
 def chat_html(chats) -> str:
@@ -422,10 +406,10 @@ def chat_html(chats) -> str:
         return ""
     rows = "".join(
         f'<tr><td class="t">{esc(r["model"])}</td><td class="t">{esc(r["prompts"])}</td>'
-        f'<td>{r["answered"]}/{r["items"]}</td><td>{_fmt(r["pass_rate"], ".2f")}</td>'
+        f'<td>{r["processed"]}/{r["utterances"]}</td><td>{_fmt(r["pass_rate"], ".2f")}</td>'
         f'<td>{_fmt(r["mean_relevance"], ".2f")}</td><td>{_fmt(r["median_first_token_s"], ".2f")}</td>'
-        f'<td>{_fmt(r["tokens_per_second"], ".1f")}</td><td>{r["flagged"]}</td></tr>' for r in chat_rows(chats))
-    failures = "".join(f"<li>{esc(e.model)}: {esc(line)}</li>" for e in chats for line in e.failures(0.0))
+        f'<td>{_fmt(r["tokens_per_second"], ".1f")}</td><td>{r["flagged"]}</td></tr>' for r in (c["summary"] for c in chats))
+    failures = "".join(f"<li>{esc(c['summary']['model'])}: {esc(line)}</li>" for c in chats for line in c["failures"])
     return (f'<div class="speechlab" id="speechlab-chat"><h2>Chat</h2><table><tr><th class="t">model</th>'
             f'<th class="t">prompts</th><th>answered</th><th>pass</th><th>relevance</th><th>TTFT s</th>'
             f"<th>tok/s</th><th>flagged</th></tr>{rows}</table><ul>{failures}</ul></div>")
@@ -436,9 +420,9 @@ def chat_markdown(chats) -> str:
         return ""
     lines = ["## Chat", "", "| model | prompts | answered | pass | relevance | TTFT s | tok/s | flagged |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {md(r['model'])} | {md(r['prompts'])} | {r['answered']}/{r['items']} | "
+    lines += [f"| {md(r['model'])} | {md(r['prompts'])} | {r['processed']}/{r['utterances']} | "
               f"{_fmt(r['pass_rate'], '.2f')} | {_fmt(r['mean_relevance'], '.2f')} | "
               f"{_fmt(r['median_first_token_s'], '.2f')} | {_fmt(r['tokens_per_second'], '.1f')} | {r['flagged']} |"
-              for r in chat_rows(chats)]
-    lines += [f"- {md(e.model)}: {md(line)}" for e in chats for line in e.failures(0.0)]
+              for r in (c["summary"] for c in chats)]
+    lines += [f"- {md(c['summary']['model'])}: {md(line)}" for c in chats for line in c["failures"]]
     return "\n".join(lines) + "\n"

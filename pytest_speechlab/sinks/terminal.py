@@ -1,12 +1,14 @@
-"""The terminal summary: one row per model x dataset, then input errors and the measuring setup."""
+"""The terminal summary: one row per model x dataset, then input errors and the measuring setup.
+
+Everything here reads the serialized form of a result (``EvalResult.serialized()``,
+``ChatEval.serialized()``), like every other sink."""
 from __future__ import annotations
 
 from typing import Iterable
 
 from .._text import format_table
-from ..metrics.results import EvalResult
+from ..metrics.results import SIGNAL_ONLY
 from ..metrics.stats import wilson
-from ..tasks.chat import ChatEval
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -16,98 +18,93 @@ def _num(value: float | None, fmt: str = ".3f") -> str:
 MAX_FLAGGED_SHOWN = 8
 
 
-def _ci(result: EvalResult) -> str:
-    ci = result.wer_ci
-    return f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-"
+def _interval(ci, fmt: str = ".3f") -> str:
+    return f"{ci[0]:{fmt}}-{ci[1]:{fmt}}" if ci else "-"
 
 
-def summary_lines(results: Iterable[EvalResult], loaded: dict, grades: Iterable = (), width: int | None = None) -> list[str]:
-    results = list(results)
-    repeated = any(r.nondeterminism_rate is not None for r in results)
+def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), width: int | None = None) -> list[str]:
+    """``records``: each evaluation's ``serialized()``; ``loads``: model -> how many times it was built."""
+    records = list(records)
+    repeated = any(r["summary"]["nondeterminism_rate"] is not None for r in records)
     header = ["model", "dataset", "utts", "audio s", "WER", "WER 95% CI", "CER", "S/D/I", "halluc",
               "halluc 95% CI", "RTF", "RTFx", "threads", "load s", "loads", "cached", "errors"] + (["nondet"] if repeated else [])
     rows = []
-    for r in results:
-        words = r.words
-        scored = bool(r.scored)
-        model = loaded.get(r.model)
-        flagged, total = r.hallucination_counts
-        ci = wilson(flagged, total)
+    for record in records:
+        s = record["summary"]
         rows.append([
-            r.model, r.dataset,
-            f"{len(r.processed)}/{len(r.utterances) + len(r.dataset_errors)}",
-            f"{r.audio_seconds:.1f}",
-            _num(r.wer), _ci(r), _num(r.cer),
-            f"{words.substitutions}/{words.deletions}/{words.insertions}" if scored else "-",
-            f"{flagged}/{total}", f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-",
-            _num(r.rtf), _num(r.rtfx, ".1f"), str(r.environment.get("threads", "-")),
-            _num(r.load_seconds, ".2f"),
-            str(model.load_count) if model else "-",
-            f"{r.cached_count}/{len(r.processed)}",
-            str(len(r.errors)),
-        ] + ([_num(r.nondeterminism_rate)] if repeated else []))
+            s["model"], s["dataset"], f"{s['processed']}/{s['utterances'] + len(record['dataset_errors'])}",
+            f"{s['audio_seconds']:.1f}", _num(s["wer"]), _interval(s["wer_ci"]), _num(s["cer"]),
+            f"{s['substitutions']}/{s['deletions']}/{s['insertions']}" if s["scored"] else "-",
+            f"{s['hallucinated']}/{s['processed']}", _interval(wilson(s["hallucinated"], s["processed"]), ".2f"),
+            _num(s["rtf"]), _num(s["rtfx"], ".1f"), str(record["environment"].get("threads", "-")),
+            _num(s["load_seconds"], ".2f"), str(loads.get(s["model"], "-")),
+            f"{s['cached']}/{s['processed']}", str(s["errors"]),
+        ] + ([_num(s["nondeterminism_rate"])] if repeated else []))
     lines = format_table(header, rows, width=width)
-    normalizers = sorted({r.normalizer for r in results})
+    normalizers = sorted({r["normalizer"] for r in records})
     lines.append(f"WER/CER: corpus level after normalizer {', '.join(normalizers)}; "
                  "non-speech clips are not scored. S/D/I: substitutions/deletions/insertions. halluc: "
                  "utterances with a hallucination finding, Wilson 95% interval. RTF excludes model load and "
                  "one warm-up call.")
-    cached = [r for r in results if r.cached_count]
+    cached = [r for r in records if r["summary"]["cached"]]
     if cached:
-        total = sum(r.cached_count for r in results)
-        computed = sum(r.computed_count for r in results)
+        total = sum(r["summary"]["cached"] for r in records)
+        computed = sum(r["summary"]["computed"] for r in records)
         lines.append(f"inference cache: {total} outputs from the cache, {computed} computed. Cached outputs keep "
                      "the timing measured when they were computed; speed checks use a sample re-timed here:")
         for r in cached:
-            runs = sorted({str((u.cached or {}).get("run_id"))[:8] for u in r.utterances if u.cached})
-            cpus = sorted({str((u.cached or {}).get("cpu")) for u in r.utterances if u.cached})
-            retimed = r.retimed or {}
-            lines.append(f"  {r.model} on {r.dataset}: {r.cached_count} cached (runs {', '.join(runs)}; "
-                         f"{', '.join(cpus)}), RTF {_num(r.rtf)} as cached; re-timed here on "
+            s, sources = r["summary"], [u["cached"] for u in r["utterances"] if u["cached"]]
+            runs = sorted({str(c.get("run_id"))[:8] for c in sources})
+            cpus = sorted({str(c.get("cpu")) for c in sources})
+            retimed = s["retimed"] or {}
+            lines.append(f"  {s['model']} on {s['dataset']}: {s['cached']} cached (runs {', '.join(runs)}; "
+                         f"{', '.join(cpus)}), RTF {_num(s['rtf'])} as cached; re-timed here on "
                          f"{retimed.get('utterances', 0)} utterances: RTF {_num(retimed.get('rtf'))}")
-    machines = {(r.environment.get("cpu"), r.environment.get("cpu_count"), r.environment.get("device"),
-                 r.environment.get("python")) for r in results}
-    for cpu, count, device, python in sorted(machines, key=str):
-        lines.append(f"measured on: {cpu} ({count} CPUs), device {device}, Python {python}, batch size 1")
-    flagged = [(r, u) for r in results for u in r.flagged]
+    machines = {(e.get("cpu"), e.get("cpu_count"), e.get("device"), e.get("python"), e.get("batch_size", 1))
+                for e in (r["environment"] for r in records)}
+    for cpu, count, device, python, batch in sorted(machines, key=str):
+        lines.append(f"measured on: {cpu} ({count} CPUs), device {device}, Python {python}, batch size {batch}")
+    flagged = [(r, u) for r in records for u in r["utterances"] if u["hallucinated"]]
     if flagged:
         lines.append(f"hallucination findings ({len(flagged)} utterances):")
-        for r in results:
-            for u in r.flagged[:MAX_FLAGGED_SHOWN]:
-                kinds = "; ".join(str(f) for f in u.findings if f.counts)
-                lines.append(f"  [{r.model}] {r.dataset} {u.utterance.id}: {u.hypothesis[:60]!r}: {kinds}")
-            if len(r.flagged) > MAX_FLAGGED_SHOWN:
-                lines.append(f"  [{r.model}] {r.dataset}: {len(r.flagged) - MAX_FLAGGED_SHOWN} more")
+        for r in records:
+            mine = [u for u in r["utterances"] if u["hallucinated"]]
+            for u in mine[:MAX_FLAGGED_SHOWN]:
+                kinds = "; ".join(f"{f['kind']}: {f['evidence']}" for f in u["findings"] if f["kind"] not in SIGNAL_ONLY)
+                lines.append(f"  [{r['model']}] {r['dataset']} {u['utterance_id']}: {u['hypothesis'][:60]!r}: {kinds}")
+            if len(mine) > MAX_FLAGGED_SHOWN:
+                lines.append(f"  [{r['model']}] {r['dataset']}: {len(mine) - MAX_FLAGGED_SHOWN} more")
     grades = list(grades)
     if grades:
         lines.append("readiness grades:")
         lines.extend(f"  {g.model}: {g}" for g in grades)
-    errors = [(r, e) for r in results for e in r.errors]
+    errors = [(r, e) for r in records for e in [*r["dataset_errors"], *(u["error"] for u in r["utterances"] if u["error"])]]
     if errors:
         lines.append(f"input errors ({len(errors)}); the other utterances were evaluated:")
-        lines.extend(f"  [{r.model}] {e}" for r, e in errors)
-    skipped = [(r, u) for r in results for u in r.skipped]
+        lines.extend(f"  [{r['model']}] {e}" for r, e in errors)
+    skipped = [(r, u) for r in records for u in r["utterances"] if u["status"] == "skipped"]
     if skipped:
         lines.append(f"skipped utterances ({len(skipped)}):")
-        lines.extend(f"  [{r.model}] {u.utterance.source}: {u.note}" for r, u in skipped)
+        lines.extend(f"  [{r['model']}] {u['source']}: {u['note']}" for r, u in skipped)
     return lines
 
 
-def chat_summary_lines(evals: list[ChatEval]) -> list[str]:
+def chat_summary_lines(chats: list[dict]) -> list[str]:
+    """``chats``: each chat evaluation's ``serialized()``."""
     def num(v, fmt=".2f"):
         return "-" if v is None else format(v, fmt)
 
     header = ["model", "prompts", "answered", "pass", "relevance", "TTFT s", "tok/s", "flagged", "load s", "errors"]
-    rows = [[e.model, e.prompts, f"{len(e.answered)}/{len(e.items)}", num(e.pass_rate),
-             num(e.mean_relevance), num(e.median_first_token_seconds), num(e.tokens_per_second, ".1f"),
-             str(len(e.flagged)), num(e.load_seconds), str(len(e.errors))] for e in evals]
+    rows = [[s["model"], s["prompts"], f"{s['processed']}/{s['utterances']}", num(s["pass_rate"]),
+             num(s["mean_relevance"]), num(s["median_first_token_s"]), num(s["tokens_per_second"], ".1f"),
+             str(s["flagged"]), num(s["load_seconds"]), str(len(c["errors"]))]
+            for c in chats for s in [c["summary"]]]
     lines = format_table(header, rows)
+    judges = sorted({c["summary"]["relevance_judge"] or "-" for c in chats})
     lines.append("pass: share of prompts whose answer holds the expected content; relevance: mean cosine "
-                 f"similarity of answer and question ({', '.join(sorted({e.relevance_judge or '-' for e in evals}))}); "
+                 f"similarity of answer and question ({', '.join(judges)}); "
                  "TTFT: median time to first token; load and one warm-up excluded.")
-    for e in evals:
-        for line in e.failures(0.0):
-            lines.append(f"  [{e.model}] {line}")
-        for err in e.errors:
-            lines.append(f"  [{e.model}] {err}")
+    for c in chats:
+        for line in [*c["failures"], *c["errors"]]:
+            lines.append(f"  [{c['summary']['model']}] {line}")
     return lines

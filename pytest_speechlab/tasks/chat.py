@@ -9,6 +9,7 @@ Runaway responses are found with the ASR repetition measures (compression ratio,
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,13 +180,25 @@ class ChatEval:
 
     def summary(self) -> dict:
         checked = [i.passed for i in self.answered if i.passed is not None]
-        return {"task": "chat", "utterances": len(self.items), "processed": len(self.answered),
+        return {"task": "chat", "model": self.model, "prompts": self.prompts,
+                "utterances": len(self.items), "processed": len(self.answered),
                 "errors": len(self.errors) + len(self.items) - len(self.answered),
                 "pass_rate": self.pass_rate, "passed": sum(checked), "checked": len(checked),
                 "mean_relevance": self.mean_relevance, "relevance_judge": self.relevance_judge,
                 "median_first_token_s": self.median_first_token_seconds,
                 "tokens_per_second": self.tokens_per_second, "flagged": len(self.flagged),
                 "hallucinated": len(self.flagged), "load_seconds": self.load_seconds}
+
+    def serialized(self) -> dict:
+        """The evaluation in the form every sink reads (JSON types only)."""
+        return {
+            "summary": self.summary(), "model_info": json.loads(json.dumps(self.model_info, default=str)),
+            "errors": [str(e) for e in self.errors], "failures": self.failures(0.0),
+            "items": [{"id": i.prompt.id, "question": i.prompt.question, "answer": i.answer, "passed": i.passed,
+                       "missing": i.missing, "relevance": i.relevance, "problems": i.problems, "tokens": i.tokens,
+                       "first_token_s": i.first_token_seconds, "seconds": i.seconds,
+                       "error": str(i.error) if i.error else None} for i in self.items],
+        }
 
 
 def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:

@@ -44,17 +44,6 @@ class SpokenEval:
             counts[item.stage] = counts.get(item.stage, 0) + 1
         return counts
 
-    def report(self) -> list[str]:
-        stages = ", ".join(f"{stage} {n}" for stage, n in sorted(self.by_stage.items()))
-        lines = [f"spoken questions: {self.tts} -> {self.asr} -> {self.chat}: {len(self.items)} prompts; {stages}"]
-        for i in self.items:
-            typed = "-" if i.typed is None else {True: "pass", False: "fail", None: "-"}[i.typed.passed]
-            spoken = "-" if i.spoken is None else {True: "pass", False: "fail", None: "-"}[i.spoken.passed]
-            wer = "-" if i.question_wer is None else f"{i.question_wer:.2f}"
-            lines.append(f"  {i.prompt.id}: heard {i.heard!r} (question WER {wer}); typed {typed}, spoken {spoken}; "
-                         f"{i.stage}" + (f": {i.error}" if i.error else ""))
-        return lines
-
     def rows(self) -> list[dict]:
         return [{"utterance_id": i.prompt.id, "kind": "spoken", "source": i.prompt.source, "reference": i.prompt.question,
                  "hypothesis": i.spoken.answer if i.spoken else "", "hypothesis_normalized": i.heard,
@@ -65,3 +54,30 @@ class SpokenEval:
     def summary(self) -> dict:
         return {"task": "spoken", "utterances": len(self.items), "by_stage": self.by_stage,
                 "tts": self.tts, "asr": self.asr}
+
+    def serialized(self) -> dict:
+        """The pipeline's result in the form every sink reads (JSON types only)."""
+        return {
+            "chat": self.chat, "tts": self.tts, "asr": self.asr, "by_stage": self.by_stage,
+            "items": [{"id": i.prompt.id, "question": i.prompt.question, "heard": i.heard,
+                       "question_wer": i.question_wer, "typed_passed": i.typed.passed if i.typed else None,
+                       "spoken_answer": i.spoken.answer if i.spoken else None,
+                       "spoken_passed": i.spoken.passed if i.spoken else None, "stage": i.stage, "error": i.error}
+                      for i in self.items],
+        }
+
+    def report(self) -> list[str]:
+        return report_lines(self.serialized())
+
+
+def report_lines(record: dict) -> list[str]:
+    """The pipeline's lines (from its ``serialized()`` form): where each answer was lost."""
+    stages = ", ".join(f"{stage} {n}" for stage, n in sorted(record["by_stage"].items()))
+    lines = [f"spoken questions: {record['tts']} -> {record['asr']} -> {record['chat']}: "
+             f"{len(record['items'])} prompts; {stages}"]
+    verdict = {True: "pass", False: "fail", None: "-"}
+    for i in record["items"]:
+        wer = "-" if i["question_wer"] is None else f"{i['question_wer']:.2f}"
+        lines.append(f"  {i['id']}: heard {i['heard']!r} (question WER {wer}); typed {verdict[i['typed_passed']]}, "
+                     f"spoken {verdict[i['spoken_passed']]}; {i['stage']}" + (f": {i['error']}" if i["error"] else ""))
+    return lines

@@ -126,17 +126,28 @@ class TTSEval:
     def texts(self) -> str:
         return self.result.dataset
 
-    def report(self) -> list[str]:
-        lines = [f"tts: {self.model} on {self.texts}: intelligibility judged by {self.judge}; "
-                 + (f"synthesized audio in {self.folder}; " if self.folder else "") +
-                 f"determinism {'claimed, ' if self.claims_deterministic else 'not claimed, '}"
-                 f"{len(self.nondeterministic)} item(s) differed on a second synthesis; "
-                 f"audio problems on {len(self.problems)} item(s)"]
-        lines += [f"  {item}: {'; '.join(problems)}" for item, problems in self.problems.items()]
-        if self.nondeterministic:
-            lines.append("  non-deterministic: " + ", ".join(self.nondeterministic))
+    def serialized(self) -> dict:
+        """What is TTS-specific, beside the round-trip evaluation's own ``serialized()``."""
+        return {"model": self.model, "texts": self.texts, "judge": self.judge, "folder": self.folder,
+                "claims_deterministic": self.claims_deterministic, "problems": dict(self.problems),
+                "nondeterministic": list(self.nondeterministic), "evaluation": self.result.serialized()}
 
-        return [terminal(line, one_line=True) for line in lines]
+    def report(self) -> list[str]:
+        return report_lines(self.serialized())
+
+
+def report_lines(record: dict) -> list[str]:
+    """A TTS evaluation's own lines (from its ``serialized()`` form), for the terminal and for
+    assertion messages."""
+    problems, differing = record["problems"], record["nondeterministic"]
+    lines = [f"tts: {record['model']} on {record['texts']}: intelligibility judged by {record['judge']}; "
+             + (f"synthesized audio in {record['folder']}; " if record["folder"] else "") +
+             f"determinism {'claimed, ' if record['claims_deterministic'] else 'not claimed, '}"
+             f"{len(differing)} item(s) differed on a second synthesis; audio problems on {len(problems)} item(s)"]
+    lines += [f"  {item}: {'; '.join(found)}" for item, found in problems.items()]
+    if differing:
+        lines.append("  non-deterministic: " + ", ".join(differing))
+    return [terminal(line, one_line=True) for line in lines]
 
 
 def audio_file_name(index: int, item_id: str) -> str:

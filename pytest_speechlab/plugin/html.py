@@ -1,0 +1,40 @@
+"""pytest-html: the scorecard above the results table and the evidence of every evaluation below it
+(all of it rendered by ``sinks.report`` from the serialized results)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .._machine import git_state, machine
+from ..sinks.report import AudioBudget, all_evidence_html, chat_html, scorecard_html
+from .session import SpeechlabSession
+
+
+class HtmlReport:
+    """Registered in pytest_configure; its hook is only called where pytest-html is installed."""
+
+    def __init__(self, session: SpeechlabSession) -> None:
+        self.session = session
+        self.audio_budget = AudioBudget()  # one budget for the whole report: each clip embedded once
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        speechlab = self.session
+        record = speechlab.serialized()
+        if record["evaluations"]:
+            thresholds = {m: speechlab.thresholds(m) for m, _ in speechlab.results}
+            prefix.append(scorecard_html(record["evaluations"], speechlab.grades(), thresholds, self.run_description()))
+            # the evidence of every evaluation, once, whether its tests passed or not
+            postfix.append(all_evidence_html(record["evaluations"], self.audio_budget))
+        if record["chat"]:
+            prefix.append(chat_html(record["chat"]))
+
+    def run_description(self) -> dict:
+        speechlab = self.session
+        commit, _ = git_state(Path(speechlab.config.rootpath))
+        here = machine()
+        threads = ", ".join(f"{name}: {loaded.info.get('threads', '?')}" for name, loaded in speechlab.pool.loaded.items())
+        return {"run": speechlab.run_id or "not recorded (--speechlab-no-db or no database)",
+                "commit": commit[:12] if commit else None, "cpu": f"{here['cpu']} ({here['cpu_count']} CPUs)",
+                "threads": threads, "database": speechlab.store.shown_url if speechlab.store else None}

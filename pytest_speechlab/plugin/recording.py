@@ -1,0 +1,110 @@
+"""Recording: test outcomes and the finished run go to the results database; the Markdown (and the
+GitHub step summary), benchmark JSON and run file are written from the serialized results; JUnit XML
+gets each evaluation's figures as properties."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .._machine import benchmark_machine_info
+from .._text import redact_args, storable, terminal
+from .._types import SpeechlabError
+from ..sinks.report import benchmark_json, chat_markdown, run_file, scorecard_markdown
+from .session import SpeechlabSession
+
+REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json")
+
+
+def check_report_paths(config: pytest.Config) -> None:
+    """A report that could not be written is found out before the evaluation, not after it."""
+    for option in REPORT_OPTIONS:
+        value = getattr(config.option, option)
+        if not value:
+            continue
+        path = Path(value)
+        flag = "--" + option.replace("_", "-")
+        if path.is_dir():
+            raise SpeechlabError(f"{flag} {value}: is a folder; give a file name")
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise SpeechlabError(f"{flag} {value}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise SpeechlabError(f"{flag} {value}: not writable")
+
+
+class Recorder:
+    """Registered in pytest_configure beside the session."""
+
+    def __init__(self, session: SpeechlabSession) -> None:
+        self.session = session
+        self.outcomes: list[dict] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.session.run_id is not None and (report.when == "call" or report.outcome != "passed"):
+            message = None if report.passed else str(report.longrepr)[-2000:]
+            self.outcomes.append({"nodeid": report.nodeid, "outcome": report.outcome,
+                                  "duration": report.duration, "message": message})
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call):
+        evaluation = getattr(item, "funcargs", {}).get("speechlab_eval")
+        if evaluation is not None and call.when == "call":  # JUnit XML properties
+            figures = evaluation.summary()
+            for key in ("model", "dataset", "wer", "cer", "rtf", "hallucination_rate", "normalizer"):
+                value = figures[key]
+                item.user_properties.append((f"speechlab_{key}", "" if value is None else terminal(value)))
+        return (yield)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        # The run is finished in the database before any report is written: a report that cannot be
+        # written must not leave the measured run "incomplete".
+        speechlab = self.session
+        speechlab.finish(self.outcomes)
+        self.write_reports()
+        speechlab.notices += speechlab.pool.close()  # before the summary, which shows them
+        if speechlab.report_problems and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def write_reports(self) -> None:
+        """Markdown (and the GitHub step summary), benchmark JSON and the run file."""
+        speechlab = self.session
+        record = speechlab.serialized()
+        results, chats, spoken = record["evaluations"], record["chat"], record["spoken"]
+        if not (results or chats):
+            return
+        grades = speechlab.grades()
+        option = speechlab.config.option
+        text = None
+        if option.speechlab_markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+            text = (scorecard_markdown(results, grades) if results else "") + chat_markdown(chats)
+        if option.speechlab_markdown:
+            self._write("--speechlab-markdown", option.speechlab_markdown, text)
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            try:
+                with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as exc:
+                speechlab.report_problems.append(f"$GITHUB_STEP_SUMMARY: not written ({type(exc).__name__}: {exc})")
+        if option.speechlab_benchmark_json:
+            self._write("--speechlab-benchmark-json", option.speechlab_benchmark_json,
+                        json.dumps(storable(benchmark_json(results, grades, benchmark_machine_info(), chats)), indent=2))
+        if option.speechlab_json:
+            meta = {"run_id": speechlab.run_id, "args": redact_args(list(speechlab.config.invocation_params.args))}
+            self._write("--speechlab-json", option.speechlab_json,
+                        json.dumps(storable(run_file(results, grades, meta, chats, spoken)), indent=1, ensure_ascii=False))
+
+    def _write(self, flag: str, path: str, text: str) -> None:
+        """Atomically (a temporary file renamed into place); a failure is said, never a traceback."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self.session.report_problems.append(f"{flag} {path}: not written ({type(exc).__name__}: {exc.strerror or exc})")
