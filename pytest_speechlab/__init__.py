@@ -11,6 +11,7 @@ from ._assertions import (
 from ._config import SpeechlabConfig, load_config
 from ._dataset import Dataset, load_dataset
 from ._hookspecs import hookimpl, hookspec
+from ._machine import default_threads
 from ._registry import (
     DatasetSpec,
     ModelSpec,
@@ -78,6 +79,7 @@ __all__ = [
     "check_below",
     "check_grade",
     "check_no_input_errors",
+    "default_threads",
     "evaluate",
     "evaluate_models",
     "get_normalizer",

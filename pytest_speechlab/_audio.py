@@ -87,6 +87,17 @@ def _wav_shortfall(path: str) -> str | None:
         return None
 
 
+def header_duration(path: str) -> float:
+    """The duration a file's header gives (no decoding), 0.0 when it cannot be read: for ordering
+    work by length, never for a figure."""
+    import soundfile as sf
+
+    try:
+        return float(sf.info(path).duration)
+    except Exception:  # noqa: BLE001 - the runner reports an unreadable file when it decodes it
+        return 0.0
+
+
 def duration_mismatch(declared: float | None, decoded: float) -> str | None:
     """The manifest's duration against the decoded length, beyond the tolerance."""
     if declared is None:

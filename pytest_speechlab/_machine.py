@@ -45,13 +45,29 @@ def git_state(root: Path) -> tuple[str | None, bool | None]:
     return commit, (bool(status) if status is not None else None)
 
 
-def environment(info: dict[str, Any], batch_size: int = 1) -> dict[str, Any]:
-    """What is recorded with every figure of a model (``info``: its identity) on this machine."""
+def default_threads(cap: int = 4) -> int:
+    """How many CPU threads a model should use: ``SPEECHLAB_THREADS`` when the session sets it (its
+    share under ``--speechlab-workers``, or ``--speechlab-threads``), else up to ``cap`` of this
+    machine's CPUs. Model plugins call it when they build a model."""
+    value = os.environ.get("SPEECHLAB_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, min(cap, os.cpu_count() or 1))
+
+
+def environment(info: dict[str, Any], batch_size: int = 1, executor: Any = None) -> dict[str, Any]:
+    """What is recorded with every figure of a model (``info``: its identity) on this machine;
+    ``executor``: what ran its invocations (its ``workers`` and ``threads``)."""
     here = machine()
+    workers = getattr(executor, "workers", 1)
     return {
         "cpu": here["cpu"], "cpu_count": here["cpu_count"], "python": here["python"], "platform": here["platform"],
-        "device": info.get("device", "cpu"), "threads": info.get("threads"), "batch_size": batch_size,
-        "timing": "inference timed per utterance; load and one warm-up call excluded",
+        "device": info.get("device", "cpu"),
+        "threads": getattr(executor, "threads", None) if workers > 1 else info.get("threads"),
+        "batch_size": batch_size, "workers": workers, "executor": getattr(executor, "kind", "serial"),
+        "timing": ("inference timed per utterance; load and one warm-up call excluded" if batch_size <= 1 else
+                   f"inference timed per batch of up to {batch_size}, shared among its utterances by audio length; "
+                   "load and one warm-up call excluded"),
     }
 
 

@@ -135,6 +135,9 @@ class Output:
     repeats: tuple[Transcript, ...] = ()  # further runs with --speechlab-repeat, untimed
     notes: tuple[str, ...] = ()  # what the runner had to do to the model's output (truncated, repaired)
     cached: dict | None = None  # from the inference cache: the run, CPU and time its timing was measured
+    worker: str = ""  # the worker process or actor that computed it ("" in the session's own process)
+    threads: int | None = None  # the model's threads where it ran
+    batch_size: int = 1  # the size of the batch it was decoded in (its time is a share of the batch's)
 
 
 @dataclass

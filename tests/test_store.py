@@ -178,3 +178,26 @@ def test_sigkill_during_a_pytest_run_keeps_recorded_utterances(speechlab_project
     assert 16 <= len(rows) < 48 and len(rows) % Store.BATCH == 0
     assert {r["utterance_id"] for r in rows} <= {f"s{i}" for i in range(48)}
     assert all(r["hits"] == 6 for r in rows)
+
+
+def test_a_version_3_database_is_read_as_it_is_and_migrated_when_written(tmp_path):
+    """Version 4 added where each output was computed (worker, threads, batch size)."""
+    import sqlalchemy as sa
+
+    db = tmp_path / "v3.db"
+    store = Store(f"sqlite:///{db}")
+    run_id = store.start_run({})
+    store.record_utterances(run_id, "m", "d", [{"utterance_id": "u1", "hypothesis": "hello", "kind": "speech"}])
+    store.finish_run(run_id)
+    with store.engine.begin() as conn:  # what pytest-speechlab 0.x with schema 3 left behind
+        for column in ("worker", "threads", "batch_size"):
+            conn.execute(sa.text(f"ALTER TABLE utterances DROP COLUMN {column}"))
+        conn.execute(sa.text("UPDATE schema_version SET version = 3"))
+    store.engine.dispose()
+    old = Store(f"sqlite:///{db}", read_only=True)
+    assert [r["hypothesis"] for r in old.utterances(run_id)] == ["hello"]
+    assert old.schema_version == 3
+    new = Store(f"sqlite:///{db}")
+    assert new.schema_version == SCHEMA_VERSION
+    row = new.utterances(run_id)[0]
+    assert row["hypothesis"] == "hello" and row["worker"] is None and row["batch_size"] is None

@@ -1,22 +1,178 @@
-"""Executors: how the runner's invocations are run. Only cache misses reach an executor.
+"""Executors: how the runner's units of work (one utterance, or one batch) are run. Only cache
+misses reach an executor; it yields each Output as soon as it exists, so that the session scores and
+records it as it arrives.
 
-Serial in this process is the default (the right thing for timing); batching, worker processes and
-Ray actors are further executors behind the same seam.
+- ``SerialExecutor``: one after another in this process (the default).
+- ``ProcessExecutor``: N worker processes on this machine, each building the model once with its
+  share of the CPU threads. A worker that dies (a crash, a SIGKILL, the OOM killer) has its unit
+  given to another worker, at most ``retries`` times; a model that fails to load in a worker stops
+  the evaluation once, with the worker's message.
+- ``ray_executor.RayExecutor``: the same units on Ray actors (``--speechlab-executor ray``).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Protocol
+import multiprocessing
+import os
+import pickle
+import sys
+import traceback
+from collections import deque
+from multiprocessing.connection import wait
+from typing import Any, Iterator
 
-from .._types import Output, Utterance
+from .._types import InputError, Output, SpeechlabError
+from .runner import ModelLoadError, ModelPool, Runner, SerialExecutor
+
+__all__ = ["ProcessExecutor", "SerialExecutor", "threads_environment"]
+
+THREAD_VARIABLES = ("SPEECHLAB_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-class Executor(Protocol):
-    def map(self, fn: Callable[[Utterance], Output], items: Iterable[Utterance]) -> Iterator[Output]: ...
+def threads_environment(threads: int | None) -> dict[str, str]:
+    """What tells a model how many threads to use: ``SPEECHLAB_THREADS`` (read by the plugins'
+    ``default_threads()``) and the OpenMP/BLAS variables torch and NumPy read at import."""
+    return {name: str(threads) for name in THREAD_VARIABLES} if threads else {}
 
 
-class SerialExecutor:
-    """Runs utterances one after another in this process."""
+def _worker_main(conn, payload: bytes, worker_id: str, threads: int | None, path: list[str]) -> None:
+    """A worker process: build the model once, then run every unit it is sent until told to stop."""
+    os.environ.update(threads_environment(threads))
+    sys.path[:0] = [p for p in path if p not in sys.path]
+    try:
+        spec, repeats, timeout = pickle.loads(payload)
+        pool = ModelPool()
+        model = pool.get(spec)
+        runner = Runner(repeats=repeats, timeout=timeout, worker=worker_id)
+    except BaseException as exc:  # noqa: BLE001 - reported to the session, once
+        message = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+        conn.send(("load_error", message, traceback.format_exc(limit=5)))
+        return
+    conn.send(("ready", model.info.get("threads")))
+    while True:
+        message = conn.recv()
+        if message is None:
+            break
+        unit_id, unit = message
+        conn.send(("outputs", unit_id, runner.run_unit(model, unit)))
+    pool.close()
 
-    def map(self, fn, items):
-        for item in items:
-            yield fn(item)
+
+class ProcessExecutor:
+    """``workers`` processes on this machine; units are handed out one at a time, so a slow unit
+    never holds back the others and a dead worker loses only the unit it was running."""
+
+    kind = "processes"
+
+    def __init__(self, workers: int, threads: int | None = None, retries: int = 2) -> None:
+        if workers < 1:
+            raise SpeechlabError(f"--speechlab-workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.retries = retries
+        self.events: list[str] = []  # what happened to workers (deaths, retries), for the summary
+
+    def close(self) -> None:
+        return None
+
+    def run(self, runner, model, units):
+        spec = model.spec
+        try:
+            payload = pickle.dumps((spec, runner.repeats, runner.timeout))
+        except Exception as exc:  # noqa: BLE001 - a loader defined where a new process cannot import it
+            raise SpeechlabError(
+                f"model {spec.name!r} cannot be sent to worker processes ({type(exc).__name__}: {exc}); its "
+                "loader must be importable (a module-level function of an installed plugin or a conftest.py); "
+                "run it without --speechlab-workers") from exc
+        context = multiprocessing.get_context("spawn")
+        pending = deque(enumerate(units))
+        attempts: dict[int, int] = {}
+        started = 0  # worker processes started, for their names
+        live: dict[Any, dict] = {}  # connection -> {"process", "id", "unit"}
+
+        def start() -> None:
+            nonlocal started
+            started += 1
+            parent, child = context.Pipe()
+            worker_id = f"w{started}"
+            process = context.Process(target=_worker_main, name=f"speechlab-{worker_id}", daemon=True,
+                                      args=(child, payload, worker_id, self.threads, list(sys.path)))
+            process.start()
+            child.close()
+            live[parent] = {"process": process, "id": worker_id, "unit": None, "ready": False}
+
+        for _ in range(min(self.workers, len(pending))):
+            start()
+        try:
+            while pending or any(w["unit"] is not None for w in live.values()):
+                for conn, worker in live.items():
+                    if worker["ready"] and worker["unit"] is None and pending:
+                        worker["unit"] = pending.popleft()
+                        conn.send(worker["unit"])
+                sentinels = {w["process"].sentinel: conn for conn, w in live.items()}
+                for conn in dict.fromkeys(sentinels.get(r, r) for r in wait([*live, *sentinels])):
+                    worker = live.get(conn)
+                    if worker is None:
+                        continue
+                    dead = False
+                    try:
+                        while conn.poll():  # what it sent before it died still counts, once
+                            yield from self._receive(spec, worker, conn.recv())
+                    except (EOFError, OSError):
+                        dead = True
+                    if dead or not worker["process"].is_alive():
+                        worker["process"].join(timeout=5)
+                        yield from self._lost(live.pop(conn), pending, attempts)
+                        conn.close()
+                        busy = pending or any(w["unit"] is not None for w in live.values())
+                        # every death with work in flight spends one of that unit's tries, so replacing
+                        # the worker is bounded; deaths with none (at start-up) are bounded here
+                        idle_deaths = sum("no work in flight" in e for e in self.events)
+                        if busy and len(live) < self.workers and idle_deaths <= self.workers + 2:
+                            start()
+                        elif busy and not live:
+                            raise SpeechlabError(f"every worker process of {spec.name} died; "
+                                                 + "; ".join(self.events[-3:]))
+        finally:
+            for conn, worker in live.items():
+                try:
+                    conn.send(None)
+                except OSError:
+                    pass
+            for conn, worker in live.items():
+                worker["process"].join(timeout=10)
+                if worker["process"].is_alive():
+                    worker["process"].kill()
+                conn.close()
+
+    @staticmethod
+    def _receive(spec, worker: dict, message: tuple) -> Iterator[Output]:
+        kind = message[0]
+        if kind == "load_error":
+            raise SpeechlabError(f"{message[1]} (in worker process {worker['id']}; model {spec.name!r})")
+        if kind == "ready":
+            worker["ready"], worker["threads"] = True, message[1]
+        elif kind == "outputs":
+            worker["unit"] = None
+            yield from message[2]
+
+    def _lost(self, worker: dict, pending: deque, attempts: dict) -> Iterator[Output]:
+        """A dead worker's unit goes back to the queue, or, after ``retries`` deaths on it, its
+        utterances fail with the reason (never silently dropped, never counted twice)."""
+        code = worker["process"].exitcode
+        unit = worker["unit"]
+        if unit is None:
+            self.events.append(f"worker {worker['id']} exited ({code}) with no work in flight")
+            return
+        unit_id, utterances = unit
+        attempts[unit_id] = attempts.get(unit_id, 0) + 1
+        names = ", ".join(u.id for u in utterances)
+        if attempts[unit_id] <= self.retries:
+            self.events.append(f"worker {worker['id']} died (exit code {code}) while running {names}; "
+                               f"retried on another worker (attempt {attempts[unit_id] + 1})")
+            pending.appendleft(unit)
+            return
+        self.events.append(f"worker {worker['id']} died (exit code {code}) on {names} "
+                           f"{attempts[unit_id]} times; not retried again")
+        for utt in utterances:
+            yield Output(utt, error=InputError(utt.source, f"the worker process died {attempts[unit_id]} times "
+                                                           f"on this utterance (last exit code {code})", utt.id))

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ from ..tasks.chat import ChatEval
 from ..tasks.spoken import SpokenEval, SpokenItem
 from ..tasks.tts import audio_file_name, write_wav
 from .cache import OutputCache
-from .runner import ModelLoadError, ModelPool, Runner
+from .executors import ProcessExecutor, SerialExecutor, threads_environment
+from .ray_executor import RayExecutor
+from .runner import ModelLoadError, ModelPool, Runner, batch_size
 
 
 class _NoProgress:
@@ -51,12 +54,26 @@ class _NoProgress:
         return None
 
 
+def make_executor(kind: str = "local", workers: int = 1, threads: int | None = None, address: str | None = None):
+    """``local``: serial with one worker, worker processes with more; ``ray``: Ray actors."""
+    if workers < 1:
+        raise SpeechlabError(f"--speechlab-workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise SpeechlabError(f"--speechlab-threads must be at least 1, got {threads}")
+    if kind == "ray":
+        return RayExecutor(workers, threads, address)
+    if kind != "local":
+        raise SpeechlabError(f"--speechlab-executor {kind!r}: choose local or ray")
+    return ProcessExecutor(workers, threads) if workers > 1 else SerialExecutor()
+
+
 class Engine:
     """One evaluation session's state and the evaluation itself (no pytest here)."""
 
     def __init__(self, settings: SpeechlabConfig, root: Path, *, db_url: str | None, repeats: int = 1,
                  cache_mode: str | None = None, retime: int | None = None, args: list[str] | tuple = (),
-                 plugins: list | tuple = ()) -> None:
+                 plugins: list | tuple = (), workers: int = 1, threads: int | None = None,
+                 executor: str = "local", ray_address: str | None = None) -> None:
         self.settings = settings
         self.root = Path(root)
         self._db_url = db_url  # None: nothing is recorded (and nothing cached)
@@ -74,7 +91,10 @@ class Engine:
         self.notices: list[str] = []
         self._cache = None
         self.pool = ModelPool()
-        self.runner = Runner(repeats=repeats, timeout=settings.utterance_timeout)
+        self.runner = Runner(executor=make_executor(executor, workers, threads, ray_address),
+                             repeats=repeats, timeout=settings.utterance_timeout)
+        if threads and self.runner.executor.workers == 1:  # models built in this process read it
+            os.environ.update(threads_environment(threads))
         self.comparisons: dict[tuple[str, str], Any] = {}
         self.runtime_comparisons: dict[str, Any] = {}  # dataset -> [RuntimeComparison] or a reason
         self.chat_evals: dict[tuple, Any] = {}
@@ -168,7 +188,8 @@ class Engine:
         key = (loaded.name, dataset.name)
         if key not in self.results:
             self.results[key] = self.scored_run(
-                loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors), environment(loaded.info))
+                loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors),
+                environment(loaded.info, batch_size(loaded), self.runner.executor))
         return self.results[key]
 
     def scored_run(self, subject, transcriber, dataset_name: str, utterances, errors, env, adjust=None, info=None):
@@ -193,13 +214,20 @@ class Engine:
             if len(pending) >= Store.BATCH:
                 flush()
 
+        started = time.perf_counter()
         with self.progress(f"{transcriber.name} x {dataset_name}", len(utterances)) as progress:
             self.runner.run(transcriber, utterances, on_output=on_output, cache=self.output_cache())
+        wall = time.perf_counter() - started
         flush()
+        events = getattr(self.runner.executor, "events", None)
+        if events:  # worker deaths and retries, said in the summary
+            self.notices += [f"{transcriber.name} on {dataset_name}: {event}" for event in events]
+            events.clear()
         order = {u.id: i for i, u in enumerate(utterances)}  # cached outputs arrive first: keep the set's order
         scored.sort(key=lambda u: order.get(u.utterance.id, len(order)))
         result = ASR.summarize(subject.name, dataset_name, normalizer.label, scored, errors,
-                            model_info=info, load_seconds=subject.load_seconds, environment=env)
+                            model_info=info, load_seconds=subject.load_seconds, environment=env,
+                            wall_seconds=wall, workers=self.runner.executor.workers)
         if adjust is None and result.cached_count:
             result.retimed = self.retime_sample(transcriber, result)
         self._write("record_aggregate", subject.name, dataset_name, result.summary(), result.environment)
@@ -503,7 +531,9 @@ class Engine:
 
 
 def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | os.PathLike | None = "pyproject.toml",
-                    db: str | None = None, cache: str | None = None, repeats: int = 1, plugins: list | tuple = ()) -> list:
+                    db: str | None = None, cache: str | None = None, repeats: int = 1, plugins: list | tuple = (),
+                    workers: int = 1, threads: int | None = None, executor: str = "local",
+                    ray_address: str | None = None) -> list:
     """Evaluate each model on each dataset, outside pytest; returns the ``EvalResult`` of each pair.
 
     ``models`` are registered names (entry-point plugins and ``[tool.speechlab.models]`` variants
@@ -520,7 +550,8 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
     pyproject = Path(pyproject) if pyproject and Path(pyproject).is_file() else None
     root = pyproject.parent if pyproject else Path.cwd()
     engine = Engine(load_config(pyproject), root, db_url=normalize_url(db, root) if db else None,
-                    repeats=repeats, cache_mode=cache, args=["evaluate_models()"], plugins=plugins)
+                    repeats=repeats, cache_mode=cache, args=["evaluate_models()"], plugins=plugins,
+                    workers=workers, threads=threads, executor=executor, ray_address=ray_address)
     engine.models, engine.datasets = list(models), list(datasets)
     results = []
     try:
@@ -531,4 +562,5 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
         engine.finish()
     finally:
         engine.pool.close()
+        engine.runner.executor.close()
     return results

@@ -9,19 +9,20 @@ an Executor (``executors``), and with an inference cache only the misses reach i
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from .._audio import AudioError, RawAudio, duration_mismatch, read_audio
+from .._audio import AudioError, RawAudio, duration_mismatch, header_duration, read_audio
 from .._registry import ModelSpec
 from .._text import storable, unicode_safe
 from .._types import InputError, Invocation, Output, Utterance
 from ..tasks import ASR, CHAT, EMBEDDING, TTS, Task, protocol_problem
+from ..tasks.asr import ASR_BATCH
 from ..tasks.asr import repaired, supports_language
-from .executors import Executor, SerialExecutor
 
 
 class CallTimeout(Exception):
@@ -93,6 +94,10 @@ class ModelPool:
                 raise ModelLoadError(message) from exc
             seconds = time.perf_counter() - start
             missing = protocol_problem(spec.task, instance)
+            if not missing and spec.task == "asr" and batch_size(spec) > 1 and not callable(
+                    getattr(instance, "transcribe_batch", None)):
+                missing = (f"it has batch_size {batch_size(spec)} and no batch method ({ASR_BATCH.protocol}); "
+                           "drop batch_size or use a model that batches")
             if missing:
                 message = f"model {spec.name!r} (plugin {spec.plugin!r}) loaded, but {missing}"
                 self._failed[spec.name] = message
@@ -118,6 +123,13 @@ class ModelPool:
             return []
         self._closed = True
         return [p for loaded in self._loaded.values() if (p := _close(loaded.instance, loaded.name))]
+
+
+def batch_size(model: LoadedModel | ModelSpec) -> int:
+    """The model's ``batch_size`` decode parameter (1 when it has none)."""
+    spec = model.spec if isinstance(model, LoadedModel) else model
+    value = spec.params.get("batch_size", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
 
 def _close(instance: Any, name: str) -> str | None:
@@ -150,11 +162,33 @@ def model_info(spec: ModelSpec, instance: Any) -> dict[str, Any]:
     return info
 
 
+class Executor(Protocol):
+    workers: int
+
+    def run(self, runner: Any, model: Any, units: Iterable[list[Utterance]]) -> Iterator[Output]: ...
+
+
+class SerialExecutor:
+    """Runs units one after another in this process, on the session's own model."""
+
+    workers = 1
+    kind = "serial"
+
+    def run(self, runner, model, units):
+        for unit in units:
+            yield from runner.run_unit(model, unit)
+
+    def close(self) -> None:
+        return None
+
+
 class Runner:
-    def __init__(self, executor: Executor | None = None, repeats: int = 1, timeout: float | None = None) -> None:
+    def __init__(self, executor: Executor | None = None, repeats: int = 1, timeout: float | None = None,
+                 worker: str = "") -> None:
         self.executor = executor or SerialExecutor()
         self.repeats = max(1, repeats)  # > 1 measures non-determinism; only the first run is timed
         self.timeout = timeout  # seconds one model call may take (None: no limit)
+        self.worker = worker  # recorded with every output: which process computed it
 
     def run(
         self,
@@ -162,30 +196,77 @@ class Runner:
         utterances: Iterable[Utterance],
         on_output: Callable[[Output], None] | None = None,
         cache: Any = None,
-    ) -> list[Output]:
-        """Every utterance's Output, in order. With an OutputCache, outputs it has are taken from it
-        (they keep the timing measured when they were computed) and only the misses reach the
-        executor; each computed output is written to the cache as soon as it exists, so that a
-        session killed half-way resumes from there."""
+    ) -> list[Output] | None:
+        """Every utterance's Output, in order (or, with ``on_output``, each handed over as it
+        arrives and none kept here). With an OutputCache, outputs it has are taken from it (they
+        keep the timing measured when they were computed) and only the misses reach the executor;
+        each computed output is written to the cache as soon as it exists, so that a session
+        killed half-way resumes from there."""
         utterances = list(utterances)
+        keep = on_output is None
         keys = cache.keys(model, utterances, self.repeats) if cache is not None else {}
         hits = cache.lookup(keys, utterances) if cache is not None else {}
         outputs = {}
         for utt in utterances:
             if utt.id in hits:
-                outputs[utt.id] = hits[utt.id]
-                if on_output is not None:
+                if keep:
+                    outputs[utt.id] = hits[utt.id]
+                else:
                     on_output(hits[utt.id])
         misses = [u for u in utterances if u.id not in hits]
-        for output in self.executor.map(lambda u: self.run_one(model, u), misses):
+        for output in self.executor.run(self, model, self.plan(model, misses)):
             if cache is not None:
                 rows = cache.rows(model.name, output, keys.get(output.utterance.id, []))
                 if rows:
                     cache.store.put_outputs(rows, replace=cache.mode == "refresh")
-            outputs[output.utterance.id] = output
-            if on_output is not None:
+            if keep:
+                outputs[output.utterance.id] = output
+            else:
                 on_output(output)
-        return [outputs[u.id] for u in utterances]
+        return [outputs[u.id] for u in utterances] if keep else None
+
+    @staticmethod
+    def plan(model: LoadedModel, utterances: list[Utterance]) -> list[list[Utterance]]:
+        """Units of work: one utterance each, or with a ``batch_size`` above 1 batches of utterances
+        of similar length (sorted by duration, so that little of a batch is padding)."""
+        size = batch_size(model)
+        if size <= 1:
+            return [[u] for u in utterances]
+        ordered = sorted(utterances, key=lambda u: (u.duration or header_duration(u.audio_path), u.id))
+        return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+    def run_unit(self, model: LoadedModel, unit: list[Utterance]) -> list[Output]:
+        return [self.run_one(model, unit[0])] if len(unit) == 1 else self.run_batch(model, unit)
+
+    def run_batch(self, model: LoadedModel, unit: list[Utterance]) -> list[Output]:
+        """One batch: the files read and checked one by one (untimed), the batch decoded in one timed
+        call, the time shared among the utterances by audio length. Should the batch call fail,
+        its utterances are decoded one at a time, and the note says so."""
+        done: dict[str, Output] = {}
+        ready = []
+        for utt in unit:
+            checked = self._read(model, utt)
+            if isinstance(checked, Output):
+                done[utt.id] = checked
+            else:
+                ready.append((utt, checked))
+        rate = getattr(model.instance, "sample_rate", 16000)
+        if ready:
+            call = self.invoke(model, ASR_BATCH, ([raw for _, raw in ready], rate), again=self.repeats - 1)
+            if call.error:
+                for utt, raw in ready:
+                    single = self._transcribe(model, utt, raw, self._where(utt))
+                    done[utt.id] = dataclasses.replace(single, notes=single.notes + (
+                        f"its batch of {len(ready)} failed ({call.error[:300]}); decoded alone",))
+            else:
+                total = sum(raw.duration for _, raw in ready) or 1.0
+                for i, (utt, raw) in enumerate(ready):
+                    transcript, notes = repaired(call.value[i], raw.duration)
+                    repeats = tuple(repaired(again[i], raw.duration)[0] for again in call.again)
+                    done[utt.id] = Output(utt, transcript, call.seconds * raw.duration / total, raw.duration,
+                                          repeats=repeats, notes=notes, worker=self.worker,
+                                          threads=model.info.get("threads"), batch_size=len(ready))
+        return [done[u.id] for u in unit]
 
     def invoke(self, model: LoadedModel, task: Task, request: Any, again: int = 0) -> Invocation:
         """``task.call(model, request)``, timed: the one place any model is invoked (judges and
@@ -232,24 +313,29 @@ class Runner:
                 count, audio, seconds = count + 1, audio + output.audio_seconds, seconds + output.processing_seconds
         return count, audio, seconds
 
-    def run_one(self, model: LoadedModel, utt: Utterance) -> Output:
-        """One utterance of a dataset: read (untimed), checked, transcribed."""
-        where = f"{utt.source}: audio '{os.path.basename(utt.audio_path)}'"
+    @staticmethod
+    def _where(utt: Utterance) -> str:
+        return f"{utt.source}: audio '{os.path.basename(utt.audio_path)}'"
+
+    def _read(self, model: LoadedModel, utt: Utterance) -> RawAudio | Output:
+        """The decoded file (not timed), or the Output saying why the utterance is not run."""
         if not supports_language(model.info, utt.language):
-            return Output(
-                utt,
-                audio_seconds=utt.duration or 0.0,
-                skipped=f"language {utt.language!r} not supported by {model.name} "
-                f"(supports {', '.join(model.info['languages'])})",
-            )
+            return Output(utt, audio_seconds=utt.duration or 0.0, worker=self.worker,
+                          skipped=f"language {utt.language!r} not supported by {model.name} "
+                          f"(supports {', '.join(model.info['languages'])})")
         try:
             raw = read_audio(utt.audio_path)
         except AudioError as exc:
-            return Output(utt, error=InputError(where, str(exc), utt.id))
+            return Output(utt, error=InputError(self._where(utt), str(exc), utt.id), worker=self.worker)
         mismatch = duration_mismatch(utt.duration, raw.duration)
         if mismatch:
-            return Output(utt, error=InputError(where, mismatch, utt.id))
-        return self._transcribe(model, utt, raw, where)
+            return Output(utt, error=InputError(self._where(utt), mismatch, utt.id), worker=self.worker)
+        return raw
+
+    def run_one(self, model: LoadedModel, utt: Utterance) -> Output:
+        """One utterance of a dataset: read (untimed), checked, transcribed."""
+        checked = self._read(model, utt)
+        return checked if isinstance(checked, Output) else self._transcribe(model, utt, checked, self._where(utt))
 
     def transcribe_audio(self, model: LoadedModel, item_id: str, samples, sample_rate: int) -> Output:
         """Transcribe audio held in memory (the spoken-question pipeline's synthesized questions),
@@ -263,7 +349,9 @@ class Runner:
             return Output(utt, error=InputError(where, f"model {model.name} has an unusable sample_rate {rate!r}", utt.id))
         call = self.invoke(model, ASR, (raw, rate), again=self.repeats - 1)
         if call.error:
-            return Output(utt, audio_seconds=raw.duration, error=InputError(where, call.error, utt.id))
+            return Output(utt, audio_seconds=raw.duration, error=InputError(where, call.error, utt.id),
+                          worker=self.worker)
         transcript, notes = repaired(call.value, raw.duration)
         repeats = tuple(repaired(r, raw.duration)[0] for r in call.again)
-        return Output(utt, transcript, call.seconds, raw.duration, repeats=repeats, notes=notes)
+        return Output(utt, transcript, call.seconds, raw.duration, repeats=repeats, notes=notes,
+                      worker=self.worker, threads=model.info.get("threads"))

@@ -86,6 +86,9 @@ class UtteranceResult:
     findings: list[Finding] = field(default_factory=list)
     repeat_texts: tuple[str, ...] = ()  # transcripts of --speechlab-repeat runs after the first
     cached: dict | None = None  # the output came from the inference cache: run, CPU, when measured
+    worker: str = ""  # the worker process or actor that computed it ("" in the session's process)
+    threads: int | None = None
+    batch_size: int = 1
 
     def __repr__(self) -> str:
         return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"
@@ -132,6 +135,7 @@ class UtteranceResult:
             "error": str(u.error) if u.error else None, "note": u.note or None,
             "findings": [{"kind": f.kind, "span": f.span, "evidence": f.evidence} for f in u.findings],
             "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in (u.transcript.segments if u.transcript else ())],
+            "worker": u.worker or None, "threads": u.threads, "batch_size": u.batch_size,
         }
 
 
@@ -146,6 +150,8 @@ class EvalResult:
     load_seconds: float | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     retimed: dict | None = None  # with cached outputs: a sample timed again here (utterances, seconds, rtf)
+    wall_seconds: float | None = None  # the evaluation's wall-clock time in this session
+    workers: int = 1  # processes or actors that ran its cache misses
 
     @property
     def cached_count(self) -> int:
@@ -304,8 +310,25 @@ class EvalResult:
             "insertion_rate": self.insertion_rate, "findings_by_kind": self.findings_by_kind,
             "nondeterminism_rate": self.nondeterminism_rate, "normalizer": self.normalizer,
             "cached": self.cached_count, "computed": self.computed_count, "retimed": self.retimed,
-            "speed_rtf": self.speed_rtf,
+            "speed_rtf": self.speed_rtf, "rtf_by_batch_size": self.rtf_by_batch_size,
+            "wall_seconds": self.wall_seconds, "workers": self.workers, "throughput": self.throughput,
         }
+
+    @property
+    def rtf_by_batch_size(self) -> dict[str, float | None]:
+        """Per-utterance RTF for each batch size its outputs were decoded at (never mixed)."""
+        sizes: dict[int, list[float]] = {}
+        for u in self.processed:
+            audio, seconds = sizes.setdefault(u.batch_size, [0.0, 0.0])
+            sizes[u.batch_size] = [audio + u.audio_seconds, seconds + u.processing_seconds]
+        return {str(size): (seconds / audio if audio else None) for size, (audio, seconds) in sorted(sizes.items())}
+
+    @property
+    def throughput(self) -> float | None:
+        """Audio seconds computed in this session per wall-clock second of the evaluation (the
+        wall clock, not a sum of per-utterance times: concurrent workers' times are never added)."""
+        computed = sum(u.audio_seconds for u in self.processed if not u.cached)
+        return computed / self.wall_seconds if self.wall_seconds and computed and not self.cached_count else None
 
     def serialized(self) -> dict:
         """The evaluation in the one form every sink reads (the terminal summary, the scorecard and

@@ -58,6 +58,9 @@ def _score(output: Output, normalizer: Normalizer) -> UtteranceResult:
         transcript=output.transcript,
         repeat_texts=tuple(t.text for t in output.repeats),
         cached=output.cached,
+        worker=output.worker,
+        threads=output.threads,
+        batch_size=output.batch_size,
     )
     if output.skipped:
         result.note = output.skipped

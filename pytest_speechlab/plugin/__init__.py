@@ -24,6 +24,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "speechlab_datasets(kind): run this test only on datasets containing utterances of "
         "that kind ('speech' or 'nonspeech')",
     )
+    if hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError(
+            "pytest-speechlab: pytest-xdist (-n) would build every model in every xdist worker and "
+            "evaluate each model x dataset once per worker that touches it (duplicated work and runs in "
+            "the results database). Run without -n and use --speechlab-workers N: one evaluation, its "
+            "model calls shared among N processes, one run recorded.")
     try:
         config.stash[session_key] = SpeechlabSession(config)
     except SpeechlabError as exc:

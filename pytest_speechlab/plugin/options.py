@@ -83,6 +83,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "here for the speed checks (at least 1); default: [tool.speechlab] retime, else 20.",
     )
     group.addoption(
+        "--speechlab-workers", metavar="N", type=int, default=1,
+        help="run each evaluation's model calls in N worker processes (or N Ray actors), each building "
+        "the model once with its share of the CPU threads; default 1 (in this process). Use this, "
+        "not pytest-xdist, to evaluate in parallel.",
+    )
+    group.addoption(
+        "--speechlab-threads", metavar="N", type=int, default=None,
+        help="CPU threads per model (per worker with --speechlab-workers); default: the model's own "
+        "choice in this process, the CPUs shared equally among workers.",
+    )
+    group.addoption(
+        "--speechlab-executor", choices=("local", "ray"), default="local",
+        help="where the workers run: local processes, or Ray actors (pip install \"pytest-speechlab[ray]\").",
+    )
+    group.addoption(
+        "--speechlab-ray-address", metavar="ADDRESS", default=None,
+        help="the Ray cluster for --speechlab-executor ray (ray://host:10001, or auto); default: a local "
+        "Ray started for the session and stopped after it.",
+    )
+    group.addoption(
         "--speechlab-tts-judge", metavar="NAME", default=None,
         help="ASR model that transcribes synthesized speech for TTS intelligibility; "
         "default: [tool.speechlab.tts] judge, else faster-whisper/tiny.en.",

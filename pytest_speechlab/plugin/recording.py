@@ -66,6 +66,7 @@ class Recorder:
         speechlab.finish(self.outcomes)
         self.write_reports()
         speechlab.notices += speechlab.pool.close()  # before the summary, which shows them
+        speechlab.runner.executor.close()
         if speechlab.report_problems and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -35,7 +35,9 @@ class SpeechlabSession(Engine):
         settings = load_config(_pyproject(config))
         super().__init__(settings, config.rootpath, db_url=None if option.speechlab_no_db else self._configured_db(settings),
                          repeats=option.speechlab_repeat, cache_mode=option.speechlab_cache,
-                         retime=option.speechlab_retime, args=list(config.invocation_params.args))
+                         retime=option.speechlab_retime, args=list(config.invocation_params.args),
+                         workers=option.speechlab_workers, threads=option.speechlab_threads,
+                         executor=option.speechlab_executor, ray_address=option.speechlab_ray_address)
         self.baseline = option.speechlab_baseline
         self.fail_on_regression = option.speechlab_fail_on_regression
         self.tts_judge_name = option.speechlab_tts_judge

@@ -19,7 +19,7 @@ from .._machine import git_state, machine
 from .._text import redact, storable
 from .._types import SpeechlabError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 EXPORT_FORMAT = "pytest-speechlab-run/1"
 
 
@@ -59,6 +59,7 @@ def _schema(sa):
             sa.Column("insertions", integer), sa.Column("char_errors", integer), sa.Column("char_length", integer),
             sa.Column("audio_seconds", real), sa.Column("processing_seconds", real),
             sa.Column("error", text), sa.Column("note", text), sa.Column("findings", js), sa.Column("segments", js),
+            sa.Column("worker", text), sa.Column("threads", integer), sa.Column("batch_size", integer),
         ),
         aggregates=sa.Table(
             "aggregates", md,
@@ -123,7 +124,18 @@ def _migrate_2_to_3(conn, sa, md, tables):
     _create(conn, sa, tables["outputs"])
 
 
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]  # MIGRATIONS[n] takes the schema from version n to n + 1
+NEW_IN_4 = (("worker", "TEXT"), ("threads", "INTEGER"), ("batch_size", "INTEGER"))
+
+
+def _migrate_3_to_4(conn, sa, md, tables):
+    """Where each output was computed: the worker, its threads and the batch size."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("utterances")}
+    for column, kind in NEW_IN_4:
+        if column not in have:  # a database created at version 0 already has them
+            conn.execute(sa.text(f"ALTER TABLE utterances ADD COLUMN {column} {kind}"))
+
+
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4]  # MIGRATIONS[n] takes the schema from version n to n + 1
 
 
 def now() -> str:
@@ -214,6 +226,11 @@ class Store:
         if version is None or version > SCHEMA_VERSION:
             raise SpeechlabError(f"results database {self.shown_url!r} has schema version {version}, which this "
                                  f"pytest-speechlab ({SCHEMA_VERSION}) cannot read: upgrade pytest-speechlab")
+        if version < 4:  # read as it is (never migrated here): without the columns it does not have
+            with self.engine.connect() as conn:
+                have = {c["name"] for c in sa.inspect(conn).get_columns("utterances")}
+            self.t["utterances"] = sa.Table("utterances", sa.MetaData(), *(
+                c._copy() for c in self.t["utterances"].columns if c.name in have))
 
     # -- schema ------------------------------------------------------------------------------
 

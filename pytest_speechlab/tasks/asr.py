@@ -66,5 +66,19 @@ def _transcribe(instance: Any, request: tuple[RawAudio, int]) -> tuple[Transcrip
     return as_transcript(instance.transcribe(to_model_input(raw, rate))), None
 
 
+def _transcribe_batch(instance: Any, request: tuple[list[RawAudio], int]) -> tuple[list[Transcript], None]:
+    """Timed as a whole: every clip turned into the model's input, and one ``transcribe_batch`` call."""
+    raws, rate = request
+    out = instance.transcribe_batch([to_model_input(raw, rate) for raw in raws])
+    if not isinstance(out, (list, tuple)) or len(out) != len(raws):
+        raise TypeError(f"transcribe_batch() must return one Transcript per clip ({len(raws)}), "
+                        f"got {type(out).__name__}{f' of {len(out)}' if isinstance(out, (list, tuple)) else ''}")
+    return [as_transcript(t) for t in out], None
+
+
+# A model with a ``batch_size`` decode parameter above 1 implements ``transcribe_batch(list of arrays)``.
+ASR_BATCH = Task("asr (batched)", ("transcribe_batch",), "transcribe_batch(list of audio) -> list[Transcript]",
+                 _transcribe_batch)
+
 ASR = Task("asr", ("transcribe",), "ASRModel: transcribe(audio) -> Transcript | str", _transcribe,
            load=load_dataset, score=score_output, summarize=EvalResult)

@@ -1,0 +1,160 @@
+"""The Ray executor (``--speechlab-executor ray``): the runner's units on Ray actors.
+
+Actors rather than Ray Data's ``map_batches``: a unit is a handful of utterances whose outputs must
+stream back to the session as each finishes (it scores and records them as they arrive, and the
+cache makes a killed run resumable); an actor builds the model once and keeps it, ``ray.wait`` hands
+back whichever unit finished first, and a dead actor (``RayActorError``) loses only the unit it held,
+which goes to another actor. Ray Data would add a dataset layer that converts our values to blocks
+and buffers results, for no gain at this granularity.
+
+Audio is shipped, not shared: the session reads each file and sends its bytes with the unit, so a
+cluster (``ray://host:10001`` or ``auto``) needs no shared storage, only the model plugins installed
+on its nodes. Without an address a local Ray is started for the session (dashboard off, its files
+under a temporary folder, token files off) and stopped after it.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from .._types import InputError, Output, SpeechlabError, Utterance
+from .executors import threads_environment
+from .runner import ModelPool, Runner
+
+INSTALL = 'pip install "pytest-speechlab[ray]"'
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise SpeechlabError(f"--speechlab-executor ray needs Ray, which is not installed: {INSTALL}") from None
+    return ray
+
+
+class _Actor:
+    """One model, built once in the actor's process; runs units whose audio travels with them."""
+
+    def __init__(self, payload: bytes, worker_id: str, threads: int | None) -> None:
+        os.environ.update(threads_environment(threads))
+        spec, repeats, timeout = pickle.loads(payload)
+        self.pool = ModelPool()
+        self.model = self.pool.get(spec)  # a load failure surfaces as the actor's creation error
+        self.runner = Runner(repeats=repeats, timeout=timeout, worker=worker_id)
+        self.folder = Path(tempfile.mkdtemp(prefix="speechlab-ray-"))
+
+    def run(self, unit: list[tuple[Utterance, bytes | None]]) -> list[Output]:
+        local, originals = [], {}
+        for i, (utt, data) in enumerate(unit):
+            originals[utt.id] = utt
+            if data is None:  # the session could not read it: the runner reports it
+                local.append(utt)
+                continue
+            path = self.folder / f"{i}{Path(utt.audio_path).suffix[:10]}"
+            path.write_bytes(data)
+            local.append(Utterance(utt.id, str(path), utt.text, utt.kind, utt.language, utt.duration, utt.source))
+        outputs = self.runner.run_unit(self.model, local)
+        for path in self.folder.iterdir():
+            path.unlink()
+        for output in outputs:  # the records keep the session's own paths
+            output.utterance = originals[output.utterance.id]
+        return outputs
+
+    def threads(self):
+        return self.model.info.get("threads")
+
+
+class RayExecutor:
+    kind = "ray"
+
+    def __init__(self, workers: int, threads: int | None, address: str | None, retries: int = 2) -> None:
+        self.workers, self.threads, self.address, self.retries = workers, threads or 1, address, retries
+        self.events: list[str] = []
+        self._ray = None
+        self._started_here = False
+        self._temp: tempfile.TemporaryDirectory | None = None
+
+    def _connect(self):
+        if self._ray is not None:
+            return self._ray
+        ray = _import_ray()
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file in $HOME
+            if self.address:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            else:
+                self._temp = tempfile.TemporaryDirectory(prefix="speechlab-ray-")
+                ray.init(num_cpus=self.workers * self.threads, include_dashboard=False, log_to_driver=False,
+                         _temp_dir=self._temp.name, _node_ip_address="127.0.0.1")
+                self._started_here = True
+        self._ray = ray
+        return ray
+
+    def close(self) -> None:
+        if self._ray is not None and self._started_here:
+            self._ray.shutdown()
+            self._started_here = False
+        if self._temp is not None:
+            self._temp.cleanup()
+            self._temp = None
+
+    def run(self, runner, model, units):
+        ray = self._connect()
+        payload = pickle.dumps((model.spec, runner.repeats, runner.timeout))
+        remote = ray.remote(num_cpus=self.threads, max_restarts=0)(_Actor)
+        count = 0
+
+        def new_actor():
+            nonlocal count
+            count += 1
+            return remote.remote(payload, f"ray-{count}", self.threads)
+
+        def shipped(unit):
+            out = []
+            for utt in unit:
+                try:
+                    out.append((utt, Path(utt.audio_path).read_bytes()))
+                except OSError:
+                    out.append((utt, None))
+            return out
+
+        pending = deque(enumerate(units))
+        attempts: dict[int, int] = {}
+        actors = [new_actor() for _ in range(min(self.workers, len(pending)))]
+        idle = deque(actors)
+        in_flight: dict[Any, tuple[Any, tuple[int, list]]] = {}  # ref -> (actor, unit)
+        try:
+            while pending or in_flight:
+                while idle and pending:
+                    actor, unit = idle.popleft(), pending.popleft()
+                    in_flight[actor.run.remote(shipped(unit[1]))] = (actor, unit)
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                actor, unit = in_flight.pop(done[0])
+                try:
+                    outputs = ray.get(done[0])
+                except ray.exceptions.RayActorError as exc:
+                    if "failed to load" in str(exc) or "ModelLoadError" in str(exc):
+                        raise SpeechlabError(f"model {model.spec.name!r} failed to load on a Ray actor: "
+                                             f"{str(exc).splitlines()[-1][:500]}") from None
+                    attempts[unit[0]] = attempts.get(unit[0], 0) + 1
+                    names = ", ".join(u.id for u in unit[1])
+                    if attempts[unit[0]] <= self.retries:
+                        self.events.append(f"Ray actor died while running {names}; retried on another actor")
+                        pending.appendleft(unit)
+                    else:
+                        self.events.append(f"Ray actor died on {names} {attempts[unit[0]]} times; not retried again")
+                        yield from (Output(u, error=InputError(u.source, "the Ray actor died "
+                                                               f"{attempts[unit[0]]} times on this utterance", u.id))
+                                    for u in unit[1])
+                    idle.append(new_actor())
+                    continue
+                idle.append(actor)
+                yield from outputs
+        finally:
+            for actor in [*idle, *(a for a, _ in in_flight.values())]:
+                ray.kill(actor)
