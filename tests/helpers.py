@@ -80,7 +80,16 @@ class LengthModel:
         return {"threads": 1, "device": "cpu", "backend_version": "fake 1.0", "languages": ["en"]}
 
 
+class BatchModel(LengthModel):
+    def transcribe_batch(self, audios):
+        drift = self.errors.get("batched", {})
+        out = [self.transcribe(a) for a in audios]
+        return [Transcript(drift.get(f"{len(a) / self.sample_rate:.2f}", t.text), t.segments) for a, t in zip(audios, out)]
+
+
 def load(params):
+    if params.get("batch"):
+        return BatchModel(params)
     with open(os.environ["FAKE_LOAD_LOG"], "a") as fh:
         fh.write(params.get("label", "?") + "\\n")
     return LengthModel(params)
@@ -96,6 +105,9 @@ def speechlab_register_models(register):
              params={"label": "raises", "raise_on": "1.50"})
     register("fake/flaky", task="asr", load=load, backend="fake", weights="none",
              params={"label": "flaky", "flaky": "2.00"})
+    register("fake/batchy", task="asr", load=load, backend="fake", weights="none", params={"batch": True})
+    register("fake/batch-drift", task="asr", load=load, backend="fake", weights="none",
+             params={"batch": True, "errors": {"batched": {"2.00": "hello word"}}})
 '''
 
 

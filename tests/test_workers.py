@@ -181,3 +181,20 @@ def test_pytest_xdist_is_refused_with_the_way_to_parallelize(pytester):
     result.stderr.fnmatch_lines(["*pytest-xdist (-n) would build every model in every xdist worker*"
                                  "use --speechlab-workers N*"])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_the_batch_equivalence_suite_passes_equal_batches_and_lists_what_differs(speechlab_project):
+    same = speechlab_project.runpytest("suites/test_batch_equivalence.py", "--speechlab-no-db",
+                                       "--speechlab-model", "fake/batchy", "--speechlab-batch-equivalence", "2")
+    same.assert_outcomes(passed=1)
+    same.stdout.fnmatch_lines(["*batch equivalence: fake/batchy at batch 2 against batch 1*",
+                               "*transcripts (normalized) identical on 4/4*"])
+    drift = speechlab_project.runpytest("suites/test_batch_equivalence.py", "--speechlab-no-db",
+                                        "--speechlab-model", "fake/batch-drift", "--speechlab-batch-equivalence", "2")
+    drift.assert_outcomes(failed=1)
+    drift.stdout.fnmatch_lines(["*batch 2 differs from batch 1 on 1/4 utterances (0.250, limit 0.1)*",
+                                "*c: batch 1 'hello world' / batch 2 'hello word'*"])
+    off = speechlab_project.runpytest("suites/test_batch_equivalence.py", "--speechlab-no-db",
+                                      "--speechlab-model", "fake/batchy")
+    off.assert_outcomes()  # deselected without --speechlab-batch-equivalence
+    assert "1 deselected" in off.stdout.str()

@@ -22,6 +22,7 @@ from .._machine import environment, machine
 from .._registry import build_registry, make_plugin_manager
 from .._text import redact, redact_args
 from .._types import InputError, SpeechlabError, Utterance
+from ..batching import BatchComparison, batched_name
 from ..compare import Side, compare, family_size, judge
 from ..crossruntime import (
     COMPARABLE_DECODE,
@@ -97,6 +98,8 @@ class Engine:
             os.environ.update(threads_environment(threads))
         self.comparisons: dict[tuple[str, str], Any] = {}
         self.runtime_comparisons: dict[str, Any] = {}  # dataset -> [RuntimeComparison] or a reason
+        self.batch_comparisons: dict[tuple, Any] = {}  # (dataset, size) -> [BatchComparison] or a reason
+        self.batch_equivalence: int | None = None  # the batch size the equivalence suite compares with 1
         self.chat_evals: dict[tuple, Any] = {}
         self.baseline: str | None = None  # the regression gate's baseline (a name, a run id or 'latest')
         self.fail_on_regression = False
@@ -502,6 +505,31 @@ class Engine:
                 "no two selected models share weights on different runtimes (e.g. select "
                 "faster-whisper/tiny.en, openai-whisper/tiny.en and transformers/tiny.en)")
         return self.runtime_comparisons[dataset.name]
+
+    def compare_batching(self, dataset):
+        """Each selected ASR model that has a batch method, at ``batch_equivalence`` size against
+        batch 1 on ``dataset``: a list of BatchComparison, or a str saying why there is none."""
+        size = self.batch_equivalence
+        if not size:
+            return "no batch size to compare: give --speechlab-batch-equivalence N"
+        key = (dataset.name, size)
+        if key not in self.batch_comparisons:
+            comparisons = []
+            for name in self.selected_models("asr"):
+                with contextlib.suppress(ModelLoadError):  # its own tests report the load failure
+                    loaded = self.pool.get(self.registry.model(name))
+                    if not callable(getattr(loaded.instance, "transcribe_batch", None)) or batch_size(loaded) > 1:
+                        continue
+                    batched = batched_name(name, size)
+                    if batched not in self.registry.models:
+                        self.registry.models[batched] = loaded.spec.variant(batched, {"batch_size": size},
+                                                                            "batch equivalence suite")
+                    comparisons.append(BatchComparison.of(
+                        self.evaluate(loaded, dataset),
+                        self.evaluate(self.pool.get(self.registry.model(batched)), dataset), size))
+            self.batch_comparisons[key] = comparisons or (
+                "no selected ASR model has a batch method (transcribe_batch)")
+        return self.batch_comparisons[key]
 
     def chat_reports(self) -> tuple[list, list]:
         """The chat evaluations and spoken-question pipelines of this session (reasons left out)."""

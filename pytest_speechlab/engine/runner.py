@@ -252,7 +252,8 @@ class Runner:
                 ready.append((utt, checked))
         rate = getattr(model.instance, "sample_rate", 16000)
         if ready:
-            call = self.invoke(model, ASR_BATCH, ([raw for _, raw in ready], rate), again=self.repeats - 1)
+            call = self.invoke(model, ASR_BATCH, ([raw for _, raw in ready], rate), again=self.repeats - 1,
+                               warmup=([ready[0][1]], rate))
             if call.error:
                 for utt, raw in ready:
                     single = self._transcribe(model, utt, raw, self._where(utt))
@@ -268,22 +269,23 @@ class Runner:
                                           threads=model.info.get("threads"), batch_size=len(ready))
         return [done[u.id] for u in unit]
 
-    def invoke(self, model: LoadedModel, task: Task, request: Any, again: int = 0) -> Invocation:
+    def invoke(self, model: LoadedModel, task: Task, request: Any, again: int = 0, warmup: Any = None) -> Invocation:
         """``task.call(model, request)``, timed: the one place any model is invoked (judges and
         embedding models included). The first call of each model is an untimed warm-up; each call
         may take ``utterance_timeout`` seconds; a model that raises, hangs or returns the wrong type
-        fails this request only. ``again``: further untimed calls (repeats, determinism checks)."""
+        fails this request only. ``again``: further untimed calls (repeats, determinism checks);
+        ``warmup``: a smaller request to warm up with (a batch warms up on one clip)."""
         instance = model.instance
 
-        def timed():
+        def timed(on=request):
             start = time.perf_counter()
-            value, first = task.call(instance, request)
+            value, first = task.call(instance, on)
             return value, first, time.perf_counter() - start
 
         try:
             if not model.warmed_up:
                 model.warmed_up = True
-                call_with_timeout(timed, self.timeout)
+                call_with_timeout(lambda: timed(request if warmup is None else warmup), self.timeout)
             value, first, elapsed = call_with_timeout(timed, self.timeout)
             more = tuple(call_with_timeout(timed, self.timeout)[0] for _ in range(again))
         except CallTimeout as exc:

@@ -11,7 +11,7 @@ __all__ = [
     "speechlab_session", "speechlab_model", "speechlab_tts_model", "speechlab_chat_model",
     "speechlab_tts_texts", "speechlab_chat_prompts", "speechlab_tts_eval", "speechlab_chat_eval",
     "speechlab_spoken_eval", "speechlab_dataset", "speechlab_eval", "speechlab_grade", "speechlab_min_grade",
-    "speechlab_regression", "speechlab_runtime_comparison", "speechlab_fail_on_regression",
+    "speechlab_regression", "speechlab_runtime_comparison", "speechlab_batch_comparison", "speechlab_fail_on_regression",
     "speechlab_thresholds"
 ]
 
@@ -126,6 +126,14 @@ def speechlab_runtime_comparison(speechlab_session: SpeechlabSession, speechlab_
     dataset: a list of RuntimeComparison, or a str saying why there is none. Tests using it are
     deselected when fewer than two models are selected."""
     return speechlab_session.compare_runtimes(speechlab_dataset)
+
+
+@pytest.fixture(scope="session")
+def speechlab_batch_comparison(speechlab_session: SpeechlabSession, speechlab_dataset):
+    """Each selected model with a batch method at --speechlab-batch-equivalence N against batch 1 on the
+    dataset: a list of BatchComparison, or a str saying why there is none. Tests using it are deselected
+    without --speechlab-batch-equivalence."""
+    return speechlab_session.compare_batching(speechlab_dataset)
 
 
 @pytest.fixture(scope="session")

@@ -94,6 +94,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "choice in this process, the CPUs shared equally among workers.",
     )
     group.addoption(
+        "--speechlab-batch-equivalence", metavar="N", type=int, default=None,
+        help="run the batch equivalence suite: each selected model with a batch method at batch size N "
+        "against batch 1 (paired WER difference, differing transcripts, throughput of each).",
+    )
+    group.addoption(
         "--speechlab-executor", choices=("local", "ray"), default="local",
         help="where the workers run: local processes, or Ray actors (pip install \"pytest-speechlab[ray]\").",
     )

@@ -76,7 +76,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return ("speechlab_runtime_comparison" in getattr(item, "fixturenames", ())
                 and len(config.stash[session_key].selected_models("asr")) < 2)
 
-    unwanted = [item for item in items if empty(item) or needs_baseline(item) or needs_two_models(item)]
+    def needs_batch_size(item: pytest.Item) -> bool:
+        return ("speechlab_batch_comparison" in getattr(item, "fixturenames", ())
+                and not config.option.speechlab_batch_equivalence)
+
+    unwanted = [item for item in items
+                if empty(item) or needs_baseline(item) or needs_two_models(item) or needs_batch_size(item)]
     if unwanted:
         config.hook.pytest_deselected(items=unwanted)
         items[:] = [item for item in items if item not in unwanted]

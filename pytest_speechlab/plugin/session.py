@@ -41,6 +41,7 @@ class SpeechlabSession(Engine):
         self.baseline = option.speechlab_baseline
         self.fail_on_regression = option.speechlab_fail_on_regression
         self.tts_judge_name = option.speechlab_tts_judge
+        self.batch_equivalence = option.speechlab_batch_equivalence
         self.report_problems: list[str] = []
         self.current_nodeid: str | None = None
 

@@ -71,6 +71,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     for spoken in record["spoken"]:
         for line in spoken_lines(spoken):
             write(line)
+    for comparisons in session.batch_comparisons.values():
+        for comparison in comparisons if isinstance(comparisons, list) else ():
+            for line in comparison.report():
+                write(line)
     for comparisons in session.runtime_comparisons.values():
         for comparison in comparisons if isinstance(comparisons, list) else ():
             for line in comparison.report():
