@@ -59,3 +59,17 @@ def test_two_ray_actors_give_the_serial_transcripts(serial, tmp_path):
     assert got["texts"] == serial
     assert got["workers"] == ["ray-1", "ray-2"] and got["threads"] == [1]
     assert got["environment"]["executor"] == "ray"
+
+
+def test_the_batch_equivalence_suite_on_the_fixtures():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("CI", None)
+    done = subprocess.run([sys.executable, "-m", "pytest", "suites/test_batch_equivalence.py", "-p", "no:cacheprovider",
+                           "--speechlab-no-db", "--speechlab-batch-equivalence", "8", "--speechlab-model", MODEL],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    out = done.stdout
+    assert "batch equivalence: faster-whisper/tiny.en at batch 8 against batch 1 on speechlab/speech" in out, out[-3000:]
+    assert "WER difference (batch 8 - batch 1)" in out and "transcripts (normalized) identical on" in out
+    compared = int(out.split("transcripts (normalized) identical on ")[1].split(";")[0].split("/")[1])
+    assert compared == 34
+    assert done.returncode == 0, out[-3000:]  # within batch_disagreement_rate, WER not significantly worse

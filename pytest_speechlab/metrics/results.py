@@ -16,7 +16,7 @@ from .stats import bootstrap_ci, wilson
 SIGNAL_ONLY = frozenset({"high_wer"})  # findings reported as signals, not counted as hallucinations
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     kind: str
     span: str  # the hypothesis text the finding is about
@@ -31,7 +31,7 @@ class Finding:
         return f"{self.kind}: {self.evidence}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EditCounts:
     hits: int = 0
     substitutions: int = 0
@@ -60,7 +60,7 @@ class EditCounts:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AlignedOp:
     """One step of the word alignment: op is equal, substitute, delete or insert."""
 
@@ -69,7 +69,10 @@ class AlignedOp:
     hyp: tuple[str, ...]
 
 
-@dataclass
+OPS = ("equal", "substitute", "delete", "insert")
+
+
+@dataclass(slots=True)
 class UtteranceResult:
     utterance: Utterance
     hypothesis: str = ""
@@ -78,7 +81,9 @@ class UtteranceResult:
     hypothesis_normalized: str = ""
     words: EditCounts | None = None  # None: not scored (non-speech, error, empty reference)
     chars: EditCounts | None = None
-    alignment: tuple[AlignedOp, ...] = ()
+    # the word alignment, kept compact (five ints per step: op, reference start and end, hypothesis
+    # start and end, over the normalized words): ``alignment`` rebuilds the steps when asked
+    spans: tuple[int, ...] = ()
     audio_seconds: float = 0.0
     processing_seconds: float = 0.0
     error: InputError | None = None
@@ -92,6 +97,14 @@ class UtteranceResult:
 
     def __repr__(self) -> str:
         return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"
+
+    @property
+    def alignment(self) -> tuple[AlignedOp, ...]:
+        if not self.spans:
+            return ()
+        ref, hyp, s = self.reference_normalized.split(), self.hypothesis_normalized.split(), self.spans
+        return tuple(AlignedOp(OPS[s[i]], tuple(ref[s[i + 1]:s[i + 2]]), tuple(hyp[s[i + 3]:s[i + 4]]))
+                     for i in range(0, len(s), 5))
 
     @property
     def hallucinated(self) -> bool:

@@ -11,24 +11,25 @@ from typing import Any
 from .._types import InputError, Output
 from .hallucination import HallucinationConfig, detect
 from .normalize import Normalizer
-from .results import AlignedOp, EditCounts, EvalResult, UtteranceResult
+from .results import OPS, AlignedOp, EditCounts, EvalResult, UtteranceResult
 
 
 def score_words(reference: str, hypothesis: str) -> tuple[EditCounts, tuple[AlignedOp, ...]]:
     """Word edit counts and alignment of two already-normalized strings. ``reference`` non-empty."""
+    counts, spans = _word_spans(reference, hypothesis)
+    return counts, UtteranceResult(None, reference_normalized=reference, hypothesis_normalized=hypothesis,
+                                   spans=spans).alignment
+
+
+def _word_spans(reference: str, hypothesis: str) -> tuple[EditCounts, tuple[int, ...]]:
+    """Word edit counts and the alignment as five ints per step (see UtteranceResult.spans); the
+    words are jiwer's, which split on whitespace as ``str.split`` does."""
     import jiwer
 
     out = jiwer.process_words(reference, hypothesis)
-    ref, hyp = out.references[0], out.hypotheses[0]
-    alignment = tuple(
-        AlignedOp(
-            c.type,
-            tuple(ref[c.ref_start_idx : c.ref_end_idx]),
-            tuple(hyp[c.hyp_start_idx : c.hyp_end_idx]),
-        )
-        for c in out.alignments[0]
-    )
-    return EditCounts(out.hits, out.substitutions, out.deletions, out.insertions), alignment
+    spans = tuple(x for c in out.alignments[0] for x in (OPS.index(c.type), c.ref_start_idx, c.ref_end_idx,
+                                                          c.hyp_start_idx, c.hyp_end_idx))
+    return EditCounts(out.hits, out.substitutions, out.deletions, out.insertions), spans
 
 
 def score_chars(reference: str, hypothesis: str) -> EditCounts:
@@ -81,7 +82,7 @@ def _score(output: Output, normalizer: Normalizer) -> UtteranceResult:
         # jiwer would return the raw insertion count as "WER" here; say what happened instead.
         result.note = f"reference is empty after normalization ({utt.text!r}); not part of WER"
         return result
-    result.words, result.alignment = score_words(result.reference_normalized, result.hypothesis_normalized)
+    result.words, result.spans = _word_spans(result.reference_normalized, result.hypothesis_normalized)
     result.chars = score_chars(result.reference_normalized, result.hypothesis_normalized)
     return result
 
