@@ -198,3 +198,19 @@ def test_the_batch_equivalence_suite_passes_equal_batches_and_lists_what_differs
                                       "--speechlab-model", "fake/batchy")
     off.assert_outcomes()  # deselected without --speechlab-batch-equivalence
     assert "1 deselected" in off.stdout.str()
+
+
+def test_ray_not_installed_is_a_clear_message_with_the_install_command(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(SpeechlabError, match=r'needs Ray, which is not installed: pip install "pytest-speechlab\[ray\]"'):
+        evaluate_models(["length-x"], [dataset(tmp_path / "data", 3)], pyproject=project(tmp_path),
+                        plugins=[PLUGIN], workers=2, executor="ray")

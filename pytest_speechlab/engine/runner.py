@@ -236,7 +236,8 @@ class Runner:
         return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
     def run_unit(self, model: LoadedModel, unit: list[Utterance]) -> list[Output]:
-        return [self.run_one(model, unit[0])] if len(unit) == 1 else self.run_batch(model, unit)
+        """A batching model gets every unit through its batch method (a lone long recording too)."""
+        return self.run_batch(model, unit) if batch_size(model) > 1 else [self.run_one(model, u) for u in unit]
 
     def run_batch(self, model: LoadedModel, unit: list[Utterance]) -> list[Output]:
         """One batch: the files read and checked one by one (untimed), the batch decoded in one timed

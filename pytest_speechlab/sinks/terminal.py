@@ -64,6 +64,15 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
                 for e in (r["environment"] for r in records)}
     for cpu, count, device, python, batch in sorted(machines, key=str):
         lines.append(f"measured on: {cpu} ({count} CPUs), device {device}, Python {python}, batch size {batch}")
+    measured = [r for r in records if r["summary"]["throughput"]]
+    if measured:
+        lines.append("throughput (audio s computed per wall-clock s of the evaluation; RTF above is per utterance):")
+        for r in measured:
+            s, e = r["summary"], r["environment"]
+            rtfs = ", ".join(f"batch {size}: {_num(rtf)}" for size, rtf in s["rtf_by_batch_size"].items())
+            lines.append(f"  {s['model']} on {s['dataset']}: {s['throughput']:.2f} over {s['wall_seconds']:.1f} s wall, "
+                         f"{e.get('workers', 1)} {e.get('executor', 'serial')} worker(s) x {e.get('threads', '-')} "
+                         f"thread(s); RTF {rtfs}")
     flagged = [(r, u) for r in records for u in r["utterances"] if u["hallucinated"]]
     if flagged:
         lines.append(f"hallucination findings ({len(flagged)} utterances):")

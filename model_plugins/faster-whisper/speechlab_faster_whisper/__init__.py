@@ -75,7 +75,7 @@ class FasterWhisperASR:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         if any(len(a) > 30 * self.sample_rate for a in audios):
-            return [self.transcribe(a) for a in audios]
+            return [self.transcribe_long(a) for a in audios]
         fw = self.model
         features = np.stack([pad_or_trim(fw.feature_extractor(a)) for a in audios])
         language = self.decode.get("language") or "en"
@@ -100,6 +100,24 @@ class FasterWhisperASR:
             out.append(Transcript(text, segments, language, {"batched": len(audios)}))
         return out
 
+    # What BatchedInferencePipeline does differently from transcribe, recorded with every figure.
+    LONG_FORM_OVERRIDES = {"condition_on_previous_text": False, "vad_filter": True}
+
+    def transcribe_long(self, audio) -> Transcript:
+        """A recording of any length, its 30 s windows (cut at VAD pauses) decoded ``batch_size`` at a
+        time by BatchedInferencePipeline; clips of 30 s or less go through ``transcribe``."""
+        if len(audio) <= 30 * self.sample_rate:
+            return self.transcribe(audio)
+        from faster_whisper import BatchedInferencePipeline
+
+        decode = {k: v for k, v in self.decode.items() if k not in self.LONG_FORM_OVERRIDES}
+        segments, info = BatchedInferencePipeline(self.model).transcribe(
+            audio, batch_size=self.batch_size, **{**decode, "vad_filter": True})
+        segs = tuple(Segment(s.start, s.end, s.text, s.avg_logprob, s.no_speech_prob, s.compression_ratio,
+                             s.temperature) for s in segments)
+        return Transcript("".join(s.text for s in segs).strip(), segs, info.language,
+                          {"batched_pipeline": dict(self.LONG_FORM_OVERRIDES, batch_size=self.batch_size)})
+
     def info(self) -> dict:
         multilingual = self.model.model.is_multilingual
         return {
@@ -111,6 +129,7 @@ class FasterWhisperASR:
             "weights_sha256": weights_digest(self.path / "model.bin"),
             "source_weights_sha256": weights_digest(self.path / "model.bin"),
             "decode": dict(self.decode),
+            **({"long_form_batched": dict(self.LONG_FORM_OVERRIDES)} if self.batch_size > 1 else {}),
             "languages": None if multilingual else ["en"],
         }
 

@@ -37,6 +37,7 @@ class OpenAIWhisperASR:
         self.dtype = params.pop("dtype", "float32")
         params.pop("model_path", None)
         params.pop("allow_download", None)
+        params.pop("batch_size", None)  # read by the runner: batches go to transcribe_batch
         self.checkpoint, self.source = checkpoint, source
         self.model = whisper.load_model(checkpoint, device=self.device)
         self.threads = torch.get_num_threads()
@@ -61,6 +62,39 @@ class OpenAIWhisperASR:
             for s in result["segments"]
         )
         return Transcript(result["text"].strip(), segments, result.get("language"))
+
+    def transcribe_batch(self, audios: list) -> list[Transcript]:
+        """Clips of up to 30 s decoded together: a stack of log-Mel spectrograms through one
+        ``whisper.decode`` call (openai-whisper's batched decoding), without timestamps, at temperature
+        0 (no fallback), with transcribe's no-speech rule. Longer clips go through ``transcribe``.
+        Greedy decoding only: openai-whisper's beam search fails on a batch (its cross-attention
+        cache keeps one entry per clip, not per beam), so a beam-search variant is refused here and
+        the runner decodes its clips one at a time, saying why."""
+        import torch
+        import whisper
+
+        if self.decode.get("beam_size"):
+            raise NotImplementedError(f"openai-whisper {version('openai-whisper')} cannot beam-search a batch "
+                                      f"(beam_size {self.decode['beam_size']}); use beam_size = 1 to batch")
+        if any(len(a) > 30 * self.sample_rate for a in audios):
+            return [self.transcribe(a) for a in audios]
+        mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.as_tensor(a)), self.model.dims.n_mels)
+                           for a in audios]).to(self.model.device)
+        options = whisper.DecodingOptions(language=self.decode.get("language"), beam_size=self.decode.get("beam_size"),
+                                          without_timestamps=True, fp16=self.decode["fp16"], temperature=0.0)
+        no_speech = self.decode.get("no_speech_threshold", 0.6)
+        min_logprob = self.decode.get("logprob_threshold", -1.0)
+        out = []
+        for audio, result in zip(audios, whisper.decode(self.model, mel, options)):
+            text = result.text.strip()
+            if no_speech is not None and result.no_speech_prob > no_speech and (
+                    min_logprob is None or result.avg_logprob < min_logprob):
+                text = ""  # what transcribe does with a window it judges silent
+            seconds = len(audio) / self.sample_rate
+            segments = (Segment(0.0, seconds, text, result.avg_logprob, result.no_speech_prob,
+                                result.compression_ratio, result.temperature),) if text else ()
+            out.append(Transcript(text, segments, result.language, {"batched": len(audios)}))
+        return out
 
     def info(self) -> dict:
         path = Path(self.checkpoint)

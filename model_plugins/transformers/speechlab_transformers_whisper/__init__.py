@@ -37,6 +37,7 @@ class TransformersWhisperASR:
         self.device = params.pop("device", "cpu")
         self.dtype = params.pop("dtype", "float32")
         params.pop("model_path", None)
+        params.pop("batch_size", None)  # read by the runner: batches go to transcribe_batch
         offline = not params.pop("allow_download", False)  # never reach a hub unless the variant opts in
         self.folder, self.source = folder, source
         self.model = WhisperForConditionalGeneration.from_pretrained(
@@ -62,6 +63,20 @@ class TransformersWhisperASR:
         text = self.tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
         duration = len(audio) / SAMPLE_RATE
         return Transcript(text, (Segment(0.0, duration, text),) if text else ())
+
+    def transcribe_batch(self, audios: list) -> list[Transcript]:
+        """Clips of up to 30 s through one batched ``generate`` (the same decode arguments as
+        ``transcribe``); longer clips go through ``transcribe`` one at a time."""
+        import torch
+
+        if any(len(a) > 30 * SAMPLE_RATE for a in audios):
+            return [self.transcribe(a) for a in audios]
+        inputs = self.features(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        with torch.inference_mode():
+            ids = self.model.generate(inputs.input_features.to(self.device, self.model.dtype), **self.generate_kwargs)
+        texts = [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return [Transcript(text, (Segment(0.0, len(a) / SAMPLE_RATE, text),) if text else (), extra={"batched": len(audios)})
+                for a, text in zip(audios, texts)]
 
     def info(self) -> dict:
         info = {
