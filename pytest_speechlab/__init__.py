@@ -9,7 +9,7 @@ from ._assertions import (
     check_no_input_errors,
 )
 from ._config import SpeechlabConfig, load_config
-from ._dataset import Dataset, load_dataset
+from ._dataset import Dataset, DatasetFormat, load_dataset
 from ._hookspecs import hookimpl, hookspec
 from ._machine import default_threads
 from ._registry import (
@@ -48,6 +48,7 @@ __all__ = [
     "Audio",
     "ChatModel",
     "Dataset",
+    "DatasetFormat",
     "DatasetSpec",
     "EditCounts",
     "Engine",

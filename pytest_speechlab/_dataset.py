@@ -1,14 +1,21 @@
-"""Dataset loading: JSONL manifests and LibriSpeech-layout folders, into Utterances.
+"""Dataset loading, into Utterances: JSONL manifests (NeMo's too), CSV/TSV with a header (Common
+Voice's TSV included), LibriSpeech-layout folders, and formats plugins add through the
+``speechlab_register_dataset_formats`` hook.
 
-Only text is read here; audio stays on disk until the runner needs it. Every problem with a line
-becomes an InputError naming the manifest line; the good lines still load.
+The format is chosen from the content and the extension; a file no format recognizes is one clear
+error naming the formats there are, never a flood of per-line errors. Only text is read here; audio
+stays on disk until the runner needs it. Every problem with a line becomes an InputError naming the
+manifest line; the good lines still load.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ._text import unicode_safe
 from ._types import InputError, SpeechlabError, Utterance
@@ -36,13 +43,90 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load_dataset(path: str | os.PathLike, name: str | None = None) -> Dataset:
+@dataclass(frozen=True)
+class DatasetFormat:
+    """A way to read a dataset: ``detect(path) -> bool`` says whether a file or folder is in it
+    (cheaply: the extension, the first bytes); ``load(path, name) -> Dataset`` reads it."""
+
+    name: str
+    detect: Callable[[Path], bool]
+    load: Callable[[Path, str], Dataset]
+    description: str = ""
+
+
+def _head(path: Path, size: int = 4096) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return b""
+
+
+def _first_line(path: Path) -> str:
+    for line in _head(path).decode("utf-8", "replace").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.strip()
+    return ""
+
+
+def _is_jsonl(path: Path) -> bool:
+    if path.is_dir():
+        return False
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return True
+    return path.suffix.lower() not in (".csv", ".tsv") and _first_line(path).startswith("{")
+
+
+def _is_table(path: Path) -> bool:
+    if path.is_dir():
+        return False
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return True
+    header = _first_line(path)
+    return not header.startswith("{") and bool(_columns(header)) and _columns(header)[1] is not None
+
+
+def _is_librispeech(path: Path) -> bool:
+    return path.is_dir() and next(path.rglob("*.trans.txt"), None) is not None
+
+
+BUILTIN_FORMATS = [
+    DatasetFormat("librispeech", _is_librispeech, lambda p, n: _load_librispeech(p, n),
+                  "a folder of <speaker>/<chapter>/*.trans.txt with .flac/.wav audio"),
+    DatasetFormat("jsonl", _is_jsonl, lambda p, n: _load_manifest(p, n),
+                  "JSON lines: audio (or NeMo's audio_filepath), text, id, kind, language, duration"),
+    DatasetFormat("csv", _is_table, lambda p, n: _load_table(p, n),
+                  "CSV or TSV with a header: audio (or path, file), text (or sentence, transcript), id, "
+                  "language (or locale), kind; Common Voice's TSV with its clips/ folder"),
+]
+
+# What a file that no format reads probably is, for the error message.
+_KNOWN_OTHERS = ((b"PAR1", "a parquet file"), (b"SQLite format 3", "an SQLite database"), (b"PK", "a zip archive"),
+                 (b"\x1f\x8b", "a gzip file"), (b"RIFF", "an audio file"), (b"fLaC", "an audio file"))
+
+
+def load_dataset(path: str | os.PathLike, name: str | None = None,
+                 formats: list[DatasetFormat] | tuple = ()) -> Dataset:
+    """Read the dataset at ``path`` with the first format (plugins' first, then the built-in ones)
+    that recognizes it."""
     p = Path(path)
-    if p.is_dir():
-        return _load_librispeech(p, name or display_path(p))
-    if not p.is_file():
-        raise SpeechlabError(f"dataset {display_path(p)!r} not found (expected a .jsonl manifest or a folder)")
-    return _load_manifest(p, name or display_path(p))
+    if not p.exists():
+        raise SpeechlabError(f"dataset {display_path(p)!r} not found (expected a manifest file or a folder)")
+    every = [*formats, *BUILTIN_FORMATS]
+    for fmt in every:
+        try:
+            recognized = fmt.detect(p)
+        except Exception:  # noqa: BLE001 - a plugin's detector that fails does not recognize it
+            recognized = False
+        if recognized:
+            return fmt.load(p, name or display_path(p))
+    head = _head(p, 16) if p.is_file() else b""
+    what = next((label for magic, label in _KNOWN_OTHERS if head.startswith(magic)),
+                "a folder with no *.trans.txt files (not the LibriSpeech layout)" if p.is_dir() else "a file")
+    raise SpeechlabError(
+        f"dataset {display_path(p)!r}: {what} in no format pytest-speechlab reads. Formats: "
+        + "; ".join(f"{f.name} ({f.description})" if f.description else f.name for f in every)
+        + ". A plugin adds one with the speechlab_register_dataset_formats hook.")
 
 
 def _load_manifest(path: Path, name: str) -> Dataset:
@@ -166,6 +250,73 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
         duration=float(duration) if duration is not None else None,
         source=where,
     )
+
+
+# CSV/TSV column names (lower case) -> the manifest field they fill; Common Voice's are among them
+COLUMNS = {"audio": "audio", "path": "audio", "file": "audio", "filename": "audio", "audio_filepath": "audio",
+           "text": "text", "sentence": "text", "transcript": "text", "transcription": "text",
+           "id": "id", "utterance_id": "id", "language": "language", "locale": "language", "kind": "kind",
+           "duration": "duration"}
+
+
+def _columns(header: str) -> tuple[str, list[str] | None]:
+    """(delimiter, the header's columns) when the line is a CSV/TSV header naming an audio column;
+    otherwise (delimiter, None)."""
+    delimiter = "\t" if header.count("\t") >= header.count(",") else ","
+    names = [c.strip().strip('"').lower() for c in header.split(delimiter)]
+    return delimiter, names if any(COLUMNS.get(n) == "audio" for n in names) else None
+
+
+def _load_table(path: Path, name: str) -> Dataset:
+    """CSV or TSV with a header row. An audio path is relative to the file's folder, or, as in a
+    Common Voice release, to the ``clips/`` folder beside it."""
+    shown = display_path(path)
+    dataset = Dataset(name, str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpeechlabError(f"{shown}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("#")), None)
+    if start is None:
+        return dataset
+    delimiter, names = _columns(lines[start])
+    if names is None:
+        raise SpeechlabError(f"{shown} line {start + 1}: the header names no audio column "
+                             f"(one of {sorted(k for k, v in COLUMNS.items() if v == 'audio')})")
+    base = path.parent / "clips" if (path.parent / "clips").is_dir() else path.parent
+    reader = csv.reader(io.StringIO("\n".join(lines[start + 1:])), delimiter=delimiter,
+                        quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+    seen: dict[str, str] = {}
+    for offset, cells in enumerate(reader, start=start + 2):
+        where = f"{shown} line {offset}"
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(names):
+            dataset.errors.append(InputError(where, f"{len(cells)} columns, the header has {len(names)}"))
+            continue
+        entry: dict = {}
+        for column, cell in zip(names, cells):
+            field_name = COLUMNS.get(column)
+            if field_name and cell.strip() and field_name not in entry:
+                entry[field_name] = cell.strip()
+        if "duration" in entry:
+            try:
+                entry["duration"] = float(entry["duration"])
+            except ValueError:
+                pass  # reported by the manifest check with the value
+        try:
+            utt = _utterance_from_entry(entry, base, where, shown)
+        except _LineError as exc:
+            dataset.errors.append(InputError(where, str(exc), exc.utterance_id))
+            continue
+        if utt.id in seen:
+            dataset.errors.append(InputError(where, f"duplicate id {utt.id!r} (first on {seen[utt.id]})", utt.id))
+            continue
+        seen[utt.id] = f"line {offset}"
+        dataset.utterances.append(utt)
+    return dataset
 
 
 def _confined(base: Path, audio: str, utt_id: str | None) -> Path:

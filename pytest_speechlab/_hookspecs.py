@@ -40,3 +40,15 @@ def speechlab_register_datasets(register):
         or a LibriSpeech-layout folder; users select the dataset by ``name`` with
         ``--speechlab-dataset``.
     """
+
+
+@hookspec
+def speechlab_register_dataset_formats(register):
+    """Register ways to read datasets (a file format or a folder layout).
+
+    :param register: ``register(name, *, detect, load, description="")``. ``detect(path) -> bool``
+        says cheaply whether a path is in this format (its extension, its first bytes);
+        ``load(path, name) -> pytest_speechlab.Dataset`` reads it (problems with single lines go in
+        ``Dataset.errors`` as ``InputError``). Plugin formats are tried before the built-in ones
+        (JSONL, CSV/TSV, LibriSpeech folders).
+    """

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from . import _builtin, _hookspecs
-from ._dataset import display_path
+from ._dataset import DatasetFormat, display_path
 from ._tables import nearest
 from ._types import SpeechlabError
 
@@ -56,6 +56,7 @@ class DatasetSpec:
 class Registry:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    formats: list[DatasetFormat] = field(default_factory=list)  # from plugins; the built-in ones come after
 
     def model(self, name: str) -> ModelSpec:
         try:
@@ -161,8 +162,17 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
         return register
 
+    def format_register(label: str) -> Callable:
+        def register(name, *, detect, load, description=""):
+            if not callable(detect) or not callable(load):
+                raise SpeechlabError(f"dataset format {name!r}: detect and load must be callable")
+            registry.formats.append(DatasetFormat(str(name), detect, load, f"{description} (plugin {label})".strip()))
+
+        return register
+
     call_each("speechlab_register_models", model_register)
     call_each("speechlab_register_datasets", dataset_register)
+    call_each("speechlab_register_dataset_formats", format_register)
     if duplicates:
         raise SpeechlabError("; ".join(duplicates) + ". Uninstall one of them, or override a model with a "
                              "variant under a new name ([tool.speechlab.models.NEW-NAME] model = \"...\")")

@@ -145,11 +145,12 @@ class Engine:
         if ref not in self._datasets:
             spec = self.registry.datasets.get(ref)
             if spec:
-                self._datasets[ref] = ASR.load(spec.path, name=ref)
+                self._datasets[ref] = ASR.load(spec.path, name=ref, formats=self.registry.formats)
             else:  # named relative to the rootdir, so that runs from other folders compare
                 path = Path(ref).resolve()
                 root = self.root
-                self._datasets[ref] = ASR.load(path, name=str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
+                self._datasets[ref] = ASR.load(path, name=str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
+                                                 formats=self.registry.formats)
         return self._datasets[ref]
 
     def thresholds(self, model: str) -> dict[str, float]:

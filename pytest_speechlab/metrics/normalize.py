@@ -39,6 +39,10 @@ def _whisper(cls_path: str) -> tuple[Callable[[str], str], str]:
 _DIGIT = re.compile(r"\d")
 _ONE = re.compile(r"\bone\b")
 _PARENS = re.compile(r"[()]")
+# a digit string with a leading zero (a code, a phone number, "007"), not a decimal like 0.5
+_LEADING_ZERO = re.compile(r"(?<![\d.,])0\d+(?![\d]|[.,]\d)")
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_MILLIMETRES = re.compile(r"(\d)\s*mm\b", re.IGNORECASE)  # Whisper drops "mm" as a filler word
 
 
 def _speechlab_english_postprocess(text: str) -> str:
@@ -56,14 +60,19 @@ def _speechlab_english() -> tuple[Callable[[str], str], str]:
     def apply(text: str) -> str:
         # Whisper deletes "(...)" as a non-speech annotation; in reference transcripts of read
         # speech the words in parentheses are spoken, so keep them (on both sides, symmetric).
-        return _speechlab_english_postprocess(whisper(_PARENS.sub(" ", text)))
+        text = _PARENS.sub(" ", text)
+        # Whisper reads "007" as the number 7, but "double oh seven" as 0 0 7: a written digit string
+        # with a leading zero is spelled digit by digit first, so both keep their zeros.
+        text = _LEADING_ZERO.sub(lambda m: " ".join(_DIGIT_WORDS[int(d)] for d in m.group()), text)
+        text = _MILLIMETRES.sub(r"\1 millimeters", text)
+        return _speechlab_english_postprocess(whisper(text))
 
-    return apply, f"1 ({version})"
+    return apply, f"2 ({version})"
 
 
 NORMALIZERS = {
-    "speechlab-english": "Whisper's EnglishTextNormalizer, keeping words in parentheses and "
-    "scoring digits one by one (default)",
+    "speechlab-english": "Whisper's EnglishTextNormalizer, keeping words in parentheses, leading zeros "
+    "(\"007\", phone numbers, codes) and \"mm\" after a number, and scoring digits one by one (default)",
     "whisper-english": "Whisper's EnglishTextNormalizer exactly (spelling, numbers, contractions, punctuation)",
     "whisper-basic": "Whisper's BasicTextNormalizer (lowercase, strip punctuation and diacritics; any language)",
     "lowercase": "lowercase and collapse whitespace only",

@@ -1,0 +1,135 @@
+"""Dataset formats: the same five fixture utterances as JSONL, NeMo JSONL, CSV, TSV and a Common
+Voice release load to the same utterances and the same figures; a file in no known format is one
+clear error; a plugin adds a format through speechlab_register_dataset_formats."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+import types
+
+import pytest
+
+from helpers import REPO
+from pytest_speechlab import Dataset, SpeechlabError, Transcript, Utterance, evaluate_models, hookimpl, load_dataset
+
+FIXTURES = REPO / "fixtures" / "speech"
+FIVE = [json.loads(line) for line in (FIXTURES / "manifest.jsonl").read_text().splitlines()[:5]]
+
+
+class Constant:
+    """Says the same sentence to everything: its figures depend only on the references."""
+    sample_rate = 16000
+
+    def transcribe(self, audio):
+        return Transcript("turn left at the next corner please")
+
+
+@hookimpl
+def speechlab_register_models(register):
+    register("constant/asr", task="asr", load=lambda params: Constant())
+
+
+def _pipe_format_load(path, name):
+    dataset = Dataset(name, str(path))
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        audio, _, text = line.partition("|")
+        dataset.utterances.append(Utterance(audio.rsplit(".", 1)[0], str(path.parent / audio), text,
+                                            source=f"{path.name} line {number}"))
+    return dataset
+
+
+@hookimpl
+def speechlab_register_dataset_formats(register):
+    register("pipe", detect=lambda path: path.suffix == ".pipe", load=_pipe_format_load,
+             description="audio|text lines")
+
+
+PLUGIN = types.SimpleNamespace(speechlab_register_models=speechlab_register_models,
+                               speechlab_register_dataset_formats=speechlab_register_dataset_formats)
+
+
+def copy_audio(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in FIVE:
+        shutil.copy(FIXTURES / entry["audio"], folder / entry["audio"])
+
+
+def write_formats(root):
+    """The five utterances in every format; returns {format: path}."""
+    copy_audio(root)
+    paths = {"jsonl": root / "five.jsonl", "nemo": root / "nemo.json", "csv": root / "five.csv",
+             "tsv": root / "five.tsv", "no extension": root / "manifest"}
+    paths["jsonl"].write_text("".join(json.dumps({"id": e["id"], "audio": e["audio"], "text": e["text"]}) + "\n" for e in FIVE))
+    paths["nemo"].write_text("".join(json.dumps({"audio_filepath": e["audio"], "text": e["text"], "id": e["id"]}) + "\n"
+                                     for e in FIVE))
+    with open(paths["csv"], "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "audio", "text"])
+        writer.writerows([e["id"], e["audio"], e["text"]] for e in FIVE)
+    for key, delimiter in (("tsv", "\t"), ("no extension", "\t")):
+        paths[key].write_text("utterance_id\tfile\ttranscript\n" + "".join(
+            f"{e['id']}\t{e['audio']}\t{e['text']}\n" for e in FIVE))
+    cv = root / "cv-corpus" / "en"  # a Common Voice release: clips/ and test.tsv
+    copy_audio(cv / "clips")
+    (cv / "test.tsv").write_text("client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccents\tlocale\tsegment\n"
+                                 + "".join(f"abc\t{e['audio']}\t{e['text']}\t2\t0\t\t\t\ten\t\n" for e in FIVE))
+    paths["common voice"] = cv / "test.tsv"
+    (root / "five.pipe").write_text("".join(f"{e['audio']}|{e['text']}\n" for e in FIVE))
+    paths["plugin"] = root / "five.pipe"
+    return paths
+
+
+def test_every_format_loads_the_same_five_utterances_to_the_same_figures(tmp_path):
+    paths = write_formats(tmp_path)
+    figures = {}
+    for fmt, path in paths.items():
+        if fmt != "plugin":
+            dataset = load_dataset(path)
+            assert not dataset.errors, (fmt, dataset.errors)
+            assert [u.text for u in dataset.utterances] == [e["text"] for e in FIVE], fmt
+            assert [open(u.audio_path, "rb").read() for u in dataset.utterances] == [
+                (FIXTURES / e["audio"]).read_bytes() for e in FIVE], fmt
+        (result,) = evaluate_models(["constant/asr"], [str(path)], pyproject=None, plugins=[PLUGIN])
+        figures[fmt] = (len(result.scored), result.words, result.wer, result.cer)
+    assert len(set(figures.values())) == 1, figures
+    assert figures["jsonl"][0] == 5
+    cv = load_dataset(paths["common voice"])
+    assert {u.language for u in cv.utterances} == {"en"}  # the locale column
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"PAR1" + b"\x00" * 64, "a parquet file"),
+    (gzip.compress(b'{"id": "x"}\n'), "a gzip file"),
+    (b"\x00\x01\x02 binary \xff\xfe" * 50, "a file"),
+    ("name,size\nfoo,3\nbar,4\n".encode(), "a file"),
+])
+def test_a_file_in_no_known_format_is_one_clear_error(tmp_path, content, what):
+    path = tmp_path / "data.bin"
+    path.write_bytes(content)
+    with pytest.raises(SpeechlabError) as caught:
+        load_dataset(path)
+    message = str(caught.value)
+    assert f"{what} in no format pytest-speechlab reads" in message
+    assert "jsonl (" in message and "csv (" in message and "speechlab_register_dataset_formats" in message
+
+
+def test_a_csv_without_an_audio_column_says_which_names_it_takes(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("name,sentence\nfoo,hello\n")
+    with pytest.raises(SpeechlabError, match=r"data.csv line 1: the header names no audio column \(one of \['audio'"):
+        load_dataset(path)
+
+
+def test_bad_csv_rows_are_line_errors_and_the_good_rows_load(tmp_path):
+    copy_audio(tmp_path)
+    path = tmp_path / "data.csv"
+    path.write_text("audio,text,kind\n" + f"{FIVE[0]['audio']},\"{FIVE[0]['text']}\",speech\n"
+                    + "missing.wav,hello,speech\n" + f"{FIVE[1]['audio']},\"a, quoted, text\"\n"
+                    + f"{FIVE[2]['audio']},,speech\n" + f"{FIVE[3]['audio']},,nonspeech\n")
+    dataset = load_dataset(path)
+    assert [u.text for u in dataset.utterances] == [FIVE[0]["text"], ""]
+    assert [u.kind for u in dataset.utterances] == ["speech", "nonspeech"]
+    assert [e.source.rsplit("/", 1)[-1] for e in dataset.errors] == ["data.csv line 3", "data.csv line 4", "data.csv line 5"]
+    assert "not found" in dataset.errors[0].message and "2 columns, the header has 3" in dataset.errors[1].message
