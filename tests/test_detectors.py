@@ -195,3 +195,41 @@ def test_detectors_can_be_disabled_and_bad_config_is_rejected():
         HallucinationConfig.from_table({"disabled": ["nope"]}, "[x]")
     with pytest.raises(SpeechlabError, match="unknown key"):
         HallucinationConfig.from_table({"insertion_runs": 3}, "[x]")
+
+
+def spoken(language: str | None, detected: str | None, hyp: str = "yw eisiau hwnnw i r smoal pas", kind: str = "speech"):
+    utt = Utterance("w", "w.wav", "he wants that for the small pass" if kind == "speech" else None, kind=kind,
+                    language=language)
+    transcript = Transcript(hyp, (Segment(0.0, 2.0, hyp),), detected, {"language_probability": 0.61})
+    return score_output(Output(utt, transcript, 0.1, 3.0), get_normalizer())
+
+
+def test_wrong_language_fires_on_speech_answered_in_another_language():
+    u = spoken("en", "cy")
+    (finding,) = [f for f in u.findings if f.kind == "wrong_language"]
+    assert finding.evidence == "transcribed as 'cy' (probability 0.61); the manifest says 'en'"
+    assert finding.span.startswith("yw eisiau") and u.hallucinated
+
+
+@pytest.mark.parametrize("language, detected, hyp, kind", [
+    ("en", "en", "he wants that", "speech"),        # the same language
+    ("en-US", "en", "he wants that", "speech"),     # a region code is the same language
+    ("pt_BR", "pt", "ele quer isso", "speech"),
+    (None, "cy", "yw eisiau hwnnw", "speech"),      # the manifest does not say
+    ("en", None, "he wants that", "speech"),        # the model does not say
+    ("en", "cy", "", "speech"),                     # nothing transcribed
+    ("en", "cy", "yw eisiau", "nonspeech"),         # non-speech has its own detector
+])
+def test_wrong_language_does_not_fire(language, detected, hyp, kind):
+    assert "wrong_language" not in kinds(spoken(language, detected, hyp, kind))
+
+
+def test_language_identification_accuracy_counts_speech_with_both_languages():
+    from pytest_speechlab import EvalResult
+
+    utterances = [spoken("en", "cy"), spoken("en-GB", "en"), spoken("de", "de"), spoken(None, "fr")]
+    result = EvalResult("m", "d", "n", utterances)
+    lid = result.summary()["language_id"]
+    assert (lid["correct"], lid["total"]) == (2, 3) and abs(lid["accuracy"] - 2 / 3) < 1e-9
+    assert lid["ci"][0] < 2 / 3 < lid["ci"][1]
+    assert EvalResult("m", "d", "n", [spoken(None, None)]).language_id is None

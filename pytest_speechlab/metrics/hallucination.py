@@ -21,7 +21,7 @@ from .results import Finding, UtteranceResult
 
 KINDS = (
     "nonspeech_text", "repetition", "insertion_run", "known_phrase", "past_end", "low_confidence",
-    "implausible_length", "high_wer",
+    "implausible_length", "high_wer", "wrong_language",
 )
 PHRASES_FILE = Path(__file__).parent.parent / "data" / "hallucination_phrases.txt"
 
@@ -223,6 +223,22 @@ def high_wer(u, cfg, normalizer):
     return []
 
 
+def _base_language(code: str | None) -> str:
+    return (code or "").strip().replace("_", "-").split("-")[0].lower()
+
+
+def wrong_language(u, cfg, normalizer):
+    """Speech answered in another language than the manifest's (a multilingual model that
+    identified the language itself; a model told the language reports that one)."""
+    expected, detected = _base_language(u.utterance.language), _base_language(u.transcript.language)
+    if u.utterance.kind != "speech" or not expected or not detected or expected == detected or not u.hypothesis.strip():
+        return []
+    probability = u.transcript.extra.get("language_probability") if isinstance(u.transcript.extra, dict) else None
+    shown = f" (probability {probability:.2f})" if isinstance(probability, (int, float)) else ""
+    return [Finding("wrong_language", _clip(u.hypothesis),
+                    f"transcribed as {detected!r}{shown}; the manifest says {expected!r}")]
+
+
 DETECTORS: dict[str, Detector] = {
     "nonspeech_text": nonspeech_text,
     "repetition": repetition,
@@ -232,6 +248,7 @@ DETECTORS: dict[str, Detector] = {
     "low_confidence": low_confidence,
     "implausible_length": implausible_length,
     "high_wer": high_wer,
+    "wrong_language": wrong_language,
 }
 
 

@@ -325,7 +325,21 @@ class EvalResult:
             "cached": self.cached_count, "computed": self.computed_count, "retimed": self.retimed,
             "speed_rtf": self.speed_rtf, "rtf_by_batch_size": self.rtf_by_batch_size,
             "wall_seconds": self.wall_seconds, "workers": self.workers, "throughput": self.throughput,
+            "language_id": self.language_id,
         }
+
+    @property
+    def language_id(self) -> dict | None:
+        """How often the language the model reports matches the manifest's, over the speech
+        utterances that have both (None when none has both)."""
+        pairs = [(u.utterance.language, u.transcript.language) for u in self.processed
+                 if u.utterance.kind == "speech" and u.utterance.language and u.transcript.language]
+        if not pairs:
+            return None
+        correct = sum(a.replace("_", "-").split("-")[0].lower() == b.replace("_", "-").split("-")[0].lower()
+                      for a, b in pairs)
+        return {"correct": correct, "total": len(pairs), "accuracy": correct / len(pairs),
+                "ci": wilson(correct, len(pairs))}
 
     @property
     def rtf_by_batch_size(self) -> dict[str, float | None]:

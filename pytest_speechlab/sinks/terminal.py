@@ -73,6 +73,13 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
             lines.append(f"  {s['model']} on {s['dataset']}: {s['throughput']:.2f} over {s['wall_seconds']:.1f} s wall, "
                          f"{e.get('workers', 1)} {e.get('executor', 'serial')} worker(s) x {e.get('threads', '-')} "
                          f"thread(s); RTF {rtfs}")
+    identified = [r for r in records if r["summary"]["language_id"]]
+    if identified:
+        lines.append("language identification (the language the model reports against the manifest's):")
+        for r in identified:
+            s, lid = r["summary"], r["summary"]["language_id"]
+            lines.append(f"  {s['model']} on {s['dataset']}: {lid['correct']}/{lid['total']} "
+                         f"[{_interval(lid['ci'], '.2f')}]")
     flagged = [(r, u) for r in records for u in r["utterances"] if u["hallucinated"]]
     if flagged:
         lines.append(f"hallucination findings ({len(flagged)} utterances):")
