@@ -214,3 +214,49 @@ def test_ray_not_installed_is_a_clear_message_with_the_install_command(tmp_path,
     with pytest.raises(SpeechlabError, match=r'needs Ray, which is not installed: pip install "pytest-speechlab\[ray\]"'):
         evaluate_models(["length-x"], [dataset(tmp_path / "data", 3)], pyproject=project(tmp_path),
                         plugins=[PLUGIN], workers=2, executor="ray")
+
+
+class Polyglot(Length):
+    heard: list = []
+
+    def transcribe(self, audio, language=None):
+        Polyglot.heard.append(language)
+        return Transcript(self._text(audio), language=language or "en")
+
+
+def load_polyglot(params: dict) -> Polyglot:
+    return Polyglot(params)
+
+
+def test_language_dataset_passes_each_utterances_language_to_the_model(tmp_path):
+    root = tmp_path / "data"
+    lines = []
+    for i, language in enumerate(["fr-FR", "de", None]):
+        write_audio(root / f"u{i}.wav", 1.0)
+        lines.append({"id": f"u{i}", "audio": f"u{i}.wav", "text": TEXTS["1.00"], **({"language": language} if language else {})})
+    manifest = str(write_manifest(root / "manifest.jsonl", lines))
+
+    def register(register):
+        register("polyglot/asr", task="asr", load=load_polyglot)
+
+    plugin = types.SimpleNamespace(speechlab_register_models=hookimpl(register))
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.speechlab.models.hinted]\nmodel = "polyglot/asr"\nlanguage = "dataset"\n')
+    Polyglot.heard = []
+    (hinted,) = evaluate_models(["hinted"], [manifest], pyproject=pyproject, plugins=[plugin])
+    assert Polyglot.heard[1:] == ["fr", "de", None]  # after the warm-up: base codes, none where the manifest has none
+    assert hinted.language_id == {"correct": 2, "total": 2, "accuracy": 1.0, "ci": hinted.language_id["ci"]}
+    Polyglot.heard = []
+    (plain,) = evaluate_models(["polyglot/asr"], [manifest], pyproject=pyproject, plugins=[plugin])
+    assert set(Polyglot.heard) == {None}  # no hint without language = "dataset"
+    assert [f.kind for u in plain.utterances for f in u.findings] == ["wrong_language", "wrong_language"]
+    detected = [u["detected_language"] for u in plain.serialized()["utterances"]]
+    assert detected == ["en", "en", "en"]
+
+
+def test_language_dataset_on_a_model_that_takes_no_language_fails_at_load(tmp_path):
+    from pytest_speechlab.engine.runner import ModelLoadError
+
+    pyproject = project(tmp_path, language="dataset")
+    with pytest.raises(ModelLoadError, match='language = "dataset" but its transcribe\\(\\) takes no language='):
+        evaluate_models(["length-x"], [dataset(tmp_path / "data", 3)], pyproject=pyproject, plugins=[PLUGIN])

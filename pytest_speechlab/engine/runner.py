@@ -22,7 +22,7 @@ from .._text import storable, unicode_safe
 from .._types import InputError, Invocation, Output, Utterance
 from ..tasks import ASR, CHAT, EMBEDDING, TTS, Task, protocol_problem
 from ..tasks.asr import ASR_BATCH
-from ..tasks.asr import repaired, supports_language
+from ..tasks.asr import accepts_keyword, hints_language, language_hint, repaired, supports_language
 
 
 class CallTimeout(Exception):
@@ -98,6 +98,11 @@ class ModelPool:
                     getattr(instance, "transcribe_batch", None)):
                 missing = (f"it has batch_size {batch_size(spec)} and no batch method ({ASR_BATCH.protocol}); "
                            "drop batch_size or use a model that batches")
+            if not missing and spec.task == "asr" and hints_language(spec.params):
+                methods = [instance.transcribe] + ([instance.transcribe_batch] if batch_size(spec) > 1 else [])
+                if not all(accepts_keyword(m, "language" if m is methods[0] else "languages") for m in methods):
+                    missing = ('it has language = "dataset" but its transcribe() takes no language= (nor its '
+                               "transcribe_batch() languages=): it cannot be told each utterance's language")
             if missing:
                 message = f"model {spec.name!r} (plugin {spec.plugin!r}) loaded, but {missing}"
                 self._failed[spec.name] = message
@@ -232,7 +237,9 @@ class Runner:
         size = batch_size(model)
         if size <= 1:
             return [[u] for u in utterances]
-        ordered = sorted(utterances, key=lambda u: (u.duration or header_duration(u.audio_path), u.id))
+        by_language = hints_language(model.spec.params)  # a batch then holds one language where it can
+        ordered = sorted(utterances, key=lambda u: ((language_hint(u.language) or "") if by_language else "",
+                                                    u.duration or header_duration(u.audio_path), u.id))
         return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
     def run_unit(self, model: LoadedModel, unit: list[Utterance]) -> list[Output]:
@@ -253,8 +260,9 @@ class Runner:
                 ready.append((utt, checked))
         rate = getattr(model.instance, "sample_rate", 16000)
         if ready:
-            call = self.invoke(model, ASR_BATCH, ([raw for _, raw in ready], rate), again=self.repeats - 1,
-                               warmup=([ready[0][1]], rate))
+            languages = [language_hint(u.language) for u, _ in ready] if hints_language(model.spec.params) else None
+            call = self.invoke(model, ASR_BATCH, ([raw for _, raw in ready], rate, languages), again=self.repeats - 1,
+                               warmup=([ready[0][1]], rate, languages[:1] if languages else None))
             if call.error:
                 for utt, raw in ready:
                     single = self._transcribe(model, utt, raw, self._where(utt))
@@ -310,10 +318,10 @@ class Runner:
     def retime(self, model: LoadedModel, utterances: list[Utterance]) -> tuple[int, float, float]:
         """Time ``utterances`` again on this machine: (how many ran, audio seconds, processing seconds)."""
         count, audio, seconds = 0, 0.0, 0.0
-        for utt in utterances:
-            output = self.run_one(model, utt)
-            if output.transcript is not None:
-                count, audio, seconds = count + 1, audio + output.audio_seconds, seconds + output.processing_seconds
+        for unit in self.plan(model, utterances):  # in batches where the model batches: its RTF is per batch size
+            for output in self.run_unit(model, unit):
+                if output.transcript is not None:
+                    count, audio, seconds = count + 1, audio + output.audio_seconds, seconds + output.processing_seconds
         return count, audio, seconds
 
     @staticmethod
@@ -350,7 +358,8 @@ class Runner:
         rate = getattr(model.instance, "sample_rate", 16000)
         if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
             return Output(utt, error=InputError(where, f"model {model.name} has an unusable sample_rate {rate!r}", utt.id))
-        call = self.invoke(model, ASR, (raw, rate), again=self.repeats - 1)
+        language = language_hint(utt.language) if hints_language(model.spec.params) else None
+        call = self.invoke(model, ASR, (raw, rate, language), again=self.repeats - 1)
         if call.error:
             return Output(utt, audio_seconds=raw.duration, error=InputError(where, call.error, utt.id),
                           worker=self.worker)

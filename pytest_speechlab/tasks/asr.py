@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Any
 
-from .._audio import RawAudio, to_model_input
+from .._audio import to_model_input
 from .._dataset import load_dataset
 from .._text import MAX_TEXT_CHARS, bounded, unicode_safe
 from .._types import Segment, Transcript
@@ -59,17 +60,42 @@ def supports_language(info: dict, language: str | None) -> bool:
     return language.split("-")[0].lower() in languages
 
 
-def _transcribe(instance: Any, request: tuple[RawAudio, int]) -> tuple[Transcript, None]:
+DATASET_LANGUAGE = "dataset"  # the decode option ``language = "dataset"``: each utterance's own language
+
+
+def hints_language(params: dict) -> bool:
+    return params.get("language") == DATASET_LANGUAGE
+
+
+def language_hint(language: str | None) -> str | None:
+    """A manifest language as the hint models take: its base ISO 639 code ("pt-BR" -> "pt")."""
+    base = (language or "").strip().replace("_", "-").split("-")[0].lower()
+    return base or None
+
+
+def accepts_keyword(method: Any, name: str) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _transcribe(instance: Any, request: tuple) -> tuple[Transcript, None]:
     """Timed: turning the decoded file into the model's input (downmix, resample) and the whole
-    ``transcribe`` call, including consuming any lazy generator inside it."""
-    raw, rate = request
-    return as_transcript(instance.transcribe(to_model_input(raw, rate))), None
+    ``transcribe`` call, including consuming any lazy generator inside it. With a language hint
+    (``language = "dataset"``) the utterance's language goes as ``language=``."""
+    raw, rate, language = request
+    audio = to_model_input(raw, rate)
+    return as_transcript(instance.transcribe(audio, language=language) if language else instance.transcribe(audio)), None
 
 
-def _transcribe_batch(instance: Any, request: tuple[list[RawAudio], int]) -> tuple[list[Transcript], None]:
-    """Timed as a whole: every clip turned into the model's input, and one ``transcribe_batch`` call."""
-    raws, rate = request
-    out = instance.transcribe_batch([to_model_input(raw, rate) for raw in raws])
+def _transcribe_batch(instance: Any, request: tuple) -> tuple[list[Transcript], None]:
+    """Timed as a whole: every clip turned into the model's input, and one ``transcribe_batch`` call
+    (with ``languages=``, one per clip, under a language hint)."""
+    raws, rate, languages = request
+    audios = [to_model_input(raw, rate) for raw in raws]
+    out = instance.transcribe_batch(audios, languages=languages) if languages else instance.transcribe_batch(audios)
     if not isinstance(out, (list, tuple)) or len(out) != len(raws):
         raise TypeError(f"transcribe_batch() must return one Transcript per clip ({len(raws)}), "
                         f"got {type(out).__name__}{f' of {len(out)}' if isinstance(out, (list, tuple)) else ''}")

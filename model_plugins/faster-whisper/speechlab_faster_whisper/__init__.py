@@ -41,13 +41,15 @@ class FasterWhisperASR:
         self.compute_type = load.get("compute_type") or load.get("dtype", "int8")
         self.threads = int(load.get("cpu_threads") or default_threads())
         self.batch_size = int(params.pop("batch_size", 1))  # read by the runner from the model's params
+        if params.get("language") == "dataset":  # the runner passes each utterance's language
+            params.pop("language")
         self.decode = params
         self.model = WhisperModel(
             str(self.path), device=self.device, compute_type=self.compute_type, cpu_threads=self.threads
         )
 
-    def transcribe(self, audio) -> Transcript:
-        segments, info = self.model.transcribe(audio, **self.decode)
+    def transcribe(self, audio, language: str | None = None) -> Transcript:
+        segments, info = self.model.transcribe(audio, **{**self.decode, **({"language": language} if language else {})})
         segs = tuple(  # consuming the generator is where the decoding happens
             Segment(
                 start=s.start, end=s.end, text=s.text, avg_logprob=s.avg_logprob,
@@ -63,7 +65,7 @@ class FasterWhisperASR:
             extra={"language_probability": info.language_probability},
         )
 
-    def transcribe_batch(self, audios: list) -> list[Transcript]:
+    def transcribe_batch(self, audios: list, languages: list | None = None) -> list[Transcript]:
         """Clips of up to 30 s decoded together: stacked log-Mel features through one CTranslate2
         Whisper generate call, without timestamps, at temperature 0 (no fallback) and with the
         no-speech rule of ``transcribe`` (no_speech_threshold, log_prob_threshold). Longer clips
@@ -74,21 +76,28 @@ class FasterWhisperASR:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
+        languages = list(languages or [None] * len(audios))
         if any(len(a) > 30 * self.sample_rate for a in audios):
-            return [self.transcribe_long(a) for a in audios]
+            return [self.transcribe_long(a, lang) for a, lang in zip(audios, languages)]
         fw = self.model
         features = np.stack([pad_or_trim(fw.feature_extractor(a)) for a in audios])
-        language = self.decode.get("language") or "en"
-        tokenizer = Tokenizer(fw.hf_tokenizer, fw.model.is_multilingual, task="transcribe", language=language)
-        prompt = fw.get_prompt(tokenizer, [], without_timestamps=True)
+        encoded = fw.encode(features)
+        fixed = self.decode.get("language")
+        if fw.model.is_multilingual and not fixed and not all(languages):  # identified per clip, as transcribe does
+            detected = [found[0][0][2:-2] for found in fw.model.detect_language(encoded)]
+            languages = [lang or guess for lang, guess in zip(languages, detected)]
+        languages = [lang or fixed or "en" for lang in languages]
+        tokenizers = {lang: Tokenizer(fw.hf_tokenizer, fw.model.is_multilingual, task="transcribe", language=lang)
+                      for lang in set(languages)}
+        tokenizer = tokenizers[languages[0]]
         results = fw.model.generate(
-            fw.encode(features), [list(prompt) for _ in audios], beam_size=int(self.decode.get("beam_size", 5)),
-            max_length=fw.max_length, suppress_blank=True, return_scores=True, return_no_speech_prob=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]))
+            encoded, [fw.get_prompt(tokenizers[lang], [], without_timestamps=True) for lang in languages],
+            beam_size=int(self.decode.get("beam_size", 5)), max_length=fw.max_length, suppress_blank=True,
+            return_scores=True, return_no_speech_prob=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]))
         no_speech = self.decode.get("no_speech_threshold", 0.6)
         min_logprob = self.decode.get("log_prob_threshold", -1.0)
         out = []
-        for audio, result in zip(audios, results):
+        for audio, result, language in zip(audios, results, languages):
             tokens = result.sequences_ids[0]
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             text = tokenizer.decode(tokens).strip()
@@ -103,14 +112,16 @@ class FasterWhisperASR:
     # What BatchedInferencePipeline does differently from transcribe, recorded with every figure.
     LONG_FORM_OVERRIDES = {"condition_on_previous_text": False, "vad_filter": True}
 
-    def transcribe_long(self, audio) -> Transcript:
+    def transcribe_long(self, audio, language: str | None = None) -> Transcript:
         """A recording of any length, its 30 s windows (cut at VAD pauses) decoded ``batch_size`` at a
         time by BatchedInferencePipeline; clips of 30 s or less go through ``transcribe``."""
         if len(audio) <= 30 * self.sample_rate:
-            return self.transcribe(audio)
+            return self.transcribe(audio, language)
         from faster_whisper import BatchedInferencePipeline
 
         decode = {k: v for k, v in self.decode.items() if k not in self.LONG_FORM_OVERRIDES}
+        if language:
+            decode["language"] = language
         segments, info = BatchedInferencePipeline(self.model).transcribe(
             audio, batch_size=self.batch_size, **{**decode, "vad_filter": True})
         segs = tuple(Segment(s.start, s.end, s.text, s.avg_logprob, s.no_speech_prob, s.compression_ratio,

@@ -38,6 +38,8 @@ class OpenAIWhisperASR:
         params.pop("model_path", None)
         params.pop("allow_download", None)
         params.pop("batch_size", None)  # read by the runner: batches go to transcribe_batch
+        if params.get("language") == "dataset":  # the runner passes each utterance's language
+            params.pop("language")
         self.checkpoint, self.source = checkpoint, source
         self.model = whisper.load_model(checkpoint, device=self.device)
         self.threads = torch.get_num_threads()
@@ -52,10 +54,11 @@ class OpenAIWhisperASR:
             "fp16": self.dtype == "float16",
         }
 
-    def transcribe(self, audio) -> Transcript:
+    def transcribe(self, audio, language: str | None = None) -> Transcript:
         import whisper
 
-        result = whisper.transcribe(self.model, audio, verbose=None, **self.decode)
+        result = whisper.transcribe(self.model, audio, verbose=None,
+                                    **{**self.decode, **({"language": language} if language else {})})
         segments = tuple(
             Segment(s["start"], s["end"], s["text"], s.get("avg_logprob"), s.get("no_speech_prob"),
                     s.get("compression_ratio"), s.get("temperature"))
@@ -63,7 +66,7 @@ class OpenAIWhisperASR:
         )
         return Transcript(result["text"].strip(), segments, result.get("language"))
 
-    def transcribe_batch(self, audios: list) -> list[Transcript]:
+    def transcribe_batch(self, audios: list, languages: list | None = None) -> list[Transcript]:
         """Clips of up to 30 s decoded together: a stack of log-Mel spectrograms through one
         ``whisper.decode`` call (openai-whisper's batched decoding), without timestamps, at temperature
         0 (no fallback), with transcribe's no-speech rule. Longer clips go through ``transcribe``.
@@ -76,11 +79,15 @@ class OpenAIWhisperASR:
         if self.decode.get("beam_size"):
             raise NotImplementedError(f"openai-whisper {version('openai-whisper')} cannot beam-search a batch "
                                       f"(beam_size {self.decode['beam_size']}); use beam_size = 1 to batch")
+        if languages and len(set(languages)) > 1:
+            raise NotImplementedError("whisper.decode takes one language per batch; this batch has "
+                                      + ", ".join(sorted(str(lang) for lang in set(languages))))
         if any(len(a) > 30 * self.sample_rate for a in audios):
-            return [self.transcribe(a) for a in audios]
+            return [self.transcribe(a, lang) for a, lang in zip(audios, languages or [None] * len(audios))]
         mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.as_tensor(a)), self.model.dims.n_mels)
                            for a in audios]).to(self.model.device)
-        options = whisper.DecodingOptions(language=self.decode.get("language"), beam_size=self.decode.get("beam_size"),
+        language = (languages[0] if languages else None) or self.decode.get("language")
+        options = whisper.DecodingOptions(language=language, beam_size=self.decode.get("beam_size"),
                                           without_timestamps=True, fp16=self.decode["fp16"], temperature=0.0)
         no_speech = self.decode.get("no_speech_threshold", 0.6)
         min_logprob = self.decode.get("logprob_threshold", -1.0)

@@ -38,6 +38,8 @@ class TransformersWhisperASR:
         self.dtype = params.pop("dtype", "float32")
         params.pop("model_path", None)
         params.pop("batch_size", None)  # read by the runner: batches go to transcribe_batch
+        if params.get("language") == "dataset":  # the runner passes each utterance's language
+            params.pop("language")
         offline = not params.pop("allow_download", False)  # never reach a hub unless the variant opts in
         self.folder, self.source = folder, source
         self.model = WhisperForConditionalGeneration.from_pretrained(
@@ -46,9 +48,10 @@ class TransformersWhisperASR:
         self.tokenizer = WhisperTokenizerFast.from_pretrained(folder, local_files_only=offline)
         self.threads = torch.get_num_threads()
         self.params = params
-        self.generate_kwargs = generate_kwargs(params, multilingual=self.model.config.vocab_size >= 51865)
+        self.multilingual = self.model.config.vocab_size >= 51865
+        self.generate_kwargs = generate_kwargs(params, multilingual=self.multilingual)
 
-    def transcribe(self, audio) -> Transcript:
+    def transcribe(self, audio, language: str | None = None) -> Transcript:
         import torch
 
         long_form = len(audio) > 30 * SAMPLE_RATE
@@ -56,6 +59,8 @@ class TransformersWhisperASR:
                                **({"truncation": False, "padding": "longest", "return_attention_mask": True}
                                   if long_form else {}))
         kwargs = dict(self.generate_kwargs)
+        if language and self.multilingual:
+            kwargs["language"] = language
         if long_form:
             kwargs.update(attention_mask=inputs.attention_mask.to(self.device), return_timestamps=True)
         with torch.inference_mode():
@@ -64,16 +69,22 @@ class TransformersWhisperASR:
         duration = len(audio) / SAMPLE_RATE
         return Transcript(text, (Segment(0.0, duration, text),) if text else ())
 
-    def transcribe_batch(self, audios: list) -> list[Transcript]:
+    def transcribe_batch(self, audios: list, languages: list | None = None) -> list[Transcript]:
         """Clips of up to 30 s through one batched ``generate`` (the same decode arguments as
         ``transcribe``); longer clips go through ``transcribe`` one at a time."""
         import torch
 
+        if languages and len(set(languages)) > 1:
+            raise NotImplementedError("one language per batch here; this batch has "
+                                      + ", ".join(sorted(str(lang) for lang in set(languages))))
         if any(len(a) > 30 * SAMPLE_RATE for a in audios):
-            return [self.transcribe(a) for a in audios]
+            return [self.transcribe(a, lang) for a, lang in zip(audios, languages or [None] * len(audios))]
         inputs = self.features(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        kwargs = dict(self.generate_kwargs)
+        if languages and languages[0] and self.multilingual:
+            kwargs["language"] = languages[0]
         with torch.inference_mode():
-            ids = self.model.generate(inputs.input_features.to(self.device, self.model.dtype), **self.generate_kwargs)
+            ids = self.model.generate(inputs.input_features.to(self.device, self.model.dtype), **kwargs)
         texts = [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
         return [Transcript(text, (Segment(0.0, len(a) / SAMPLE_RATE, text),) if text else (), extra={"batched": len(audios)})
                 for a, text in zip(audios, texts)]
