@@ -94,7 +94,7 @@ BUILTIN_FORMATS = [
     DatasetFormat("librispeech", _is_librispeech, lambda p, n: _load_librispeech(p, n),
                   "a folder of <speaker>/<chapter>/*.trans.txt with .flac/.wav audio"),
     DatasetFormat("jsonl", _is_jsonl, lambda p, n: _load_manifest(p, n),
-                  "JSON lines: audio (or NeMo's audio_filepath), text, id, kind, language, duration"),
+                  "JSON lines: audio (or NeMo's audio_filepath), text, id, kind, language, duration, offset"),
     DatasetFormat("csv", _is_table, lambda p, n: _load_table(p, n),
                   "CSV or TSV with a header: audio (or path, file), text (or sentence, transcript), id, "
                   "language (or locale), kind; Common Voice's TSV with its clips/ folder"),
@@ -236,6 +236,9 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
     if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
                                  or not 0 < duration < 1e7):
         raise _LineError(f"'duration' must be a positive number of seconds, got {_shown(duration)}", utt_id)
+    offset = entry.get("offset")
+    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, (int, float)) or not 0 <= offset < 1e7):
+        raise _LineError(f"'offset' must be a number of seconds from the start of the file, got {_shown(offset)}", utt_id)
     audio_path = _confined(base, audio, utt_id)
     if not audio_path.is_file():
         raise _LineError(
@@ -249,6 +252,7 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
         language=language,
         duration=float(duration) if duration is not None else None,
         source=where,
+        offset=float(offset) if offset is not None else None,
     )
 
 
@@ -256,7 +260,7 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
 COLUMNS = {"audio": "audio", "path": "audio", "file": "audio", "filename": "audio", "audio_filepath": "audio",
            "text": "text", "sentence": "text", "transcript": "text", "transcription": "text",
            "id": "id", "utterance_id": "id", "language": "language", "locale": "language", "kind": "kind",
-           "duration": "duration"}
+           "duration": "duration", "offset": "offset"}
 
 
 def _columns(header: str) -> tuple[str, list[str] | None]:
@@ -301,11 +305,12 @@ def _load_table(path: Path, name: str) -> Dataset:
             field_name = COLUMNS.get(column)
             if field_name and cell.strip() and field_name not in entry:
                 entry[field_name] = cell.strip()
-        if "duration" in entry:
-            try:
-                entry["duration"] = float(entry["duration"])
-            except ValueError:
-                pass  # reported by the manifest check with the value
+        for number in ("duration", "offset"):
+            if number in entry:
+                try:
+                    entry[number] = float(entry[number])
+                except ValueError:
+                    pass  # reported by the manifest check with the value
         try:
             utt = _utterance_from_entry(entry, base, where, shown)
         except _LineError as exc:

@@ -104,6 +104,7 @@ class Utterance:
     language: str | None = None
     duration: float | None = None
     source: str = ""  # where it was declared, e.g. "fixtures/speech/manifest.jsonl:7"
+    offset: float | None = None  # a segment of the file: from offset seconds, for ``duration`` (NeMo's offset)
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,36 @@ def test_bad_csv_rows_are_line_errors_and_the_good_rows_load(tmp_path):
     assert [u.kind for u in dataset.utterances] == ["speech", "nonspeech"]
     assert [e.source.rsplit("/", 1)[-1] for e in dataset.errors] == ["data.csv line 3", "data.csv line 4", "data.csv line 5"]
     assert "not found" in dataset.errors[0].message and "2 columns, the header has 3" in dataset.errors[1].message
+
+
+def test_nemo_offsets_read_segments_of_one_recording_each_cached_apart(tmp_path):
+    """Two segments of one file (NeMo's offset + duration): each decoded on its own samples, and the
+    inference cache keeps them apart (the segment is part of the key)."""
+    import numpy as np
+    import soundfile as sf
+
+    from test_workers import PLUGIN as LENGTH_PLUGIN, TEXTS
+
+    rate = 16000
+    tone = lambda s: 0.1 * np.sin(2 * np.pi * 220 * np.arange(int(s * rate)) / rate).astype(np.float32)  # noqa: E731
+    sf.write(tmp_path / "long.wav", np.concatenate([tone(1.0), tone(1.5), tone(2.0)]), rate)
+    manifest = tmp_path / "segments.json"
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in [
+        {"audio_filepath": "long.wav", "offset": 0.0, "duration": 1.0, "text": TEXTS["1.00"], "id": "a"},
+        {"audio_filepath": "long.wav", "offset": 1.0, "duration": 1.5, "text": TEXTS["1.50"], "id": "b"},
+        {"audio_filepath": "long.wav", "offset": 2.5, "text": TEXTS["2.00"], "id": "c"},  # to the end
+        {"audio_filepath": "long.wav", "offset": 9.0, "duration": 1.0, "text": "x", "id": "late"},
+        {"audio_filepath": "long.wav", "offset": "soon", "text": "x", "id": "bad"},
+    ]))
+    dataset = load_dataset(manifest)
+    assert [u.offset for u in dataset.utterances] == [0.0, 1.0, 2.5, 9.0]
+    assert "'offset' must be a number of seconds" in dataset.errors[0].message
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.speechlab.models.length-x]\nmodel = "length/asr"\n')
+    db = str(tmp_path / "results.db")
+    (first,) = evaluate_models(["length-x"], [str(manifest)], pyproject=pyproject, plugins=[LENGTH_PLUGIN], db=db)
+    texts = {u.utterance.id: u.hypothesis for u in first.utterances}
+    assert texts == {"a": TEXTS["1.00"], "b": TEXTS["1.50"], "c": TEXTS["2.00"], "late": ""}
+    assert first.wer == 0.0 and "past the end of the audio (4.50 s)" in str(first.errors[-1])
+    (again,) = evaluate_models(["length-x"], [str(manifest)], pyproject=pyproject, plugins=[LENGTH_PLUGIN], db=db)
+    assert again.cached_count == 3 and {u.utterance.id: u.hypothesis for u in again.utterances} == texts

@@ -60,9 +60,13 @@ def file_digest(path: str, chunk: int = 1 << 20) -> str | None:
     return digest.hexdigest()
 
 
-def output_key(model: dict, audio_digest: str, rate: int, repeat: int) -> str:
-    return _digest({"model": model, "input": {"audio_sha256": audio_digest, "rate": rate,
-                                              "resampler": _resampler_version()}, "repeat": repeat})
+def output_key(model: dict, audio_digest: str, rate: int, repeat: int, segment: tuple | None = None) -> str:
+    """``segment``: (offset, duration) when the input is a part of the file (absent otherwise, so
+    that the keys of whole files stay what they were)."""
+    source = {"audio_sha256": audio_digest, "rate": rate, "resampler": _resampler_version()}
+    if segment is not None:
+        source["segment"] = list(segment)
+    return _digest({"model": model, "input": source, "repeat": repeat})
 
 
 def transcript_to_json(t: Transcript) -> dict:
@@ -102,7 +106,8 @@ class OutputCache:
         for utt in utterances:
             digest = file_digest(utt.audio_path)
             if digest is not None:
-                out[utt.id] = [output_key(model, digest, rate, i) for i in range(repeats)]
+                segment = None if utt.offset is None else (utt.offset, utt.duration)
+                out[utt.id] = [output_key(model, digest, rate, i, segment) for i in range(repeats)]
         return out
 
     def lookup(self, keys: dict[str, list[str]], utterances: list[Utterance]) -> dict[str, Output]:

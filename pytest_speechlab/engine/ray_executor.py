@@ -14,6 +14,7 @@ under a temporary folder, token files off) and stopped after it.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import tempfile
@@ -56,7 +57,7 @@ class _Actor:
                 continue
             path = self.folder / f"{i}{Path(utt.audio_path).suffix[:10]}"
             path.write_bytes(data)
-            local.append(Utterance(utt.id, str(path), utt.text, utt.kind, utt.language, utt.duration, utt.source))
+            local.append(dataclasses.replace(utt, audio_path=str(path)))
         outputs = self.runner.run_unit(self.model, local)
         for path in self.folder.iterdir():
             path.unlink()

@@ -338,6 +338,13 @@ class Runner:
             raw = read_audio(utt.audio_path)
         except AudioError as exc:
             return Output(utt, error=InputError(self._where(utt), str(exc), utt.id), worker=self.worker)
+        if utt.offset is not None:  # a segment of a longer recording
+            if utt.offset >= raw.duration:
+                return Output(utt, error=InputError(self._where(utt), f"offset {utt.offset:g} s is at or past the end "
+                                                    f"of the audio ({raw.duration:.2f} s)", utt.id), worker=self.worker)
+            start = int(round(utt.offset * raw.sample_rate))
+            stop = None if utt.duration is None else start + int(round(utt.duration * raw.sample_rate))
+            raw = RawAudio(raw.samples[start:stop].copy(), raw.sample_rate)
         mismatch = duration_mismatch(utt.duration, raw.duration)
         if mismatch:
             return Output(utt, error=InputError(self._where(utt), mismatch, utt.id), worker=self.worker)

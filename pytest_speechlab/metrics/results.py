@@ -370,7 +370,7 @@ class EvalResult:
             "dataset_errors": [str(e) for e in self.dataset_errors],
             "utterances": [{**u.row(), "status": u.status, "audio_path": u.utterance.audio_path,
                             "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment],
-                            "hallucinated": u.hallucinated, "cached": u.cached, "language": u.utterance.language,
+                            "hallucinated": u.hallucinated, "cached": u.cached, "offset": u.utterance.offset, "language": u.utterance.language,
                             "detected_language": u.transcript.language if u.transcript else None}
                            for u in self.utterances],
         }
