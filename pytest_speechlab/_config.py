@@ -38,8 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ._tables import check_value, checked, nearest, unknown_key
-from ._types import SpeechlabError
-from .engine.cache import MODES
+from ._types import CACHE_MODES, SpeechlabError
 from .grading import GradePolicy
 from .metrics.hallucination import HallucinationConfig
 from .metrics.normalize import NORMALIZERS
@@ -205,9 +204,9 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
     config.chat = ChatSettings.from_table(table.get("chat", {}), "[tool.speechlab.chat]")
     if "cache" in table:
         config.cache = check_value(table["cache"], str, "[tool.speechlab] cache")
-        if config.cache not in MODES:
-            raise SpeechlabError(f"[tool.speechlab] cache {config.cache!r} is unknown{nearest(config.cache, MODES)}; "
-                                 f"choose one of {', '.join(MODES)}")
+        if config.cache not in CACHE_MODES:
+            raise SpeechlabError(f"[tool.speechlab] cache {config.cache!r} is unknown{nearest(config.cache, CACHE_MODES)}; "
+                                 f"choose one of {', '.join(CACHE_MODES)}")
     if "retime" in table:
         config.retime = check_value(table["retime"], int, "[tool.speechlab] retime")
         if config.retime < 1:

@@ -83,7 +83,7 @@ def _is_table(path: Path) -> bool:
     if path.suffix.lower() in (".csv", ".tsv"):
         return True
     header = _first_line(path)
-    return not header.startswith("{") and bool(_columns(header)) and _columns(header)[1] is not None
+    return not header.startswith("{") and _columns(header)[1] is not None
 
 
 def _is_librispeech(path: Path) -> bool:
@@ -130,11 +130,16 @@ def load_dataset(path: str | os.PathLike, name: str | None = None,
 
 
 def _load_manifest(path: Path, name: str) -> Dataset:
-    shown = display_path(path)
-    base = path.parent
     dataset = Dataset(name, str(path))
-    seen: dict[str, int] = {}
-    for where, entry in json_lines(path, dataset.errors):
+    _add_entries(dataset, json_lines(path, dataset.errors), path.parent, display_path(path))
+    return dataset
+
+
+def _add_entries(dataset: Dataset, entries, base: Path, shown: str) -> None:
+    """Each (where, manifest entry) checked into an Utterance of ``dataset``, or an error naming
+    the line (a bad entry, a duplicate id); every format that reads lines of fields ends here."""
+    seen: dict[str, str] = {}
+    for where, entry in entries:
         try:
             utt = _utterance_from_entry(entry, base, where, shown)
         except _LineError as exc:
@@ -145,7 +150,6 @@ def _load_manifest(path: Path, name: str) -> Dataset:
             continue
         seen[utt.id] = where[len(shown) + 1:]  # "line N"
         dataset.utterances.append(utt)
-    return dataset
 
 
 def json_lines(path: Path, errors: list[InputError]):
@@ -292,35 +296,29 @@ def _load_table(path: Path, name: str) -> Dataset:
     base = path.parent / "clips" if (path.parent / "clips").is_dir() else path.parent
     reader = csv.reader(io.StringIO("\n".join(lines[start + 1:])), delimiter=delimiter,
                         quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-    seen: dict[str, str] = {}
-    for offset, cells in enumerate(reader, start=start + 2):
-        where = f"{shown} line {offset}"
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != len(names):
-            dataset.errors.append(InputError(where, f"{len(cells)} columns, the header has {len(names)}"))
-            continue
-        entry: dict = {}
-        for column, cell in zip(names, cells):
-            field_name = COLUMNS.get(column)
-            if field_name and cell.strip() and field_name not in entry:
-                entry[field_name] = cell.strip()
-        for number in ("duration", "offset"):
-            if number in entry:
-                try:
-                    entry[number] = float(entry[number])
-                except ValueError:
-                    pass  # reported by the manifest check with the value
-        try:
-            utt = _utterance_from_entry(entry, base, where, shown)
-        except _LineError as exc:
-            dataset.errors.append(InputError(where, str(exc), exc.utterance_id))
-            continue
-        if utt.id in seen:
-            dataset.errors.append(InputError(where, f"duplicate id {utt.id!r} (first on {seen[utt.id]})", utt.id))
-            continue
-        seen[utt.id] = f"line {offset}"
-        dataset.utterances.append(utt)
+
+    def entries():
+        for offset, cells in enumerate(reader, start=start + 2):
+            where = f"{shown} line {offset}"
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(names):
+                dataset.errors.append(InputError(where, f"{len(cells)} columns, the header has {len(names)}"))
+                continue
+            entry: dict = {}
+            for column, cell in zip(names, cells):
+                field_name = COLUMNS.get(column)
+                if field_name and cell.strip() and field_name not in entry:
+                    entry[field_name] = cell.strip()
+            for number in ("duration", "offset"):
+                if number in entry:
+                    try:
+                        entry[number] = float(entry[number])
+                    except ValueError:
+                        pass  # reported by the manifest check with the value
+            yield where, entry
+
+    _add_entries(dataset, entries(), base, shown)
     return dataset
 
 

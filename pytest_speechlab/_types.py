@@ -119,6 +119,17 @@ class InputError:
         return f"{self.source}: {self.message}"
 
 
+CACHE_MODES = ("on", "off", "refresh", "read-only")  # --speechlab-cache / [tool.speechlab] cache
+
+
+def base_language(code: object) -> str | None:
+    """A language code's base ISO 639 part, lower case ("pt-BR", "pt_br" -> "pt"); None for none,
+    and for what is not a string (a model's reported language is untrusted). At most 32 characters."""
+    if not isinstance(code, str):
+        return None
+    return code.strip().replace("_", "-").split("-")[0].lower()[:32] or None
+
+
 class SpeechlabError(Exception):
     """Raised for configuration and selection errors that stop the run with a clear message."""
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from .._types import Output, Segment, Transcript, Utterance
 
-MODES = ("on", "off", "refresh", "read-only")
 RESAMPLER = "soxr HQ"
 # info() keys that describe a run, not the output: where the weights sit, how many threads time it
 VOLATILE_INFO = ("name", "weights_path", "threads", "languages")

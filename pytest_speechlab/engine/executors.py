@@ -11,19 +11,17 @@ records it as it arrives.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import sys
 import traceback
 from collections import deque
-from multiprocessing.connection import wait
 from typing import Any, Iterator
 
 from .._types import InputError, Output, SpeechlabError
 from .runner import ModelLoadError, ModelPool, Runner, SerialExecutor
 
-__all__ = ["ProcessExecutor", "SerialExecutor", "threads_environment"]
+__all__ = ["ProcessExecutor", "Retries", "SerialExecutor", "threads_environment"]
 
 THREAD_VARIABLES = ("SPEECHLAB_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -32,6 +30,31 @@ def threads_environment(threads: int | None) -> dict[str, str]:
     """What tells a model how many threads to use: ``SPEECHLAB_THREADS`` (read by the plugins'
     ``default_threads()``) and the OpenMP/BLAS variables torch and NumPy read at import."""
     return {name: str(threads) for name in THREAD_VARIABLES} if threads else {}
+
+
+class Retries:
+    """A unit whose worker died goes back to the front of the queue, at most ``limit`` times; after
+    that its utterances fail with the reason. Never dropped silently, never counted twice. Shared by
+    the process and Ray executors; what happened goes to ``events`` (said in the summary)."""
+
+    def __init__(self, limit: int, events: list[str]) -> None:
+        self.limit, self.events = limit, events
+        self.attempts: dict[int, int] = {}
+
+    def lost(self, unit: tuple[int, list], pending: deque, who: str, what: str, detail: str) -> list[Output]:
+        """``who`` died ("worker w2"), being a ``what`` ("worker process"), with ``detail``
+        ("exit code -9") while running ``unit``."""
+        unit_id, utterances = unit
+        tries = self.attempts[unit_id] = self.attempts.get(unit_id, 0) + 1
+        names = ", ".join(u.id for u in utterances)
+        if tries <= self.limit:
+            self.events.append(f"{who} died ({detail}) while running {names}; retried on another "
+                               f"{what} (attempt {tries + 1})")
+            pending.appendleft(unit)
+            return []
+        self.events.append(f"{who} died ({detail}) on {names} {tries} times; not retried again")
+        return [Output(u, error=InputError(u.source, f"the {what} died {tries} times on this utterance "
+                                                     f"(last {detail})", u.id)) for u in utterances]
 
 
 def _worker_main(conn, payload: bytes, worker_id: str, threads: int | None, path: list[str]) -> None:
@@ -64,8 +87,6 @@ class ProcessExecutor:
     kind = "processes"
 
     def __init__(self, workers: int, threads: int | None = None, retries: int = 2) -> None:
-        if workers < 1:
-            raise SpeechlabError(f"--speechlab-workers must be at least 1, got {workers}")
         self.workers = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self.retries = retries
@@ -83,9 +104,12 @@ class ProcessExecutor:
                 f"model {spec.name!r} cannot be sent to worker processes ({type(exc).__name__}: {exc}); its "
                 "loader must be importable (a module-level function of an installed plugin or a conftest.py); "
                 "run it without --speechlab-workers") from exc
+        import multiprocessing  # not at import: the plugin loads this module in every pytest run
+        from multiprocessing.connection import wait
+
         context = multiprocessing.get_context("spawn")
         pending = deque(enumerate(units))
-        attempts: dict[int, int] = {}
+        retries = Retries(self.retries, self.events)
         started = 0  # worker processes started, for their names
         live: dict[Any, dict] = {}  # connection -> {"process", "id", "unit"}
 
@@ -121,7 +145,7 @@ class ProcessExecutor:
                         dead = True
                     if dead or not worker["process"].is_alive():
                         worker["process"].join(timeout=5)
-                        yield from self._lost(live.pop(conn), pending, attempts)
+                        yield from self._lost(live.pop(conn), pending, retries)
                         conn.close()
                         busy = pending or any(w["unit"] is not None for w in live.values())
                         # every death with work in flight spends one of that unit's tries, so replacing
@@ -155,24 +179,9 @@ class ProcessExecutor:
             worker["unit"] = None
             yield from message[2]
 
-    def _lost(self, worker: dict, pending: deque, attempts: dict) -> Iterator[Output]:
-        """A dead worker's unit goes back to the queue, or, after ``retries`` deaths on it, its
-        utterances fail with the reason (never silently dropped, never counted twice)."""
+    def _lost(self, worker: dict, pending: deque, retries: Retries) -> list[Output]:
         code = worker["process"].exitcode
-        unit = worker["unit"]
-        if unit is None:
+        if worker["unit"] is None:
             self.events.append(f"worker {worker['id']} exited ({code}) with no work in flight")
-            return
-        unit_id, utterances = unit
-        attempts[unit_id] = attempts.get(unit_id, 0) + 1
-        names = ", ".join(u.id for u in utterances)
-        if attempts[unit_id] <= self.retries:
-            self.events.append(f"worker {worker['id']} died (exit code {code}) while running {names}; "
-                               f"retried on another worker (attempt {attempts[unit_id] + 1})")
-            pending.appendleft(unit)
-            return
-        self.events.append(f"worker {worker['id']} died (exit code {code}) on {names} "
-                           f"{attempts[unit_id]} times; not retried again")
-        for utt in utterances:
-            yield Output(utt, error=InputError(utt.source, f"the worker process died {attempts[unit_id]} times "
-                                                           f"on this utterance (last exit code {code})", utt.id))
+            return []
+        return retries.lost(worker["unit"], pending, f"worker {worker['id']}", "worker process", f"exit code {code}")

@@ -112,6 +112,7 @@ class Engine:
         self.datasets: list[str] = []
         self._registry = None
         self._plugins = list(plugins)  # objects with speechlab hook implementations, beside the entry points
+        self._serialized: tuple | None = None  # (the evaluations it was built from, the serialized form)
 
     # -- selection (the pytest plugin takes it from its options) ---------------------------------
 
@@ -484,6 +485,12 @@ class Engine:
                           self.chat_evals[key].rows(), self.chat_evals[key].summary())
         return self.chat_evals[key]
 
+    def derived(self, loaded, name: str, params: dict, source: str):
+        """A variant of a selected model that a suite needs (registered once under ``name``), built."""
+        if name not in self.registry.models:
+            self.registry.models[name] = loaded.spec.variant(name, params, source)
+        return self.pool.get(self.registry.model(name))
+
     def compare_runtimes(self, dataset):
         """Each group of selected models that share weights, rebuilt with the same greedy decoding and
         evaluated on ``dataset``: a list of RuntimeComparison, or a str saying why there is none."""
@@ -497,10 +504,8 @@ class Engine:
             for weights, members in groups.items():
                 results = []
                 for member in members:
-                    name = comparable_name(member.name)
-                    if name not in self.registry.models:
-                        self.registry.models[name] = member.spec.variant(name, COMPARABLE_DECODE, "cross-runtime suite")
-                    results.append(self.evaluate(self.pool.get(self.registry.model(name)), dataset))
+                    derived = self.derived(member, comparable_name(member.name), COMPARABLE_DECODE, "cross-runtime suite")
+                    results.append(self.evaluate(derived, dataset))
                 comparisons.append(RuntimeComparison.of(weights, results))
             self.runtime_comparisons[dataset.name] = comparisons or (
                 "no two selected models share weights on different runtimes (e.g. select "
@@ -521,13 +526,9 @@ class Engine:
                     loaded = self.pool.get(self.registry.model(name))
                     if not callable(getattr(loaded.instance, "transcribe_batch", None)) or batch_size(loaded) > 1:
                         continue
-                    batched = batched_name(name, size)
-                    if batched not in self.registry.models:
-                        self.registry.models[batched] = loaded.spec.variant(batched, {"batch_size": size},
-                                                                            "batch equivalence suite")
+                    batched = self.derived(loaded, batched_name(name, size), {"batch_size": size}, "batch equivalence suite")
                     comparisons.append(BatchComparison.of(
-                        self.evaluate(loaded, dataset),
-                        self.evaluate(self.pool.get(self.registry.model(batched)), dataset), size))
+                        self.evaluate(loaded, dataset), self.evaluate(batched, dataset), size))
             self.batch_comparisons[key] = comparisons or (
                 "no selected ASR model has a batch method (transcribe_batch)")
         return self.batch_comparisons[key]
@@ -538,11 +539,17 @@ class Engine:
         return [e for e in evals if isinstance(e, ChatEval)], [e for e in evals if isinstance(e, SpokenEval)]
 
     def serialized(self) -> dict:
-        """Everything this session evaluated, in the serialized form every sink reads."""
+        """Everything this session evaluated, in the serialized form every sink reads. Built once
+        for the sinks at the end of a session (terminal, report files, pytest-html); again only when
+        an evaluation was added since."""
         chats, spoken = self.chat_reports()
-        return {"evaluations": [r.serialized() for r in self.results.values()],
-                "tts": [t.serialized() for t in self.tts_evals.values()],
-                "chat": [c.serialized() for c in chats], "spoken": [s.serialized() for s in spoken]}
+        everything = [*self.results.values(), *self.tts_evals.values(), *chats, *spoken]
+        key = tuple(map(id, everything))
+        if self._serialized is None or self._serialized[0] != key:
+            self._serialized = (key, {"evaluations": [r.serialized() for r in self.results.values()],
+                                      "tts": [t.serialized() for t in self.tts_evals.values()],
+                                      "chat": [c.serialized() for c in chats], "spoken": [s.serialized() for s in spoken]})
+        return self._serialized[1]
 
     def grades(self) -> dict:
         return {model: self.grade(model) for model in dict.fromkeys(m for m, _ in self.results)}

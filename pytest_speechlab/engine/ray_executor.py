@@ -22,8 +22,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from .._types import InputError, Output, SpeechlabError, Utterance
-from .executors import threads_environment
+from .._types import Output, SpeechlabError, Utterance
+from .executors import Retries, threads_environment
 from .runner import ModelPool, Runner
 
 INSTALL = 'pip install "pytest-speechlab[ray]"'
@@ -125,7 +125,7 @@ class RayExecutor:
             return out
 
         pending = deque(enumerate(units))
-        attempts: dict[int, int] = {}
+        retries = Retries(self.retries, self.events)
         actors = [new_actor() for _ in range(min(self.workers, len(pending)))]
         idle = deque(actors)
         in_flight: dict[Any, tuple[Any, tuple[int, list]]] = {}  # ref -> (actor, unit)
@@ -142,16 +142,7 @@ class RayExecutor:
                     if "failed to load" in str(exc) or "ModelLoadError" in str(exc):
                         raise SpeechlabError(f"model {model.spec.name!r} failed to load on a Ray actor: "
                                              f"{str(exc).splitlines()[-1][:500]}") from None
-                    attempts[unit[0]] = attempts.get(unit[0], 0) + 1
-                    names = ", ".join(u.id for u in unit[1])
-                    if attempts[unit[0]] <= self.retries:
-                        self.events.append(f"Ray actor died while running {names}; retried on another actor")
-                        pending.appendleft(unit)
-                    else:
-                        self.events.append(f"Ray actor died on {names} {attempts[unit[0]]} times; not retried again")
-                        yield from (Output(u, error=InputError(u.source, "the Ray actor died "
-                                                               f"{attempts[unit[0]]} times on this utterance", u.id))
-                                    for u in unit[1])
+                    yield from retries.lost(unit, pending, "a Ray actor", "Ray actor", type(exc).__name__)
                     idle.append(new_actor())
                     continue
                 idle.append(actor)

@@ -16,13 +16,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from .._audio import AudioError, RawAudio, duration_mismatch, header_duration, read_audio
+from .._audio import (
+    AudioError,
+    RawAudio,
+    duration_mismatch,
+    header_duration,
+    read_audio,
+)
 from .._registry import ModelSpec
 from .._text import storable, unicode_safe
-from .._types import InputError, Invocation, Output, Utterance
+from .._types import InputError, Invocation, Output, Utterance, base_language
 from ..tasks import ASR, CHAT, EMBEDDING, TTS, Task, protocol_problem
-from ..tasks.asr import ASR_BATCH
-from ..tasks.asr import accepts_keyword, hints_language, language_hint, repaired, supports_language
+from ..tasks.asr import (
+    ASR_BATCH,
+    batch_size_of,
+    hints_language,
+    repaired,
+    supports_language,
+)
 
 
 class CallTimeout(Exception):
@@ -93,16 +104,7 @@ class ModelPool:
                 self._failed[spec.name] = message
                 raise ModelLoadError(message) from exc
             seconds = time.perf_counter() - start
-            missing = protocol_problem(spec.task, instance)
-            if not missing and spec.task == "asr" and batch_size(spec) > 1 and not callable(
-                    getattr(instance, "transcribe_batch", None)):
-                missing = (f"it has batch_size {batch_size(spec)} and no batch method ({ASR_BATCH.protocol}); "
-                           "drop batch_size or use a model that batches")
-            if not missing and spec.task == "asr" and hints_language(spec.params):
-                methods = [instance.transcribe] + ([instance.transcribe_batch] if batch_size(spec) > 1 else [])
-                if not all(accepts_keyword(m, "language" if m is methods[0] else "languages") for m in methods):
-                    missing = ('it has language = "dataset" but its transcribe() takes no language= (nor its '
-                               "transcribe_batch() languages=): it cannot be told each utterance's language")
+            missing = protocol_problem(spec.task, instance, spec.params)
             if missing:
                 message = f"model {spec.name!r} (plugin {spec.plugin!r}) loaded, but {missing}"
                 self._failed[spec.name] = message
@@ -130,11 +132,9 @@ class ModelPool:
         return [p for loaded in self._loaded.values() if (p := _close(loaded.instance, loaded.name))]
 
 
-def batch_size(model: LoadedModel | ModelSpec) -> int:
+def batch_size(model: LoadedModel) -> int:
     """The model's ``batch_size`` decode parameter (1 when it has none)."""
-    spec = model.spec if isinstance(model, LoadedModel) else model
-    value = spec.params.get("batch_size", 1)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+    return batch_size_of(model.spec.params)
 
 
 def _close(instance: Any, name: str) -> str | None:
@@ -238,7 +238,7 @@ class Runner:
         if size <= 1:
             return [[u] for u in utterances]
         by_language = hints_language(model.spec.params)  # a batch then holds one language where it can
-        ordered = sorted(utterances, key=lambda u: ((language_hint(u.language) or "") if by_language else "",
+        ordered = sorted(utterances, key=lambda u: ((base_language(u.language) or "") if by_language else "",
                                                     u.duration or header_duration(u.audio_path), u.id))
         return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
@@ -260,7 +260,7 @@ class Runner:
                 ready.append((utt, checked))
         rate = getattr(model.instance, "sample_rate", 16000)
         if ready:
-            languages = [language_hint(u.language) for u, _ in ready] if hints_language(model.spec.params) else None
+            languages = [base_language(u.language) for u, _ in ready] if hints_language(model.spec.params) else None
             call = self.invoke(model, ASR_BATCH, ([raw for _, raw in ready], rate, languages), again=self.repeats - 1,
                                warmup=([ready[0][1]], rate, languages[:1] if languages else None))
             if call.error:
@@ -365,7 +365,7 @@ class Runner:
         rate = getattr(model.instance, "sample_rate", 16000)
         if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
             return Output(utt, error=InputError(where, f"model {model.name} has an unusable sample_rate {rate!r}", utt.id))
-        language = language_hint(utt.language) if hints_language(model.spec.params) else None
+        language = base_language(utt.language) if hints_language(model.spec.params) else None
         call = self.invoke(model, ASR, (raw, rate, language), again=self.repeats - 1)
         if call.error:
             return Output(utt, audio_seconds=raw.duration, error=InputError(where, call.error, utt.id),

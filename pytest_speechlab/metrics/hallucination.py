@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from .._tables import checked
-from .._types import SpeechlabError
+from .._types import SpeechlabError, base_language
 from .normalize import Normalizer
 from .results import Finding, UtteranceResult
 
@@ -223,14 +223,10 @@ def high_wer(u, cfg, normalizer):
     return []
 
 
-def _base_language(code: str | None) -> str:
-    return (code or "").strip().replace("_", "-").split("-")[0].lower()
-
-
 def wrong_language(u, cfg, normalizer):
     """Speech answered in another language than the manifest's (a multilingual model that
     identified the language itself; a model told the language reports that one)."""
-    expected, detected = _base_language(u.utterance.language), _base_language(u.transcript.language)
+    expected, detected = base_language(u.utterance.language), base_language(u.transcript.language)
     if u.utterance.kind != "speech" or not expected or not detected or expected == detected or not u.hypothesis.strip():
         return []
     probability = u.transcript.extra.get("language_probability") if isinstance(u.transcript.extra, dict) else None

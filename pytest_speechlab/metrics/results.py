@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .._types import InputError, Transcript, Utterance
+from .._types import InputError, Transcript, Utterance, base_language
 from .stats import bootstrap_ci, wilson
 
 SIGNAL_ONLY = frozenset({"high_wer"})  # findings reported as signals, not counted as hallucinations
@@ -72,6 +72,14 @@ class AlignedOp:
 OPS = ("equal", "substitute", "delete", "insert")
 
 
+def alignment_from_spans(reference: str, hypothesis: str, spans: tuple[int, ...]) -> tuple[AlignedOp, ...]:
+    """The alignment steps of two normalized strings from their compact spans (five ints per step:
+    op, reference start and end, hypothesis start and end, over the words)."""
+    ref, hyp, s = reference.split(), hypothesis.split(), spans
+    return tuple(AlignedOp(OPS[s[i]], tuple(ref[s[i + 1]:s[i + 2]]), tuple(hyp[s[i + 3]:s[i + 4]]))
+                 for i in range(0, len(s), 5))
+
+
 @dataclass(slots=True)
 class UtteranceResult:
     utterance: Utterance
@@ -100,11 +108,7 @@ class UtteranceResult:
 
     @property
     def alignment(self) -> tuple[AlignedOp, ...]:
-        if not self.spans:
-            return ()
-        ref, hyp, s = self.reference_normalized.split(), self.hypothesis_normalized.split(), self.spans
-        return tuple(AlignedOp(OPS[s[i]], tuple(ref[s[i + 1]:s[i + 2]]), tuple(hyp[s[i + 3]:s[i + 4]]))
-                     for i in range(0, len(s), 5))
+        return alignment_from_spans(self.reference_normalized, self.hypothesis_normalized, self.spans)
 
     @property
     def hallucinated(self) -> bool:
@@ -333,11 +337,11 @@ class EvalResult:
         """How often the language the model reports matches the manifest's, over the speech
         utterances that have both (None when none has both)."""
         pairs = [(u.utterance.language, u.transcript.language) for u in self.processed
-                 if u.utterance.kind == "speech" and u.utterance.language and u.transcript.language]
+                 if u.utterance.kind == "speech" and base_language(u.utterance.language)
+                 and base_language(u.transcript.language)]
         if not pairs:
             return None
-        correct = sum(a.replace("_", "-").split("-")[0].lower() == b.replace("_", "-").split("-")[0].lower()
-                      for a, b in pairs)
+        correct = sum(base_language(a) == base_language(b) for a, b in pairs)
         return {"correct": correct, "total": len(pairs), "accuracy": correct / len(pairs),
                 "ci": wilson(correct, len(pairs))}
 
@@ -371,7 +375,7 @@ class EvalResult:
             "utterances": [{**u.row(), "status": u.status, "audio_path": u.utterance.audio_path,
                             "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment],
                             "hallucinated": u.hallucinated, "cached": u.cached, "offset": u.utterance.offset, "language": u.utterance.language,
-                            "detected_language": u.transcript.language if u.transcript else None}
+                            "detected_language": base_language(u.transcript.language) if u.transcript else None}
                            for u in self.utterances],
         }
 

@@ -11,14 +11,13 @@ from typing import Any
 from .._types import InputError, Output
 from .hallucination import HallucinationConfig, detect
 from .normalize import Normalizer
-from .results import OPS, AlignedOp, EditCounts, EvalResult, UtteranceResult
+from .results import OPS, AlignedOp, EditCounts, EvalResult, UtteranceResult, alignment_from_spans
 
 
 def score_words(reference: str, hypothesis: str) -> tuple[EditCounts, tuple[AlignedOp, ...]]:
     """Word edit counts and alignment of two already-normalized strings. ``reference`` non-empty."""
     counts, spans = _word_spans(reference, hypothesis)
-    return counts, UtteranceResult(None, reference_normalized=reference, hypothesis_normalized=hypothesis,
-                                   spans=spans).alignment
+    return counts, alignment_from_spans(reference, hypothesis, spans)
 
 
 def _word_spans(reference: str, hypothesis: str) -> tuple[EditCounts, tuple[int, ...]]:

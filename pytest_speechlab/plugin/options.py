@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from .._types import CACHE_MODES
+
 DEFAULT_MODELS = ["faster-whisper/tiny.en"]
 DEFAULT_DATASETS = ["speechlab/speech", "speechlab/nonspeech"]
 
@@ -72,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(auto picks by whether output is a terminal).",
     )
     group.addoption(
-        "--speechlab-cache", choices=("on", "off", "refresh", "read-only"), default=None,
+        "--speechlab-cache", choices=CACHE_MODES, default=None,
         help="the inference cache (in the results database): on (default: reuse outputs, store new "
         "ones), off, refresh (recompute and replace), read-only (reuse, never write); "
         "default: [tool.speechlab] cache.",

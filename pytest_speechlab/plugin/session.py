@@ -10,6 +10,7 @@ import pytest
 
 from .._config import load_config
 from .._progress import Progress
+from .._text import terminal
 from .._types import SpeechlabError
 from ..engine.pipeline import Engine
 from ..grading import check_grade_name
@@ -112,4 +113,4 @@ class SpeechlabSession(Engine):
 
 
 def _usage(exc: SpeechlabError) -> pytest.UsageError:
-    return pytest.UsageError(f"pytest-speechlab: {exc}")
+    return pytest.UsageError(terminal(f"pytest-speechlab: {exc}"))  # it may name a file or a manifest value

@@ -367,8 +367,13 @@ def benchmark_json(records: list[dict], grades: dict, machine: dict, chats=()) -
                 **{k: v for k, v in row.items() if k != "failing"},
                 "model_identity": record["model_info"],
                 "cached_outputs": row["cached"], "computed_outputs": row["computed"],
-                "timing": ("stats are per-utterance times, some measured in earlier runs (inference cache); "
-                           "retimed is this run's sample") if row["cached"] else "measured in this run",
+                "timing": "; ".join(filter(None, [
+                    ("stats are per-utterance times, some measured in earlier runs (inference cache); retimed is "
+                     "this run's sample") if row["cached"] else "measured in this run",
+                    "an utterance decoded in a batch has its share of the batch's time, by audio length"
+                    if any(size != "1" for size in row["rtf_by_batch_size"]) else "",
+                    f"{row['workers']} concurrent workers: the stats are per-utterance latencies, not throughput "
+                    f"(see throughput)" if row["workers"] > 1 else ""])),
             },
             "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1, "max_time": 0,
                         "min_time": 0, "warmup": True},

@@ -8,7 +8,6 @@ from typing import Iterable
 
 from .._text import format_table
 from ..metrics.results import SIGNAL_ONLY
-from ..metrics.stats import wilson
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -35,7 +34,7 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
             s["model"], s["dataset"], f"{s['processed']}/{s['utterances'] + len(record['dataset_errors'])}",
             f"{s['audio_seconds']:.1f}", _num(s["wer"]), _interval(s["wer_ci"]), _num(s["cer"]),
             f"{s['substitutions']}/{s['deletions']}/{s['insertions']}" if s["scored"] else "-",
-            f"{s['hallucinated']}/{s['processed']}", _interval(wilson(s["hallucinated"], s["processed"]), ".2f"),
+            f"{s['hallucinated']}/{s['processed']}", _interval(s["hallucination_ci"], ".2f"),
             _num(s["rtf"]), _num(s["rtfx"], ".1f"), str(record["environment"].get("threads", "-")),
             _num(s["load_seconds"], ".2f"), str(loads.get(s["model"], "-")),
             f"{s['cached']}/{s['processed']}", str(s["errors"]),

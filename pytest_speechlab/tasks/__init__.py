@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .asr import ASR
+from .asr import ASR, asr_problem
 from .base import Task
 from .chat import CHAT, EMBEDDING
 from .tts import TTS
@@ -17,10 +17,11 @@ from .tts import TTS
 TASKS: dict[str, Task] = {task.name: task for task in (ASR, TTS, CHAT, EMBEDDING)}
 
 
-def protocol_problem(task: str, instance: Any) -> str | None:
-    """What the instance lacks of its task's protocol, checked once at load; None when it is fine."""
+def protocol_problem(task: str, instance: Any, params: dict | None = None) -> str | None:
+    """What the instance lacks of its task's protocol (and, for ASR, of what its parameters ask:
+    a batch method, a language hint), checked once at load; None when it is fine."""
     spec = TASKS.get(task)
     if spec is not None and not any(callable(getattr(instance, m, None)) for m in spec.methods):
         return (f"its instance ({type(instance).__name__}) does not implement the {task} protocol "
                 f"({spec.protocol})")
-    return None
+    return asr_problem(instance, params or {}) if task == "asr" else None

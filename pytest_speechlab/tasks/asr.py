@@ -67,12 +67,6 @@ def hints_language(params: dict) -> bool:
     return params.get("language") == DATASET_LANGUAGE
 
 
-def language_hint(language: str | None) -> str | None:
-    """A manifest language as the hint models take: its base ISO 639 code ("pt-BR" -> "pt")."""
-    base = (language or "").strip().replace("_", "-").split("-")[0].lower()
-    return base or None
-
-
 def accepts_keyword(method: Any, name: str) -> bool:
     try:
         parameters = inspect.signature(method).parameters.values()
@@ -108,3 +102,24 @@ ASR_BATCH = Task("asr (batched)", ("transcribe_batch",), "transcribe_batch(list 
 
 ASR = Task("asr", ("transcribe",), "ASRModel: transcribe(audio) -> Transcript | str", _transcribe,
            load=load_dataset, score=score_output, summarize=EvalResult)
+
+
+def batch_size_of(params: dict) -> int:
+    """The ``batch_size`` decode parameter (1 when absent or not a positive integer)."""
+    value = params.get("batch_size", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
+def asr_problem(instance: Any, params: dict) -> str | None:
+    """What an ASR instance lacks for its parameters: a batch method for ``batch_size`` above 1, a
+    ``language=`` (``languages=`` when batching) for ``language = "dataset"``."""
+    size = batch_size_of(params)
+    if size > 1 and not callable(getattr(instance, "transcribe_batch", None)):
+        return (f"it has batch_size {size} and no batch method ({ASR_BATCH.protocol}); "
+                "drop batch_size or use a model that batches")
+    told = accepts_keyword(instance.transcribe, "language") and (
+        size <= 1 or accepts_keyword(instance.transcribe_batch, "languages"))
+    if hints_language(params) and not told:
+        return ('it has language = "dataset" but its transcribe() takes no language= (nor its '
+                "transcribe_batch() languages=): it cannot be told each utterance's language")
+    return None

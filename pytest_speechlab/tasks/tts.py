@@ -127,10 +127,11 @@ class TTSEval:
         return self.result.dataset
 
     def serialized(self) -> dict:
-        """What is TTS-specific, beside the round-trip evaluation's own ``serialized()``."""
+        """What is TTS-specific; the round-trip evaluation is serialized with the others (it is one
+        of the session's results)."""
         return {"model": self.model, "texts": self.texts, "judge": self.judge, "folder": self.folder,
                 "claims_deterministic": self.claims_deterministic, "problems": dict(self.problems),
-                "nondeterministic": list(self.nondeterministic), "evaluation": self.result.serialized()}
+                "nondeterministic": list(self.nondeterministic)}
 
     def report(self) -> list[str]:
         return report_lines(self.serialized())
