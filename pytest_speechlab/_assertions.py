@@ -31,7 +31,7 @@ def _fmt(value: float | None) -> str:
 def describe_utterance(u: UtteranceResult) -> str:
     counts = u.words
     figures = (
-        f"WER {u.wer:.2f}: S={counts.substitutions} D={counts.deletions} I={counts.insertions}"
+        f"{'CER' if u.unit == 'char' else 'WER'} {u.wer:.2f}: S={counts.substitutions} D={counts.deletions} I={counts.insertions}"
         if counts else "not scored"
     )
     return (
@@ -51,30 +51,39 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     """Fail unless ``metric`` of ``result`` is at or below ``threshold``; return the figure."""
     __tracebackhide__ = True
     # the threshold "hallucination_rate" is about speech utterances
-    attribute = {"hallucination_rate": "speech_hallucination_rate", "rtf": "speed_rtf"}.get(metric, metric)
+    # "wer" judges the headline: WER, CER for a language written without spaces, the macro average
+    # over languages (and then every language's own figure too)
+    attribute = {"hallucination_rate": "speech_hallucination_rate", "rtf": "speed_rtf", "wer": "error_rate"}.get(metric, metric)
     value = getattr(result, attribute)
-    label = _LABELS.get(metric, metric)
+    label = result.error_label if metric == "wer" else _LABELS.get(metric, metric)
     if metric == "rtf" and result.cached_count and result.retimed:
         label += (f" (re-timed here on {result.retimed['utterances']} utterances: "
                   f"{result.cached_count} outputs came from the cache)")
     where = f"{result.model} on {result.dataset}"
     if value is None:
         raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")
-    if value <= threshold:
+    over = [lang for lang in result.languages.values() if metric == "wer" and result.multilingual
+            and lang.rate is not None and lang.rate > threshold]
+    if value <= threshold and not over:
         return value
-    lines = [f"{label} {_fmt(value)} > threshold {_fmt(threshold)} for {where}"]
+    lines = [f"{label} {_fmt(value)} {'>' if value > threshold else '<='} threshold {_fmt(threshold)} for {where}"]
+    if over:
+        lines.append("over the threshold: " + ", ".join(f"{lang.language} {lang.metric.upper()} {_fmt(lang.rate)}"
+                                                        for lang in over))
     if metric in _RATE_KIND:
         flagged = [u for u in result.flagged if u.utterance.kind == _RATE_KIND[metric]]
         total = (result.speech_counts if _RATE_KIND[metric] == "speech" else result.nonspeech_counts)[1]
         lines.append(f"{format_rate(len(flagged), total)} utterances flagged (Wilson 95% interval):")
         lines.extend(describe_findings(u) for u in flagged[:worst * 2])
     elif metric in ("wer", "cer"):
-        counts = result.words if metric == "wer" else result.chars
-        lines.append(
-            f"{counts.errors} errors / {counts.reference_length} reference "
-            f"{'words' if metric == 'wer' else 'characters'} (S={counts.substitutions} "
-            f"D={counts.deletions} I={counts.insertions}), normalizer {result.normalizer}"
-        )
+        parts = result.languages.values() if metric == "wer" and result.languages else [None]
+        for lang in parts:
+            counts = lang.counts if lang else (result.words if metric == "wer" else result.chars)
+            unit = "characters" if metric == "cer" or (lang and lang.metric == "cer") else "words"
+            lines.append(
+                f"{f'{lang.language}: ' if lang and result.multilingual else ''}{counts.errors} errors / "
+                f"{counts.reference_length} reference {unit} (S={counts.substitutions} D={counts.deletions} "
+                f"I={counts.insertions}), normalizer {lang.normalizer if lang else result.normalizer}")
         bad = result.worst(worst)
         if bad:
             lines.append(f"worst {len(bad)} utterances:")

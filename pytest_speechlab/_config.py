@@ -3,7 +3,14 @@
 Example::
 
     [tool.speechlab]
-    normalizer = "speechlab-english"
+    normalizer = "speechlab-english"     # for the languages it is written for (English)
+    language = "en"                      # the language of utterances whose manifest names none
+
+    [tool.speechlab.normalizers]         # per language; others: speechlab-basic (speechlab-chinese for zh)
+    de = "whisper-basic"
+
+    [tool.speechlab.dataset_languages]   # a dataset's default language
+    my-german-set = "de"
 
     [tool.speechlab.thresholds]          # defaults for every model
     wer = 0.15
@@ -38,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from ._tables import check_value, checked, nearest, unknown_key
-from ._types import CACHE_MODES, SpeechlabError
+from ._types import CACHE_MODES, SpeechlabError, base_language
 from .grading import GradePolicy
 from .metrics.hallucination import HallucinationConfig
-from .metrics.normalize import NORMALIZERS
+from .metrics.normalize import NORMALIZERS, LanguageNormalizers
 from .metrics.stats import CORRECTIONS, GatePolicy
 from .tasks.tts import SanityConfig
 
@@ -100,6 +107,9 @@ class ChatSettings:
 class SpeechlabConfig:
     source: str = "(defaults)"
     normalizer: str = "speechlab-english"
+    normalizers: dict[str, str] = field(default_factory=dict)  # language -> normalizer ([tool.speechlab.normalizers])
+    language: str = "en"  # the language of an utterance whose manifest names none
+    dataset_languages: dict[str, str] = field(default_factory=dict)  # a dataset's default language
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     model_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -112,6 +122,11 @@ class SpeechlabConfig:
     utterance_timeout: float | None = None  # seconds one model call may take; None: no limit
     cache: str = "on"  # the inference cache: on, off, refresh, read-only
     retime: int = 20  # utterances timed again here when an evaluation's outputs come from the cache
+
+    def language_normalizers(self, dataset: str) -> LanguageNormalizers:
+        """The normalizers and default language for scoring ``dataset``."""
+        return LanguageNormalizers.of({"*": self.normalizer, **self.normalizers},
+                                      self.dataset_languages.get(dataset, self.language))
 
     def check_models(self, registered: set[str]) -> list[str]:
         """Per-model thresholds must name a registered model. A name close to a registered one is a
@@ -137,7 +152,7 @@ class SpeechlabConfig:
         return self.thresholds[metric]
 
 
-TOP_LEVEL = ("normalizer", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
+TOP_LEVEL = ("normalizer", "normalizers", "language", "dataset_languages", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
              "utterance_timeout", "cache", "retime")
 
 
@@ -152,6 +167,13 @@ def _check_thresholds(table: Any, where: str) -> dict[str, float]:
             raise SpeechlabError(f"{where}.{key} must be a non-negative number, got {value!r}")
         out[key] = value
     return out
+
+
+def _language_code(value: str, where: str) -> str:
+    code = base_language(value)
+    if not code or not code.isalpha() or len(code) > 8:
+        raise SpeechlabError(f"{where}: {value!r} is not a language code (ISO 639, such as \"en\" or \"pt-BR\")")
+    return code
 
 
 def load_config(pyproject: Path | None) -> SpeechlabConfig:
@@ -181,6 +203,20 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
     if config.normalizer not in NORMALIZERS:
         raise SpeechlabError(f"[tool.speechlab] normalizer {config.normalizer!r} is unknown"
                              f"{nearest(config.normalizer, NORMALIZERS)}; choose one of {', '.join(NORMALIZERS)}")
+    for language, name in check_value(table.get("normalizers", {}), dict, "[tool.speechlab.normalizers]").items():
+        where = f"[tool.speechlab.normalizers] {language}"
+        check_value(name, str, where)
+        if name not in NORMALIZERS:
+            raise SpeechlabError(f"{where}: normalizer {name!r} is unknown{nearest(name, NORMALIZERS)}; "
+                                 f"choose one of {', '.join(NORMALIZERS)}")
+        config.normalizers[language if language == "*" else _language_code(language, where)] = name
+    if "language" in table:
+        config.language = _language_code(check_value(table["language"], str, "[tool.speechlab] language"),
+                                         "[tool.speechlab] language")
+    for dataset, language in check_value(table.get("dataset_languages", {}), dict,
+                                         "[tool.speechlab.dataset_languages]").items():
+        where = f"[tool.speechlab.dataset_languages] {dataset}"
+        config.dataset_languages[dataset] = _language_code(check_value(language, str, where), where)
     thresholds = dict(check_value(table.get("thresholds", {}), dict, "[tool.speechlab.thresholds]"))
     per_model = check_value(thresholds.pop("models", {}), dict, "[tool.speechlab.thresholds.models]")
     config.thresholds.update(_check_thresholds(thresholds, "[tool.speechlab.thresholds]"))

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -187,6 +188,9 @@ MAX_ID_CHARS = 1000
 MAX_TEXT_CHARS = 1_000_000  # a reference longer than this is not a transcript
 
 
+_LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")  # BCP 47-like: "en", "pt-BR", "zh_Hans"
+
+
 def _string_field(entry: dict, key: str, utt_id: str | None = None, *, limit: int | None = None) -> str | None:
     """``entry[key]`` as a str (or None when absent or null): any other JSON type, an unpaired
     surrogate or an over-long value is a line error naming the field."""
@@ -236,6 +240,8 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
             utt_id,
         )
     language = _string_field(entry, "language", utt_id, limit=64) or None
+    if language is not None and not _LANGUAGE_CODE.fullmatch(language):
+        raise _LineError(f"'language' must be a language code such as \"en\" or \"pt-BR\", got {_shown(language)}", utt_id)
     duration = entry.get("duration", entry.get("duration_s"))
     if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
                                  or not 0 < duration < 1e7):

@@ -122,6 +122,11 @@ class InputError:
 CACHE_MODES = ("on", "off", "refresh", "read-only")  # --speechlab-cache / [tool.speechlab] cache
 
 
+# Languages written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer, Burmese,
+# Cantonese): scored in characters, CER their headline figure.
+UNSEGMENTED = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue"})
+
+
 def base_language(code: object) -> str | None:
     """A language code's base ISO 639 part, lower case ("pt-BR", "pt_br" -> "pt"); None for none,
     and for what is not a string (a model's reported language is untrusted). At most 32 characters."""

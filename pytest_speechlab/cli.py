@@ -85,7 +85,13 @@ def _resolve(store, ref: str) -> str:
 
 
 def _metric(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    """A stored figure (an imported run's may be anything)."""
+    return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _interval(ci) -> str:
+    ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_metric(v) != "-" for v in ci)
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ok else "-"
 
 
 @main.command("runs")
@@ -130,12 +136,17 @@ def show_cmd(ctx, run: str) -> None:
         if x.get("task") in ("chat", "spoken"):
             chats.append(a)
             continue
-        ci = x.get("wer_ci")
-        rows.append([a["model"], a["dataset"], str(x.get("utterances")), _metric(x.get("wer")),
-                     f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-", _metric(x.get("cer")), _metric(x.get("rtf")),
+        metric = str(x.get("error_metric") or "wer")
+        rows.append([a["model"], a["dataset"], "all", str(x.get("utterances")),
+                     f"{metric} {_metric(x.get('error_rate', x.get('wer')))}", _interval(x.get("error_ci", x.get("wer_ci"))),
+                     _metric(x.get("cer")), _metric(x.get("rtf")),
                      format_rate(x.get("hallucinated") or 0, x.get("processed") or 0)])
+        languages = [lang for lang in data.get("languages", ()) if (lang["model"], lang["dataset"]) == (a["model"], a["dataset"])]
+        for lang in languages if len(languages) > 1 else ():
+            rows.append(["", a["dataset"], lang["language"], str(lang["scored"]), f"{lang['metric']} {_metric(lang['error_rate'])}",
+                         _interval((lang["ci_low"], lang["ci_high"])), "", "", ""])
     if rows:
-        echo("\n".join(format_table(["model", "dataset", "utts", "WER", "WER 95% CI", "CER", "RTF", "halluc [95% CI]"],
+        echo("\n".join(format_table(["model", "dataset", "lang", "utts", "error", "95% CI", "CER", "RTF", "halluc [95% CI]"],
                                   rows, width=terminal_width())))
     for a in chats:
         x = a["metrics"]
@@ -188,7 +199,7 @@ def compare_cmd(ctx, baseline: str, candidate: str, model_a, model_b, dataset) -
         raise Problem("nothing to compare: no model x dataset in common "
                                    "(use --model-a/--model-b to compare two different models)")
     policy = load_config(Path.cwd() / "pyproject.toml").regression
-    family = family_size(len(pairs), policy)
+    family = family_size(pairs, policy)
     comparisons = judge([compare(a, b, policy, family) for a, b in pairs], policy)
     for cmp in comparisons:
         echo(cmp.report())

@@ -41,6 +41,14 @@ class Side:
     audio_seconds: float = 0.0
     cpu: str = ""
     identity: dict = field(default_factory=dict)  # the model's info: weights, backend, parameters
+    languages: dict[str, str] = field(default_factory=dict)  # id -> language of each scored utterance
+
+    def by_language(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """The scored utterances' (errors, reference units) per language."""
+        out: dict[str, dict[str, tuple[int, int]]] = {}
+        for uid, counts in self.words.items():
+            out.setdefault(self.languages.get(uid, ""), {})[uid] = counts
+        return out
 
     @property
     def rtf(self) -> float | None:
@@ -60,6 +68,8 @@ class Side:
             if any(isinstance(f, dict) and f.get("kind") not in SIGNAL_ONLY for f in r.get("findings") or ()):
                 side.flagged.add(uid)
             if r.get("hits") is not None:
+                if isinstance(r.get("language"), str):
+                    side.languages[uid] = r["language"]
                 side.words[uid] = (r["substitutions"] + r["deletions"] + r["insertions"],
                                    r["hits"] + r["substitutions"] + r["deletions"])
             if r.get("char_length"):
@@ -143,11 +153,20 @@ class Comparison:
     cer: PairedComparison | None
     policy: GatePolicy
     hallucination: HallucinationComparison | None = None
+    # across several languages: each language's figure compared on its own (WER and CER are then None)
+    languages: dict[str, PairedComparison] = field(default_factory=dict)
+
+    @property
+    def figures(self) -> list[tuple[str, PairedComparison | None]]:
+        """(name, comparison) of each error figure judged: WER and CER, or one per language."""
+        if self.languages:
+            return [(f"{lang} error", cmp) for lang, cmp in self.languages.items()]
+        return [("WER", self.wer), ("CER", self.cer)]
 
     @property
     def tests(self) -> list:
         """The comparisons this pair contributes to the gate's family."""
-        found = [c for c in (self.wer, self.cer) if c is not None]
+        found = [c for _, c in self.figures if c is not None]
         if self.policy.hallucination and self.hallucination is not None:
             found.append(self.hallucination)
         return found
@@ -175,7 +194,7 @@ class Comparison:
     @property
     def regressions(self) -> list[str]:
         found = []
-        for name, cmp in (("WER", self.wer), ("CER", self.cer)):
+        for name, cmp in self.figures:
             if cmp is not None and is_regression(cmp, self.policy):
                 found.append(f"{name} {cmp.rate_a:.4f} -> {cmp.rate_b:.4f} (+{cmp.delta:.4f}, "
                              f"{cmp.confidence:.0%} CI [{cmp.ci[0]:+.4f}, {cmp.ci[1]:+.4f}], {self._p(cmp)} < "
@@ -205,7 +224,7 @@ class Comparison:
         changes = self.identity_changes
         if changes:
             lines.append("  model identity changed: " + ", ".join(changes))
-        for name, cmp in (("WER", self.wer), ("CER", self.cer)):
+        for name, cmp in self.figures:
             if cmp is None:
                 lines.append(f"  {name}: no scored utterances in common")
                 continue
@@ -259,9 +278,20 @@ def compare(baseline: Side, candidate: Side, policy: GatePolicy | None = None, f
     minimum detectable effect. Call :func:`judge` on all of a gate's comparisons before reading verdicts."""
     policy = policy or GatePolicy()
     kw = dict(confidence=1 - 2 * policy.alpha, alpha=policy.alpha, family=family)
+    languages = _languages(baseline, candidate)
+    if languages:  # never a figure pooled across languages: one comparison per language
+        a, b = baseline.by_language(), candidate.by_language()
+        return Comparison(baseline, candidate, None, None, policy, HallucinationComparison.of(baseline, candidate),
+                          {lang: paired_compare(a.get(lang, {}), b.get(lang, {}), **kw) for lang in languages})
     return Comparison(baseline, candidate, paired_compare(baseline.words, candidate.words, **kw),
                       paired_compare(baseline.chars, candidate.chars, **kw), policy,
                       HallucinationComparison.of(baseline, candidate))
+
+
+def _languages(a: Side, b: Side) -> list[str]:
+    """The languages two sides have scored utterances in, when either has more than one (else [])."""
+    languages = set(a.languages.values()) | set(b.languages.values())
+    return sorted(languages) if len(languages) > 1 else []
 
 
 def judge(comparisons: list[Comparison], policy: GatePolicy) -> list[Comparison]:
@@ -270,9 +300,10 @@ def judge(comparisons: list[Comparison], policy: GatePolicy) -> list[Comparison]
     return comparisons
 
 
-def family_size(comparisons: int, policy: GatePolicy) -> int:
-    """The number of tests a gate over ``comparisons`` model x dataset pairs judges."""
-    return comparisons * (3 if policy.hallucination else 2)
+def family_size(pairs: list[tuple[Side, Side]], policy: GatePolicy) -> int:
+    """The number of tests a gate over these (baseline, candidate) pairs judges: WER and CER for
+    each pair (one figure per language instead across several languages), and hallucinations."""
+    return sum(len(_languages(a, b)) or 2 for a, b in pairs) + (len(pairs) if policy.hallucination else 0)
 
 
 def pair_sides(run_a: dict, rows_a: dict, run_b: dict, rows_b: dict, model_a: str | None = None,

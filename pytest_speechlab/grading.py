@@ -96,10 +96,16 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
         """Why the model does not reach ``grade`` on WER/RTF, or None if it does."""
         limits = policy.levels[grade]
         for r in results:
-            for metric in ("wer", "rtf"):
-                value = r.speed_rtf if metric == "rtf" else r.wer  # never cached timings alone
-                if value is not None and metric in limits and value > limits[metric]:
-                    return f"{metric.upper()} {value:.3f} on {r.dataset} > {limits[metric]} needed for {grade}"
+            # the error-rate limit holds for each language's own figure (WER; CER where written
+            # without spaces), never for a figure pooled across languages; speed never on cached timings alone
+            figures = [(lang.metric.upper(), lang.rate, f"{r.dataset} [{lang.language}]") for lang in r.languages.values()]
+            if not r.multilingual:
+                figures = [(r.headline[0].upper(), r.error_rate, r.dataset)]
+            figures.append(("RTF", r.speed_rtf, r.dataset))
+            for name, value, where in figures:
+                limit = limits.get("rtf" if name == "RTF" else "wer")
+                if value is not None and limit is not None and value > limit:
+                    return f"{name} {value:.3f} on {where} > {limit} needed for {grade}"
         return None
 
     base, base_reason = "F", None

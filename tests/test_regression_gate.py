@@ -127,7 +127,7 @@ def test_cli_lists_shows_compares_exports_and_prunes(gate_project, monkeypatch, 
     assert runs.exit_code == 0 and runs.output.count("complete") == 2 and "fake/lookup" in runs.output
 
     show = cli("show", "latest")
-    assert "WER 95% CI" in show.output and "fake/lookup" in show.output and "tests: 2 recorded" in show.output
+    assert "95% CI" in show.output and "wer 0.083" in show.output and "fake/lookup" in show.output and "tests: 2 recorded" in show.output
 
     ids = [line.split()[0] for line in runs.output.splitlines()[2:]]
     compare = cli("compare", ids[1], ids[0])

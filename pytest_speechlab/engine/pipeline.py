@@ -205,7 +205,7 @@ class Engine:
         info = info or subject.info
         self._open_store()
         self._write("record_model", info, subject.load_seconds)
-        normalizer = get_normalizer(self.settings.normalizer)
+        normalizers = self.settings.language_normalizers(dataset_name)
         scored, pending = [], []
 
         def flush() -> None:
@@ -214,7 +214,7 @@ class Engine:
 
         def on_output(output) -> None:
             progress.advance(output.audio_seconds)
-            scored.append(ASR.score(adjust(output) if adjust else output, normalizer, self.settings.hallucination))
+            scored.append(ASR.score(adjust(output) if adjust else output, normalizers, self.settings.hallucination))
             pending.append(scored[-1].row())
             if len(pending) >= Store.BATCH:
                 flush()
@@ -230,7 +230,7 @@ class Engine:
             events.clear()
         order = {u.id: i for i, u in enumerate(utterances)}  # cached outputs arrive first: keep the set's order
         scored.sort(key=lambda u: order.get(u.utterance.id, len(order)))
-        result = ASR.summarize(subject.name, dataset_name, normalizer.label, scored, errors,
+        result = ASR.summarize(subject.name, dataset_name, normalizers, scored, errors,
                             model_info=info, load_seconds=subject.load_seconds, environment=env,
                             wall_seconds=wall, workers=self.runner.executor.workers)
         if adjust is None and result.cached_count:
@@ -390,7 +390,7 @@ class Engine:
                 pairs.append((key, Side.from_rows(f"baseline {ref}, run {run_id[:8]}", *key, rows,
                                                   run.get("cpu") or "", identity), Side.from_result("this run", result)))
         policy = self.settings.regression
-        family = family_size(len(pairs), policy)
+        family = family_size([(base, this) for _, base, this in pairs], policy)
         judged = judge([compare(base, this, policy, family) for _, base, this in pairs], policy)
         for (key, _, _), comparison in zip(pairs, judged):
             self.comparisons[key] = comparison

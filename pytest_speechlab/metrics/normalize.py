@@ -1,13 +1,23 @@
 """Text normalizers applied to reference and hypothesis before scoring. The name and version of the
-one used are recorded with every figure: WER means nothing without them."""
+one used are recorded with every figure: WER means nothing without them.
+
+Each utterance's language chooses its normalizer (:class:`LanguageNormalizers`): English gets
+``speechlab-english``, every other language ``speechlab-basic`` (Whisper's basic normalizer, but
+keeping accents and the vowel signs of Indic and Southeast Asian scripts, which Whisper's turns into
+spaces). Languages written without spaces between words are scored in units
+(:func:`units`): one unit per character (grapheme), a run of Latin letters or digits inside such text
+one unit, as a word (the mixed error rate of code-switching benchmarks); their headline is CER.
+"""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
-from .._types import SpeechlabError
+from .._types import SpeechlabError, Utterance, base_language
+ENGLISH = "en"
 
 
 @dataclass(frozen=True)
@@ -70,13 +80,79 @@ def _speechlab_english() -> tuple[Callable[[str], str], str]:
     return apply, f"2 ({version})"
 
 
+_ANNOTATION = re.compile(r"\[[^\]]*\]|<[^>]*>")  # [laughter], <unk>: annotations, not speech
+_KEEP_FORMAT = {"\u200c", "\u200d"}  # zero-width (non-)joiners shape Persian and Indic words
+
+
+def _speechlab_basic_apply(text: str) -> str:
+    """NFKC, lower case, annotations in [] and <> dropped, punctuation and symbols to spaces; marks
+    (accents, vowel signs, tone marks) kept: "não" stays "não", "हिंदी" stays one word."""
+    text = _ANNOTATION.sub(" ", unicodedata.normalize("NFKC", text)).lower()
+    return _collapse("".join(
+        " " if (cat := unicodedata.category(ch))[0] in "PSZ" or (cat[0] == "C" and ch not in _KEEP_FORMAT) else ch
+        for ch in text))
+
+
+def _chinese_simplified(text: str) -> str:
+    """Traditional characters to simplified (zhconv), so that a model writing Mandarin in the other
+    script is not counted wrong for every character."""
+    import zhconv
+
+    return zhconv.convert(text, "zh-hans")
+
+
+def _speechlab_chinese() -> tuple[Callable[[str], str], str]:
+    from importlib.metadata import version
+
+    return (lambda text: _speechlab_basic_apply(_chinese_simplified(text))), f"1 (zhconv=={version('zhconv')})"
+
+
+def _spaced_script(ch: str) -> bool:
+    """Latin (with its accented letters), Greek, Cyrillic letters and digits: written with spaces."""
+    o = ord(ch)
+    return (ch.isascii() and ch.isalnum()) or 0xC0 <= o < 0x250 or 0x370 <= o < 0x530 or 0x1E00 <= o < 0x1F00
+
+
+def units(normalized: str) -> str:
+    """Normalized text of an unsegmented language as units separated by spaces: each character
+    (with its combining marks) one unit, a run of Latin letters or digits one unit ("我用iPhone"
+    -> "我 用 iphone"); whitespace is not a unit."""
+    out: list[str] = []
+    word = ""
+    for ch in normalized:
+        if ch.isspace():
+            out.append(word) if word else None
+            word = ""
+        elif unicodedata.category(ch)[0] == "M" or ch in _KEEP_FORMAT:
+            if word:
+                word += ch
+            elif out:
+                out[-1] += ch
+        elif _spaced_script(ch):
+            word += ch
+        else:
+            if word:
+                out.append(word)
+                word = ""
+            out.append(ch)
+    if word:
+        out.append(word)
+    return " ".join(out)
+
+
 NORMALIZERS = {
     "speechlab-english": "Whisper's EnglishTextNormalizer, keeping words in parentheses, leading zeros "
     "(\"007\", phone numbers, codes) and \"mm\" after a number, and scoring digits one by one (default)",
     "whisper-english": "Whisper's EnglishTextNormalizer exactly (spelling, numbers, contractions, punctuation)",
-    "whisper-basic": "Whisper's BasicTextNormalizer (lowercase, strip punctuation and diacritics; any language)",
+    "speechlab-basic": "NFKC, lowercase, [annotations] dropped, punctuation and symbols removed, accents and "
+    "vowel signs kept (default for every language but English and Chinese)",
+    "speechlab-chinese": "speechlab-basic after traditional -> simplified characters (zhconv) (default for Chinese)",
+    "whisper-basic": "Whisper's BasicTextNormalizer (lowercase, strip punctuation; turns combining marks into spaces)",
     "lowercase": "lowercase and collapse whitespace only",
 }
+# The languages a normalizer is written for (None: any). A normalizer chosen by name applies to these;
+# the other languages keep their default.
+WRITTEN_FOR = {"speechlab-english": (ENGLISH,), "whisper-english": (ENGLISH,), "speechlab-chinese": ("zh", "yue")}
 
 
 @lru_cache(maxsize=None)
@@ -85,6 +161,10 @@ def get_normalizer(name: str = "speechlab-english") -> Normalizer:
         fn, version = _speechlab_english()
     elif name == "whisper-english":
         fn, version = _whisper("whisper_normalizer.english.EnglishTextNormalizer")
+    elif name == "speechlab-basic":
+        fn, version = _speechlab_basic_apply, "1"
+    elif name == "speechlab-chinese":
+        fn, version = _speechlab_chinese()
     elif name == "whisper-basic":
         fn, version = _whisper("whisper_normalizer.basic.BasicTextNormalizer")
     elif name == "lowercase":
@@ -92,3 +172,55 @@ def get_normalizer(name: str = "speechlab-english") -> Normalizer:
     else:
         raise SpeechlabError(f"unknown normalizer {name!r}; choose one of {sorted(NORMALIZERS)}")
     return Normalizer(name, version, fn)
+
+
+def default_normalizer(language: str) -> str:
+    if language == ENGLISH:
+        return "speechlab-english"
+    return "speechlab-chinese" if language in WRITTEN_FOR["speechlab-chinese"] else "speechlab-basic"
+
+
+@dataclass(frozen=True)
+class LanguageNormalizers:
+    """The normalizer of each language. ``chosen``: normalizer names by language code, ``"*"`` for
+    every language it is written for (a bare configured name); ``default_language``: the language
+    of an utterance whose manifest names none."""
+
+    chosen: tuple[tuple[str, str], ...] = ()
+    default_language: str = ENGLISH
+    fixed: Normalizer | None = field(default=None, compare=False)  # one normalizer for every language
+
+    @classmethod
+    def of(cls, normalizer: str | dict | Normalizer | LanguageNormalizers | None = None,
+           default_language: str | None = None) -> LanguageNormalizers:
+        if isinstance(normalizer, LanguageNormalizers):
+            return normalizer
+        language = base_language(default_language) or ENGLISH
+        if isinstance(normalizer, Normalizer):
+            return cls(default_language=language, fixed=normalizer)
+        chosen = {"*": normalizer} if isinstance(normalizer, str) else dict(normalizer or {})
+        for name in chosen.values():
+            get_normalizer(name)  # unknown names fail here, once
+        return cls(tuple(sorted(chosen.items())), language)
+
+    def language_of(self, utterance: Utterance) -> str:
+        return base_language(utterance.language) or self.default_language
+
+    def name_for(self, language: str) -> str:
+        chosen = dict(self.chosen)
+        if language in chosen:
+            return chosen[language]
+        general = chosen.get("*")
+        if general and language in WRITTEN_FOR.get(general, (language,)):
+            return general
+        return default_normalizer(language)
+
+    def for_language(self, language: str) -> Normalizer:
+        return self.fixed or get_normalizer(self.name_for(language))
+
+    def label(self, languages) -> str:
+        """The normalizers of ``languages``: one label, or "en: ...; de: ..." when they differ."""
+        labels = {lang: self.for_language(lang).label for lang in sorted(set(languages)) or [self.default_language]}
+        if len(set(labels.values())) == 1:
+            return next(iter(labels.values()))
+        return "; ".join(f"{lang}: {label}" for lang, label in labels.items())

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .._types import InputError, Transcript, Utterance, base_language
-from .stats import bootstrap_ci, wilson
+from .._types import UNSEGMENTED, InputError, Transcript, Utterance, base_language
+from .stats import bootstrap_ci, macro_bootstrap_ci, wilson
 
 SIGNAL_ONLY = frozenset({"high_wer"})  # findings reported as signals, not counted as hallucinations
 
@@ -102,6 +102,7 @@ class UtteranceResult:
     worker: str = ""  # the worker process or actor that computed it ("" in the session's process)
     threads: int | None = None
     batch_size: int = 1
+    language: str = ""  # the language it was scored as (the manifest's, else the dataset's default)
 
     def __repr__(self) -> str:
         return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"
@@ -126,6 +127,12 @@ class UtteranceResult:
     @property
     def changed_on_repeat(self) -> bool:
         return any(text != self.hypothesis for text in self.repeat_texts)
+
+    @property
+    def unit(self) -> str:
+        """What its errors count: "word", or "char" for a language written without spaces (whose
+        ``words`` then count characters, a Latin word inside such text one unit)."""
+        return "char" if self.language in UNSEGMENTED else "word"
 
     @property
     def wer(self) -> float | None:
@@ -153,6 +160,59 @@ class UtteranceResult:
             "findings": [{"kind": f.kind, "span": f.span, "evidence": f.evidence} for f in u.findings],
             "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in (u.transcript.segments if u.transcript else ())],
             "worker": u.worker or None, "threads": u.threads, "batch_size": u.batch_size,
+            "language": u.language or None,
+        }
+
+
+@dataclass
+class LanguageResult:
+    """One language of an evaluation: its headline figure (WER, or CER for a language written
+    without spaces) over its scored utterances, with a bootstrap interval and the normalizer used."""
+
+    language: str
+    utterances: list[UtteranceResult]
+    normalizer: str = ""
+
+    @property
+    def metric(self) -> str:
+        return "cer" if self.language in UNSEGMENTED else "wer"
+
+    @property
+    def scored(self) -> list[UtteranceResult]:
+        return [u for u in self.utterances if u.words is not None]
+
+    @property
+    def counts(self) -> EditCounts:
+        """Errors in the headline's unit: words, or characters for an unsegmented language."""
+        return sum((u.words for u in self.scored), EditCounts())
+
+    @property
+    def rate(self) -> float | None:
+        return self.counts.rate
+
+    @cached_property
+    def ci(self) -> tuple[float, float] | None:
+        scored = self.scored
+        return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
+
+    @property
+    def cer(self) -> float | None:
+        return sum((u.chars for u in self.scored if u.chars), EditCounts()).rate
+
+    def summary(self) -> dict:
+        counts = self.counts
+        flagged = sum(u.hallucinated for u in self.utterances if u.transcript is not None)
+        pairs = [base_language(u.transcript.language) for u in self.utterances
+                 if u.transcript is not None and base_language(u.transcript.language)]
+        correct = sum(p == self.language for p in pairs)
+        return {
+            "language": self.language, "metric": self.metric, "error_rate": self.rate, "ci": self.ci,
+            "wer": self.rate if self.metric == "wer" else None, "cer": self.cer,
+            "utterances": len(self.utterances), "scored": len(self.scored), "reference_units": counts.reference_length,
+            "substitutions": counts.substitutions, "deletions": counts.deletions, "insertions": counts.insertions,
+            "hallucinated": flagged, "normalizer": self.normalizer,
+            "language_id": {"correct": correct, "total": len(pairs), "accuracy": correct / len(pairs),
+                            "ci": wilson(correct, len(pairs))} if pairs else None,
         }
 
 
@@ -169,6 +229,51 @@ class EvalResult:
     retimed: dict | None = None  # with cached outputs: a sample timed again here (utterances, seconds, rtf)
     wall_seconds: float | None = None  # the evaluation's wall-clock time in this session
     workers: int = 1  # processes or actors that ran its cache misses
+    normalizers: dict[str, str] = field(default_factory=dict)  # language -> the label of its normalizer
+
+    @cached_property
+    def languages(self) -> dict[str, LanguageResult]:
+        """The speech utterances by the language they were scored as (non-speech clips have none)."""
+        groups: dict[str, list[UtteranceResult]] = {}
+        for u in self.utterances:
+            if u.utterance.kind == "speech" and u.language:
+                groups.setdefault(u.language, []).append(u)
+        return {lang: LanguageResult(lang, groups[lang], self.normalizers.get(lang, self.normalizer))
+                for lang in sorted(groups)}
+
+    @property
+    def multilingual(self) -> bool:
+        return len(self.languages) > 1
+
+    @cached_property
+    def headline(self) -> tuple[str, float | None, tuple[float, float] | None]:
+        """(metric, value, 95% interval): the figure an evaluation is judged by. One language: its
+        WER (CER for a language written without spaces). Several: the macro average of each
+        language's figure, its interval resampling utterances within each language; a WER pooled
+        across languages is never the headline."""
+        languages = list(self.languages.values())
+        if len(languages) <= 1:
+            if not languages:
+                return "wer", self.words.rate, None
+            return languages[0].metric, languages[0].rate, languages[0].ci
+        rated = [lang for lang in languages if lang.rate is not None]
+        if not rated:
+            return "macro", None, None
+        groups = [([u.words.errors for u in lang.scored], [u.words.reference_length for u in lang.scored]) for lang in rated]
+        return "macro", sum(lang.rate for lang in rated) / len(rated), macro_bootstrap_ci(groups)
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.headline[1]
+
+    @property
+    def error_label(self) -> str:
+        metric = self.headline[0]
+        if metric != "macro":
+            return "corpus WER" if metric == "wer" else f"corpus CER ({', '.join(self.languages)})"
+        cer = [lang for lang, r in self.languages.items() if r.metric == "cer"]
+        return (f"macro average over {len(self.languages)} languages of each one's WER"
+                + (f" (CER for {', '.join(cer)})" if cer else ""))
 
     @property
     def cached_count(self) -> int:
@@ -218,20 +323,29 @@ class EvalResult:
 
     @property
     def wer(self) -> float | None:
+        """Corpus WER: None across several languages (see ``headline``) and for a language written
+        without spaces (its figure is CER)."""
+        if self.multilingual or any(u.unit == "char" for u in self.scored):
+            return None
         return self.words.rate
 
     @property
     def cer(self) -> float | None:
-        return self.chars.rate
+        """Corpus CER of one language (None across several)."""
+        return None if self.multilingual else self.chars.rate
 
     @cached_property
     def wer_ci(self) -> tuple[float, float] | None:
         """95% bootstrap interval of the corpus WER (utterances resampled)."""
+        if self.wer is None:
+            return None
         scored = self.scored
         return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
 
     @cached_property
     def cer_ci(self) -> tuple[float, float] | None:
+        if self.cer is None:
+            return None
         scored = [u for u in self.scored if u.chars]
         return bootstrap_ci([u.chars.errors for u in scored], [u.chars.reference_length for u in scored])
 
@@ -315,7 +429,9 @@ class EvalResult:
             "model": self.model, "dataset": self.dataset,
             "utterances": len(self.utterances), "processed": processed, "scored": len(self.scored),
             "errors": len(self.errors), "wer": self.wer, "cer": self.cer,
-            "wer_ci": self.wer_ci, "cer_ci": self.cer_ci,
+            "wer_ci": self.wer_ci, "cer_ci": self.cer_ci, "error_metric": self.headline[0],
+            "error_rate": self.headline[1], "error_ci": self.headline[2], "error_label": self.error_label,
+            "languages": [lang.summary() for lang in self.languages.values()],
             "substitutions": self.words.substitutions, "deletions": self.words.deletions,
             "insertions": self.words.insertions, "reference_words": self.words.reference_length,
             "rtf": self.rtf, "rtfx": self.rtfx, "audio_seconds": self.audio_seconds,
@@ -374,7 +490,8 @@ class EvalResult:
             "dataset_errors": [str(e) for e in self.dataset_errors],
             "utterances": [{**u.row(), "status": u.status, "audio_path": u.utterance.audio_path,
                             "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment],
-                            "hallucinated": u.hallucinated, "cached": u.cached, "offset": u.utterance.offset, "language": u.utterance.language,
+                            "hallucinated": u.hallucinated, "cached": u.cached, "offset": u.utterance.offset,
+                            "manifest_language": u.utterance.language, "unit": u.unit,
                             "detected_language": base_language(u.transcript.language) if u.transcript else None}
                            for u in self.utterances],
         }

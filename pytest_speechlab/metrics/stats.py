@@ -38,6 +38,26 @@ def bootstrap_ci(errors: Sequence[int], lengths: Sequence[int], *, confidence: f
     return float(low), float(high)
 
 
+def macro_bootstrap_ci(groups: Sequence[tuple[Sequence[int], Sequence[int]]], *, confidence: float = 0.95,
+                       resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean over groups (languages) of each group's
+    sum(errors)/sum(lengths): utterances are resampled within their group (stratified), so every
+    resample keeps every language, as the macro average does."""
+    np = _np()
+    groups = [(np.asarray(e, float), np.asarray(n, float)) for e, n in groups if len(e) and sum(n)]
+    if not groups:
+        return None
+    rng = np.random.default_rng(seed)
+    total = np.zeros(resamples)
+    for errors, lengths in groups:
+        idx = rng.integers(0, len(errors), size=(resamples, len(errors)))
+        denom = lengths[idx].sum(axis=1)
+        total += np.divide(errors[idx].sum(axis=1), denom, out=np.zeros(resamples), where=denom > 0)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(total / len(groups), [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def mcnemar_exact(worse: int, better: int) -> float:
     """One-sided exact p-value that utterances flipping correct->wrong outnumber wrong->correct
     by chance alone (binomial with p = 1/2 on the discordant pairs)."""

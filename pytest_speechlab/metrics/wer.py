@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._types import InputError, Output
+from .._types import UNSEGMENTED, InputError, Output
 from .hallucination import HallucinationConfig, detect
-from .normalize import Normalizer
+from .normalize import LanguageNormalizers, Normalizer, units
 from .results import OPS, AlignedOp, EditCounts, EvalResult, UtteranceResult, alignment_from_spans
 
 
@@ -41,15 +41,23 @@ def score_chars(reference: str, hypothesis: str) -> EditCounts:
 
 
 def score_output(
-    output: Output, normalizer: Normalizer, hallucination: HallucinationConfig | None = None
+    output: Output, normalizer: Normalizer | LanguageNormalizers, hallucination: HallucinationConfig | None = None
 ) -> UtteranceResult:
-    result = _score(output, normalizer)
-    result.findings = detect(result, hallucination or HallucinationConfig(), normalizer)
+    """Score one output with its language's normalizer (``normalizer``: one for every language, or
+    a LanguageNormalizers that picks per utterance)."""
+    normalizers = LanguageNormalizers.of(normalizer)
+    language = normalizers.language_of(output.utterance)
+    chosen = normalizers.for_language(language)
+    result = _score(output, chosen, language)
+    result.findings = detect(result, hallucination or HallucinationConfig(), chosen)
     return result
 
 
-def _score(output: Output, normalizer: Normalizer) -> UtteranceResult:
+def _score(output: Output, normalizer: Normalizer, language: str) -> UtteranceResult:
+    """In a language written without spaces the normalized texts are split into units (characters,
+    a Latin word one unit) and its ``words`` count them: the same counts are its ``chars``."""
     utt = output.utterance
+    split = units if language in UNSEGMENTED else str
     result = UtteranceResult(
         utterance=utt,
         audio_seconds=output.audio_seconds,
@@ -61,6 +69,7 @@ def _score(output: Output, normalizer: Normalizer) -> UtteranceResult:
         worker=output.worker,
         threads=output.threads,
         batch_size=output.batch_size,
+        language=language,
     )
     if output.skipped:
         result.note = output.skipped
@@ -72,17 +81,17 @@ def _score(output: Output, normalizer: Normalizer) -> UtteranceResult:
     if output.error is not None or output.transcript is None:
         return result
     result.hypothesis = output.transcript.text
-    result.hypothesis_normalized = normalizer(result.hypothesis)
+    result.hypothesis_normalized = split(normalizer(result.hypothesis))
     if utt.kind != "speech":
         result.note = "; ".join(filter(None, [result.note, "non-speech: no reference, not part of WER"]))
         return result
-    result.reference_normalized = normalizer(utt.text or "")
+    result.reference_normalized = split(normalizer(utt.text or ""))
     if not result.reference_normalized:
         # jiwer would return the raw insertion count as "WER" here; say what happened instead.
         result.note = f"reference is empty after normalization ({utt.text!r}); not part of WER"
         return result
     result.words, result.spans = _word_spans(result.reference_normalized, result.hypothesis_normalized)
-    result.chars = score_chars(result.reference_normalized, result.hypothesis_normalized)
+    result.chars = result.words if split is units else score_chars(result.reference_normalized, result.hypothesis_normalized)
     return result
 
 
@@ -90,16 +99,22 @@ def evaluate(
     model: str,
     dataset: str,
     outputs: list[Output],
-    normalizer: Normalizer,
+    normalizer: Normalizer | LanguageNormalizers | str | dict | None = None,
     dataset_errors: list[InputError] = (),
     hallucination: HallucinationConfig | None = None,
     **extra: Any,
 ) -> EvalResult:
-    return EvalResult(
-        model=model,
-        dataset=dataset,
-        normalizer=normalizer.label,
-        utterances=[score_output(o, normalizer, hallucination) for o in outputs],
-        dataset_errors=list(dataset_errors),
-        **extra,
-    )
+    """Score ``outputs`` into an evaluation. ``normalizer``: a Normalizer for every language, a
+    normalizer name or {language: name} (``"*"`` for the rest), or None for each language's default."""
+    normalizers = LanguageNormalizers.of(normalizer)
+    scored = [score_output(o, normalizers, hallucination) for o in outputs]
+    return summarize(model, dataset, normalizers, scored, dataset_errors, **extra)
+
+
+def summarize(model: str, dataset: str, normalizers: LanguageNormalizers, scored: list[UtteranceResult],
+              dataset_errors=(), **extra: Any) -> EvalResult:
+    """The evaluation of scored utterances, each language's normalizer recorded."""
+    languages = sorted({u.language for u in scored if u.utterance.kind == "speech" and u.language})
+    return EvalResult(model=model, dataset=dataset, normalizer=normalizers.label(languages), utterances=scored,
+                      dataset_errors=list(dataset_errors),
+                      normalizers={lang: normalizers.for_language(lang).label for lang in languages}, **extra)

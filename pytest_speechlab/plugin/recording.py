@@ -54,7 +54,7 @@ class Recorder:
         evaluation = getattr(item, "funcargs", {}).get("speechlab_eval")
         if evaluation is not None and call.when == "call":  # JUnit XML properties
             figures = evaluation.summary()
-            for key in ("model", "dataset", "wer", "cer", "rtf", "hallucination_rate", "normalizer"):
+            for key in ("model", "dataset", "error_metric", "error_rate", "wer", "cer", "rtf", "hallucination_rate", "normalizer"):
                 value = figures[key]
                 item.user_properties.append((f"speechlab_{key}", "" if value is None else terminal(value)))
         return (yield)

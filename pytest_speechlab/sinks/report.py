@@ -69,8 +69,11 @@ def scorecard_rows(records: Iterable[dict], grades: dict, thresholds: dict | Non
         r = record["summary"]
         grade = grades.get(r["model"])
         limits = (thresholds or {}).get(r["model"], {})
-        failing = {metric for metric in ("wer", "cer", "rtf")
-                   if r[metric] is not None and metric in limits and r[metric] > limits[metric]}
+        # the "wer" limit judges the headline (WER, CER where written without spaces, the macro average)
+        failing = {key for key, metric in (("error_rate", "wer"), ("cer", "cer"), ("rtf", "rtf"))
+                   if r[key] is not None and metric in limits and r[key] > limits[metric]}
+        failing |= {f"language:{lang['language']}" for lang in r["languages"] if len(r["languages"]) > 1
+                    and lang["error_rate"] is not None and lang["error_rate"] > limits.get("wer", float("inf"))}
         if "rtf" in failing:
             failing.add("rtfx")
         if ((r["speech_hallucination_rate"] or 0) > limits.get("hallucination_rate", 1.0)
@@ -88,21 +91,33 @@ def _best(rows: list[dict], key: str, higher: bool = False):
 
 
 def sdi(row: dict) -> str:
-    return "-" if row["wer"] is None else f'{row["substitutions"]}/{row["deletions"]}/{row["insertions"]}'
+    single = len(row.get("languages", ())) <= 1
+    return "-" if row["error_rate"] is None or not single else f'{row["substitutions"]}/{row["deletions"]}/{row["insertions"]}'
+
+def headline(metric: str, value: float | None, ci=None) -> str:
+    """An error figure with what it is: "WER 0.123 [0.100, 0.150]", "CER ...", "macro ..."."""
+    if value is None:
+        return "-"
+    return f"{metric.upper() if metric != 'macro' else 'macro'} {value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def scorecard_html(records: list[dict], grades: dict, thresholds: dict | None = None, run: dict | None = None) -> str:
     rows = scorecard_rows(records, grades, thresholds)
-    best = {k: _best(rows, k, higher=(k == "rtfx")) for k in ("wer", "cer", "rtf", "rtfx", "hallucination_rate", "load_seconds")}
+    best = {k: _best(rows, k, higher=(k == "rtfx")) for k in ("cer", "rtf", "rtfx", "hallucination_rate", "load_seconds")}
+    # error rates are best only among rows of the same kind: a CER is never "better" than a WER
+    best["error_rate"] = {m: _best([r for r in rows if r["error_metric"] == m], "error_rate") for m in {r["error_metric"] for r in rows}}
 
     def cell(row, key, spec=".3f", ci=None):
         value = row[key]
         text = _fmt(value, spec)
+        if key == "error_rate" and value is not None:
+            text = esc("macro" if row["error_metric"] == "macro" else row["error_metric"].upper()) + " " + text
         if ci and row[ci]:
             text += f" <small>[{row[ci][0]:.3f}, {row[ci][1]:.3f}]</small>"
+        top = best.get(key).get(row["error_metric"]) if key == "error_rate" else best.get(key)
         if key in row["failing"]:
             cls = ' class="failing" title="fails its threshold"'
-        elif value is not None and value == best.get(key) and len(rows) > 1:
+        elif value is not None and value == top and len(rows) > 1:
             cls = ' class="best"'
         else:
             cls = ""
@@ -113,13 +128,21 @@ def scorecard_html(records: list[dict], grades: dict, thresholds: dict | None = 
         grade = row["grade"] or "-"
         body.append(
             f'<tr><td class="t">{esc(row["model"])}</td><td class="t">{esc(row["dataset"])}</td>'
-            f'<td>{row["utterances"]}</td>{cell(row, "wer", ci="wer_ci")}{cell(row, "cer", ci="cer_ci")}'
+            f'<td>{row["utterances"]}</td>{cell(row, "error_rate", ci="error_ci")}{cell(row, "cer", ci="cer_ci")}'
             f'<td>{sdi(row)}</td>'
             f'{cell(row, "rtf")}{cell(row, "rtfx", ".1f")}{cell(row, "hallucination_rate", ci="hallucination_ci")}'
             f'<td class="t grade-{esc(grade[0])}" title="{esc(row["grade_reason"] or "")}">{esc(grade)}</td>'
             f'{cell(row, "load_seconds", ".2f")}<td>{row["cached"]}/{row["cached"] + row["computed"]}</td></tr>'
         )
-    header = ("<tr><th class='t'>model</th><th class='t'>dataset</th><th>utts</th><th>WER [95% CI]</th>"
+        for lang in row["languages"] if len(row["languages"]) > 1 else ():
+            failing = f"language:{lang['language']}" in row["failing"]
+            body.append(
+                f'<tr class="language"><td class="t"></td><td class="t">{esc(row["dataset"])} · {esc(lang["language"])}</td>'
+                f'<td>{lang["utterances"]}</td><td{" class=failing" if failing else ""}>'
+                f'{esc(headline(lang["metric"], lang["error_rate"], lang["ci"]))}</td><td>{_fmt(lang["cer"], ".3f")}</td>'
+                f'<td>{lang["substitutions"]}/{lang["deletions"]}/{lang["insertions"]}</td>'
+                f'<td colspan="6" class="t"><small>{esc(lang["normalizer"])}</small></td></tr>')
+    header = ("<tr><th class='t'>model</th><th class='t'>dataset</th><th>utts</th><th>error [95% CI]</th>"
               "<th>CER [95% CI]</th><th>S/D/I</th><th>RTF</th><th>RTFx</th><th>hallucination rate [Wilson 95% CI]</th>"
               "<th class='t'>grade</th><th>load s</th><th>from cache</th></tr>")
     reasons = "".join(f"<li><b>{esc(g.model)}: {esc(g.grade)}</b> {esc(g.reason)}</li>" for g in grades.values())
@@ -127,7 +150,9 @@ def scorecard_html(records: list[dict], grades: dict, thresholds: dict | None = 
     return (
         f'{_STYLE}<div class="speechlab" id="speechlab-scorecard"><h2>Speech model scorecard</h2>'
         f"{run_html(run)}<table>{header}{''.join(body)}</table>"
-        f"<p>WER/CER corpus level after {normalizers}; 95% bootstrap intervals over utterances; best passing "
+        f"<p>error: corpus WER, CER for a language written without spaces, and across languages the macro "
+        f"average of each language's figure (one row per language below it); normalizers {normalizers}; "
+        f"95% bootstrap intervals over utterances; best passing "
         f"value per column in bold, values that fail their threshold in red. RTF excludes load and warm-up; outputs from "
         f"the inference cache keep the timing measured when they were computed, and speed checks use a sample "
         f"re-timed in this run ({sum(r['cached'] for r in rows)} cached outputs here)."
@@ -208,12 +233,16 @@ def _short(dataset: str) -> str:
 
 
 def plots_html(summaries: list[dict]) -> str:
-    speech = [r for r in summaries if r["wer"] is not None and r["rtfx"]]
-    frontier = _svg_scatter([(r["rtfx"], r["wer"], f"{r['model']} / {_short(r['dataset'])}") for r in speech],
-                            "RTFx (faster →)", "WER", "Speed/accuracy: WER against RTFx per model x dataset")
-    per_dataset = _svg_bars([(f"{_short(r['dataset'])} · {r['model']}", r["wer"])
+    speech = [r for r in summaries if r["error_rate"] is not None and r["rtfx"]]
+
+    def name(r):
+        return f"{r['model']} / {_short(r['dataset'])}" + ("" if r["error_metric"] == "wer" else f" ({r['error_metric']})")
+    frontier = _svg_scatter([(r["rtfx"], r["error_rate"], name(r)) for r in speech],
+                            "RTFx (faster →)", "error", "Speed/accuracy: error (WER; CER or macro where marked) "
+                            "against RTFx per model x dataset")
+    per_dataset = _svg_bars([(name(r), r["error_rate"])
                              for r in sorted(speech, key=lambda r: (r["dataset"], r["model"]))],
-                            "WER per dataset and model")
+                            "Error rate per dataset and model")
     return frontier + per_dataset
 
 
@@ -295,7 +324,7 @@ def evidence_html(record: dict, budget: AudioBudget, n_worst: int = 5) -> str:
     for u in utts:
         findings = "".join(f"<li>{esc(f['kind'])}: {esc(f['evidence'])}</li>" for f in u["findings"])
         reference = u["hits"] + u["substitutions"] + u["deletions"] if u["status"] == "scored" else 0
-        wer = f"WER {word_errors(u) / reference:.2f}" if reference else "not scored"
+        wer = f"{'CER' if u['unit'] == 'char' else 'WER'} {word_errors(u) / reference:.2f}" if reference else "not scored"
         note = f"<p><i>{esc(u['note'])}</i></p>" if u["note"] else ""
         rows.append(
             f'<div class="utt"><p><b>{esc(u["utterance_id"])}</b> ({esc(u["source"])}) {wer}</p>'
@@ -318,13 +347,17 @@ def evidence_html(record: dict, budget: AudioBudget, n_worst: int = 5) -> str:
 def scorecard_markdown(records: list[dict], grades: dict) -> str:
     rows = scorecard_rows(records, grades)
     lines = ["## Speech model scorecard", "",
-             "| model | dataset | utts | WER [95% CI] | CER | S/D/I | RTF | RTFx | hallucinated [Wilson 95% CI] | grade | cached |",
+             "| model | dataset | utts | error [95% CI] | CER | S/D/I | RTF | RTFx | hallucinated [Wilson 95% CI] | grade | cached |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
-        ci = f" [{r['wer_ci'][0]:.3f}, {r['wer_ci'][1]:.3f}]" if r["wer_ci"] else ""
-        lines.append(f"| {md(r['model'])} | {md(r['dataset'])} | {r['utterances']} | {_fmt(r['wer'])}{ci} | "
+        lines.append(f"| {md(r['model'])} | {md(r['dataset'])} | {r['utterances']} | "
+                     f"{headline(r['error_metric'], r['error_rate'], r['error_ci'])} | "
                      f"{_fmt(r['cer'])} | {sdi(r)} | {_fmt(r['rtf'])} | "
                      f"{_fmt(r['rtfx'], '.1f')} | {format_rate(r['hallucinated'], r['processed'])} | {md(r['grade'] or '-')} | {r['cached']} |")
+        for lang in r["languages"] if len(r["languages"]) > 1 else ():
+            lines.append(f"| | {md(r['dataset'])} · {md(lang['language'])} | {lang['utterances']} | "
+                         f"{headline(lang['metric'], lang['error_rate'], lang['ci'])} | {_fmt(lang['cer'])} | "
+                         f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']} | | | | | |")
     lines.append("")
     for g in grades.values():
         lines.append(f"- **{md(g.model)}: {md(g.grade)}** {md(g.reason)}")

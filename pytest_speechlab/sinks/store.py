@@ -19,7 +19,7 @@ from .._machine import git_state, machine
 from .._text import redact, storable
 from .._types import SpeechlabError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 EXPORT_FORMAT = "pytest-speechlab-run/1"
 
 
@@ -60,6 +60,7 @@ def _schema(sa):
             sa.Column("audio_seconds", real), sa.Column("processing_seconds", real),
             sa.Column("error", text), sa.Column("note", text), sa.Column("findings", js), sa.Column("segments", js),
             sa.Column("worker", text), sa.Column("threads", integer), sa.Column("batch_size", integer),
+            sa.Column("language", text),
         ),
         aggregates=sa.Table(
             "aggregates", md,
@@ -67,6 +68,16 @@ def _schema(sa):
             sa.Column("model", text, primary_key=True),
             sa.Column("dataset", text, primary_key=True),
             sa.Column("metrics", js), sa.Column("environment", js),
+        ),
+        languages=sa.Table(  # one row per model x dataset x language: the figure each language is judged by
+            "languages", md,
+            sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("model", text, primary_key=True),
+            sa.Column("dataset", text, primary_key=True),
+            sa.Column("language", text, primary_key=True),
+            sa.Column("metric", text), sa.Column("error_rate", real), sa.Column("ci_low", real), sa.Column("ci_high", real),
+            sa.Column("scored", integer), sa.Column("reference_units", integer), sa.Column("normalizer", text),
+            sa.Column("metrics", js),
         ),
         grades=sa.Table(
             "grades", md,
@@ -135,7 +146,14 @@ def _migrate_3_to_4(conn, sa, md, tables):
             conn.execute(sa.text(f"ALTER TABLE utterances ADD COLUMN {column} {kind}"))
 
 
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4]  # MIGRATIONS[n] takes the schema from version n to n + 1
+def _migrate_4_to_5(conn, sa, md, tables):
+    """Each utterance's language and one row per model x dataset x language."""
+    if "language" not in {c["name"] for c in sa.inspect(conn).get_columns("utterances")}:
+        conn.execute(sa.text("ALTER TABLE utterances ADD COLUMN language TEXT"))
+    _create(conn, sa, tables["languages"])
+
+
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4, _migrate_4_to_5]  # MIGRATIONS[n] takes the schema from version n to n + 1
 
 
 def now() -> str:
@@ -341,9 +359,17 @@ class Store:
                                f"by the database (the others were written): " + "; ".join(rejected[:5]))
 
     def record_aggregate(self, run_id: str, model: str, dataset: str, metrics: dict, environment: dict) -> None:
+        """The evaluation's figures, and a row for each of its languages (``metrics["languages"]``)."""
+        languages = [storable(dict(
+            run_id=run_id, model=model, dataset=dataset, language=lang["language"], metric=lang["metric"],
+            error_rate=lang["error_rate"], ci_low=(lang["ci"] or (None, None))[0], ci_high=(lang["ci"] or (None, None))[1],
+            scored=lang["scored"], reference_units=lang["reference_units"], normalizer=lang["normalizer"],
+            metrics=_jsonable(lang))) for lang in metrics.get("languages") or ()]
         with self.engine.begin() as conn:
             conn.execute(self.t["aggregates"].insert().values(**storable(dict(
                 run_id=run_id, model=model, dataset=dataset, metrics=_jsonable(metrics), environment=_jsonable(environment)))))
+            if languages:
+                conn.execute(self.t["languages"].insert(), languages)
 
     def record_grade(self, run_id: str, model: str, grade: str, reason: str) -> None:
         with self.engine.begin() as conn:
@@ -452,6 +478,7 @@ class Store:
         run = rows[0]
         run["models"] = self._rows("models", run_id=run_id)
         run["aggregates"] = self._rows("aggregates", run_id=run_id)
+        run["languages"] = self._rows("languages", run_id=run_id)
         run["grades"] = self._rows("grades", run_id=run_id)
         run["outcomes"] = self._rows("outcomes", run_id=run_id)
         return run
@@ -486,7 +513,7 @@ class Store:
     def export_run(self, run_id: str) -> dict:
         run = self.run(run_id)
         run["utterances"] = self.utterances(run_id)
-        for key in ("models", "aggregates", "grades", "outcomes", "utterances"):
+        for key in _CHILDREN:
             for row in run[key]:
                 row.pop("run_id", None)
         return {"format": EXPORT_FORMAT, "schema_version": SCHEMA_VERSION, "run": run}
@@ -514,13 +541,13 @@ class Store:
         doomed = [r["id"] for r in self.runs()[keep:] if r["id"] not in protected]
         if doomed:
             with self.engine.begin() as conn:
-                for name in ("utterances", "aggregates", "grades", "outcomes", "models"):
+                for name in ("utterances", "languages", "aggregates", "grades", "outcomes", "models"):
                     conn.execute(self.t[name].delete().where(self.t[name].c.run_id.in_(doomed)))
                 conn.execute(self.t["runs"].delete().where(self.t["runs"].c.id.in_(doomed)))
         return doomed
 
 
-_CHILDREN = ("models", "aggregates", "grades", "outcomes", "utterances")
+_CHILDREN = ("models", "aggregates", "languages", "grades", "outcomes", "utterances")
 
 
 def _checked_export(data: object, tables: dict, where: str) -> tuple[dict, dict]:
@@ -568,7 +595,7 @@ def run_metadata(root: Path, normalizer: str, config: dict) -> dict:
     from importlib.metadata import distributions
 
     commit, dirty = git_state(Path(root))
-    wanted = ("pytest", "pytest-speechlab", "jiwer", "whisper-normalizer", "faster-whisper", "ctranslate2",
+    wanted = ("pytest", "pytest-speechlab", "jiwer", "whisper-normalizer", "zhconv", "faster-whisper", "ctranslate2",
               "pocketsphinx", "torch", "transformers", "numpy", "soxr", "soundfile")
     packages = {d.metadata["Name"]: d.version for d in distributions()
                 if d.metadata["Name"] and (d.metadata["Name"].lower() in wanted or d.metadata["Name"].lower().startswith("speechlab-"))}

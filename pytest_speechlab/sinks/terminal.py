@@ -17,6 +17,10 @@ def _num(value: float | None, fmt: str = ".3f") -> str:
 MAX_FLAGGED_SHOWN = 8
 
 
+def _headline(metric: str, value: float | None) -> str:
+    return "-" if value is None else f"{metric.upper()} {value:.3f}"
+
+
 def _interval(ci, fmt: str = ".3f") -> str:
     return f"{ci[0]:{fmt}}-{ci[1]:{fmt}}" if ci else "-"
 
@@ -25,15 +29,25 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
     """``records``: each evaluation's ``serialized()``; ``loads``: model -> how many times it was built."""
     records = list(records)
     repeated = any(r["summary"]["nondeterminism_rate"] is not None for r in records)
-    header = ["model", "dataset", "utts", "audio s", "WER", "WER 95% CI", "CER", "S/D/I", "halluc",
+    header = ["model", "dataset", "lang", "utts", "audio s", "error", "95% CI", "CER", "S/D/I", "halluc",
               "halluc 95% CI", "RTF", "RTFx", "threads", "load s", "loads", "cached", "errors"] + (["nondet"] if repeated else [])
     rows = []
     for record in records:
         s = record["summary"]
+        languages = s["languages"]
+        if len(languages) > 1:  # one row per language, then the evaluation's row with the macro average
+            for lang in languages:
+                rows.append([s["model"], s["dataset"], lang["language"], f"{lang['scored']}/{lang['utterances']}", "-",
+                             _headline(lang["metric"], lang["error_rate"]), _interval(lang["ci"]), _num(lang["cer"]),
+                             f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']}" if lang["scored"] else "-",
+                             f"{lang['hallucinated']}/{lang['utterances']}"] + ["-"] * (len(header) - 10))
         rows.append([
-            s["model"], s["dataset"], f"{s['processed']}/{s['utterances'] + len(record['dataset_errors'])}",
-            f"{s['audio_seconds']:.1f}", _num(s["wer"]), _interval(s["wer_ci"]), _num(s["cer"]),
-            f"{s['substitutions']}/{s['deletions']}/{s['insertions']}" if s["scored"] else "-",
+            s["model"], s["dataset"], f"{len(languages)} (macro)" if len(languages) > 1 else
+            (languages[0]["language"] if languages else "-"),
+            f"{s['processed']}/{s['utterances'] + len(record['dataset_errors'])}",
+            f"{s['audio_seconds']:.1f}", _headline(s["error_metric"], s["error_rate"]), _interval(s["error_ci"]),
+            _num(s["cer"]),
+            f"{s['substitutions']}/{s['deletions']}/{s['insertions']}" if s["scored"] and len(languages) <= 1 else "-",
             f"{s['hallucinated']}/{s['processed']}", _interval(s["hallucination_ci"], ".2f"),
             _num(s["rtf"]), _num(s["rtfx"], ".1f"), str(record["environment"].get("threads", "-")),
             _num(s["load_seconds"], ".2f"), str(loads.get(s["model"], "-")),
@@ -41,7 +55,9 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
         ] + ([_num(s["nondeterminism_rate"])] if repeated else []))
     lines = format_table(header, rows, width=width)
     normalizers = sorted({r["normalizer"] for r in records})
-    lines.append(f"WER/CER: corpus level after normalizer {', '.join(normalizers)}; "
+    lines.append(f"error: corpus WER, or CER for a language written without spaces (zh, ja, th, lo, km, my, yue); "
+                 "across languages, the macro average of each language's figure (its interval resamples within "
+                 f"each language). Normalizers: {' | '.join(normalizers)}; "
                  "non-speech clips are not scored. S/D/I: substitutions/deletions/insertions. halluc: "
                  "utterances with a hallucination finding, Wilson 95% interval. RTF excludes model load and "
                  "one warm-up call.")
@@ -77,8 +93,10 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
         lines.append("language identification (the language the model reports against the manifest's):")
         for r in identified:
             s, lid = r["summary"], r["summary"]["language_id"]
+            per = ", ".join(f"{lang['language']} {lang['language_id']['correct']}/{lang['language_id']['total']}"
+                            for lang in s["languages"] if lang["language_id"]) if len(s["languages"]) > 1 else ""
             lines.append(f"  {s['model']} on {s['dataset']}: {lid['correct']}/{lid['total']} "
-                         f"[{_interval(lid['ci'], '.2f')}]")
+                         f"[{_interval(lid['ci'], '.2f')}]" + (f" ({per})" if per else ""))
     flagged = [(r, u) for r in records for u in r["utterances"] if u["hallucinated"]]
     if flagged:
         lines.append(f"hallucination findings ({len(flagged)} utterances):")

@@ -10,8 +10,7 @@ from .._audio import to_model_input
 from .._dataset import load_dataset
 from .._text import MAX_TEXT_CHARS, bounded, unicode_safe
 from .._types import Segment, Transcript
-from ..metrics.results import EvalResult
-from ..metrics.wer import score_output
+from ..metrics.wer import score_output, summarize
 from .base import Task
 
 
@@ -101,7 +100,7 @@ ASR_BATCH = Task("asr (batched)", ("transcribe_batch",), "transcribe_batch(list 
                  _transcribe_batch)
 
 ASR = Task("asr", ("transcribe",), "ASRModel: transcribe(audio) -> Transcript | str", _transcribe,
-           load=load_dataset, score=score_output, summarize=EvalResult)
+           load=load_dataset, score=score_output, summarize=summarize)
 
 
 def batch_size_of(params: dict) -> int:
