@@ -56,33 +56,36 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     attribute = {"hallucination_rate": "speech_hallucination_rate", "rtf": "speed_rtf", "wer": "error_rate"}.get(metric, metric)
     value = getattr(result, attribute)
     label = result.error_label if metric == "wer" else _LABELS.get(metric, metric)
+    if metric == "cer" and result.multilingual:
+        label = f"macro average over {len(result.languages)} languages of each one's CER"
     if metric == "rtf" and result.cached_count and result.retimed:
         label += (f" (re-timed here on {result.retimed['utterances']} utterances: "
                   f"{result.cached_count} outputs came from the cache)")
     where = f"{result.model} on {result.dataset}"
     if value is None:
         raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")
-    over = [lang for lang in result.languages.values() if metric == "wer" and result.multilingual
-            and lang.rate is not None and lang.rate > threshold]
+    per_language = {"wer": lambda lang: lang.rate, "cer": lambda lang: lang.cer}.get(metric)
+    over = [lang for lang in result.languages.values() if per_language and result.multilingual
+            and per_language(lang) is not None and per_language(lang) > threshold]
     if value <= threshold and not over:
         return value
     lines = [f"{label} {_fmt(value)} {'>' if value > threshold else '<='} threshold {_fmt(threshold)} for {where}"]
     if over:
-        lines.append("over the threshold: " + ", ".join(f"{lang.language} {lang.metric.upper()} {_fmt(lang.rate)}"
-                                                        for lang in over))
+        lines.append("over the threshold: " + ", ".join(
+            f"{lang.language} {'CER' if metric == 'cer' else lang.metric.upper()} {_fmt(per_language(lang))}" for lang in over))
     if metric in _RATE_KIND:
         flagged = [u for u in result.flagged if u.utterance.kind == _RATE_KIND[metric]]
         total = (result.speech_counts if _RATE_KIND[metric] == "speech" else result.nonspeech_counts)[1]
         lines.append(f"{format_rate(len(flagged), total)} utterances flagged (Wilson 95% interval):")
         lines.extend(describe_findings(u) for u in flagged[:worst * 2])
     elif metric in ("wer", "cer"):
-        parts = result.languages.values() if metric == "wer" and result.languages else [None]
-        for lang in parts:
-            counts = lang.counts if lang else (result.words if metric == "wer" else result.chars)
-            unit = "characters" if metric == "cer" or (lang and lang.metric == "cer") else "words"
+        for lang in result.languages.values() if result.multilingual else [None]:
+            counts = (lang.counts if metric == "wer" else lang.char_counts) if lang else (
+                result.words if metric == "wer" else result.chars)
+            in_chars = metric == "cer" or (lang.metric if lang else result.headline[0]) == "cer"
             lines.append(
-                f"{f'{lang.language}: ' if lang and result.multilingual else ''}{counts.errors} errors / "
-                f"{counts.reference_length} reference {unit} (S={counts.substitutions} D={counts.deletions} "
+                f"{f'{lang.language}: ' if lang else ''}{counts.errors} errors / {counts.reference_length} reference "
+                f"{'characters' if in_chars else 'words'} (S={counts.substitutions} D={counts.deletions} "
                 f"I={counts.insertions}), normalizer {lang.normalizer if lang else result.normalizer}")
         bad = result.worst(worst)
         if bad:

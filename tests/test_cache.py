@@ -156,7 +156,7 @@ def test_a_changed_normalizer_hits_and_re_scores(project):
     result = project.runpytest("suites")
     assert calls(project) == 3 + 1  # outputs from the cache; only re-timing ran the model
     assert summary_line(result).startswith(f"inference cache: {N} outputs")
-    assert "normalizer lowercase" in result.stdout.str()
+    assert "Normalizers: lowercase" in result.stdout.str()
     assert [f[1] for f in figures(project)] == [f[1] for f in before]  # the same outputs, scored again
 
 

@@ -196,8 +196,12 @@ class LanguageResult:
         return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
 
     @property
+    def char_counts(self) -> EditCounts:
+        return sum((u.chars for u in self.scored if u.chars), EditCounts())
+
+    @property
     def cer(self) -> float | None:
-        return sum((u.chars for u in self.scored if u.chars), EditCounts()).rate
+        return self.char_counts.rate
 
     def summary(self) -> dict:
         counts = self.counts
@@ -331,8 +335,11 @@ class EvalResult:
 
     @property
     def cer(self) -> float | None:
-        """Corpus CER of one language (None across several)."""
-        return None if self.multilingual else self.chars.rate
+        """Corpus CER of one language; across several, the macro average of each language's CER."""
+        if not self.multilingual:
+            return self.chars.rate
+        rates = [lang.cer for lang in self.languages.values() if lang.cer is not None]
+        return sum(rates) / len(rates) if rates else None
 
     @cached_property
     def wer_ci(self) -> tuple[float, float] | None:
@@ -346,6 +353,10 @@ class EvalResult:
     def cer_ci(self) -> tuple[float, float] | None:
         if self.cer is None:
             return None
+        if self.multilingual:
+            groups = [([u.chars.errors for u in lang.scored], [u.chars.reference_length for u in lang.scored])
+                      for lang in self.languages.values()]
+            return macro_bootstrap_ci(groups)
         scored = [u for u in self.scored if u.chars]
         return bootstrap_ci([u.chars.errors for u in scored], [u.chars.reference_length for u in scored])
 

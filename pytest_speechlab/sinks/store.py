@@ -221,6 +221,7 @@ class Store:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
         self.md, self.t = _schema(sa)
+        self.missing: set[str] = set()  # tables an older schema read as it is does not have: read as empty
         if read_only:
             self._check_readable()
         else:
@@ -244,9 +245,11 @@ class Store:
         if version is None or version > SCHEMA_VERSION:
             raise SpeechlabError(f"results database {self.shown_url!r} has schema version {version}, which this "
                                  f"pytest-speechlab ({SCHEMA_VERSION}) cannot read: upgrade pytest-speechlab")
-        if version < 4:  # read as it is (never migrated here): without the columns it does not have
+        if version < SCHEMA_VERSION:  # read as it is (never migrated here): without what it does not have
             with self.engine.connect() as conn:
-                have = {c["name"] for c in sa.inspect(conn).get_columns("utterances")}
+                inspector = sa.inspect(conn)
+                have = {c["name"] for c in inspector.get_columns("utterances")}
+                self.missing = {name for name in self.t if not inspector.has_table(name)}
             self.t["utterances"] = sa.Table("utterances", sa.MetaData(), *(
                 c._copy() for c in self.t["utterances"].columns if c.name in have))
 
@@ -431,6 +434,8 @@ class Store:
             raise self._fail(exc) from None
 
     def _rows(self, table: str, **where) -> list[dict]:
+        if table in self.missing:
+            return []
         t = self.t[table]
         query = self.sa.select(t)
         for key, value in where.items():

@@ -29,23 +29,19 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
     """``records``: each evaluation's ``serialized()``; ``loads``: model -> how many times it was built."""
     records = list(records)
     repeated = any(r["summary"]["nondeterminism_rate"] is not None for r in records)
-    header = ["model", "dataset", "lang", "utts", "audio s", "error", "95% CI", "CER", "S/D/I", "halluc",
+    metrics = {r["summary"]["error_metric"] for r in records}
+    # one kind of figure: the column is named for it; several (WER, CER, macro): each cell says which
+    named = {"wer": "WER", "cer": "CER", "macro": "macro WER/CER"}[next(iter(metrics))] if len(metrics) == 1 else "error"
+    header = ["model", "dataset", "utts", "audio s", named, f"{named} 95% CI", "CER", "S/D/I", "halluc",
               "halluc 95% CI", "RTF", "RTFx", "threads", "load s", "loads", "cached", "errors"] + (["nondet"] if repeated else [])
     rows = []
     for record in records:
         s = record["summary"]
         languages = s["languages"]
-        if len(languages) > 1:  # one row per language, then the evaluation's row with the macro average
-            for lang in languages:
-                rows.append([s["model"], s["dataset"], lang["language"], f"{lang['scored']}/{lang['utterances']}", "-",
-                             _headline(lang["metric"], lang["error_rate"]), _interval(lang["ci"]), _num(lang["cer"]),
-                             f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']}" if lang["scored"] else "-",
-                             f"{lang['hallucinated']}/{lang['utterances']}"] + ["-"] * (len(header) - 10))
         rows.append([
-            s["model"], s["dataset"], f"{len(languages)} (macro)" if len(languages) > 1 else
-            (languages[0]["language"] if languages else "-"),
-            f"{s['processed']}/{s['utterances'] + len(record['dataset_errors'])}",
-            f"{s['audio_seconds']:.1f}", _headline(s["error_metric"], s["error_rate"]), _interval(s["error_ci"]),
+            s["model"], s["dataset"], f"{s['processed']}/{s['utterances'] + len(record['dataset_errors'])}",
+            f"{s['audio_seconds']:.1f}", _num(s["error_rate"]) if named != "error" else _headline(s["error_metric"], s["error_rate"]),
+            _interval(s["error_ci"]),
             _num(s["cer"]),
             f"{s['substitutions']}/{s['deletions']}/{s['insertions']}" if s["scored"] and len(languages) <= 1 else "-",
             f"{s['hallucinated']}/{s['processed']}", _interval(s["hallucination_ci"], ".2f"),
@@ -54,10 +50,22 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
             f"{s['cached']}/{s['processed']}", str(s["errors"]),
         ] + ([_num(s["nondeterminism_rate"])] if repeated else []))
     lines = format_table(header, rows, width=width)
-    normalizers = sorted({r["normalizer"] for r in records})
+    multilingual = [r for r in records if len(r["summary"]["languages"]) > 1]
+    if multilingual:  # one row per model x dataset x language
+        lines.append("per language (the macro average above is the mean of these figures):")
+        lines += format_table(
+            ["model", "dataset", "lang", "utts", "error", "95% CI", "CER", "S/D/I", "halluc", "lang ID", "normalizer"],
+            [[s["model"], s["dataset"], lang["language"], f"{lang['scored']}/{lang['utterances']}",
+              _headline(lang["metric"], lang["error_rate"]), _interval(lang["ci"]), _num(lang["cer"]),
+              f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']}" if lang["scored"] else "-",
+              f"{lang['hallucinated']}/{lang['utterances']}",
+              f"{lang['language_id']['correct']}/{lang['language_id']['total']}" if lang["language_id"] else "-",
+              lang["normalizer"]]
+             for s in (r["summary"] for r in multilingual) for lang in s["languages"]], width=width)
+    normalizers = sorted({r["normalizer"] for r in records if len(r["summary"]["languages"]) <= 1})
     lines.append(f"error: corpus WER, or CER for a language written without spaces (zh, ja, th, lo, km, my, yue); "
                  "across languages, the macro average of each language's figure (its interval resamples within "
-                 f"each language). Normalizers: {' | '.join(normalizers)}; "
+                 f"each language). Normalizers: {' | '.join(normalizers) or 'per language, above'}; "
                  "non-speech clips are not scored. S/D/I: substitutions/deletions/insertions. halluc: "
                  "utterances with a hallucination finding, Wilson 95% interval. RTF excludes model load and "
                  "one warm-up call.")
