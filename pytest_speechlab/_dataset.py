@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ._corpora import COLUMNS, huggingface_entries, is_huggingface, is_lhotse, lhotse_entries
 from ._text import unicode_safe
 from ._types import InputError, SpeechlabError, Utterance
 
@@ -91,9 +92,25 @@ def _is_librispeech(path: Path) -> bool:
     return path.is_dir() and next(path.rglob("*.trans.txt"), None) is not None
 
 
+def _entries_format(read):
+    """A format whose reader yields (where, manifest entry): each checked like a JSONL line."""
+    def load(path: Path, name: str) -> Dataset:
+        dataset = Dataset(name, str(path))
+        shown = display_path(path)
+        _add_entries(dataset, read(path, shown, dataset.errors), path if path.is_dir() else path.parent, shown)
+        return dataset
+    return load
+
+
 BUILTIN_FORMATS = [
     DatasetFormat("librispeech", _is_librispeech, lambda p, n: _load_librispeech(p, n),
                   "a folder of <speaker>/<chapter>/*.trans.txt with .flac/.wav audio"),
+    DatasetFormat("lhotse", is_lhotse, _entries_format(lhotse_entries),
+                  "lhotse manifests: recordings + supervisions (a folder, or either file), or a CutSet; "
+                  ".jsonl or .jsonl.gz"),
+    DatasetFormat("huggingface", is_huggingface, _entries_format(huggingface_entries),
+                  "a Hugging Face dataset: parquet (a file or a folder of shards) or a save_to_disk folder, "
+                  "with an Audio column (needs pyarrow)"),
     DatasetFormat("jsonl", _is_jsonl, lambda p, n: _load_manifest(p, n),
                   "JSON lines: audio (or NeMo's audio_filepath), text, id, kind, language, duration, offset"),
     DatasetFormat("csv", _is_table, lambda p, n: _load_table(p, n),
@@ -264,13 +281,6 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
         source=where,
         offset=float(offset) if offset is not None else None,
     )
-
-
-# CSV/TSV column names (lower case) -> the manifest field they fill; Common Voice's are among them
-COLUMNS = {"audio": "audio", "path": "audio", "file": "audio", "filename": "audio", "audio_filepath": "audio",
-           "text": "text", "sentence": "text", "transcript": "text", "transcription": "text",
-           "id": "id", "utterance_id": "id", "language": "language", "locale": "language", "kind": "kind",
-           "duration": "duration", "offset": "offset"}
 
 
 def _columns(header: str) -> tuple[str, list[str] | None]:

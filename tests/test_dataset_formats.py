@@ -8,6 +8,7 @@ import gzip
 import json
 import shutil
 import types
+from pathlib import Path
 
 import pytest
 
@@ -78,10 +79,42 @@ def write_formats(root):
     paths["common voice"] = cv / "test.tsv"
     (root / "five.pipe").write_text("".join(f"{e['audio']}|{e['text']}\n" for e in FIVE))
     paths["plugin"] = root / "five.pipe"
+    paths.update(write_huggingface(root / "hf"))
+    paths.update(write_lhotse(root / "lhotse"))
     return paths
 
 
-def test_every_format_loads_the_same_five_utterances_to_the_same_figures(tmp_path):
+def write_huggingface(root):
+    """The five utterances as a Hugging Face dataset with an Audio column holding the files' bytes,
+    written by the datasets library itself: with save_to_disk and as parquet."""
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"id": [e["id"] for e in FIVE], "sentence": [e["text"] for e in FIVE],
+                                     "audio": [str(FIXTURES / e["audio"]) for e in FIVE]})
+    ds = ds.cast_column("audio", datasets.Audio(decode=False)).map(  # embed the bytes, as the hub's parquet does
+        lambda row: {"audio": {"bytes": Path(row["audio"]["path"]).read_bytes(), "path": Path(row["audio"]["path"]).name}})
+    ds.save_to_disk(str(root / "saved"))
+    ds.to_parquet(str(root / "five.parquet"))
+    return {"huggingface save_to_disk": root / "saved", "huggingface parquet": root / "five.parquet"}
+
+
+def write_lhotse(root):
+    """The five utterances as lhotse manifests written by lhotse: recordings + supervisions, and a CutSet."""
+    from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    copy_audio(root)
+    recordings = RecordingSet.from_recordings(Recording.from_file(root / e["audio"], recording_id=e["id"]) for e in FIVE)
+    supervisions = SupervisionSet.from_segments(
+        SupervisionSegment(id=e["id"], recording_id=e["id"], start=0.0, duration=recordings[e["id"]].duration,
+                           text=e["text"], language="English") for e in FIVE)
+    recordings.to_file(root / "recordings.jsonl.gz")
+    supervisions.to_file(root / "supervisions.jsonl.gz")
+    CutSet.from_manifests(recordings=recordings, supervisions=supervisions).to_file(root / "cuts.jsonl")
+    return {"lhotse folder": root, "lhotse supervisions": root / "supervisions.jsonl.gz", "lhotse cuts": root / "cuts.jsonl"}
+
+
+def test_every_format_loads_the_same_five_utterances_to_the_same_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPEECHLAB_AUDIO_DIR", str(tmp_path / "embedded"))
     paths = write_formats(tmp_path)
     figures = {}
     for fmt, path in paths.items():
@@ -97,10 +130,34 @@ def test_every_format_loads_the_same_five_utterances_to_the_same_figures(tmp_pat
     assert figures["jsonl"][0] == 5
     cv = load_dataset(paths["common voice"])
     assert {u.language for u in cv.utterances} == {"en"}  # the locale column
+    assert {u.language for u in load_dataset(paths["lhotse cuts"]).utterances} == {"en"}  # "English"
+    # the embedded audio was written once per clip, named by its content
+    assert len(list((tmp_path / "embedded").iterdir())) == 5
+
+
+def test_a_dataset_dict_a_damaged_parquet_and_missing_sources_are_clear_errors(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setenv("SPEECHLAB_AUDIO_DIR", str(tmp_path / "embedded"))
+    hf = write_huggingface(tmp_path / "hf")
+    datasets.DatasetDict({"test": datasets.load_from_disk(str(hf["huggingface save_to_disk"]))}).save_to_disk(
+        str(tmp_path / "dict"))
+    with pytest.raises(SpeechlabError, match="a DatasetDict with splits test: give one split's folder"):
+        load_dataset(tmp_path / "dict")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1" + b"\x00" * 64)
+    with pytest.raises(SpeechlabError, match="bad.parquet: not a readable parquet file"):
+        load_dataset(tmp_path / "bad.parquet")
+    lhotse = write_lhotse(tmp_path / "lhotse")
+    (lhotse["lhotse folder"] / FIVE[0]["audio"]).unlink()
+    supervisions = lhotse["lhotse supervisions"]
+    with gzip.open(supervisions, "at") as fh:
+        fh.write(json.dumps({"id": "orphan", "recording_id": "nowhere", "start": 0, "duration": 1, "text": "x"}) + "\n")
+    dataset = load_dataset(supervisions)
+    assert len(dataset.utterances) == 4 and len(dataset.errors) == 2
+    assert "not found" in dataset.errors[0].message and "'nowhere' is not in recordings.jsonl.gz" in dataset.errors[1].message
 
 
 @pytest.mark.parametrize("content, what", [
-    (b"PAR1" + b"\x00" * 64, "a parquet file"),
     (gzip.compress(b'{"id": "x"}\n'), "a gzip file"),
     (b"\x00\x01\x02 binary \xff\xfe" * 50, "a file"),
     ("name,size\nfoo,3\nbar,4\n".encode(), "a file"),
