@@ -155,6 +155,7 @@ class Output:
     worker: str = ""  # the worker process or actor that computed it ("" in the session's own process)
     threads: int | None = None  # the model's threads where it ran
     batch_size: int = 1  # the size of the batch it was decoded in (its time is a share of the batch's)
+    silences: tuple[tuple[float, float], ...] = ()  # long silent stretches of the input (start, end s)
 
 
 @dataclass

@@ -79,6 +79,14 @@ def transcript_from_json(data: dict) -> Transcript:
                       data.get("language"), data.get("extra") or {})
 
 
+def _silences(data: dict) -> tuple[tuple[float, float], ...]:
+    """The input's silent stretches kept beside a cached transcript (a property of the audio, whose
+    digest is in the key)."""
+    spans = data.get("input_silences") if isinstance(data, dict) else None
+    return tuple((float(span[0]), float(span[1])) for span in (spans if isinstance(spans, list) else ())
+                 if isinstance(span, list) and len(span) == 2 and all(isinstance(v, (int, float)) for v in span))
+
+
 @dataclass
 class OutputCache:
     """Reads and writes model outputs for one session, in the mode given."""
@@ -123,7 +131,7 @@ class OutputCache:
             hits[utt.id] = Output(
                 utt, transcript_from_json(first["transcript"]), first["processing_seconds"], first["audio_seconds"],
                 repeats=tuple(transcript_from_json(r["transcript"]) for r in records[1:]),
-                notes=tuple(first.get("notes") or ()),
+                notes=tuple(first.get("notes") or ()), silences=_silences(first["transcript"]),
                 cached={"run_id": first.get("run_id"), "cpu": first.get("cpu"), "measured_at": first.get("created_at")})
         return hits
 
@@ -134,7 +142,8 @@ class OutputCache:
         transcripts = [output.transcript, *output.repeats]
         machine = self.machine or {}
         return [{"key": key, "model": model, "utterance_id": output.utterance.id,
-                 "transcript": transcript_to_json(t), "processing_seconds": output.processing_seconds if i == 0 else None,
+                 "transcript": {**transcript_to_json(t), "input_silences": [list(x) for x in output.silences]},
+                 "processing_seconds": output.processing_seconds if i == 0 else None,
                  "audio_seconds": output.audio_seconds, "notes": list(output.notes), "run_id": self.run_id,
                  "cpu": machine.get("cpu"), "host": machine.get("host")}
                 for i, (key, t) in enumerate(zip(keys, transcripts))]

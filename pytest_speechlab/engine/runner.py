@@ -22,6 +22,7 @@ from .._audio import (
     duration_mismatch,
     header_duration,
     read_audio,
+    silent_spans,
 )
 from .._registry import ModelSpec
 from .._text import storable, unicode_safe
@@ -275,7 +276,8 @@ class Runner:
                     repeats = tuple(repaired(again[i], raw.duration)[0] for again in call.again)
                     done[utt.id] = Output(utt, transcript, call.seconds * raw.duration / total, raw.duration,
                                           repeats=repeats, notes=notes, worker=self.worker,
-                                          threads=model.info.get("threads"), batch_size=len(ready))
+                                          threads=model.info.get("threads"), batch_size=len(ready),
+                                          silences=raw.silences)
         return [done[u.id] for u in unit]
 
     def invoke(self, model: LoadedModel, task: Task, request: Any, again: int = 0, warmup: Any = None) -> Invocation:
@@ -334,20 +336,14 @@ class Runner:
             return Output(utt, audio_seconds=utt.duration or 0.0, worker=self.worker,
                           skipped=f"language {utt.language!r} not supported by {model.name} "
                           f"(supports {', '.join(model.info['languages'])})")
-        try:
-            raw = read_audio(utt.audio_path)
+        try:  # a segment of a longer recording (offset) is read alone, never the whole file
+            raw = read_audio(utt.audio_path, utt.offset, utt.duration)
         except AudioError as exc:
             return Output(utt, error=InputError(self._where(utt), str(exc), utt.id), worker=self.worker)
-        if utt.offset is not None:  # a segment of a longer recording
-            if utt.offset >= raw.duration:
-                return Output(utt, error=InputError(self._where(utt), f"offset {utt.offset:g} s is at or past the end "
-                                                    f"of the audio ({raw.duration:.2f} s)", utt.id), worker=self.worker)
-            start = int(round(utt.offset * raw.sample_rate))
-            stop = None if utt.duration is None else start + int(round(utt.duration * raw.sample_rate))
-            raw = RawAudio(raw.samples[start:stop].copy(), raw.sample_rate)
         mismatch = duration_mismatch(utt.duration, raw.duration)
         if mismatch:
             return Output(utt, error=InputError(self._where(utt), mismatch, utt.id), worker=self.worker)
+        raw.silences = silent_spans(raw)  # for the text-in-silence detector
         return raw
 
     def run_one(self, model: LoadedModel, utt: Utterance) -> Output:
@@ -366,11 +362,13 @@ class Runner:
         if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
             return Output(utt, error=InputError(where, f"model {model.name} has an unusable sample_rate {rate!r}", utt.id))
         language = base_language(utt.language) if hints_language(model.spec.params) else None
-        call = self.invoke(model, ASR, (raw, rate, language), again=self.repeats - 1)
+        # a long recording warms the model up on its first 10 s, not on the whole of it
+        warmup = (RawAudio(raw.samples[:10 * raw.sample_rate], raw.sample_rate), rate, language) if raw.duration > 30 else None
+        call = self.invoke(model, ASR, (raw, rate, language), again=self.repeats - 1, warmup=warmup)
         if call.error:
             return Output(utt, audio_seconds=raw.duration, error=InputError(where, call.error, utt.id),
                           worker=self.worker)
         transcript, notes = repaired(call.value, raw.duration)
         repeats = tuple(repaired(r, raw.duration)[0] for r in call.again)
         return Output(utt, transcript, call.seconds, raw.duration, repeats=repeats, notes=notes,
-                      worker=self.worker, threads=model.info.get("threads"))
+                      worker=self.worker, threads=model.info.get("threads"), silences=raw.silences)

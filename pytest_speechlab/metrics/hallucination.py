@@ -21,7 +21,7 @@ from .results import Finding, UtteranceResult
 
 KINDS = (
     "nonspeech_text", "repetition", "insertion_run", "known_phrase", "past_end", "low_confidence",
-    "implausible_length", "high_wer", "wrong_language",
+    "implausible_length", "high_wer", "wrong_language", "repeated_segment", "text_in_silence",
 )
 PHRASES_FILE = Path(__file__).parent.parent / "data" / "hallucination_phrases.txt"
 
@@ -42,6 +42,10 @@ class HallucinationConfig:
     max_length_ratio: float = 2.0
     min_extra_words: int = 5
     high_wer: float = 0.5
+    segment_repeats: int = 3  # consecutive segments with the same text
+    silence_seconds: float = 3.0  # a silent stretch at least this long holds no speech
+    silence_overlap: float = 0.8  # share of a segment inside such a stretch that flags it
+    window_s: float = 30.0  # compression ratio is judged per window of this much audio (Whisper's)
     phrases_file: str = ""
     disabled: tuple[str, ...] = ()
 
@@ -119,9 +123,23 @@ def nonspeech_text(u, cfg, normalizer):
     return []
 
 
+def _windows(u, cfg) -> list[tuple[str, str]]:
+    """(where, text) to judge compression on: the whole hypothesis of a clip up to ``window_s``;
+    for a longer recording its segments grouped into windows of ``window_s`` (prose compresses
+    better the longer it is, so a whole long transcript would always look like a loop)."""
+    segments = u.transcript.segments if u.transcript else ()
+    if u.audio_seconds <= cfg.window_s or not segments:
+        return [("hypothesis", u.hypothesis)] if u.audio_seconds <= cfg.window_s else []
+    windows: dict[int, list] = {}
+    for seg in segments:
+        windows.setdefault(int(seg.start // cfg.window_s), []).append(seg)
+    return [(f"{group[0].start:.1f}-{group[-1].end:.1f} s", " ".join(seg.text.strip() for seg in group))
+            for group in windows.values()]
+
+
 def repetition(u, cfg, normalizer):
     found = []
-    texts = [("hypothesis", u.hypothesis)] + [
+    texts = _windows(u, cfg) + [
         (f"segment {s.start:.1f}-{s.end:.1f} s", s.text) for s in (u.transcript.segments if u.transcript else ())
     ]
     for where, text in texts:
@@ -235,6 +253,46 @@ def wrong_language(u, cfg, normalizer):
                     f"transcribed as {detected!r}{shown}; the manifest says {expected!r}")]
 
 
+def repeated_segment(u, cfg, normalizer):
+    """The same text in ``segment_repeats`` or more consecutive segments: a decoder stuck in a loop
+    across windows (long-form decoding conditioned on its own previous text)."""
+    segments = [s for s in (u.transcript.segments if u.transcript else ()) if s.text.strip()]
+    found, run = [], 1
+    for i in range(1, len(segments) + 1):
+        same = i < len(segments) and normalizer(segments[i].text) == normalizer(segments[i - 1].text) != ""
+        if same:
+            run += 1
+            continue
+        if run >= cfg.segment_repeats:
+            first, last = segments[i - run], segments[i - 1]
+            found.append(Finding("repeated_segment", last.text.strip(),
+                                 f"{_clip(last.text.strip())!r} in {run} consecutive segments, "
+                                 f"{first.start:.1f}-{last.end:.1f} s"))
+        run = 1
+    return found
+
+
+def text_in_silence(u, cfg, normalizer):
+    """Segments with text lying (``silence_overlap`` of their span or more) inside a stretch of the
+    input at least ``silence_seconds`` long whose every 50 ms frame is below -50 dBFS."""
+    silences = [(a, b) for a, b in u.silences if b - a >= cfg.silence_seconds]
+    if not silences or not u.transcript:
+        return []
+    found = []
+    for seg in u.transcript.segments:
+        span = seg.end - seg.start
+        if not seg.text.strip() or span <= 0:
+            continue
+        for a, b in silences:
+            inside = min(seg.end, b) - max(seg.start, a)
+            if inside >= cfg.silence_overlap * span:
+                found.append(Finding("text_in_silence", seg.text.strip(),
+                                     f"segment {seg.start:.1f}-{seg.end:.1f} s {_clip(seg.text.strip())!r} lies in "
+                                     f"silence {a:.1f}-{b:.1f} s (every 50 ms below -50 dBFS)"))
+                break
+    return found
+
+
 DETECTORS: dict[str, Detector] = {
     "nonspeech_text": nonspeech_text,
     "repetition": repetition,
@@ -245,6 +303,8 @@ DETECTORS: dict[str, Detector] = {
     "implausible_length": implausible_length,
     "high_wer": high_wer,
     "wrong_language": wrong_language,
+    "repeated_segment": repeated_segment,
+    "text_in_silence": text_in_silence,
 }
 
 

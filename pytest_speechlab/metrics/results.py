@@ -103,6 +103,7 @@ class UtteranceResult:
     threads: int | None = None
     batch_size: int = 1
     language: str = ""  # the language it was scored as (the manifest's, else the dataset's default)
+    silences: tuple[tuple[float, float], ...] = ()  # long silent stretches of the input (start, end s)
 
     def __repr__(self) -> str:
         return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"

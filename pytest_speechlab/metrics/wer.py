@@ -70,6 +70,7 @@ def _score(output: Output, normalizer: Normalizer, language: str) -> UtteranceRe
         threads=output.threads,
         batch_size=output.batch_size,
         language=language,
+        silences=output.silences,
     )
     if output.skipped:
         result.note = output.skipped

@@ -141,6 +141,11 @@ class FasterWhisperASR:
             "source_weights_sha256": weights_digest(self.path / "model.bin"),
             "decode": dict(self.decode),
             **({"long_form_batched": dict(self.LONG_FORM_OVERRIDES)} if self.batch_size > 1 else {}),
+            # how a recording over 30 s is decoded
+            "long_form": ({"mode": "chunked", "window_s": 30, "cut": "at VAD pauses", "batch_size": self.batch_size,
+                           "by": "BatchedInferencePipeline"} if self.batch_size > 1 else
+                          {"mode": "sequential", "window_s": 30, "by": "WhisperModel.transcribe",
+                           "condition_on_previous_text": self.decode.get("condition_on_previous_text", True)}),
             "languages": None if multilingual else ["en"],
         }
 

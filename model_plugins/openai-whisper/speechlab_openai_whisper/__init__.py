@@ -111,6 +111,8 @@ class OpenAIWhisperASR:
             "weights_path": str(path), "decode": self.params,
             "backend_decode": {k: list(v) if isinstance(v, tuple) else v for k, v in self.decode.items()},
             "languages": None if self.model.is_multilingual else ["en"],
+            "long_form": {"mode": "sequential", "window_s": 30, "by": "whisper.transcribe",
+                          "condition_on_previous_text": self.decode.get("condition_on_previous_text", True)},
         }
         if path.is_file():
             info["weights_sha256"] = weights_digest(path)

@@ -96,6 +96,8 @@ class TransformersWhisperASR:
             "decode": dict(self.params),
             "backend_decode": {k: list(v) if isinstance(v, tuple) else v for k, v in self.generate_kwargs.items()},
             "languages": None if self.model.config.vocab_size >= 51865 else ["en"],
+            "long_form": {"mode": "sequential", "window_s": 30, "by": "WhisperForConditionalGeneration.generate "
+                          "on the untruncated features"},
         }
         weights = Path(self.folder) / "model.safetensors"
         if weights.is_file():
