@@ -6,6 +6,7 @@ from ._assertions import (
     SpeechlabAssertionError,
     check_below,
     check_grade,
+    check_long_form,
     check_no_input_errors,
 )
 from ._config import SpeechlabConfig, load_config
@@ -78,6 +79,7 @@ __all__ = [
     "build_registry",
     "cache_dir",
     "check_below",
+    "check_long_form",
     "check_grade",
     "check_no_input_errors",
     "default_threads",

@@ -122,3 +122,56 @@ def check_no_input_errors(result: EvalResult) -> None:
             f"{len(errors)} input error(s) in {result.dataset} with {result.model} "
             f"(the other utterances were evaluated):\n" + "\n".join(f"  {e}" for e in errors)
         )
+
+
+LONG_FORM_S = 60.0  # a recording at least this long is judged as long-form
+# findings that long-form decoding typically produces: loops, text in silence, text past the end
+LONG_FORM_KINDS = ("repetition", "repeated_segment", "text_in_silence", "past_end")
+
+
+def long_recordings(result: EvalResult, min_seconds: float = LONG_FORM_S) -> list[UtteranceResult]:
+    return [u for u in result.scored if u.audio_seconds >= min_seconds]
+
+
+def longest_deleted_run(u: UtteranceResult) -> tuple[int, int]:
+    """(length, position in the reference) of the longest run of reference words the hypothesis
+    leaves out (deletions, and substitutions of many words by few)."""
+    best, at, ref_pos = 0, 0, 0
+    run, start = 0, 0
+    for op in u.alignment:
+        lost = len(op.ref) - len(op.hyp) if op.op in ("delete", "substitute") else 0
+        if op.op == "equal":
+            run = 0
+        elif lost > 0:
+            if run == 0:
+                start = ref_pos
+            run += lost
+            if run > best:
+                best, at = run, start
+        ref_pos += len(op.ref)
+    return best, at
+
+
+def check_long_form(result: EvalResult, max_deleted_run: float, min_seconds: float = LONG_FORM_S) -> None:
+    """Fail when a long recording's transcript loops, puts text in a long silence or past the end,
+    or leaves out a stretch of more than ``max_deleted_run`` consecutive reference words (a
+    dropped window); the message names the model's long-form mode."""
+    __tracebackhide__ = True
+    long = long_recordings(result, min_seconds)
+    if not long:
+        raise SpeechlabAssertionError(f"{result.dataset} has no scored recording of {min_seconds:.0f} s or more")
+    mode = result.model_info.get("long_form")
+    mode_text = (", ".join(f"{k} {v}" for k, v in mode.items()) if isinstance(mode, dict) else
+                 "its long-form mode is not stated by the model (info()['long_form'])")
+    problems = []
+    for u in long:
+        loops = [f for f in u.findings if f.kind in LONG_FORM_KINDS]
+        problems += [f"  {u.utterance.id} ({u.audio_seconds:.0f} s): {f}" for f in loops[:5]]
+        run, at = longest_deleted_run(u)
+        if run > max_deleted_run:
+            words = u.reference_normalized.split()
+            problems.append(f"  {u.utterance.id} ({u.audio_seconds:.0f} s): {run} consecutive reference words left out "
+                            f"from word {at} of {len(words)} ({' '.join(words[at:at + 12])!r}...) > {max_deleted_run:g}")
+    if problems:
+        raise SpeechlabAssertionError(f"long-form decoding of {result.model} on {result.dataset} ({mode_text}):\n"
+                                      + "\n".join(problems))

@@ -105,7 +105,7 @@ def silent_spans(audio: RawAudio, threshold_dbfs: float = SILENCE_DBFS,
     spans = []
     for first, last in zip(edges[::2], edges[1::2]):
         if (last - first) * frame / rate >= min_seconds:
-            spans.append((round(first * frame / rate, 2), round(last * frame / rate, 2)))
+            spans.append((round(float(first * frame / rate), 2), round(float(last * frame / rate), 2)))
     return tuple(spans)
 
 

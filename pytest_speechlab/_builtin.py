@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._dataset import load_dataset
 from ._hookspecs import hookimpl
+from ._longform import ensure_longform, longform_manifest
 
 
 def fixtures_dir() -> Path:
@@ -36,6 +38,17 @@ def speechlab_register_datasets(register):
         description="sentences followed by 10 s of speech-like noise: hallucination triggers, not a default (generated)",
     )
     register(
+        "speechlab/multilingual",
+        path=root / "multilingual" / "manifest.jsonl",
+        description="18 sentences, two in each of de es fr it pt ru hi zh ja, spoken by eSpeak NG (generated; not a default)",
+    )
+    register(
+        "speechlab/longform",
+        path=longform_manifest(),
+        description="one recording of 10+ minutes: the speech fixtures with pauses, noise, 60 s of silence "
+                    "and music (built from the fixtures on first use; not a default)",
+    )
+    register(
         "speechlab/tts-texts",
         path=root / "tts" / "texts.jsonl",
         description="TTS text set: 24 sentences with numbers, abbreviations, names, punctuation, long sentences",
@@ -45,3 +58,10 @@ def speechlab_register_datasets(register):
         path=root / "chat" / "prompts.jsonl",
         description="chat prompt set: 10 questions with expected content or a topic; 6 marked spoken",
     )
+
+
+@hookimpl
+def speechlab_register_dataset_formats(register):
+    register("speechlab-longform", detect=lambda path: path == longform_manifest(),
+             load=lambda path, name: load_dataset(ensure_longform(fixtures_dir()), name),
+             description="the built-in long-form fixture, built on first use")

@@ -68,6 +68,9 @@ DEFAULT_THRESHOLDS = {
     # pad the log-mel itself, which flips near-tie tokens (2 of the 34 fixtures on tiny.en)
     "runtime_disagreement_rate": 0.10,
     "batch_disagreement_rate": 0.10,
+    # the longest run of consecutive reference words a long-form transcript may leave out (a window
+    # dropped between two 30 s chunks loses some 60-80 words)
+    "longform_deleted_run": 30,
 }
 METRICS = tuple(DEFAULT_THRESHOLDS)
 

@@ -128,10 +128,10 @@ def load_dataset(path: str | os.PathLike, name: str | None = None,
     """Read the dataset at ``path`` with the first format (plugins' first, then the built-in ones)
     that recognizes it."""
     p = Path(path)
-    if not p.exists():
-        raise SpeechlabError(f"dataset {display_path(p)!r} not found (expected a manifest file or a folder)")
     every = [*formats, *BUILTIN_FORMATS]
     for fmt in every:
+        if fmt in BUILTIN_FORMATS and not p.exists():  # a plugin's format may build what it reads
+            raise SpeechlabError(f"dataset {display_path(p)!r} not found (expected a manifest file or a folder)")
         try:
             recognized = fmt.detect(p)
         except Exception:  # noqa: BLE001 - a plugin's detector that fails does not recognize it

@@ -151,7 +151,7 @@ def test_grades_judge_each_language():
 
 def test_the_terminal_shows_one_row_per_language():
     lines = "\n".join(summary_lines([multilingual().serialized()], {}, width=200))
-    assert "macro WER/CER" in lines and " 0.134 " in lines
+    assert "macro 95% CI" in lines and " 0.134 " in lines
     assert "per language" in lines and "CER 0.125" in lines and "WER 0.111" in lines
 
 

@@ -44,7 +44,7 @@ class HallucinationConfig:
     high_wer: float = 0.5
     segment_repeats: int = 3  # consecutive segments with the same text
     silence_seconds: float = 3.0  # a silent stretch at least this long holds no speech
-    silence_overlap: float = 0.8  # share of a segment inside such a stretch that flags it
+    silence_margin_s: float = 0.5  # a segment this far inside both ends of such a stretch is flagged
     window_s: float = 30.0  # compression ratio is judged per window of this much audio (Whisper's)
     phrases_file: str = ""
     disabled: tuple[str, ...] = ()
@@ -134,13 +134,14 @@ def _windows(u, cfg) -> list[tuple[str, str]]:
     for seg in segments:
         windows.setdefault(int(seg.start // cfg.window_s), []).append(seg)
     return [(f"{group[0].start:.1f}-{group[-1].end:.1f} s", " ".join(seg.text.strip() for seg in group))
-            for group in windows.values()]
+            for group in windows.values() if group[-1].end - group[0].start <= 2 * cfg.window_s]
 
 
 def repetition(u, cfg, normalizer):
     found = []
-    texts = _windows(u, cfg) + [
+    texts = _windows(u, cfg) + [  # a segment spanning minutes (a backend without timestamps) is prose, not a window
         (f"segment {s.start:.1f}-{s.end:.1f} s", s.text) for s in (u.transcript.segments if u.transcript else ())
+        if s.end - s.start <= 2 * cfg.window_s
     ]
     for where, text in texts:
         ratio = compression_ratio(text)
@@ -273,24 +274,20 @@ def repeated_segment(u, cfg, normalizer):
 
 
 def text_in_silence(u, cfg, normalizer):
-    """Segments with text lying (``silence_overlap`` of their span or more) inside a stretch of the
-    input at least ``silence_seconds`` long whose every 50 ms frame is below -50 dBFS."""
+    """Segments with text lying wholly inside a stretch of the input at least ``silence_seconds``
+    long whose every 50 ms frame is below -50 dBFS (``silence_margin_s`` from either end). Wholly:
+    Whisper stretches a segment's end over the silence after its words, and opens a segment early
+    before words that follow a silence; a segment that begins and ends in silence has words no one
+    spoke there."""
     silences = [(a, b) for a, b in u.silences if b - a >= cfg.silence_seconds]
     if not silences or not u.transcript:
         return []
-    found = []
-    for seg in u.transcript.segments:
-        span = seg.end - seg.start
-        if not seg.text.strip() or span <= 0:
-            continue
-        for a, b in silences:
-            inside = min(seg.end, b) - max(seg.start, a)
-            if inside >= cfg.silence_overlap * span:
-                found.append(Finding("text_in_silence", seg.text.strip(),
-                                     f"segment {seg.start:.1f}-{seg.end:.1f} s {_clip(seg.text.strip())!r} lies in "
-                                     f"silence {a:.1f}-{b:.1f} s (every 50 ms below -50 dBFS)"))
-                break
-    return found
+    margin = cfg.silence_margin_s
+    return [Finding("text_in_silence", seg.text.strip(),
+                    f"segment {seg.start:.1f}-{seg.end:.1f} s {_clip(seg.text.strip())!r} lies in silence "
+                    f"{a:.1f}-{b:.1f} s (every 50 ms below -50 dBFS)")
+            for seg in u.transcript.segments if seg.text.strip()
+            for a, b in silences if a + margin <= seg.start and seg.end <= b - margin]
 
 
 DETECTORS: dict[str, Detector] = {

@@ -21,8 +21,8 @@ from .terminal import pytest_cmdline_main, pytest_terminal_summary  # noqa: F401
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "speechlab_datasets(kind): run this test only on datasets containing utterances of "
-        "that kind ('speech' or 'nonspeech')",
+        "speechlab_datasets(kind, min_seconds): run this test only on datasets containing utterances of "
+        "that kind ('speech' or 'nonspeech'), or a speech recording of at least min_seconds",
     )
     if hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
         raise pytest.UsageError(

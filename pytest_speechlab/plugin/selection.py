@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from .._audio import header_duration
 from .._types import SpeechlabError
 from .recording import check_report_paths
 from .session import SpeechlabSession, _usage, session_key
@@ -54,6 +55,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             kind = marker.kwargs.get("kind", marker.args[0] if marker.args else None) if marker else None
             if kind:
                 refs = [r for r in refs if any(u.kind == kind for u in session.dataset(r).utterances)]
+            longest = marker.kwargs.get("min_seconds") if marker else None
+            if longest:  # long-form suites: datasets holding a recording at least this long
+                refs = [r for r in refs if any(u.kind == "speech" and (u.duration or header_duration(u.audio_path)) >= longest
+                                               for u in session.dataset(r).utterances)]
             ids = [test_id(session.dataset(r).name) for r in refs]
             metafunc.parametrize("speechlab_dataset", refs, indirect=True, scope="session", ids=ids)
     except SpeechlabError as exc:

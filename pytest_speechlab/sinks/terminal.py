@@ -31,7 +31,7 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
     repeated = any(r["summary"]["nondeterminism_rate"] is not None for r in records)
     metrics = {r["summary"]["error_metric"] for r in records}
     # one kind of figure: the column is named for it; several (WER, CER, macro): each cell says which
-    named = {"wer": "WER", "cer": "CER", "macro": "macro WER/CER"}[next(iter(metrics))] if len(metrics) == 1 else "error"
+    named = {"wer": "WER", "cer": "CER", "macro": "macro"}[next(iter(metrics))] if len(metrics) == 1 else "error"
     header = ["model", "dataset", "utts", "audio s", named, f"{named} 95% CI", "CER", "S/D/I", "halluc",
               "halluc 95% CI", "RTF", "RTFx", "threads", "load s", "loads", "cached", "errors"] + (["nondet"] if repeated else [])
     rows = []
@@ -51,17 +51,22 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
         ] + ([_num(s["nondeterminism_rate"])] if repeated else []))
     lines = format_table(header, rows, width=width)
     multilingual = [r for r in records if len(r["summary"]["languages"]) > 1]
-    if multilingual:  # one row per model x dataset x language
-        lines.append("per language (the macro average above is the mean of these figures):")
-        lines += format_table(
-            ["model", "dataset", "lang", "utts", "error", "95% CI", "CER", "S/D/I", "halluc", "lang ID", "normalizer"],
-            [[s["model"], s["dataset"], lang["language"], f"{lang['scored']}/{lang['utterances']}",
-              _headline(lang["metric"], lang["error_rate"]), _interval(lang["ci"]), _num(lang["cer"]),
+    for r in multilingual:  # one row per model x dataset x language
+        s = r["summary"]
+        lines.append(f"{s['model']} on {s['dataset']}, per language (macro average {_num(s['error_rate'])} "
+                     f"[{_interval(s['error_ci'])}] = the mean of these):")
+        lines += ["  " + line for line in format_table(
+            ["lang", "utts", "error", "95% CI", "CER", "S/D/I", "halluc", "lang ID"],
+            [[lang["language"], f"{lang['scored']}/{lang['utterances']}", _headline(lang["metric"], lang["error_rate"]),
+              _interval(lang["ci"]), _num(lang["cer"]),
               f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']}" if lang["scored"] else "-",
               f"{lang['hallucinated']}/{lang['utterances']}",
-              f"{lang['language_id']['correct']}/{lang['language_id']['total']}" if lang["language_id"] else "-",
-              lang["normalizer"]]
-             for s in (r["summary"] for r in multilingual) for lang in s["languages"]], width=width)
+              f"{lang['language_id']['correct']}/{lang['language_id']['total']}" if lang["language_id"] else "-"]
+             for lang in s["languages"]], text_columns=1, width=width - 2 if width else None)]
+        by_label: dict[str, list[str]] = {}
+        for lang in s["languages"]:
+            by_label.setdefault(lang["normalizer"], []).append(lang["language"])
+        lines.append("  normalizers: " + "; ".join(f"{' '.join(langs)}: {label}" for label, langs in by_label.items()))
     normalizers = sorted({r["normalizer"] for r in records if len(r["summary"]["languages"]) <= 1})
     lines.append(f"error: corpus WER, or CER for a language written without spaces (zh, ja, th, lo, km, my, yue); "
                  "across languages, the macro average of each language's figure (its interval resamples within "

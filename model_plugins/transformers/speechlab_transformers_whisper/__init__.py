@@ -61,12 +61,19 @@ class TransformersWhisperASR:
         kwargs = dict(self.generate_kwargs)
         if language and self.multilingual:
             kwargs["language"] = language
-        if long_form:
-            kwargs.update(attention_mask=inputs.attention_mask.to(self.device), return_timestamps=True)
+        if long_form:  # sequential long-form generation, with each window's timestamped segments
+            kwargs.update(attention_mask=inputs.attention_mask.to(self.device), return_timestamps=True,
+                          return_segments=True)
         with torch.inference_mode():
-            ids = self.model.generate(inputs.input_features.to(self.device, self.model.dtype), **kwargs)
+            out = self.model.generate(inputs.input_features.to(self.device, self.model.dtype), **kwargs)
+        ids = out["sequences"] if long_form else out
         text = self.tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
         duration = len(audio) / SAMPLE_RATE
+        if long_form:
+            segments = tuple(Segment(float(s["start"]), float(s["end"]),
+                                     self.tokenizer.decode(s["tokens"], skip_special_tokens=True).strip())
+                             for s in out["segments"][0])
+            return Transcript(text, tuple(s for s in segments if s.text))
         return Transcript(text, (Segment(0.0, duration, text),) if text else ())
 
     def transcribe_batch(self, audios: list, languages: list | None = None) -> list[Transcript]:
