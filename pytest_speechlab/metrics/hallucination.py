@@ -38,6 +38,7 @@ class HallucinationConfig:
     low_avg_logprob: float = -1.0
     high_no_speech_prob: float = 0.6
     max_words_per_second: float = 6.0
+    max_chars_per_second: float = 12.0  # the same for a language scored in characters (zh, ja, th...)
     min_words_for_rate: int = 8
     max_length_ratio: float = 2.0
     min_extra_words: int = 5
@@ -222,12 +223,12 @@ def low_confidence(u, cfg, normalizer):
 def implausible_length(u, cfg, normalizer):
     words = len(u.hypothesis_normalized.split())
     found = []
+    unit, limit = ("characters", cfg.max_chars_per_second) if u.unit == "char" else ("words", cfg.max_words_per_second)
     if u.audio_seconds and words >= cfg.min_words_for_rate:
         rate = words / u.audio_seconds
-        if rate > cfg.max_words_per_second:
+        if rate > limit:
             found.append(Finding("implausible_length", u.hypothesis,
-                                 f"{words} words in {u.audio_seconds:.1f} s = {rate:.1f} words/s "
-                                 f"> {cfg.max_words_per_second}"))
+                                 f"{words} {unit} in {u.audio_seconds:.1f} s = {rate:.1f} {unit}/s > {limit}"))
     if u.words is not None:
         ref_words = u.words.reference_length
         if words > cfg.max_length_ratio * ref_words + cfg.min_extra_words:
