@@ -124,11 +124,19 @@ def nonspeech_text(u, cfg, normalizer):
     return []
 
 
-def _windows(u, cfg) -> list[tuple[str, str]]:
+WINDOW_WORDS = 100
+
+
+def _worded(segments, normalizer) -> list:
+    """The segments whose text has a word once normalized (not "." or "♪")."""
+    return [s for s in segments if normalizer(s.text)]
+
+
+def _windows(u, cfg, normalizer) -> list[tuple[str, str]]:
     """(where, text) to judge compression on: the whole hypothesis of a clip up to ``window_s``;
     for a longer recording its segments grouped into windows of ``window_s`` (prose compresses
     better the longer it is, so a whole long transcript would always look like a loop)."""
-    segments = u.transcript.segments if u.transcript else ()
+    segments = _worded(u.transcript.segments if u.transcript else (), normalizer)
     if u.audio_seconds <= cfg.window_s or not segments:
         return [("hypothesis", u.hypothesis)] if u.audio_seconds <= cfg.window_s else []
     windows: dict[int, list] = {}
@@ -140,14 +148,19 @@ def _windows(u, cfg) -> list[tuple[str, str]]:
 
 def repetition(u, cfg, normalizer):
     found = []
-    texts = _windows(u, cfg) + [  # a segment spanning minutes (a backend without timestamps) is prose, not a window
+    texts = _windows(u, cfg, normalizer) + [  # a segment spanning minutes (a backend without timestamps) is prose, not a window
         (f"segment {s.start:.1f}-{s.end:.1f} s", s.text) for s in (u.transcript.segments if u.transcript else ())
         if s.end - s.start <= 2 * cfg.window_s
     ]
     for where, text in texts:
-        ratio = compression_ratio(text)
+        # on the words (a run of "." or "♪" written into a pause is not a loop of words), at most
+        # WINDOW_WORDS at a time, about what a 30 s window holds: longer prose compresses better
+        # without repeating anything (a segment with wrong timestamps can hold minutes of speech)
+        words = [tok for tok in text.split() if any(ch.isalnum() for ch in tok)]
+        ratio, piece = max(((compression_ratio(" ".join(words[i:i + WINDOW_WORDS])), i)
+                            for i in range(0, max(len(words), 1), WINDOW_WORDS)), default=(0.0, 0))
         if ratio > cfg.compression_ratio:
-            found.append(Finding("repetition", text,
+            found.append(Finding("repetition", " ".join(words[piece:piece + WINDOW_WORDS]),
                                  f"compression ratio {ratio:.2f} > {cfg.compression_ratio} in {where}"))
             break
     words = u.hypothesis_normalized.split()
@@ -258,10 +271,10 @@ def wrong_language(u, cfg, normalizer):
 def repeated_segment(u, cfg, normalizer):
     """The same text in ``segment_repeats`` or more consecutive segments: a decoder stuck in a loop
     across windows (long-form decoding conditioned on its own previous text)."""
-    segments = [s for s in (u.transcript.segments if u.transcript else ()) if s.text.strip()]
+    segments = _worded(u.transcript.segments if u.transcript else (), normalizer)
     found, run = [], 1
     for i in range(1, len(segments) + 1):
-        same = i < len(segments) and normalizer(segments[i].text) == normalizer(segments[i - 1].text) != ""
+        same = i < len(segments) and normalizer(segments[i].text) == normalizer(segments[i - 1].text)
         if same:
             run += 1
             continue
@@ -287,7 +300,7 @@ def text_in_silence(u, cfg, normalizer):
     return [Finding("text_in_silence", seg.text.strip(),
                     f"segment {seg.start:.1f}-{seg.end:.1f} s {_clip(seg.text.strip())!r} lies in silence "
                     f"{a:.1f}-{b:.1f} s (every 50 ms below -50 dBFS)")
-            for seg in u.transcript.segments if seg.text.strip()
+            for seg in _worded(u.transcript.segments, normalizer)
             for a, b in silences if a + margin <= seg.start and seg.end <= b - margin]
 
 

@@ -258,8 +258,8 @@ class EvalResult:
         across languages is never the headline."""
         languages = list(self.languages.values())
         if len(languages) <= 1:
-            if not languages:
-                return "wer", self.words.rate, None
+            if not languages:  # results built without a language (by hand): the pooled WER
+                return "wer", self.words.rate, self.wer_ci
             return languages[0].metric, languages[0].rate, languages[0].ci
         rated = [lang for lang in languages if lang.rate is not None]
         if not rated:

@@ -9,7 +9,10 @@ Parameters mean the same as on the other Whisper backends (faster-whisper's name
 (1 = greedy), ``temperature`` (a number, or a list for fallback), ``compression_ratio_threshold``,
 ``log_prob_threshold``, ``no_speech_threshold``, ``language``, ``condition_on_previous_text``,
 ``without_timestamps``; load-time ``device`` (cpu, cuda, mps) and ``dtype`` (float32, float16,
-bfloat16). The defaults are faster-whisper's. transformers returns no per-segment scores here, so
+bfloat16). The defaults are faster-whisper's. ``long_form`` chooses how a recording over 30 s is
+decoded: ``"sequential"`` (default: ``generate`` on the untruncated features, window after window,
+Whisper's own algorithm) or ``"chunked"`` (the ASR pipeline's 30 s chunks overlapping by 5 s on each
+side, decoded independently and merged at the overlaps). transformers returns no per-segment scores here, so
 the score-based hallucination detectors do not apply to it.
 """
 from __future__ import annotations
@@ -40,6 +43,9 @@ class TransformersWhisperASR:
         params.pop("batch_size", None)  # read by the runner: batches go to transcribe_batch
         if params.get("language") == "dataset":  # the runner passes each utterance's language
             params.pop("language")
+        self.long_form = params.pop("long_form", "sequential")
+        if self.long_form not in ("sequential", "chunked"):
+            raise ValueError(f"long_form must be 'sequential' or 'chunked', got {self.long_form!r}")
         offline = not params.pop("allow_download", False)  # never reach a hub unless the variant opts in
         self.folder, self.source = folder, source
         self.model = WhisperForConditionalGeneration.from_pretrained(
@@ -55,6 +61,8 @@ class TransformersWhisperASR:
         import torch
 
         long_form = len(audio) > 30 * SAMPLE_RATE
+        if long_form and self.long_form == "chunked":
+            return self._chunked(audio, language)
         inputs = self.features(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt",
                                **({"truncation": False, "padding": "longest", "return_attention_mask": True}
                                   if long_form else {}))
@@ -75,6 +83,26 @@ class TransformersWhisperASR:
                              for s in out["segments"][0])
             return Transcript(text, tuple(s for s in segments if s.text))
         return Transcript(text, (Segment(0.0, duration, text),) if text else ())
+
+    def _chunked(self, audio, language: str | None) -> Transcript:
+        """The ASR pipeline's chunked long-form decoding (built once)."""
+        if getattr(self, "_pipeline", None) is None:
+            from transformers import pipeline
+
+            self._pipeline = pipeline("automatic-speech-recognition", model=self.model, tokenizer=self.tokenizer,
+                                      feature_extractor=self.features, chunk_length_s=30, stride_length_s=5,
+                                      device=self.device, ignore_warning=True)
+        kwargs = {k: v for k, v in self.generate_kwargs.items() if k != "return_timestamps"}
+        if language and self.multilingual:
+            kwargs["language"] = language
+        out = self._pipeline(audio, return_timestamps=True, generate_kwargs=kwargs)
+        duration = len(audio) / SAMPLE_RATE
+        segments = []
+        for chunk in out.get("chunks") or ():
+            start, end = chunk["timestamp"]
+            start = float(start) if start is not None else (segments[-1].end if segments else 0.0)
+            segments.append(Segment(start, float(end) if end is not None else duration, chunk["text"].strip()))
+        return Transcript(out["text"].strip(), tuple(s for s in segments if s.text))
 
     def transcribe_batch(self, audios: list, languages: list | None = None) -> list[Transcript]:
         """Clips of up to 30 s through one batched ``generate`` (the same decode arguments as
@@ -103,8 +131,9 @@ class TransformersWhisperASR:
             "decode": dict(self.params),
             "backend_decode": {k: list(v) if isinstance(v, tuple) else v for k, v in self.generate_kwargs.items()},
             "languages": None if self.model.config.vocab_size >= 51865 else ["en"],
-            "long_form": {"mode": "sequential", "window_s": 30, "by": "WhisperForConditionalGeneration.generate "
-                          "on the untruncated features"},
+            "long_form": ({"mode": "sequential", "window_s": 30, "by": "WhisperForConditionalGeneration.generate "
+                           "on the untruncated features"} if self.long_form == "sequential" else
+                          {"mode": "chunked", "window_s": 30, "stride_s": 5, "by": "the automatic-speech-recognition pipeline"}),
         }
         weights = Path(self.folder) / "model.safetensors"
         if weights.is_file():
