@@ -15,8 +15,8 @@ import gzip
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ._types import InputError, SpeechlabError
 
@@ -70,8 +70,8 @@ def store_audio(data: bytes, name_hint: str = "") -> Path:
 def _pyarrow():
     try:
         import pyarrow
-        import pyarrow.ipc  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.ipc
+        import pyarrow.parquet
     except ImportError:
         raise SpeechlabError("reading a Hugging Face dataset needs pyarrow: pip install 'pytest-speechlab[hf]'") from None
     return pyarrow
@@ -199,7 +199,11 @@ def _records(path: Path, shown: str, errors: list[InputError]) -> Iterator[tuple
 
 def _first_record(path: Path) -> dict:
     try:
-        head = gzip.open(path).read(65536) if _head(path, 2) == b"\x1f\x8b" else _head(path, 65536)
+        if _head(path, 2) == b"\x1f\x8b":
+            with gzip.open(path) as fh:
+                head = fh.read(65536)
+        else:
+            head = _head(path, 65536)
     except (OSError, EOFError):
         return {}
     try:

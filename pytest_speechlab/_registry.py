@@ -68,8 +68,11 @@ class Registry:
                 "Run `pytest --speechlab-list-models` to see them."
             ) from None
 
-    def add_variants(self, variants: dict[str, dict], source: str) -> None:
-        """Declare ``[tool.speechlab.models.NAME]`` tables: ``model = BASE`` plus parameters."""
+    def add_variants(self, variants: dict[str, dict], source: str) -> list[str]:
+        """Declare ``[tool.speechlab.models.NAME]`` tables: ``model = BASE`` plus parameters. A base
+        close to a registered name is a typo (an error); a variant of a model like none registered
+        is left out and returned, to be warned about (its plugin may not be installed here)."""
+        absent = []
         for name, table in variants.items():
             table = dict(table)
             base = table.pop("model", None)
@@ -80,8 +83,14 @@ class Registry:
                 raise SpeechlabError(f"{where}: {name!r} is already a model of plugin {self.models[name].plugin!r}; "
                                      "a variant needs a name of its own")
             if base not in self.models:
-                raise SpeechlabError(f"{where}: model {base!r} is not registered{nearest(base, self.models)}")
+                hint = nearest(base, self.models)
+                if hint:
+                    raise SpeechlabError(f"{where}: model {base!r} is not registered{hint}")
+                absent.append(f"{where}: model {base!r} is not registered (is its plugin installed?); "
+                              f"the variant {name!r} is not available")
+                continue
             self.models[name] = self.model(base).variant(name, table, source)
+        return absent
 
 
 def _local_plugin_name(plugin: object) -> str | None:

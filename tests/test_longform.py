@@ -17,8 +17,6 @@ from pytest_speechlab._builtin import fixtures_dir
 from pytest_speechlab._longform import build_longform
 from pytest_speechlab._types import Output, Segment, Transcript, Utterance
 from pytest_speechlab.engine.cache import OutputCache
-from pytest_speechlab.metrics.hallucination import HallucinationConfig, detect
-from pytest_speechlab.metrics.normalize import get_normalizer
 from pytest_speechlab.metrics.wer import evaluate
 
 RATE = 16000

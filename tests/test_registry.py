@@ -170,6 +170,10 @@ def test_a_variant_cannot_take_a_registered_name_or_an_unknown_base(tmp_path):
         registry.add_variants({"base/asr": {"model": "base/asr", "beam_size": 1}}, "pyproject.toml")
     with pytest.raises(SpeechlabError, match="'base/asd' is not registered \\(did you mean 'base/asr'"):
         registry.add_variants({"mine": {"model": "base/asd"}}, "pyproject.toml")
+    # a variant of a model like none registered: its plugin may not be installed here (a warning)
+    (absent,) = registry.add_variants({"chunked": {"model": "someone-else/whisper-xl"}}, "pyproject.toml")
+    assert "model 'someone-else/whisper-xl' is not registered (is its plugin installed?)" in absent
+    assert "chunked" not in registry.models
 
 
 def test_every_hook_is_documented_with_its_parameters():

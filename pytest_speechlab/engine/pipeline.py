@@ -124,8 +124,8 @@ class Engine:
 
     def build_registry(self, extra_plugins=()):
         registry = build_registry(make_plugin_manager([*self._plugins, *extra_plugins]))
-        registry.add_variants(self.settings.variants, self.settings.source)
-        for absent in self.settings.check_models(set(registry.models)):
+        missing = registry.add_variants(self.settings.variants, self.settings.source)
+        for absent in [*missing, *self.settings.check_models(set(registry.models))]:
             warnings.warn(absent, stacklevel=3)
         return registry
 
