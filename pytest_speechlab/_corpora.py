@@ -43,6 +43,20 @@ _AUDIO_MAGIC = ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3
                 (b"\xff\xf3", ".mp3"), (b"FORM", ".aiff"))
 
 
+def read_head(path: Path, size: int = 4096) -> bytes:
+    """The first ``size`` bytes of a file (b"" when it cannot be read): for detecting formats."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return b""
+
+
+def _open(path: Path):
+    """A binary file, gunzipped when it is gzip."""
+    return gzip.open(path, "rb") if read_head(path, 2) == b"\x1f\x8b" else open(path, "rb")
+
+
 def audio_dir() -> Path:
     return Path(os.environ.get("SPEECHLAB_AUDIO_DIR") or Path.home() / ".cache" / "pytest-speechlab" / "audio")
 
@@ -79,7 +93,7 @@ def _pyarrow():
 
 def is_huggingface(path: Path) -> bool:
     if path.is_file():
-        return path.suffix.lower() == ".parquet" or _head(path, 4) == b"PAR1"
+        return path.suffix.lower() == ".parquet" or read_head(path, 4) == b"PAR1"
     return path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()
                               or next(path.glob("*.parquet"), None) is not None)
 
@@ -168,19 +182,10 @@ def huggingface_entries(path: Path, shown: str, errors: list[InputError]) -> Ite
 # -- lhotse ---------------------------------------------------------------------------------------
 
 
-def _head(path: Path, size: int) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(size)
-    except OSError:
-        return b""
-
-
 def _records(path: Path, shown: str, errors: list[InputError]) -> Iterator[tuple[str, dict]]:
     """(where, object) per line of a .jsonl or .jsonl.gz file."""
-    opener = gzip.open if _head(path, 2) == b"\x1f\x8b" else open
     try:
-        with opener(path, "rb") as fh:
+        with _open(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
                 where = f"{shown} line {lineno}"
                 try:
@@ -199,11 +204,8 @@ def _records(path: Path, shown: str, errors: list[InputError]) -> Iterator[tuple
 
 def _first_record(path: Path) -> dict:
     try:
-        if _head(path, 2) == b"\x1f\x8b":
-            with gzip.open(path) as fh:
-                head = fh.read(65536)
-        else:
-            head = _head(path, 65536)
+        with _open(path) as fh:
+            head = fh.read(65536)
     except (OSError, EOFError):
         return {}
     try:

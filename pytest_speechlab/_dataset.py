@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ._corpora import COLUMNS, huggingface_entries, is_huggingface, is_lhotse, lhotse_entries
+from ._corpora import COLUMNS, huggingface_entries, is_huggingface, is_lhotse, lhotse_entries, read_head
 from ._text import unicode_safe
 from ._types import InputError, SpeechlabError, Utterance
 
@@ -56,16 +56,8 @@ class DatasetFormat:
     description: str = ""
 
 
-def _head(path: Path, size: int = 4096) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(size)
-    except OSError:
-        return b""
-
-
 def _first_line(path: Path) -> str:
-    for line in _head(path).decode("utf-8", "replace").splitlines():
+    for line in read_head(path).decode("utf-8", "replace").splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             return line.strip()
     return ""
@@ -138,7 +130,7 @@ def load_dataset(path: str | os.PathLike, name: str | None = None,
             recognized = False
         if recognized:
             return fmt.load(p, name or display_path(p))
-    head = _head(p, 16) if p.is_file() else b""
+    head = read_head(p, 16) if p.is_file() else b""
     what = next((label for magic, label in _KNOWN_OTHERS if head.startswith(magic)),
                 "a folder with no *.trans.txt files (not the LibriSpeech layout)" if p.is_dir() else "a file")
     raise SpeechlabError(

@@ -165,6 +165,23 @@ class UtteranceResult:
         }
 
 
+def language_id(pairs) -> dict | None:
+    """(expected, reported) language pairs -> how often they match (base codes), with the Wilson
+    interval, over the pairs that have both (None when none has)."""
+    pairs = [(base_language(a), base_language(b)) for a, b in pairs]
+    pairs = [(a, b) for a, b in pairs if a and b]
+    if not pairs:
+        return None
+    correct = sum(a == b for a, b in pairs)
+    return {"correct": correct, "total": len(pairs), "accuracy": correct / len(pairs), "ci": wilson(correct, len(pairs))}
+
+
+def _macro_ci(languages, counts) -> tuple[float, float] | None:
+    """The macro average's interval: ``counts(u)`` (errors and length) resampled within each language."""
+    return macro_bootstrap_ci([([counts(u).errors for u in lang.scored], [counts(u).reference_length for u in lang.scored])
+                               for lang in languages])
+
+
 @dataclass
 class LanguageResult:
     """One language of an evaluation: its headline figure (WER, or CER for a language written
@@ -207,17 +224,14 @@ class LanguageResult:
     def summary(self) -> dict:
         counts = self.counts
         flagged = sum(u.hallucinated for u in self.utterances if u.transcript is not None)
-        pairs = [base_language(u.transcript.language) for u in self.utterances
-                 if u.transcript is not None and base_language(u.transcript.language)]
-        correct = sum(p == self.language for p in pairs)
         return {
             "language": self.language, "metric": self.metric, "error_rate": self.rate, "ci": self.ci,
             "wer": self.rate if self.metric == "wer" else None, "cer": self.cer,
             "utterances": len(self.utterances), "scored": len(self.scored), "reference_units": counts.reference_length,
             "substitutions": counts.substitutions, "deletions": counts.deletions, "insertions": counts.insertions,
             "hallucinated": flagged, "normalizer": self.normalizer,
-            "language_id": {"correct": correct, "total": len(pairs), "accuracy": correct / len(pairs),
-                            "ci": wilson(correct, len(pairs))} if pairs else None,
+            "language_id": language_id([(self.language, u.transcript.language) for u in self.utterances
+                                        if u.transcript is not None]),
         }
 
 
@@ -264,8 +278,7 @@ class EvalResult:
         rated = [lang for lang in languages if lang.rate is not None]
         if not rated:
             return "macro", None, None
-        groups = [([u.words.errors for u in lang.scored], [u.words.reference_length for u in lang.scored]) for lang in rated]
-        return "macro", sum(lang.rate for lang in rated) / len(rated), macro_bootstrap_ci(groups)
+        return "macro", sum(lang.rate for lang in rated) / len(rated), _macro_ci(rated, lambda u: u.words)
 
     @property
     def error_rate(self) -> float | None:
@@ -347,6 +360,8 @@ class EvalResult:
         """95% bootstrap interval of the corpus WER (utterances resampled)."""
         if self.wer is None:
             return None
+        if len(self.languages) == 1:  # the same utterances: its language's interval, not a second bootstrap
+            return next(iter(self.languages.values())).ci
         scored = self.scored
         return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
 
@@ -355,9 +370,7 @@ class EvalResult:
         if self.cer is None:
             return None
         if self.multilingual:
-            groups = [([u.chars.errors for u in lang.scored], [u.chars.reference_length for u in lang.scored])
-                      for lang in self.languages.values()]
-            return macro_bootstrap_ci(groups)
+            return _macro_ci([lang for lang in self.languages.values() if lang.cer is not None], lambda u: u.chars)
         scored = [u for u in self.scored if u.chars]
         return bootstrap_ci([u.chars.errors for u in scored], [u.chars.reference_length for u in scored])
 
@@ -464,14 +477,8 @@ class EvalResult:
     def language_id(self) -> dict | None:
         """How often the language the model reports matches the manifest's, over the speech
         utterances that have both (None when none has both)."""
-        pairs = [(u.utterance.language, u.transcript.language) for u in self.processed
-                 if u.utterance.kind == "speech" and base_language(u.utterance.language)
-                 and base_language(u.transcript.language)]
-        if not pairs:
-            return None
-        correct = sum(base_language(a) == base_language(b) for a, b in pairs)
-        return {"correct": correct, "total": len(pairs), "accuracy": correct / len(pairs),
-                "ci": wilson(correct, len(pairs))}
+        return language_id([(u.utterance.language, u.transcript.language) for u in self.processed
+                            if u.utterance.kind == "speech"])
 
     @property
     def rtf_by_batch_size(self) -> dict[str, float | None]:
