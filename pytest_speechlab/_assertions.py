@@ -175,3 +175,56 @@ def check_long_form(result: EvalResult, max_deleted_run: float, min_seconds: flo
     if problems:
         raise SpeechlabAssertionError(f"long-form decoding of {result.model} on {result.dataset} ({mode_text}):\n"
                                       + "\n".join(problems))
+
+
+# threshold -> (latency figure, percentile, what it is)
+LATENCY_CHECKS = {
+    "latency_p95_s": ("end_to_end_s", "p95", "end-to-end seconds per request"),
+    "latency_p99_s": ("end_to_end_s", "p99", "end-to-end seconds per request"),
+    "first_partial_p95_s": ("first_partial_s", "p95", "seconds to the first partial transcript"),
+    "after_audio_p95_s": ("after_audio_s", "p95", "seconds from the end of the audio to the final transcript"),
+}
+
+
+def check_latency(result: EvalResult, thresholds: dict, worst: int = 5) -> dict:
+    """Fail when a service's latency percentiles, its share of failed requests or of requests
+    that needed a retry exceed their thresholds (``[tool.speechlab.thresholds]`` latency_p95_s,
+    latency_p99_s, first_partial_p95_s, after_audio_p95_s, service_error_rate,
+    service_fault_rate). The streaming figures are judged where they were measured; what was
+    judged is returned ({threshold: figure})."""
+    __tracebackhide__ = True
+    latency = result.latency
+    where = f"{result.model} on {result.dataset}"
+    if not latency or not latency["requests"]:
+        raise SpeechlabAssertionError(f"no request of {where} reached the service: no latency to judge")
+    judged, lines = {}, []
+    for name, (figure, q, what) in LATENCY_CHECKS.items():
+        value = latency[figure].get(q)
+        if value is None or name not in thresholds:
+            continue
+        judged[name] = value
+        if value > thresholds[name]:
+            ci = latency[figure].get(f"{q}_ci")
+            lines.append(f"{q} {what} {value:.3f} s{f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''} > {name} "
+                         f"{thresholds[name]:g} (over {latency[figure]['n']} requests)")
+    rates = {"service_error_rate": (latency["failed"], "failed"),
+             "service_fault_rate": (latency["requests_with_faults"], "needed a retry or met a fault")}
+    for name, (count, what) in rates.items():
+        rate = count / latency["requests"]
+        judged[name] = rate
+        if name in thresholds and rate > thresholds[name]:
+            lines.append(f"{format_rate(count, latency['requests'])} requests {what} > {name} {thresholds[name]:g}")
+    if lines:
+        cached = f", {latency['cached']} timings from the cache" if latency["cached"] else ""
+        context = [f"concurrency {latency['concurrency']}, {latency['requests']} requests "
+                   f"({latency['warmup_requests_excluded']} warm-up excluded{cached})"]
+        if latency["faults"]:
+            context.append("faults: " + ", ".join(f"{k} x{v}" for k, v in sorted(latency["faults"].items())))
+        if latency["errors_by_cause"]:
+            context.append("failed requests by cause: " + ", ".join(
+                f"{k} x{v}" for k, v in sorted(latency["errors_by_cause"].items())))
+            context += [f"  {e.utterance_id or e.source}: {e.message[:300]}" for e in result.errors[:worst]]
+        slow = sorted((u for u in result.processed), key=lambda u: u.processing_seconds, reverse=True)[:worst]
+        context.append("slowest requests: " + ", ".join(f"{u.utterance.id} {u.processing_seconds:.3f} s" for u in slow))
+        raise SpeechlabAssertionError(f"latency of {where}:\n" + "\n".join(lines + context))
+    return judged

@@ -71,6 +71,15 @@ DEFAULT_THRESHOLDS = {
     # the longest run of consecutive reference words a long-form transcript may leave out (a window
     # dropped between two 30 s chunks loses some 60-80 words)
     "longform_deleted_run": 30,
+    # a model behind a service (the latency suite): seconds per request at the 95th/99th percentile,
+    # end to end; time to the first partial transcript and from the end of the audio to the final
+    # one (streaming); the share of requests that failed, and that needed a retry
+    "latency_p95_s": 5.0,
+    "latency_p99_s": 10.0,
+    "first_partial_p95_s": 2.0,
+    "after_audio_p95_s": 2.0,
+    "service_error_rate": 0.0,
+    "service_fault_rate": 0.05,
 }
 METRICS = tuple(DEFAULT_THRESHOLDS)
 

@@ -21,7 +21,7 @@ def speechlab_register_models(register):
     """Register the models this plugin provides.
 
     :param register: ``register(name, *, task, load, backend="", weights="", params=None,
-        description="")``. ``name`` is what users select with ``--speechlab-model``.
+        description="", service=False)``. ``name`` is what users select with ``--speechlab-model``.
         ``task`` is ``"asr"`` (``transcribe``), ``"tts"`` (``synthesize``), ``"chat"``
         (``respond``, optionally ``stream``) or ``"embedding"`` (``embed(texts)``, a judge for
         chat relevance). ``load(params: dict) -> model`` builds the model; it is
@@ -29,6 +29,9 @@ def speechlab_register_models(register):
         ``backend`` names the runtime (``"faster-whisper"``), ``weights`` says where the weights
         come from (a package, a path), ``params`` are the default load/decode parameters, which
         form part of the model's identity and can be overridden by variants in pyproject.
+        ``service=True`` marks a client of a running service: the latency suite
+        (``@pytest.mark.speechlab_models(service=True)``) runs on it, and a ``concurrency``
+        parameter above 1 sends that many requests at once.
     """
 
 

@@ -63,9 +63,12 @@ def environment(info: dict[str, Any], batch_size: int = 1, executor: Any = None)
     return {
         "cpu": here["cpu"], "cpu_count": here["cpu_count"], "python": here["python"], "platform": here["platform"],
         "device": info.get("device", "cpu"),
-        "threads": getattr(executor, "threads", None) if workers > 1 else info.get("threads"),
+        "threads": (getattr(executor, "threads", None) if workers > 1 else None) or info.get("threads"),
         "batch_size": batch_size, "workers": workers, "executor": getattr(executor, "kind", "serial"),
-        "timing": ("inference timed per utterance; load and one warm-up call excluded" if batch_size <= 1 else
+        "timing": ("inference timed per utterance; load and one warm-up call excluded" if batch_size <= 1 and workers <= 1
+                   else f"each request timed on its own, {workers} in flight at once (latency per request, throughput "
+                   "on the wall clock); load and one warm-up request excluded" if getattr(executor, "kind", "") == "threads"
+                   else "inference timed per utterance; load and one warm-up call excluded" if batch_size <= 1 else
                    f"inference timed per batch of up to {batch_size}, shared among its utterances by audio length; "
                    "load and one warm-up call excluded"),
     }

@@ -32,6 +32,7 @@ class ModelSpec:
     description: str = ""
     plugin: str = ""
     base: str = ""  # for a variant: the model it was declared from
+    service: bool = False  # a client of a running service (the latency suite runs on it)
 
     def variant(self, name: str, params: dict, source: str) -> ModelSpec:
         """A named copy with some parameters changed: decode settings are part of the identity."""
@@ -147,7 +148,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                 )
 
     def model_register(label: str) -> Callable:
-        def register(name, *, task, load, backend="", weights="", params=None, description=""):
+        def register(name, *, task, load, backend="", weights="", params=None, description="", service=False):
             if task not in TASKS:
                 raise SpeechlabError(f"model {name!r}: unknown task {task!r} (known: {TASKS})")
             if not callable(load):
@@ -160,7 +161,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                                   f"and plugin {label!r}")
                 return
             registry.models[name] = ModelSpec(
-                name, task, load, backend, weights, dict(params or {}), description, label
+                name, task, load, backend, weights, dict(params or {}), description, label, service=bool(service)
             )
 
         return register

@@ -34,6 +34,31 @@ class Transcript:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Partial:
+    """A streamed piece of a transcript, yielded by ``transcribe_events`` as it arrives (a delta,
+    or the whole text so far where ``cumulative``)."""
+
+    text: str
+    cumulative: bool = False
+
+
+@dataclass(frozen=True)
+class AudioSent:
+    """Yielded by ``transcribe_events`` when the last of the audio has been sent (the runner then
+    times the final transcript from here) after ``sent`` seconds of sending."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Something that went wrong on the way and was recovered from (a retried HTTP 429, a 5xx, a
+    reconnect): ``kind`` ("http_429", "http_503", "timeout", "connection") and a short detail.
+    Counted per utterance and shown, never folded into a latency figure."""
+
+    kind: str
+    detail: str = ""
+
+
 @runtime_checkable
 class ASRModel(Protocol):
     """The ASR task protocol.
@@ -42,6 +67,11 @@ class ASRModel(Protocol):
     numpy array at that rate, in [-1, 1]. ``transcribe`` returns a :class:`Transcript` (or a plain
     string). Optional: ``info() -> dict`` with backend metadata (backend_version, device, threads,
     compute_type, weights) and ``close()`` to free resources at the end of the session.
+
+    A model behind a service may instead implement ``transcribe_events(audio, language=None)``:
+    an iterator of :class:`Partial`, :class:`AudioSent` and :class:`Fault` events ending with the
+    :class:`Transcript`; the runner then times the first partial, the final transcript from the
+    end of the audio, and counts the faults (an exception raised later keeps them).
     """
 
     sample_rate: int
@@ -156,6 +186,9 @@ class Output:
     threads: int | None = None  # the model's threads where it ran
     batch_size: int = 1  # the size of the batch it was decoded in (its time is a share of the batch's)
     silences: tuple[tuple[float, float], ...] = ()  # long silent stretches of the input (start, end s)
+    # measured by the runner on a service's event stream: first_partial_s, after_audio_s, sending_s
+    # (seconds taken to send the audio), faults (kinds of recovered faults, in order)
+    latency: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -168,3 +201,4 @@ class Invocation:
     first_token_seconds: float | None = None
     again: tuple = ()  # further runs (--speechlab-repeat, a determinism check), untimed
     error: str = ""
+    latency: dict = field(default_factory=dict)  # the service timings and faults (see Output.latency)

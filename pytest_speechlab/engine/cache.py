@@ -87,6 +87,18 @@ def _silences(data: dict) -> tuple[tuple[float, float], ...]:
                  if isinstance(span, list) and len(span) == 2 and all(isinstance(v, (int, float)) for v in span))
 
 
+def _latency(data: dict) -> dict:
+    """A service's timings kept beside a cached transcript (measured with it, and said to be cached)."""
+    value = data.get("service_latency") if isinstance(data, dict) else None
+    if not isinstance(value, dict):
+        return {}
+    out = {k: float(v) for k, v in value.items()
+           if k in ("first_partial_s", "after_audio_s", "sending_s") and isinstance(v, (int, float))}
+    out["faults"] = [str(f)[:40] for f in value.get("faults") or () if isinstance(f, str)][:100]
+    out["partials"] = value["partials"] if isinstance(value.get("partials"), int) else 0
+    return out
+
+
 @dataclass
 class OutputCache:
     """Reads and writes model outputs for one session, in the mode given."""
@@ -132,6 +144,7 @@ class OutputCache:
                 utt, transcript_from_json(first["transcript"]), first["processing_seconds"], first["audio_seconds"],
                 repeats=tuple(transcript_from_json(r["transcript"]) for r in records[1:]),
                 notes=tuple(first.get("notes") or ()), silences=_silences(first["transcript"]),
+                latency=_latency(first["transcript"]),
                 cached={"run_id": first.get("run_id"), "cpu": first.get("cpu"), "measured_at": first.get("created_at")})
         return hits
 
@@ -142,7 +155,8 @@ class OutputCache:
         transcripts = [output.transcript, *output.repeats]
         machine = self.machine or {}
         return [{"key": key, "model": model, "utterance_id": output.utterance.id,
-                 "transcript": {**transcript_to_json(t), "input_silences": [list(x) for x in output.silences]},
+                 "transcript": {**transcript_to_json(t), "input_silences": [list(x) for x in output.silences],
+                                **({"service_latency": output.latency} if output.latency and i == 0 else {})},
                  "processing_seconds": output.processing_seconds if i == 0 else None,
                  "audio_seconds": output.audio_seconds, "notes": list(output.notes), "run_id": self.run_id,
                  "cpu": machine.get("cpu"), "host": machine.get("host")}

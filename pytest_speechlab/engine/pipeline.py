@@ -194,7 +194,7 @@ class Engine:
         if key not in self.results:
             self.results[key] = self.scored_run(
                 loaded, loaded, dataset.name, dataset.utterances, list(dataset.errors),
-                environment(loaded.info, batch_size(loaded), self.runner.executor))
+                environment(loaded.info, batch_size(loaded), self.runner.executor_for(loaded)))
         return self.results[key]
 
     def scored_run(self, subject, transcriber, dataset_name: str, utterances, errors, env, adjust=None, info=None):
@@ -232,7 +232,7 @@ class Engine:
         scored.sort(key=lambda u: order.get(u.utterance.id, len(order)))
         result = ASR.summarize(subject.name, dataset_name, normalizers, scored, errors,
                             model_info=info, load_seconds=subject.load_seconds, environment=env,
-                            wall_seconds=wall, workers=self.runner.executor.workers)
+                            wall_seconds=wall, workers=self.runner.executor_for(transcriber).workers)
         if adjust is None and result.cached_count:
             result.retimed = self.retime_sample(transcriber, result)
         self._write("record_aggregate", subject.name, dataset_name, result.summary(), result.environment)

@@ -72,6 +72,7 @@ class LoadedModel:
     load_count: int = 1
     warmed_up: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # concurrent requests warm up once
 
     @property
     def name(self) -> str:
@@ -188,6 +189,41 @@ class SerialExecutor:
         return None
 
 
+class ThreadExecutor:
+    """``workers`` requests in flight at once, from threads of this process, on the session's one
+    model: how a model behind a service (its ``concurrency`` parameter) is run. Each request is timed
+    on its own (its latency under that load); outputs are yielded as they complete."""
+
+    kind = "threads"
+    threads = None
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def run(self, runner, model, units):
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="speechlab-request") as pool:
+            running: set = set()
+            for unit in units:
+                running.add(pool.submit(runner.run_unit, model, unit))
+                while len(running) >= self.workers:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield from future.result()
+            for future in wait(running).done:
+                yield from future.result()
+
+    def close(self) -> None:
+        return None
+
+
+def concurrency(model: LoadedModel) -> int:
+    """The model's ``concurrency`` parameter (requests in flight at once; 1 when it has none)."""
+    value = model.spec.params.get("concurrency", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
 class Runner:
     def __init__(self, executor: Executor | None = None, repeats: int = 1, timeout: float | None = None,
                  worker: str = "") -> None:
@@ -220,7 +256,7 @@ class Runner:
                 else:
                     on_output(hits[utt.id])
         misses = [u for u in utterances if u.id not in hits]
-        for output in self.executor.run(self, model, self.plan(model, misses)):
+        for output in self.executor_for(model).run(self, model, self.plan(model, misses)):
             if cache is not None:
                 rows = cache.rows(model.name, output, keys.get(output.utterance.id, []))
                 if rows:
@@ -230,6 +266,12 @@ class Runner:
             else:
                 on_output(output)
         return [outputs[u.id] for u in utterances] if keep else None
+
+    def executor_for(self, model: LoadedModel) -> Executor:
+        """The session's executor; for a model with a ``concurrency`` above 1 run in this process,
+        that many concurrent requests (a service's declared concurrency)."""
+        n = concurrency(model)
+        return ThreadExecutor(n) if n > 1 and isinstance(self.executor, SerialExecutor) else self.executor
 
     @staticmethod
     def plan(model: LoadedModel, utterances: list[Utterance]) -> list[list[Utterance]]:
@@ -294,15 +336,19 @@ class Runner:
             return value, first, time.perf_counter() - start
 
         try:
-            if not model.warmed_up:
-                model.warmed_up = True
-                call_with_timeout(lambda: timed(request if warmup is None else warmup), self.timeout)
+            with model.lock:  # concurrent requests (a service's concurrency) wait for the one warm-up
+                if not model.warmed_up:
+                    model.warmed_up = True
+                    call_with_timeout(lambda: timed(request if warmup is None else warmup), self.timeout)
             value, first, elapsed = call_with_timeout(timed, self.timeout)
             more = tuple(call_with_timeout(timed, self.timeout)[0] for _ in range(again))
         except CallTimeout as exc:
             return Invocation(error=f"model {model.name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a model that raises fails its request only
-            return Invocation(error=f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}")
+            return Invocation(error=f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}",
+                              latency=dict(getattr(exc, "speechlab_latency", None) or {}))
+        if isinstance(first, dict):  # a service's event timings
+            return Invocation(value, elapsed, first.get("first_partial_s"), more, latency=first)
         return Invocation(value, elapsed, first, more)
 
     def embed(self, model: LoadedModel, texts: list[str]) -> Invocation:
@@ -367,8 +413,9 @@ class Runner:
         call = self.invoke(model, ASR, (raw, rate, language), again=self.repeats - 1, warmup=warmup)
         if call.error:
             return Output(utt, audio_seconds=raw.duration, error=InputError(where, call.error, utt.id),
-                          worker=self.worker)
+                          worker=self.worker, latency=call.latency)
         transcript, notes = repaired(call.value, raw.duration)
         repeats = tuple(repaired(r, raw.duration)[0] for r in call.again)
         return Output(utt, transcript, call.seconds, raw.duration, repeats=repeats, notes=notes,
-                      worker=self.worker, threads=model.info.get("threads"), silences=raw.silences)
+                      worker=self.worker, threads=model.info.get("threads"), silences=raw.silences,
+                      latency=call.latency)

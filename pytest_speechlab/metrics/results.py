@@ -104,6 +104,7 @@ class UtteranceResult:
     batch_size: int = 1
     language: str = ""  # the language it was scored as (the manifest's, else the dataset's default)
     silences: tuple[tuple[float, float], ...] = ()  # long silent stretches of the input (start, end s)
+    latency: dict = field(default_factory=dict)  # a service's timings and faults (Output.latency)
 
     def __repr__(self) -> str:
         return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"
@@ -470,8 +471,18 @@ class EvalResult:
             "cached": self.cached_count, "computed": self.computed_count, "retimed": self.retimed,
             "speed_rtf": self.speed_rtf, "rtf_by_batch_size": self.rtf_by_batch_size,
             "wall_seconds": self.wall_seconds, "workers": self.workers, "throughput": self.throughput,
-            "language_id": self.language_id,
+            "language_id": self.language_id, "latency": self.latency,
         }
+
+    @cached_property
+    def latency(self) -> dict | None:
+        """A service's latency figures (``metrics.latency``): for a model whose info names a
+        service, or whose outputs carry service timings; None for an in-process model."""
+        if not isinstance(self.model_info.get("service"), dict) and not any(u.latency for u in self.utterances):
+            return None
+        from .latency import LatencyResult
+
+        return LatencyResult(self.utterances, self.workers, self.wall_seconds).summary()
 
     @property
     def language_id(self) -> dict | None:
@@ -511,7 +522,8 @@ class EvalResult:
                             "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment],
                             "hallucinated": u.hallucinated, "cached": u.cached, "offset": u.utterance.offset,
                             "manifest_language": u.utterance.language, "unit": u.unit,
-                            "detected_language": base_language(u.transcript.language) if u.transcript else None}
+                            "detected_language": base_language(u.transcript.language) if u.transcript else None,
+                            "latency": u.latency or None}
                            for u in self.utterances],
         }
 

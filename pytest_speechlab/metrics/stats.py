@@ -38,6 +38,23 @@ def bootstrap_ci(errors: Sequence[int], lengths: Sequence[int], *, confidence: f
     return float(low), float(high)
 
 
+def percentile_ci(values: Sequence[float], q: float, *, confidence: float = 0.95,
+                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the ``q``-th percentile of ``values`` (resampling values).
+    A high percentile of few values is close to their maximum, and so is its interval: the caller
+    says how many values there were."""
+    np = _np()
+    values = np.asarray(values, float)
+    if len(values) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(resamples, len(values)))
+    estimates = np.percentile(values[idx], q, axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(estimates, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def macro_bootstrap_ci(groups: Sequence[tuple[Sequence[int], Sequence[int]]], *, confidence: float = 0.95,
                        resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the mean over groups (languages) of each group's

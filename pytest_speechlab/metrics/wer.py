@@ -71,6 +71,7 @@ def _score(output: Output, normalizer: Normalizer, language: str) -> UtteranceRe
         batch_size=output.batch_size,
         language=language,
         silences=output.silences,
+        latency=output.latency,
     )
     if output.skipped:
         result.note = output.skipped

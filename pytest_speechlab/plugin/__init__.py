@@ -24,6 +24,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "speechlab_datasets(kind, min_seconds): run this test only on datasets containing utterances of "
         "that kind ('speech' or 'nonspeech'), or a speech recording of at least min_seconds",
     )
+    config.addinivalue_line(
+        "markers", "speechlab_models(service=True): run this test only on models that are clients of a "
+        "running service (the latency suite)")
     if hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
         raise pytest.UsageError(
             "pytest-speechlab: pytest-xdist (-n) would build every model in every xdist worker and "

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from .._machine import git_state, machine
-from ..sinks.report import AudioBudget, all_evidence_html, chat_html, scorecard_html
+from ..sinks.report import AudioBudget, all_evidence_html, chat_html, latency_html, scorecard_html
 from .session import SpeechlabSession
 
 
@@ -25,6 +25,7 @@ class HtmlReport:
         if record["evaluations"]:
             thresholds = {m: speechlab.thresholds(m) for m, _ in speechlab.results}
             prefix.append(scorecard_html(record["evaluations"], speechlab.grades(), thresholds, self.run_description()))
+            prefix.append(latency_html(record["evaluations"]))
             # the evidence of every evaluation, once, whether its tests passed or not
             postfix.append(all_evidence_html(record["evaluations"], self.audio_budget))
         if record["chat"]:

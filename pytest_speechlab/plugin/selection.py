@@ -39,9 +39,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session: SpeechlabSession = metafunc.config.stash[session_key]
     names = set(metafunc.fixturenames)
     try:
+        only = metafunc.definition.get_closest_marker("speechlab_models")
         for fixture, task in (("speechlab_model", "asr"), ("speechlab_tts_model", "tts"), ("speechlab_chat_model", "chat")):
             if fixture in names:
                 models = session.selected_models(task)
+                if only is not None and only.kwargs.get("service"):  # the latency suite: services only
+                    models = [m for m in models if session.registry.model(m).service]
                 metafunc.parametrize(fixture, models, indirect=True, scope="session", ids=list(map(test_id, models)))
         if "speechlab_tts_texts" in names:
             refs = session.settings.tts.texts

@@ -436,6 +436,69 @@ def run_file(records: list[dict], grades: dict, meta: dict, chats=(), spoken=())
     }
 
 
+# -- a service's latency (one row per evaluation of a model behind a service) -------------------
+
+LATENCY_HEADER = ("model", "dataset", "concurrency", "requests", "p50 s", "p95 s [95% CI]", "p99 s",
+                  "first partial p95 s", "after audio p95 s", "pacing", "throughput req/s", "faults", "failed")
+
+
+def _p(figure: dict, q: str, ci: bool = False) -> str:
+    value = figure.get(q)
+    if value is None:
+        return "-"
+    interval = figure.get(f"{q}_ci") if ci else None
+    return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def latency_rows(records: Iterable[dict]) -> list[list[str]]:
+    """The latency table's cells (plain text; each renderer escapes them), for the evaluations of
+    a model behind a service."""
+    rows = []
+    for record in records:
+        s, lat = record["summary"], record["summary"].get("latency")
+        if not lat:
+            continue
+        pacing = lat["pacing_ratio"]
+        faults = ", ".join(f"{k} x{v}" for k, v in sorted(lat["faults"].items())) or "0"
+        failed = ", ".join(f"{k} x{v}" for k, v in sorted(lat["errors_by_cause"].items())) or "0"
+        rows.append([s["model"], s["dataset"], str(lat["concurrency"]),
+                     f"{lat['requests']}" + (f" ({lat['cached']} timings cached)" if lat["cached"] else ""),
+                     _p(lat["end_to_end_s"], "p50"), _p(lat["end_to_end_s"], "p95", ci=True), _p(lat["end_to_end_s"], "p99"),
+                     _p(lat["first_partial_s"], "p95"), _p(lat["after_audio_s"], "p95"),
+                     f"{pacing['median']:.3f}x" if pacing else "-",
+                     _fmt(lat["throughput_requests_per_s"], ".2f"),
+                     f"{faults} ({lat['requests_with_faults']} requests)" if lat["faults"] else "0", failed])
+    return rows
+
+
+LATENCY_NOTE = ("Per request, under the stated concurrency; one warm-up request excluded. End to end: from "
+                "the start of the request to the final transcript. First partial and after audio: streaming only "
+                "(from the end of the audio sent to the final transcript). Pacing: seconds taken to send the audio "
+                "/ its length (1.00x is real time). Throughput on the wall clock, apart from latency. Faults were "
+                "recovered from (a retried 429 or 5xx); failed requests are counted by cause.")
+
+
+def latency_html(records: list[dict]) -> str:
+    rows = latency_rows(records)
+    if not rows:
+        return ""
+    head = "".join(f"<th{' class=t' if i < 2 else ''}>{esc(h)}</th>" for i, h in enumerate(LATENCY_HEADER))
+    body = "".join("<tr>" + "".join(f"<td{' class=t' if i < 2 else ''}>{esc(c)}</td>" for i, c in enumerate(r)) + "</tr>"
+                   for r in rows)
+    return (f'<div class="speechlab" id="speechlab-latency"><h2>Service latency</h2><table><tr>{head}</tr>{body}'
+            f"</table><p>{esc(LATENCY_NOTE)}</p></div>")
+
+
+def latency_markdown(records: list[dict]) -> str:
+    rows = latency_rows(records)
+    if not rows:
+        return ""
+    lines = ["## Service latency", "", "| " + " | ".join(LATENCY_HEADER) + " |",
+             "|" + "---|" * 2 + "---:|" * (len(LATENCY_HEADER) - 2)]
+    lines += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines + ["", md(LATENCY_NOTE)]) + "\n"
+
+
 # -- chat (its own figures: no WER; answers are model output, escaped like transcripts) ----------
 
 

@@ -8,6 +8,11 @@ from typing import Iterable
 
 from .._text import format_table
 from ..metrics.results import SIGNAL_ONLY
+from .report import (  # the one latency table, in every renderer
+    LATENCY_HEADER,
+    LATENCY_NOTE,
+    latency_rows,
+)
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -45,7 +50,7 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
             _num(s["cer"]),
             f"{s['substitutions']}/{s['deletions']}/{s['insertions']}" if s["scored"] and len(languages) <= 1 else "-",
             f"{s['hallucinated']}/{s['processed']}", _interval(s["hallucination_ci"], ".2f"),
-            _num(s["rtf"]), _num(s["rtfx"], ".1f"), str(record["environment"].get("threads", "-")),
+            _num(s["rtf"]), _num(s["rtfx"], ".1f"), str(record["environment"].get("threads") or "-"),
             _num(s["load_seconds"], ".2f"), str(loads.get(s["model"], "-")),
             f"{s['cached']}/{s['processed']}", str(s["errors"]),
         ] + ([_num(s["nondeterminism_rate"])] if repeated else []))
@@ -99,8 +104,13 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
             s, e = r["summary"], r["environment"]
             rtfs = ", ".join(f"batch {size}: {_num(rtf)}" for size, rtf in s["rtf_by_batch_size"].items())
             lines.append(f"  {s['model']} on {s['dataset']}: {s['throughput']:.2f} over {s['wall_seconds']:.1f} s wall, "
-                         f"{e.get('workers', 1)} {e.get('executor', 'serial')} worker(s) x {e.get('threads', '-')} "
+                         f"{e.get('workers', 1)} {e.get('executor', 'serial')} worker(s) x {e.get('threads') or '-'} "
                          f"thread(s); RTF {rtfs}")
+    served = latency_rows(records)
+    if served:
+        lines.append("service latency:")
+        lines += ["  " + line for line in format_table(list(LATENCY_HEADER), served, width=width)]
+        lines.append("  " + LATENCY_NOTE)
     identified = [r for r in records if r["summary"]["language_id"]]
     if identified:
         lines.append("language identification (the language the model reports against the manifest's):")

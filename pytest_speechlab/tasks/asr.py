@@ -9,7 +9,7 @@ from typing import Any
 from .._audio import to_model_input
 from .._dataset import load_dataset
 from .._text import MAX_TEXT_CHARS, bounded, unicode_safe
-from .._types import Segment, Transcript
+from .._types import AudioSent, Fault, Partial, Segment, Transcript
 from ..metrics.wer import score_output, summarize
 from .base import Task
 
@@ -74,13 +74,67 @@ def accepts_keyword(method: Any, name: str) -> bool:
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def _transcribe(instance: Any, request: tuple) -> tuple[Transcript, None]:
+def _transcribe(instance: Any, request: tuple) -> tuple[Transcript, dict | None]:
     """Timed: turning the decoded file into the model's input (downmix, resample) and the whole
     ``transcribe`` call, including consuming any lazy generator inside it. With a language hint
-    (``language = "dataset"``) the utterance's language goes as ``language=``."""
+    (``language = "dataset"``) the utterance's language goes as ``language=``. A model with
+    ``transcribe_events`` (a service) is read event by event instead (see ``read_events``)."""
     raw, rate, language = request
     audio = to_model_input(raw, rate)
+    events = getattr(instance, "transcribe_events", None)
+    if callable(events):
+        return read_events(events(audio, language=language) if language else events(audio))
     return as_transcript(instance.transcribe(audio, language=language) if language else instance.transcribe(audio)), None
+
+
+MAX_EVENTS = 100_000
+
+
+def read_events(events: Any) -> tuple[Transcript, dict]:
+    """A service's event stream, timed here: ``first_partial_s`` (the first non-empty Partial),
+    ``sending_s`` (until AudioSent), ``after_audio_s`` (from AudioSent to the transcript),
+    ``partials`` and ``faults`` (the kinds, in order). The stream ends with the Transcript (or a
+    str). An exception raised on the way keeps what was measured until then
+    (``exc.speechlab_latency``): the faults that led to it are counted too."""
+    import time
+
+    start = time.perf_counter()
+    latency: dict[str, Any] = {"partials": 0, "faults": []}
+    sent = None
+    final: Any = None
+    try:
+        for count, event in enumerate(events):
+            now = time.perf_counter()
+            if count >= MAX_EVENTS:
+                raise ValueError(f"more than {MAX_EVENTS:,} events for one utterance")
+            if isinstance(event, Partial):
+                if not isinstance(event.text, str):
+                    raise TypeError(f"a Partial's text is {type(event.text).__name__}, not str")
+                latency["partials"] += 1
+                if event.text.strip() and "first_partial_s" not in latency:
+                    latency["first_partial_s"] = now - start
+            elif isinstance(event, AudioSent):
+                sent = now
+                latency["sending_s"] = now - start
+            elif isinstance(event, Fault):
+                latency["faults"].append(str(event.kind)[:40])
+            elif isinstance(event, (Transcript, str)):
+                final = event
+            else:
+                raise TypeError(f"transcribe_events() yielded a {type(event).__name__}, not a Partial, "
+                                "AudioSent, Fault or Transcript")
+        if final is None:
+            raise TypeError("transcribe_events() ended without a Transcript")
+        transcript = as_transcript(final)
+    except Exception as exc:
+        try:
+            exc.speechlab_latency = latency  # type: ignore[attr-defined]
+        except AttributeError:  # pragma: no cover - an exception type with __slots__
+            pass
+        raise
+    if sent is not None:
+        latency["after_audio_s"] = time.perf_counter() - sent
+    return transcript, latency
 
 
 def _transcribe_batch(instance: Any, request: tuple) -> tuple[list[Transcript], None]:
