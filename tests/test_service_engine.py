@@ -87,6 +87,11 @@ def test_a_request_that_fails_keeps_its_faults_and_names_its_cause(tmp_path):
     assert "ConnectionError: the service went away" in failed.error.message
     assert failed.latency["faults"] == ["http_429"] and "sending_s" in failed.latency
     assert result.latency["errors_by_cause"] == {"connection": 1} and result.latency["faults"] == {"http_429": 4}
+    from pytest_speechlab.sinks.report import fault_lines, latency_html
+
+    lines = fault_lines(result.serialized())
+    assert len(lines) == 4 and any("http_429 x1; failed: " in line and "went away" in line for line in lines)
+    assert "Faults and failures" in latency_html([result.serialized()])
     with pytest.raises(SpeechlabAssertionError, match=r"1/4 .* requests failed > service_error_rate 0"):
         check_latency(result, {"service_error_rate": 0.0, "latency_p95_s": 5.0})
     judged = check_latency(result, {"service_error_rate": 0.5, "service_fault_rate": 1.0, "latency_p95_s": 5.0})

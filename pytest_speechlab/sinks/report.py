@@ -471,6 +471,22 @@ def latency_rows(records: Iterable[dict]) -> list[list[str]]:
     return rows
 
 
+def fault_lines(record: dict, limit: int = 20) -> list[str]:
+    """Each request of a service evaluation that met a fault or failed, with what happened to it
+    (plain text; each renderer escapes it); the rest are counted."""
+    lines = []
+    for u in record["utterances"]:
+        faults = (u.get("latency") or {}).get("faults") or []
+        if not faults and u["status"] != "error":
+            continue
+        counted = ", ".join(f"{kind} x{faults.count(kind)}" for kind in dict.fromkeys(faults))
+        failed = f"failed: {u['error'][:200]}" if u["status"] == "error" else "succeeded"
+        lines.append(f"{u['utterance_id']}: {counted + '; ' if counted else ''}{failed}")
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"{len(lines) - limit} more in the run file (--speechlab-json)"]
+    return lines
+
+
 LATENCY_NOTE = ("Per request, under the stated concurrency; one warm-up request excluded. End to end: from "
                 "the start of the request to the final transcript. First partial and after audio: streaming only "
                 "(from the end of the audio sent to the final transcript). Pacing: seconds taken to send the audio "
@@ -485,8 +501,11 @@ def latency_html(records: list[dict]) -> str:
     head = "".join(f"<th{' class=t' if i < 2 else ''}>{esc(h)}</th>" for i, h in enumerate(LATENCY_HEADER))
     body = "".join("<tr>" + "".join(f"<td{' class=t' if i < 2 else ''}>{esc(c)}</td>" for i, c in enumerate(r)) + "</tr>"
                    for r in rows)
+    faults = "".join(f"<h4>Faults and failures: {esc(r['model'])} on {esc(r['dataset'])}</h4><ul>"
+                     + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>"
+                     for r in records if r["summary"].get("latency") and (lines := fault_lines(r)))
     return (f'<div class="speechlab" id="speechlab-latency"><h2>Service latency</h2><table><tr>{head}</tr>{body}'
-            f"</table><p>{esc(LATENCY_NOTE)}</p></div>")
+            f"</table><p>{esc(LATENCY_NOTE)}</p>{faults}</div>")
 
 
 def latency_markdown(records: list[dict]) -> str:
@@ -496,7 +515,11 @@ def latency_markdown(records: list[dict]) -> str:
     lines = ["## Service latency", "", "| " + " | ".join(LATENCY_HEADER) + " |",
              "|" + "---|" * 2 + "---:|" * (len(LATENCY_HEADER) - 2)]
     lines += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines + ["", md(LATENCY_NOTE)]) + "\n"
+    lines += ["", md(LATENCY_NOTE)]
+    for r in records:
+        if r["summary"].get("latency") and (faults := fault_lines(r)):
+            lines += ["", f"Faults and failures, {md(r['model'])} on {md(r['dataset'])}:", *(f"- {md(f)}" for f in faults)]
+    return "\n".join(lines) + "\n"
 
 
 # -- chat (its own figures: no WER; answers are model output, escaped like transcripts) ----------

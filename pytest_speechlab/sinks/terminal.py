@@ -11,6 +11,7 @@ from ..metrics.results import SIGNAL_ONLY
 from .report import (  # the one latency table, in every renderer
     LATENCY_HEADER,
     LATENCY_NOTE,
+    fault_lines,
     latency_rows,
 )
 
@@ -111,6 +112,11 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
         lines.append("service latency:")
         lines += ["  " + line for line in format_table(list(LATENCY_HEADER), served, width=width)]
         lines.append("  " + LATENCY_NOTE)
+        for r in records:
+            faults = fault_lines(r, limit=5) if r["summary"].get("latency") else []
+            if faults:
+                lines.append(f"  faults and failures, {r['summary']['model']} on {r['summary']['dataset']}:")
+                lines += [f"    {line}" for line in faults]
     identified = [r for r in records if r["summary"]["language_id"]]
     if identified:
         lines.append("language identification (the language the model reports against the manifest's):")

@@ -175,7 +175,7 @@ class ServiceClient:
                 raise ServiceError(f"response too large: more than {limit:,} bytes (max_response_mb)")
         return bytes(body)
 
-    def _pause(self, attempt: int, response=None) -> float:
+    def _pause(self, attempt: int, response=None) -> None:
         wait = min(self.max_backoff, 0.25 * 2 ** attempt) * (0.5 + random.random() / 2)
         after = response.headers.get("retry-after") if response is not None else None
         if after:
@@ -184,12 +184,11 @@ class ServiceClient:
             except ValueError:
                 pass
         time.sleep(wait)
-        return wait
 
-    def post(self, path: str, stream: bool = False, **kwargs) -> Iterator[Any]:
+    def post(self, path: str, **kwargs) -> Iterator[Any]:
         """POST with retries: yields a Fault for each retried 429/5xx or refused connection, then
-        the open response (a context manager the caller reads and closes). A timeout is not
-        retried: the request failed, and says after how long."""
+        the open, streamed response (the caller reads and closes it). A timeout is not retried: the
+        request failed, and says after how long."""
         url = self.base_url + path
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
@@ -284,7 +283,6 @@ class OpenAIASR:
         self.format = params.get("response_format", "verbose_json")
         if self.format not in FORMATS:
             raise ValueError(f"{name}: response_format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        self.asked = self.format  # what the variant asked for; ``format`` is what the service accepts
         if self.language == "dataset":
             self.language = None  # each utterance's own language comes as language=
 
@@ -306,6 +304,21 @@ class OpenAIASR:
         return final
 
     def transcribe_events(self, audio, language: str | None = None) -> Iterator[Any]:
+        """One request's events. A service that refuses the response format (HTTP 400/422 naming
+        it) is asked for the next one (verbose_json, json, text), which is kept for later requests."""
+        while True:
+            try:
+                yield from self._request(audio, language)
+                return
+            except ServiceError as exc:
+                message = str(exc)
+                refused = re.match(r"HTTP (400|422)\b", message) and re.search(r"format|verbose", message, re.I)
+                if not refused or self.format == FORMATS[-1] or self.stream:
+                    raise
+                yield Fault("format_refused", f"{self.format} refused: {message[:120]}")
+                self.format = FORMATS[FORMATS.index(self.format) + 1]
+
+    def _request(self, audio, language: str | None) -> Iterator[Any]:
         fields = self.fields(language)
         for item in self.client.post(self.PATH, files={"file": ("audio.wav", _pcm_wav(audio), "audio/wav")}, data=fields):
             if isinstance(item, Fault):
@@ -372,24 +385,6 @@ class OpenAIASR:
         self.client.close()
 
 
-class FallbackASR(OpenAIASR):
-    """``response_format`` fallback: a service that refuses verbose_json (HTTP 400/422 naming the
-    format) is asked for json, then text; the format it accepts is kept for later requests."""
-
-    def transcribe_events(self, audio, language: str | None = None) -> Iterator[Any]:
-        while True:
-            try:
-                yield from super().transcribe_events(audio, language)
-                return
-            except ServiceError as exc:
-                message = str(exc)
-                refused = re.match(r"HTTP (400|422)\b", message) and re.search(r"format|verbose", message, re.I)
-                if not refused or self.format == FORMATS[-1] or self.stream:
-                    raise
-                yield Fault("format_refused", f"{self.format} refused: {message[:120]}")
-                self.format = FORMATS[FORMATS.index(self.format) + 1]
-
-
 class OpenAITTS:
     """TTS through ``/v1/audio/speech``: the WAV the service returns, decoded with soundfile."""
 
@@ -435,7 +430,7 @@ class OpenAITTS:
 
 
 def load_asr(params: dict) -> OpenAIASR:
-    return FallbackASR(params)
+    return OpenAIASR(params)
 
 
 def load_tts(params: dict) -> OpenAITTS:
