@@ -7,7 +7,8 @@ each time, side by side in one run.
 
 For each concurrency: p50/p95/p99 end-to-end seconds per request (with the 95% bootstrap
 interval of p95), throughput on the wall clock (requests/s and audio s/s), failed requests and
-faults. Latency and throughput are separate figures: under concurrency a request waits for the
+faults, and which transcripts differ from the first level's (and how many were decoded with the
+temperature fallback, which samples). Latency and throughput are separate figures: under concurrency a request waits for the
 others, so its latency grows while throughput may not. With --base-url it measures your service
 instead of starting one (the model field is then OpenAI's ``model``; give --model-field otherwise).
 """
@@ -39,7 +40,10 @@ def measure(base_url: str, served: str, field: str, dataset: str, levels: list[i
                      **{q: lat["end_to_end_s"].get(q) for q in ("p50", "p95", "p99")},
                      "p95_ci": lat["end_to_end_s"].get("p95_ci"), "req_per_s": lat["throughput_requests_per_s"],
                      "audio_s_per_s": lat["throughput_audio_s_per_s"], "wall_s": result.wall_seconds,
-                     "faults": lat["faults"], "wer": result.wer})
+                     "faults": lat["faults"], "wer": result.wer,
+                     "texts": {u.utterance.id: u.hypothesis for u in result.utterances},
+                     "fallbacks": sum(any((seg.temperature or 0) > 0 for seg in u.transcript.segments)
+                                      for u in result.processed)})
     return rows
 
 
@@ -69,6 +73,10 @@ def main() -> None:
               f"{r['p99']:>7.3f} {r['req_per_s']:>6.2f} {r['audio_s_per_s']:>9.2f} {r['wall_s']:>7.1f} {r['wer']:>6.3f}"
               + (f"  faults {r['faults']}" if r["faults"] else ""))
     base = rows[0]
+    for r in rows:
+        differ = sorted(k for k, text in r["texts"].items() if text != base["texts"].get(k))
+        print(f"concurrency {r['concurrency']}: {r['fallbacks']} transcripts decoded with temperature fallback "
+              f"(sampled); {len(differ)} differ from concurrency {base['concurrency']}: {', '.join(differ) or '-'}")
     for r in rows[1:]:
         print(f"concurrency {r['concurrency']} vs {base['concurrency']}: throughput x{r['req_per_s'] / base['req_per_s']:.2f}, "
               f"p50 latency x{r['p50'] / base['p50']:.2f}, p95 latency x{r['p95'] / base['p95']:.2f}")

@@ -148,6 +148,14 @@ def show_cmd(ctx, run: str) -> None:
     if rows:
         echo("\n".join(format_table(["model", "dataset", "lang", "utts", "error", "95% CI", "CER", "RTF", "halluc [95% CI]"],
                                   rows, width=terminal_width())))
+    for a in data["aggregates"]:  # a service's latency, as recorded (an old run's aggregate has none)
+        lat = a["metrics"].get("latency")
+        if isinstance(lat, dict) and isinstance(lat.get("end_to_end_s"), dict):
+            e2e = lat["end_to_end_s"]
+            echo(f"latency {a['model']} on {a['dataset']}: concurrency {lat.get('concurrency')}, {lat.get('requests')} "
+                 f"requests, p50 {_metric(e2e.get('p50'))} s, p95 {_metric(e2e.get('p95'))} s, p99 {_metric(e2e.get('p99'))} s, "
+                 f"{_metric(lat.get('throughput_requests_per_s'))} req/s, failed {lat.get('failed')}, "
+                 f"faults {json.dumps(lat.get('faults') or {})}")
     for a in chats:
         x = a["metrics"]
         if x["task"] == "chat":

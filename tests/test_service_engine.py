@@ -109,3 +109,16 @@ def test_the_latency_table_escapes_what_the_service_and_the_user_named(tmp_path)
     assert "<img" not in html and "&lt;img" in html and "\x1b" not in html
     row = next(line for line in markdown.splitlines() if "img" in line)
     assert "<img" not in row and "\\|" in row and "\x1b" not in row  # the | cannot end the cell
+
+
+def test_speechlab_show_prints_the_recorded_latency(tmp_path):
+    from click.testing import CliRunner
+
+    from pytest_speechlab.cli import main as speechlab
+
+    db = str(tmp_path / "results.db")
+    evaluate_models(["fake/service"], [str(make_fake_dataset(tmp_path / "data"))], pyproject=None, plugins=[PLUGIN], db=db)
+    result = CliRunner().invoke(speechlab, ["--db", db, "show", "latest"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("latency fake/service"))
+    assert "concurrency 3, 4 requests" in line and '"http_429": 4' in line and "failed 0" in line
