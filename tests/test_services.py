@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import REPO, write_manifest
 from services import faster_whisper_server, stand_in, wyoming_server, wyoming_stand_in
@@ -72,6 +73,7 @@ def test_in_process_and_both_real_services_agree_at_equal_settings(tmp_path):
     (local,) = evaluate_models(["faster-whisper/tiny.en"], ["speechlab/speech"], pyproject=None)
     norm = get_normalizer("speechlab-english")
     here = {u.utterance.id: u for u in local.utterances}
+    local_p = {q: float(np.percentile([u.processing_seconds for u in local.processed], q)) for q in (50, 95)}
     report = {}
     for name, result in results.items():
         assert not result.errors, result.errors
@@ -82,7 +84,10 @@ def test_in_process_and_both_real_services_agree_at_equal_settings(tmp_path):
         differ = [u.utterance.id for u in result.utterances
                   if norm(u.hypothesis) != norm(here[u.utterance.id].hypothesis)]
         report[name] = {"differ": differ, "wer": result.wer, "in_process_wer": local.wer,
-                        "p50": lat["end_to_end_s"]["p50"], "p95": lat["end_to_end_s"]["p95"]}
+                        "p50": lat["end_to_end_s"]["p50"], "p95": lat["end_to_end_s"]["p95"],
+                        "in_process_p50": local_p[50], "in_process_p95": local_p[95],
+                        "added_p50": lat["end_to_end_s"]["p50"] - local_p[50],
+                        "added_p95": lat["end_to_end_s"]["p95"] - local_p[95]}
         # the same weights and decode settings: a few near-tie flips at most (16-bit PCM input, the
         # server's own decoding of the file)
         assert len(differ) <= 4, (name, differ)
