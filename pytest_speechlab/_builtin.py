@@ -56,7 +56,7 @@ def speechlab_register_datasets(register):
     register(
         "speechlab/chat-prompts",
         path=root / "chat" / "prompts.jsonl",
-        description="chat prompt set: 10 questions with expected content or a topic; 6 marked spoken",
+        description="chat prompt set: 10 questions with answer keys (accepted aliases, required and forbidden facts) or a topic; 6 marked spoken",
     )
 
 

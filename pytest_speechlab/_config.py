@@ -106,7 +106,7 @@ class ChatSettings:
     prompts: list[str] = field(default_factory=lambda: ["speechlab/chat-prompts"])
     relevance_judge: str = "sentence-transformers/all-MiniLM-L6-v2"
     min_relevance: float = 0.3  # cosine similarity of answer and question/topic
-    min_pass_rate: float = 0.7  # share of prompts whose answer holds the expected content
+    min_pass_rate: float = 0.7  # share of prompts whose answer passes its answer key
     max_first_token_s: float = 5.0
     tts: str | None = None  # the spoken-question pipeline's voice; default: the first selected TTS model
 

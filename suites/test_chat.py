@@ -1,4 +1,4 @@
-"""Chat: expected content, topical relevance, empty or runaway responses, latency, and the
+"""Chat: answer keys (aliases, required and forbidden facts, on whole words), topical relevance, empty or runaway responses, latency, and the
 spoken-question pipeline (TTS speaks the question, ASR transcribes it, the chat model answers).
 
 Deselected when no chat model is selected (--speechlab-model transformers/smollm2-135m-instruct).
@@ -7,7 +7,7 @@ Limits: [tool.speechlab.chat] min_pass_rate, min_relevance, max_first_token_s.
 import pytest
 
 
-def test_chat_answers_hold_expected_content(speechlab_chat_eval, speechlab_session):
+def test_chat_answers_pass_their_answer_keys(speechlab_chat_eval, speechlab_session):
     limit = speechlab_session.settings.chat.min_pass_rate
     rate = speechlab_chat_eval.pass_rate
     assert rate is not None and rate >= limit, (

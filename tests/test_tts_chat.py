@@ -203,7 +203,7 @@ def test_chat_results_reach_every_report_and_stay_text(tts_chat_project):
     for text in (card, html_report):
         assert "<script>alert(1)" not in text and "<img src=x" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_report and 'id="speechlab-chat"' in html_report
-    assert "| fake/chat | prompts.jsonl | 2/2 | 0.50 |" in card
+    assert "| fake/chat | prompts.jsonl | 2/2 | 0.50 [0.09-0.91] |" in card  # with its Wilson interval
 
 
 def test_asr_suites_are_deselected_when_only_tts_is_selected(tts_chat_project):
@@ -305,3 +305,38 @@ def test_a_tts_rerun_times_its_synthesis_even_when_the_judge_transcripts_are_cac
     store = Store(f"sqlite:///{tts_chat_project.path / 'r.db'}", read_only=True)
     notes = [r["note"] or "" for r in store.utterances(store.resolve("latest"))]
     assert notes and all("judge transcript from the inference cache" in n for n in notes)
+
+
+def test_answer_keys_check_whole_words_aliases_and_forbidden_facts(tmp_path):
+    """The Kepler-41B answer mentions Earth and passed the old substring check; the built-in key of
+    that question forbids the distractor, and the words are matched whole."""
+    from pytest_speechlab._builtin import fixtures_dir
+    from pytest_speechlab.tasks.chat import KEY_NORMALIZER
+
+    norm = get_normalizer(KEY_NORMALIZER)
+    builtin = load_prompts(fixtures_dir() / "chat" / "prompts.jsonl")
+    assert not builtin.errors
+    planet = next(p for p in builtin.prompts if p.id == "c07_planet")
+    kepler = "We live on Kepler-41B, a planet much like Earth."
+    assert answer_check(planet, norm(kepler), norm) == (False, "forbidden 'Kepler'")
+    assert answer_check(planet, norm("We live on planet Earth."), norm) == (True, "")
+    math = next(p for p in builtin.prompts if p.id == "c02_math")
+    assert answer_check(math, norm("2 + 2 = 4"), norm) == (True, "")
+    assert answer_check(math, norm("The answer is 40."), norm)[0] is False  # "4" is not a substring of "40"
+    assert answer_check(math, norm("It is five."), norm) == (False, "'4' or 'four'; forbidden 'five'")
+    water = next(p for p in builtin.prompts if p.id == "c06_water")
+    assert answer_check(water, norm("Two hydrogen atoms and one oxygen atom."), norm) == (True, "")
+    assert answer_check(water, norm("It is H2O."), norm) == (True, "")
+    assert answer_check(water, norm("Mostly hydrogen."), norm) == (False, "'oxygen' or 'H2O'")
+    earthquake = Prompt("e", (), expect=("earth",))
+    assert answer_check(earthquake, norm("An earthquake."), norm)[0] is False
+
+
+def test_answer_key_fields_of_the_wrong_type_are_that_line_s_error(tmp_path):
+    path = write_manifest(tmp_path / "p.jsonl", [
+        {"id": "a", "prompt": "?", "expect": "Paris"}, {"id": "b", "prompt": "?", "forbid": [3]},
+        {"id": "c", "prompt": "?", "expect_all": [["x", ""]]}, {"id": "ok", "prompt": "?", "forbid": ["x"]}])
+    prompts = load_prompts(path)
+    assert [p.id for p in prompts.prompts] == ["ok"]
+    assert [str(e).split(": ", 1)[1] for e in prompts.errors] == [
+        '"expect" must be a list, got str', '"forbid" must hold non-empty strings', '"expect_all" must hold non-empty strings']

@@ -525,12 +525,16 @@ def latency_markdown(records: list[dict]) -> str:
 # -- chat (its own figures: no WER; answers are model output, escaped like transcripts) ----------
 
 
+def _ci(ci) -> str:
+    return f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else ""
+
+
 def chat_html(chats) -> str:
     if not chats:
         return ""
     rows = "".join(
         f'<tr><td class="t">{esc(r["model"])}</td><td class="t">{esc(r["prompts"])}</td>'
-        f'<td>{r["processed"]}/{r["utterances"]}</td><td>{_fmt(r["pass_rate"], ".2f")}</td>'
+        f'<td>{r["processed"]}/{r["utterances"]}</td><td>{_fmt(r["pass_rate"], ".2f")}{_ci(r.get("pass_ci"))}</td>'
         f'<td>{_fmt(r["mean_relevance"], ".2f")}</td><td>{_fmt(r["median_first_token_s"], ".2f")}</td>'
         f'<td>{_fmt(r["tokens_per_second"], ".1f")}</td><td>{r["flagged"]}</td></tr>' for r in (c["summary"] for c in chats))
     failures = "".join(f"<li>{esc(c['summary']['model'])}: {esc(line)}</li>" for c in chats for line in c["failures"])
@@ -545,7 +549,7 @@ def chat_markdown(chats) -> str:
     lines = ["## Chat", "", "| model | prompts | answered | pass | relevance | TTFT s | tok/s | flagged |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {md(r['model'])} | {md(r['prompts'])} | {r['processed']}/{r['utterances']} | "
-              f"{_fmt(r['pass_rate'], '.2f')} | {_fmt(r['mean_relevance'], '.2f')} | "
+              f"{_fmt(r['pass_rate'], '.2f')}{_ci(r.get('pass_ci'))} | {_fmt(r['mean_relevance'], '.2f')} | "
               f"{_fmt(r['median_first_token_s'], '.2f')} | {_fmt(r['tokens_per_second'], '.1f')} | {r['flagged']} |"
               for r in (c["summary"] for c in chats)]
     lines += [f"- {md(c['summary']['model'])}: {md(line)}" for c in chats for line in c["failures"]]

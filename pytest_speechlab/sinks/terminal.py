@@ -156,14 +156,17 @@ def chat_summary_lines(chats: list[dict]) -> list[str]:
     def num(v, fmt=".2f"):
         return "-" if v is None else format(v, fmt)
 
-    header = ["model", "prompts", "answered", "pass", "relevance", "TTFT s", "tok/s", "flagged", "load s", "errors"]
+    header = ["model", "prompts", "answered", "pass", "pass 95% CI", "relevance", "TTFT s", "tok/s", "flagged",
+              "load s", "errors"]
     rows = [[s["model"], s["prompts"], f"{s['processed']}/{s['utterances']}", num(s["pass_rate"]),
+             _interval(s.get("pass_ci"), ".2f"),
              num(s["mean_relevance"]), num(s["median_first_token_s"]), num(s["tokens_per_second"], ".1f"),
              str(s["flagged"]), num(s["load_seconds"]), str(len(c["errors"]))]
             for c in chats for s in [c["summary"]]]
     lines = format_table(header, rows)
     judges = sorted({c["summary"]["relevance_judge"] or "-" for c in chats})
-    lines.append("pass: share of prompts whose answer holds the expected content; relevance: mean cosine "
+    lines.append("pass: share of prompts whose answer passes its answer key (accepted aliases, required and "
+                 "forbidden facts, on whole words), Wilson 95% interval; relevance: mean cosine "
                  f"similarity of answer and question ({', '.join(judges)}); "
                  "TTFT: median time to first token; load and one warm-up excluded.")
     for c in chats:

@@ -1,8 +1,13 @@
 """Chat evaluation: prompt set -> responses -> latency, answer checks, relevance, runaway output.
 
-A prompt line: ``{"id", "prompt" or "messages", "expect": [...], "expect_all": [...], "topic",
-"spoken"}``. ``expect`` passes when any of its strings is in the normalized answer, ``expect_all``
-when every one is; ``topic`` (default: the question) is what relevance compares the answer with.
+A prompt line: ``{"id", "prompt" or "messages", "expect": [...], "expect_all": [...], "forbid": [...],
+"topic", "spoken"}``: an answer key checked on normalized words, never on substrings ("4" is not
+found in "40", "earth" not in "earthquake"; both texts normalized by speechlab-basic, so list
+"4" and "four" as aliases). ``expect``: accepted aliases, one must be in the answer;
+``expect_all``: required facts, each a phrase or a list of its aliases, all must be; ``forbid``:
+wrong facts (distractors), none may be (an answer placing us on "Kepler-41B" fails a key that
+forbids "Kepler" even though it mentions Earth). ``topic`` (default: the question) is what
+relevance compares the answer with.
 Prompts marked ``spoken`` also run through the spoken-question pipeline (TTS -> ASR -> chat).
 Runaway responses are found with the ASR repetition measures (compression ratio, n-gram loops).
 """
@@ -19,9 +24,14 @@ from .._dataset import display_path, json_lines
 from .._text import bounded, unicode_safe
 from .._types import InputError, Response, SpeechlabError
 from ..metrics.hallucination import compression_ratio, max_consecutive_repeats
+from ..metrics.normalize import get_normalizer
+from ..metrics.stats import wilson
 from .base import Task
 
 RUNAWAY_COMPRESSION_RATIO = 2.4
+# answer keys are matched after this normalization: lower case, punctuation removed, numbers as
+# written (the English normalizer spells "40" as "4 0", in which "4" would be found)
+KEY_NORMALIZER = "speechlab-basic"
 RUNAWAY_NGRAM_REPEATS = 3
 
 
@@ -30,10 +40,11 @@ class Prompt:
     id: str
     messages: tuple[dict, ...]
     expect: tuple[str, ...] = ()
-    expect_all: tuple[str, ...] = ()
+    expect_all: tuple[tuple[str, ...], ...] = ()  # required facts, each a tuple of its aliases
     topic: str = ""
     spoken: bool = False
     source: str = ""
+    forbid: tuple[str, ...] = ()
 
     @property
     def question(self) -> str:
@@ -63,11 +74,38 @@ def load_prompts(path: str | Path, name: str | None = None) -> PromptSet:
         if not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") for m in messages):
             prompts.errors.append(InputError(where, "messages must be {role, content} objects"))
             continue
+        try:
+            expect, forbid = _phrases(_list(entry, "expect"), "expect"), _phrases(_list(entry, "forbid"), "forbid")
+            required = tuple(_phrases(f if isinstance(f, list) else [f], "expect_all") for f in _list(entry, "expect_all"))
+        except ValueError as exc:
+            prompts.errors.append(InputError(where, str(exc)))
+            continue
+        topic = entry.get("topic", "")
         number = where.rsplit(" ", 1)[-1]
-        prompts.prompts.append(Prompt(str(entry.get("id") or f"line{number}"), tuple(messages),
-                                      tuple(entry.get("expect", ())), tuple(entry.get("expect_all", ())),
-                                      entry.get("topic", ""), bool(entry.get("spoken", False)), where))
+        prompts.prompts.append(Prompt(str(entry.get("id") or f"line{number}"), tuple(messages), expect, required,
+                                      topic if isinstance(topic, str) else "", bool(entry.get("spoken", False)),
+                                      where, forbid))
     return prompts
+
+
+def _list(entry: dict, key: str) -> list:
+    value = entry.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f'"{key}" must be a list, got {type(value).__name__}')
+    return value
+
+
+def _phrases(value: list, key: str) -> tuple[str, ...]:
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f'"{key}" must hold non-empty strings')
+    return tuple(value)
+
+
+def has_words(words: list[str], phrase: str, normalizer) -> bool:
+    """Whether the normalized ``phrase`` occurs in ``words`` as whole, consecutive words."""
+    wanted = normalizer(phrase).split()
+    n = len(wanted)
+    return bool(n) and any(words[i:i + n] == wanted for i in range(len(words) - n + 1))
 
 
 def runaway(text: str, normalized: str) -> str | None:
@@ -83,14 +121,19 @@ def runaway(text: str, normalized: str) -> str | None:
 
 
 def answer_check(prompt: Prompt, normalized_answer: str, normalizer) -> tuple[bool | None, str]:
-    """(passed, what was missing); None when the prompt expects nothing in particular."""
-    if not prompt.expect and not prompt.expect_all:
+    """(passed, why not: what was missing or forbidden); None when the prompt has no answer key."""
+    if not prompt.expect and not prompt.expect_all and not prompt.forbid:
         return None, ""
-    found = lambda s: normalizer(s) in normalized_answer  # noqa: E731
-    missing = [s for s in prompt.expect_all if not found(s)]
+    words = normalized_answer.split()
+    found = lambda s: has_words(words, s, normalizer)  # noqa: E731
+    missing = [fact[0] if len(fact) == 1 else " or ".join(repr(a) for a in fact)
+               for fact in prompt.expect_all if not any(found(a) for a in fact)]
     if prompt.expect and not any(found(s) for s in prompt.expect):
         missing.append(" or ".join(repr(s) for s in prompt.expect))
-    return not missing, ", ".join(missing)
+    wrong = [s for s in prompt.forbid if found(s)]
+    why = ", ".join(missing) + ("; " if missing and wrong else "") + (
+        "forbidden " + ", ".join(repr(s) for s in wrong) if wrong else "")
+    return not missing and not wrong, why
 
 
 @dataclass
@@ -156,7 +199,7 @@ class ChatEval:
     def failures(self, min_relevance: float) -> list[str]:
         lines = []
         for i in self.answered:
-            why = ([f"missing {i.missing}"] if i.passed is False else []) + i.problems + (
+            why = ([_failed(i.missing)] if i.passed is False else []) + i.problems + (
                 [f"relevance {i.relevance:.2f} < {min_relevance}"]
                 if i.relevance is not None and i.relevance < min_relevance else [])
             if why:
@@ -168,7 +211,7 @@ class ChatEval:
         the hypothesis, what failed as the note, the problems as findings."""
         rows = []
         for i in self.items:
-            why = ([f"missing {i.missing}"] if i.passed is False else []) + (
+            why = ([_failed(i.missing)] if i.passed is False else []) + (
                 [f"relevance {i.relevance:.2f}"] if i.relevance is not None else [])
             rows.append({
                 "utterance_id": i.prompt.id, "kind": "chat", "source": i.prompt.source, "reference": i.prompt.question,
@@ -184,6 +227,7 @@ class ChatEval:
                 "utterances": len(self.items), "processed": len(self.answered),
                 "errors": len(self.errors) + len(self.items) - len(self.answered),
                 "pass_rate": self.pass_rate, "passed": sum(checked), "checked": len(checked),
+                "pass_ci": wilson(sum(checked), len(checked)),
                 "mean_relevance": self.mean_relevance, "relevance_judge": self.relevance_judge,
                 "median_first_token_s": self.median_first_token_seconds,
                 "tokens_per_second": self.tokens_per_second, "flagged": len(self.flagged),
@@ -201,12 +245,17 @@ class ChatEval:
         }
 
 
+def _failed(why: str) -> str:
+    return why if why.startswith("forbidden") else f"missing {why}"
+
+
 def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:
     if output.error:
         return ChatItem(prompt, error=InputError(prompt.source, output.error, prompt.id))
     text = output.value.text.strip()
     normalized = normalizer(text)
-    passed, missing = answer_check(prompt, normalized, normalizer)
+    keys = get_normalizer(KEY_NORMALIZER)  # numbers stay as written: "40" is not "4 0"
+    passed, missing = answer_check(prompt, keys(text), keys)
     problems = []
     if not normalized:
         problems.append("empty response")
