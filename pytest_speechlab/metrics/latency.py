@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from statistics import median
 from typing import Any
 
 from .stats import percentile_ci
@@ -47,48 +47,35 @@ def _percentiles(values: list[float]) -> dict[str, Any]:
     return out
 
 
-@dataclass
-class LatencyResult:
-    """The latency figures of one evaluation (see the module docstring); ``summary()`` is what
-    every sink reads."""
+def is_request(u) -> bool:
+    """Whether an utterance reached the model (a service: was a request): it was transcribed, or the
+    model call failed (the runner's ``raised`` / ``no result after`` errors); skipped inputs and
+    unreadable files never did."""
+    return u.transcript is not None or (u.error is not None and (
+        " raised " in u.error.message or ": no result after" in u.error.message))
 
-    utterances: list  # UtteranceResult of the evaluation
-    concurrency: int = 1
-    wall_seconds: float | None = None
 
-    @property
-    def requests(self) -> list:
-        """Every request made: what ran (transcribed or failed in the model call), not skipped
-        inputs nor unreadable files (those never reached the service)."""
-        return [u for u in self.utterances if u.transcript is not None or (u.error is not None and self._model_error(u))]
-
-    @staticmethod
-    def _model_error(u) -> bool:
-        return " raised " in u.error.message or ": no result after" in u.error.message
-
-    def summary(self) -> dict:
-        requests = self.requests
-        done = [u for u in requests if u.transcript is not None]
-        failed = [u for u in requests if u.transcript is None]
-        faults = Counter(kind for u in requests for kind in u.latency.get("faults", ()))
-        pacing = [u.latency["sending_s"] / u.audio_seconds for u in done
-                  if "sending_s" in u.latency and u.audio_seconds]
-        computed = [u for u in done if not u.cached]
-        wall = self.wall_seconds
-        return {
-            "concurrency": self.concurrency, "requests": len(requests), "succeeded": len(done), "failed": len(failed),
-            "warmup_requests_excluded": 1 if requests else 0,
-            "cached": sum(1 for u in done if u.cached),
-            "end_to_end_s": _percentiles([u.processing_seconds for u in done]),
-            "first_partial_s": _percentiles([u.latency["first_partial_s"] for u in done if "first_partial_s" in u.latency]),
-            "after_audio_s": _percentiles([u.latency["after_audio_s"] for u in done if "after_audio_s" in u.latency]),
-            "pacing_ratio": ({"median": sorted(pacing)[len(pacing) // 2], "min": min(pacing), "max": max(pacing)}
-                             if pacing else None),
-            "throughput_requests_per_s": (len(computed) / wall if wall and computed and len(computed) == len(done) else None),
-            "throughput_audio_s_per_s": (sum(u.audio_seconds for u in computed) / wall
-                                         if wall and computed and len(computed) == len(done) else None),
-            "faults": dict(faults),
-            "requests_with_faults": sum(1 for u in requests if u.latency.get("faults")),
-            "errors_by_cause": dict(Counter(error_cause(u.error.message) for u in failed)),
-            "error_rate": len(failed) / len(requests) if requests else None,
-        }
+def latency_summary(utterances: list, concurrency: int, wall_seconds: float | None,
+                    throughput: float | None) -> dict:
+    """The latency figures of one evaluation (see the module docstring), in the serialized form
+    every sink reads. ``throughput``: the evaluation's audio seconds per wall-clock second (None
+    when some outputs came from the cache: then no throughput is claimed)."""
+    requests = [u for u in utterances if is_request(u)]
+    done = [u for u in requests if u.transcript is not None]
+    failed = [u for u in requests if u.transcript is None]
+    pacing = [u.latency["sending_s"] / u.audio_seconds for u in done if "sending_s" in u.latency and u.audio_seconds]
+    return {
+        "concurrency": concurrency, "requests": len(requests), "succeeded": len(done), "failed": len(failed),
+        "warmup_requests_excluded": 1 if requests else 0,
+        "cached": sum(1 for u in done if u.cached),
+        "end_to_end_s": _percentiles([u.processing_seconds for u in done]),
+        "first_partial_s": _percentiles([u.latency["first_partial_s"] for u in done if "first_partial_s" in u.latency]),
+        "after_audio_s": _percentiles([u.latency["after_audio_s"] for u in done if "after_audio_s" in u.latency]),
+        "pacing_ratio": {"median": median(pacing), "min": min(pacing), "max": max(pacing)} if pacing else None,
+        "throughput_requests_per_s": len(done) / wall_seconds if throughput and wall_seconds else None,
+        "throughput_audio_s_per_s": throughput,
+        "faults": dict(Counter(kind for u in requests for kind in u.latency.get("faults", ()))),
+        "requests_with_faults": sum(1 for u in requests if u.latency.get("faults")),
+        "errors_by_cause": dict(Counter(error_cause(u.error.message) for u in failed)),
+        "error_rate": len(failed) / len(requests) if requests else None,
+    }

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from .._types import UNSEGMENTED, InputError, Transcript, Utterance, base_language
-from .latency import LatencyResult
+from .latency import latency_summary
 from .stats import bootstrap_ci, macro_bootstrap_ci, wilson
 
 SIGNAL_ONLY = frozenset({"high_wer"})  # findings reported as signals, not counted as hallucinations
@@ -481,7 +481,7 @@ class EvalResult:
         service, or whose outputs carry service timings; None for an in-process model."""
         if not isinstance(self.model_info.get("service"), dict) and not any(u.latency for u in self.utterances):
             return None
-        return LatencyResult(self.utterances, self.workers, self.wall_seconds).summary()
+        return latency_summary(self.utterances, self.workers, self.wall_seconds, self.throughput)
 
     @property
     def language_id(self) -> dict | None:

@@ -9,8 +9,10 @@ from typing import Any, Callable
 class Task:
     """What a model is asked to do.
 
-    ``call(instance, request) -> (output, seconds to the first streamed piece or None)`` is the
+    ``call(instance, request) -> (output, timing)`` is the
     model invocation the runner times (it raises on a model error or an output of the wrong type);
+    ``timing`` is the seconds to the first streamed piece, or None, or for a service's event stream
+    the dict of its timings and faults (``tasks.asr.read_events``);
     ``load(path, name)`` reads the task's items; ``score`` turns one output into a scored item and
     ``summarize`` scored items into the evaluation's result, whose ``summary()`` every sink reads."""
 
