@@ -9,11 +9,13 @@ from ._assertions import (
     check_latency,
     check_long_form,
     check_no_input_errors,
+    check_robustness,
 )
 from ._config import SpeechlabConfig, load_config
 from ._dataset import Dataset, DatasetFormat, load_dataset
 from ._hookspecs import hookimpl, hookspec
 from ._machine import default_threads
+from ._perturb import Perturbation, apply_chain, chain_label, ladder, parse_chain
 from ._registry import (
     DatasetSpec,
     ModelSpec,
@@ -46,6 +48,7 @@ from .metrics.hallucination import HallucinationConfig
 from .metrics.normalize import Normalizer, get_normalizer
 from .metrics.results import AlignedOp, EditCounts, EvalResult, Finding, UtteranceResult
 from .metrics.wer import evaluate
+from .robustness import Curve, RobustnessEval
 
 __all__ = [
     "ASRModel",
@@ -54,6 +57,7 @@ __all__ = [
     "AudioSent",
     "ChatModel",
     "Dataset",
+    "Curve",
     "DatasetFormat",
     "DatasetSpec",
     "EditCounts",
@@ -71,8 +75,10 @@ __all__ = [
     "Normalizer",
     "Output",
     "Partial",
+    "Perturbation",
     "Registry",
     "Response",
+    "RobustnessEval",
     "Runner",
     "Segment",
     "SpeechlabAssertionError",
@@ -90,6 +96,11 @@ __all__ = [
     "check_long_form",
     "check_grade",
     "check_no_input_errors",
+    "check_robustness",
+    "apply_chain",
+    "chain_label",
+    "ladder",
+    "parse_chain",
     "default_threads",
     "evaluate",
     "evaluate_models",

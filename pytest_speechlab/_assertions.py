@@ -228,3 +228,14 @@ def check_latency(result: EvalResult, thresholds: dict, worst: int = 5) -> dict:
         context.append("slowest requests: " + ", ".join(f"{u.utterance.id} {u.processing_seconds:.3f} s" for u in slow))
         raise SpeechlabAssertionError(f"latency of {where}:\n" + "\n".join(lines + context))
     return judged
+
+
+def check_robustness(evaluation, threshold: float) -> None:
+    """Fail when a perturbation's WERD (the rise of WER over the clean set, paired on the same
+    utterances) passes ``threshold`` (``[tool.speechlab.thresholds] werd``) at a severity up to
+    ``[tool.speechlab.robustness] gate_severity``; the message gives every such perturbation with
+    its interval. Harsher severities are measured and reported, not judged."""
+    __tracebackhide__ = True
+    problems = evaluation.problems(threshold)
+    if problems:
+        raise SpeechlabAssertionError(f"robustness of {evaluation.model} on {evaluation.dataset}:\n" + "\n".join(problems))

@@ -39,11 +39,13 @@ Example::
 """
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._perturb import KINDS, parse_chain
 from ._tables import check_value, checked, nearest, unknown_key
 from ._types import CACHE_MODES, SpeechlabError, base_language
 from .grading import GradePolicy
@@ -80,6 +82,9 @@ DEFAULT_THRESHOLDS = {
     "after_audio_p95_s": 2.0,
     "service_error_rate": 0.0,
     "service_fault_rate": 0.05,
+    # the robustness suite: how far WER may rise over the clean set (absolute, WER points as a
+    # fraction) at the severities up to [tool.speechlab.robustness] gate_severity
+    "werd": 0.25,
 }
 METRICS = tuple(DEFAULT_THRESHOLDS)
 
@@ -115,6 +120,37 @@ class ChatSettings:
         return cls(**checked(cls, table, where, types={"tts": str}))
 
 
+ROBUSTNESS_KINDS = ("noise", "babble", "ambient", "reverb", "speed", "clip", "telephone", "mp3", "dropout")
+
+
+@dataclass
+class RobustnessSettings:
+    """``[tool.speechlab.robustness]``: the robustness suite's perturbations (each at its four
+    severities), the reference model NWERD is normalized by, seeds, and the severity the ``werd``
+    threshold holds up to. The suite runs with ``--speechlab-robustness`` or ``enabled = true``."""
+
+    enabled: bool = False
+    perturbations: list[str] = field(default_factory=lambda: list(ROBUSTNESS_KINDS))
+    reference: str | None = None  # default: the first selected ASR model
+    seeds: int = 1  # each severity evaluated with this many seeds (stability across seeds)
+    gate_severity: int = 2  # the werd threshold holds at severities 1..gate_severity (of 4)
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> RobustnessSettings:
+        values = checked(cls, table, where, types={"reference": str})
+        settings = cls(**values)
+        for kind in settings.perturbations:
+            check_value(kind, str, f"{where} perturbations")
+            if kind not in KINDS:
+                raise SpeechlabError(f"{where} perturbations: unknown kind {kind!r}{nearest(kind, KINDS)}; "
+                                     f"kinds: {', '.join(KINDS)}")
+        if not 1 <= settings.seeds <= 10:
+            raise SpeechlabError(f"{where} seeds must be 1 to 10, got {settings.seeds}")
+        if not 1 <= settings.gate_severity <= 4:
+            raise SpeechlabError(f"{where} gate_severity must be 1 to 4, got {settings.gate_severity}")
+        return settings
+
+
 @dataclass
 class SpeechlabConfig:
     source: str = "(defaults)"
@@ -134,6 +170,8 @@ class SpeechlabConfig:
     utterance_timeout: float | None = None  # seconds one model call may take; None: no limit
     cache: str = "on"  # the inference cache: on, off, refresh, read-only
     retime: int = 20  # utterances timed again here when an evaluation's outputs come from the cache
+    perturbations: dict[str, str] = field(default_factory=dict)  # name -> chain ([tool.speechlab.perturbations])
+    robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
 
     def language_normalizers(self, dataset: str) -> LanguageNormalizers:
         """The normalizers and default language for scoring ``dataset``."""
@@ -165,7 +203,7 @@ class SpeechlabConfig:
 
 
 TOP_LEVEL = ("normalizer", "normalizers", "language", "dataset_languages", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
-             "utterance_timeout", "cache", "retime")
+             "utterance_timeout", "cache", "retime", "perturbations", "robustness")
 
 
 def _check_thresholds(table: Any, where: str) -> dict[str, float]:
@@ -250,6 +288,14 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
         raise SpeechlabError(f"[tool.speechlab.regression] alpha must be between 0 and 0.5, got {config.regression.alpha}")
     config.tts = TTSSettings.from_table(table.get("tts", {}), "[tool.speechlab.tts]")
     config.chat = ChatSettings.from_table(table.get("chat", {}), "[tool.speechlab.chat]")
+    config.robustness = RobustnessSettings.from_table(table.get("robustness", {}), "[tool.speechlab.robustness]")
+    for name, chain in check_value(table.get("perturbations", {}), dict, "[tool.speechlab.perturbations]").items():
+        where = f"[tool.speechlab.perturbations] {name}"
+        if not re.fullmatch(r"[A-Za-z][\w-]{0,40}", name) or name in KINDS:
+            raise SpeechlabError(f"{where}: a name is a letter then up to 40 letters, digits, _ or -, "
+                                 f"and not a kind ({', '.join(KINDS)})")
+        parse_chain(check_value(chain, str, where))  # checked now: a typo is a usage error at start
+        config.perturbations[name] = chain
     if "cache" in table:
         config.cache = check_value(table["cache"], str, "[tool.speechlab] cache")
         if config.cache not in CACHE_MODES:

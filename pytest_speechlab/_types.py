@@ -135,6 +135,7 @@ class Utterance:
     duration: float | None = None
     source: str = ""  # where it was declared, e.g. "fixtures/speech/manifest.jsonl:7"
     offset: float | None = None  # a segment of the file: from offset seconds, for ``duration`` (NeMo's offset)
+    perturbation: tuple = ()  # Perturbation steps applied when the audio is read (a perturbed dataset)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ An output is determined by the model's identity, the input and the repeat index,
 key. The model: its plugin and backend, every load and decode parameter it was registered or
 declared with, and what the backend reports of itself (version, weights digest, dtype, device,
 decode settings as applied). The input: the audio file's content digest and the transform to the
-model's input (target rate, resampler and its version). Scoring (normalizer, detectors,
+model's input (target rate, resampler and its version), and for a perturbed dataset the chain and
+the version of the code that applies it. Scoring (normalizer, detectors,
 thresholds) is not part of it: a cached output is scored again, so a changed normalizer applies.
 
 The outputs live in the results database (table ``outputs``): one place to configure, runners that
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .._perturb import chain_label, perturbation_code
 from .._types import Output, Segment, Transcript, Utterance
 
 RESAMPLER = "soxr HQ"
@@ -59,12 +61,17 @@ def file_digest(path: str, chunk: int = 1 << 20) -> str | None:
     return digest.hexdigest()
 
 
-def output_key(model: dict, audio_digest: str, rate: int, repeat: int, segment: tuple | None = None) -> str:
-    """``segment``: (offset, duration) when the input is a part of the file (absent otherwise, so
-    that the keys of whole files stay what they were)."""
+def output_key(model: dict, audio_digest: str, rate: int, repeat: int, segment: tuple | None = None,
+               perturbation: str = "") -> str:
+    """``segment``: (offset, duration) when the input is a part of the file; ``perturbation``: the
+    chain's label when the audio is perturbed (each absent otherwise, so that the keys of whole,
+    clean files stay what they were)."""
     source = {"audio_sha256": audio_digest, "rate": rate, "resampler": _resampler_version()}
     if segment is not None:
         source["segment"] = list(segment)
+    if perturbation:
+        source["perturbation"] = perturbation
+        source["perturbation_code"] = perturbation_code()
     return _digest({"model": model, "input": source, "repeat": repeat})
 
 
@@ -126,7 +133,8 @@ class OutputCache:
             digest = file_digest(utt.audio_path)
             if digest is not None:
                 segment = None if utt.offset is None else (utt.offset, utt.duration)
-                out[utt.id] = [output_key(model, digest, rate, i, segment) for i in range(repeats)]
+                chain = chain_label(utt.perturbation) if utt.perturbation else ""
+                out[utt.id] = [output_key(model, digest, rate, i, segment, chain) for i in range(repeats)]
         return out
 
     def lookup(self, keys: dict[str, list[str]], utterances: list[Utterance]) -> dict[str, Output]:

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from .._config import SpeechlabConfig, load_config
+from .._dataset import Dataset
 from .._machine import environment, machine
+from .._perturb import (
+    chain_label,
+    ladder,
+    missing_library,
+    parse_chain,
+    seeds_of,
+    split_dataset_ref,
+)
 from .._registry import build_registry, make_plugin_manager
 from .._text import redact, redact_args
 from .._types import InputError, SpeechlabError, Utterance
@@ -33,6 +42,7 @@ from ..crossruntime import (
 from ..grading import cap_grade, grade_model
 from ..metrics.normalize import get_normalizer
 from ..metrics.wer import score_words
+from ..robustness import Curve, RobustnessEval
 from ..sinks.store import RowsRejected, Store, normalize_url, run_metadata
 from ..tasks import ASR, CHAT, TTS
 from ..tasks.chat import ChatEval
@@ -101,6 +111,8 @@ class Engine:
         self.batch_comparisons: dict[tuple, Any] = {}  # (dataset, size) -> [BatchComparison] or a reason
         self.batch_equivalence: int | None = None  # the batch size the equivalence suite compares with 1
         self.chat_evals: dict[tuple, Any] = {}
+        self.robustness: dict[tuple, Any] = {}  # (model, dataset) -> RobustnessEval
+        self.robustness_only: set[str] = set()  # perturbed datasets only the robustness suite evaluated
         self.baseline: str | None = None  # the regression gate's baseline (a name, a run id or 'latest')
         self.fail_on_regression = False
         self.baseline_store = None
@@ -143,16 +155,34 @@ class Engine:
         return {"models": self.selected_models(), "datasets": self.selected_datasets(), "args": self.args}
 
     def dataset(self, ref: str):
+        """A registered dataset, a path (named relative to the rootdir, so that runs from other
+        folders compare), or either followed by a perturbation chain: ``speechlab/speech+noise:snr=10``."""
         if ref not in self._datasets:
-            spec = self.registry.datasets.get(ref)
-            if spec:
+            base, chain = split_dataset_ref(ref, lambda r: r in self.registry.datasets or Path(r).exists())
+            if chain:
+                self._datasets[ref] = self.perturbed(self.dataset(base), chain)
+            elif spec := self.registry.datasets.get(ref):
                 self._datasets[ref] = ASR.load(spec.path, name=ref, formats=self.registry.formats)
-            else:  # named relative to the rootdir, so that runs from other folders compare
+            else:
                 path = Path(ref).resolve()
                 root = self.root
                 self._datasets[ref] = ASR.load(path, name=str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
                                                  formats=self.registry.formats)
         return self._datasets[ref]
+
+    def perturbed(self, dataset, chain: str | tuple):
+        """``dataset`` heard through ``chain`` (text, or parsed steps): the same utterance ids, its
+        name the clean one's + the canonical chain."""
+        steps = parse_chain(chain, self.settings.perturbations) if isinstance(chain, str) else chain
+        if problem := missing_library(steps):
+            raise SpeechlabError(problem)
+        name = f"{dataset.name}+{chain_label(steps)}"
+        if dataset.name in self.settings.dataset_languages:  # heard through a chain, it is the same language
+            self.settings.dataset_languages.setdefault(name, self.settings.dataset_languages[dataset.name])
+        if name not in self._datasets:
+            self._datasets[name] = Dataset(name, dataset.path, [dataclasses.replace(u, perturbation=u.perturbation + steps)
+                                                                for u in dataset.utterances], list(dataset.errors))
+        return self._datasets[name]
 
     def thresholds(self, model: str) -> dict[str, float]:
         base = self.registry.model(model).base
@@ -258,7 +288,8 @@ class Engine:
                 "rtf": seconds / audio if audio else None}
 
     def grade(self, model: str):
-        results = [r for (name, _), r in self.results.items() if name == model]
+        aside = self._robustness_aside()
+        results = [r for (name, dataset), r in self.results.items() if name == model and dataset not in aside]
         grade = grade_model(model, results, self.settings.grades)
         tts = [e for (name, _), e in self.tts_evals.items() if name == model]
         if tts:
@@ -491,6 +522,44 @@ class Engine:
             self.registry.models[name] = loaded.spec.variant(name, params, source)
         return self.pool.get(self.registry.model(name))
 
+    def evaluate_robustness(self, loaded, dataset) -> RobustnessEval:
+        """``loaded`` on ``dataset`` clean and through each configured perturbation at its four
+        severities (every seed), WERD per severity, NWERD against the reference model."""
+        key = (loaded.name, dataset.name)
+        if key not in self.robustness:
+            self.robustness[key] = self._curves(loaded, dataset)
+            reference = self.robustness_reference()
+            if reference and reference != loaded.name:
+                with contextlib.suppress(ModelLoadError):  # the reference's own tests report it
+                    ref_key = (reference, dataset.name)
+                    if ref_key not in self.robustness:
+                        self.robustness[ref_key] = self._curves(self.pool.get(self.registry.model(reference)), dataset)
+            theirs = {c.kind: c for c in self.robustness.get((reference, dataset.name), RobustnessEval("", "", None, [])).curves}
+            for curve in self.robustness[key].curves:
+                curve.normalize(theirs.get(curve.kind))
+        return self.robustness[key]
+
+    def robustness_reference(self) -> str | None:
+        """The model NWERD is normalized by: [tool.speechlab.robustness] reference, else the first
+        selected ASR model."""
+        return self.settings.robustness.reference or next(iter(self.selected_models("asr")), None)
+
+    def _curves(self, loaded, dataset) -> RobustnessEval:
+        settings = self.settings.robustness
+        clean = self.evaluate(loaded, dataset)
+        curves = []
+        for kind in settings.perturbations:
+            points = []
+            for chain in ladder(kind):
+                results = []
+                for seed in seeds_of(chain, settings.seeds):
+                    perturbed = self.perturbed(dataset, seed)
+                    self.robustness_only.add(perturbed.name)
+                    results.append(self.evaluate(loaded, perturbed))
+                points.append((chain_label(chain), results))
+            curves.append(Curve.of(clean, kind, points))
+        return RobustnessEval(loaded.name, dataset.name, clean, curves, settings.gate_severity)
+
     def compare_runtimes(self, dataset):
         """Each group of selected models that share weights, rebuilt with the same greedy decoding and
         evaluated on ``dataset``: a list of RuntimeComparison, or a str saying why there is none."""
@@ -543,13 +612,22 @@ class Engine:
         for the sinks at the end of a session (terminal, report files, pytest-html); again only when
         an evaluation was added since."""
         chats, spoken = self.chat_reports()
-        everything = [*self.results.values(), *self.tts_evals.values(), *chats, *spoken]
+        everything = [*self.results.values(), *self.tts_evals.values(), *chats, *spoken, *self.robustness.values()]
         key = tuple(map(id, everything))
         if self._serialized is None or self._serialized[0] != key:
-            self._serialized = (key, {"evaluations": [r.serialized() for r in self.results.values()],
-                                      "tts": [t.serialized() for t in self.tts_evals.values()],
-                                      "chat": [c.serialized() for c in chats], "spoken": [s.serialized() for s in spoken]})
+            aside = self._robustness_aside()  # shown in the robustness table, not as rows of their own
+            self._serialized = (key, {
+                "evaluations": [r.serialized() for (_, d), r in self.results.items() if d not in aside],
+                "tts": [t.serialized() for t in self.tts_evals.values()],
+                "chat": [c.serialized() for c in chats], "spoken": [s.serialized() for s in spoken],
+                "robustness": [{**curve.serialized(), "werd_limit": self.thresholds(curve.model)["werd"],
+                                "gate_severity": ev.gate_severity}
+                               for ev in self.robustness.values() for curve in ev.curves]})
         return self._serialized[1]
+
+    def _robustness_aside(self) -> set[str]:
+        """The perturbed datasets only the robustness suite evaluated (not selected as datasets)."""
+        return self.robustness_only - {self.dataset(ref).name for ref in self.selected_datasets()}
 
     def grades(self) -> dict:
         return {model: self.grade(model) for model in dict.fromkeys(m for m, _ in self.results)}

@@ -24,6 +24,7 @@ from .._audio import (
     read_audio,
     silent_spans,
 )
+from .._perturb import apply_chain, chain_label
 from .._registry import ModelSpec
 from .._text import storable, unicode_safe
 from .._types import InputError, Invocation, Output, Utterance, base_language
@@ -389,6 +390,12 @@ class Runner:
         mismatch = duration_mismatch(utt.duration, raw.duration)
         if mismatch:
             return Output(utt, error=InputError(self._where(utt), mismatch, utt.id), worker=self.worker)
+        if utt.perturbation:  # untimed, like the read: the input the model is judged on
+            try:
+                raw = apply_chain(raw, utt.perturbation, utt.id)
+            except Exception as exc:  # noqa: BLE001 - a transform that fails is this utterance's error
+                return Output(utt, error=InputError(self._where(utt), f"perturbation {chain_label(utt.perturbation)} "
+                                                    f"failed: {type(exc).__name__}: {exc}", utt.id), worker=self.worker)
         raw.silences = silent_spans(raw)  # for the text-in-silence detector
         return raw
 

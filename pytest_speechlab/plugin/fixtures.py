@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from .._text import terminal
+from .._types import SpeechlabError
 from ..engine.runner import ModelLoadError
 from .session import SpeechlabSession, session_key
 
@@ -12,7 +13,7 @@ __all__ = [
     "speechlab_tts_texts", "speechlab_chat_prompts", "speechlab_tts_eval", "speechlab_chat_eval",
     "speechlab_spoken_eval", "speechlab_dataset", "speechlab_eval", "speechlab_grade", "speechlab_min_grade",
     "speechlab_regression", "speechlab_runtime_comparison", "speechlab_batch_comparison", "speechlab_fail_on_regression",
-    "speechlab_thresholds"
+    "speechlab_thresholds", "speechlab_robustness"
 ]
 
 
@@ -134,6 +135,17 @@ def speechlab_batch_comparison(speechlab_session: SpeechlabSession, speechlab_da
     dataset: a list of BatchComparison, or a str saying why there is none. Tests using it are deselected
     without --speechlab-batch-equivalence."""
     return speechlab_session.compare_batching(speechlab_dataset)
+
+
+@pytest.fixture(scope="session")
+def speechlab_robustness(speechlab_session: SpeechlabSession, speechlab_model, speechlab_dataset):
+    """The model on the dataset clean and through each [tool.speechlab.robustness] perturbation at
+    four severities: a RobustnessEval. Tests using it are deselected without --speechlab-robustness
+    (or [tool.speechlab.robustness] enabled = true)."""
+    try:
+        return speechlab_session.evaluate_robustness(speechlab_model, speechlab_dataset)
+    except SpeechlabError as exc:
+        pytest.fail(terminal(str(exc)), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from .._machine import git_state, machine
-from ..sinks.report import AudioBudget, all_evidence_html, chat_html, latency_html, scorecard_html
+from ..sinks.report import (
+    AudioBudget,
+    all_evidence_html,
+    chat_html,
+    latency_html,
+    robustness_html,
+    scorecard_html,
+)
 from .session import SpeechlabSession
 
 
@@ -28,6 +35,8 @@ class HtmlReport:
             prefix.append(latency_html(record["evaluations"]))
             # the evidence of every evaluation, once, whether its tests passed or not
             postfix.append(all_evidence_html(record["evaluations"], self.audio_budget))
+        if record["robustness"]:
+            prefix.append(robustness_html(record["robustness"]))
         if record["chat"]:
             prefix.append(chat_html(record["chat"]))
 

@@ -101,6 +101,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "against batch 1 (paired WER difference, differing transcripts, throughput of each).",
     )
     group.addoption(
+        "--speechlab-robustness", action="store_true", default=None,
+        help="run the robustness suite: each selected model on each speech dataset through every "
+        "[tool.speechlab.robustness] perturbation at four severities (WER, WERD, NWERD per severity).",
+    )
+    group.addoption(
         "--speechlab-executor", choices=("local", "ray"), default="local",
         help="where the workers run: local processes, or Ray actors (pip install \"pytest-speechlab[ray]\").",
     )

@@ -13,7 +13,14 @@ import pytest
 from .._machine import benchmark_machine_info
 from .._text import redact_args, storable, terminal
 from .._types import SpeechlabError
-from ..sinks.report import benchmark_json, chat_markdown, latency_markdown, run_file, scorecard_markdown
+from ..sinks.report import (
+    benchmark_json,
+    chat_markdown,
+    latency_markdown,
+    robustness_markdown,
+    run_file,
+    scorecard_markdown,
+)
 from .session import SpeechlabSession
 
 REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json")
@@ -81,7 +88,8 @@ class Recorder:
         option = speechlab.config.option
         text = None
         if option.speechlab_markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
-            text = (scorecard_markdown(results, grades) + latency_markdown(results) if results else "") + chat_markdown(chats)
+            text = ((scorecard_markdown(results, grades) + latency_markdown(results) if results else "")
+                    + robustness_markdown(record["robustness"]) + chat_markdown(chats))
         if option.speechlab_markdown:
             self._write("--speechlab-markdown", option.speechlab_markdown, text)
         if os.environ.get("GITHUB_STEP_SUMMARY"):

@@ -88,8 +88,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return ("speechlab_batch_comparison" in getattr(item, "fixturenames", ())
                 and not config.option.speechlab_batch_equivalence)
 
-    unwanted = [item for item in items
-                if empty(item) or needs_baseline(item) or needs_two_models(item) or needs_batch_size(item)]
+    def needs_robustness(item: pytest.Item) -> bool:
+        return ("speechlab_robustness" in getattr(item, "fixturenames", ())
+                and not (config.option.speechlab_robustness or config.stash[session_key].settings.robustness.enabled))
+
+    unwanted = [item for item in items if empty(item) or needs_baseline(item) or needs_two_models(item)
+                or needs_batch_size(item) or needs_robustness(item)]
     if unwanted:
         config.hook.pytest_deselected(items=unwanted)
         items[:] = [item for item in items if item not in unwanted]

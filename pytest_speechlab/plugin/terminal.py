@@ -6,8 +6,9 @@ import warnings
 import pytest
 
 from .._listing import list_registered
-from .._text import redact, terminal
+from .._text import format_table, redact, terminal
 from .._types import SpeechlabError
+from ..sinks.report import ROBUSTNESS_HEADER, ROBUSTNESS_NOTE, robustness_ladders, robustness_rows
 from ..sinks.terminal import chat_summary_lines, summary_lines
 from ..tasks.spoken import report_lines as spoken_lines
 from ..tasks.tts import report_lines as tts_lines
@@ -60,6 +61,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         grades = [session.grade(model) for model in dict.fromkeys(model for model, _ in session.results)]
         loads = {name: loaded.load_count for name, loaded in session.pool.loaded.items()}
         for line in summary_lines(record["evaluations"], loads, grades, width=width):
+            write(line)
+    if record["robustness"]:
+        write("robustness:")
+        for line in format_table(ROBUSTNESS_HEADER, robustness_rows(record["robustness"]), text_columns=2, width=width):
+            write(line)
+        for line in [*robustness_ladders(record["robustness"]), ROBUSTNESS_NOTE]:
             write(line)
     for tts in record["tts"]:
         for line in tts_lines(tts):

@@ -554,3 +554,101 @@ def chat_markdown(chats) -> str:
               for r in (c["summary"] for c in chats)]
     lines += [f"- {md(c['summary']['model'])}: {md(line)}" for c in chats for line in c["failures"]]
     return "\n".join(lines) + "\n"
+
+
+# -- robustness (WER per perturbation x severity; serialized curves) ----------------------------
+
+ROBUSTNESS_HEADER = ["model", "perturbation", "clean", "severity 1", "severity 2", "severity 3", "severity 4",
+                     "NWERD", "breaks at", "halluc sev 4"]
+ROBUSTNESS_NOTE = ("WER [95% CI] per severity (mild to harsh); WERD = perturbed WER - clean WER, paired on the "
+                   "same utterances; NWERD = the model's WERD summed over the severities / the reference model's "
+                   "(1.00: as robust as the reference); breaks at: the first severity with WERD above the werd "
+                   "threshold (judged up to gate_severity); halluc: speech utterances with a hallucination "
+                   "finding at the harshest severity.")
+
+
+def robustness_rows(curves: list[dict]) -> list[list[str]]:
+    rows = []
+    for c in curves:
+        def cell(p):
+            ci = p.get("ci")
+            spread = f" ±{p['seed_spread'] / 2:.3f}" if p.get("seed_spread") is not None else ""
+            return f"{_fmt(p.get('wer'))}{spread} [{_fmt(ci[0], '.2f')}-{_fmt(ci[1], '.2f')}]" if ci else _fmt(p.get("wer"))
+        points = c["points"]
+        broken = next((p for p in points if p.get("werd") is not None and p["werd"] > c["werd_limit"]), None)
+        harsh = points[-1]["hallucinated"] if points else [0, 0]
+        rows.append([c["model"], c["kind"], _fmt(c.get("clean_wer")), *map(cell, points), *[""] * (4 - len(points)),
+                     _fmt(c.get("nwerd"), ".2f"), f"{broken['severity']} (WERD {broken['werd']:+.3f})" if broken else "-",
+                     f"{harsh[0]}/{harsh[1]}"])
+    return rows
+
+
+def robustness_ladders(curves: list[dict]) -> list[str]:
+    """What each severity is, per perturbation: 'noise: snr=30 | snr=20 | ...'."""
+    ladders = {c["kind"]: [p["label"].split(":", 1)[-1] for p in c["points"]] for c in curves}
+    return [f"{kind}: " + " | ".join(labels) for kind, labels in ladders.items()]
+
+
+def _svg_lines(series: list[tuple[str, list[float | None]]], title: str, xlabels: list[str]) -> str:
+    """WER (y) against severity (x), one line per model."""
+    values = [v for _, ys in series for v in ys if v is not None]
+    if not values:
+        return ""
+    w, h, pad = 420, 240, 44
+    top = max(values) * 1.1 or 1.0
+    colors = ("#2a6fb0", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085")
+
+    def sx(i):
+        return pad + i / max(len(xlabels) - 1, 1) * (w - 2 * pad)
+
+    def sy(v):
+        return h - pad - v / top * (h - 2 * pad)
+    body = ""
+    for n, (name, ys) in enumerate(series):
+        color = colors[n % len(colors)]
+        pts = [(sx(i), sy(v), v) for i, v in enumerate(ys) if v is not None]
+        body += (f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
+                 + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in pts) + '"/>')
+        body += "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"><title>{esc(name)}: {v:.3f}</title></circle>'
+                        for x, y, v in pts)
+        body += f'<text x="{w - pad + 4}" y="{pad + 12 * n}" font-size="10" fill="{color}">{esc(name)}</text>'
+    axes = (f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#333"/>'
+            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#333"/>'
+            + "".join(f'<text x="{sx(i):.1f}" y="{h - pad + 14}" font-size="10" text-anchor="middle">{esc(x)}</text>'
+                      for i, x in enumerate(xlabels))
+            + f'<text x="14" y="{h / 2}" font-size="11" transform="rotate(-90 14 {h / 2})" text-anchor="middle">'
+              f"WER (0 to {top:.2f})</text>")
+    return (f'<figure><figcaption>{esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" '
+            f'width="{w + 160}" height="{h}" role="img">{axes}{body}</svg></figure>')
+
+
+def robustness_plots_html(curves: list[dict]) -> str:
+    """One plot per perturbation and dataset: WER from clean to severity 4, a line per model."""
+    groups: dict[tuple, list[dict]] = {}
+    for c in curves:
+        groups.setdefault((c["kind"], c["dataset"]), []).append(c)
+    return "".join(_svg_lines([(c["model"], [c.get("clean_wer"), *(p.get("wer") for p in c["points"])]) for c in group],
+                              f"{kind} on {dataset}: WER against severity",
+                              ["clean", *(str(p["severity"]) for p in group[0]["points"])])
+                   for (kind, dataset), group in groups.items())
+
+
+def robustness_html(curves: list[dict]) -> str:
+    if not curves:
+        return ""
+    head = "".join(f"<th{' class=t' if i < 2 else ''}>{esc(h)}</th>" for i, h in enumerate(ROBUSTNESS_HEADER))
+    body = "".join("<tr>" + "".join(f"<td{' class=t' if i < 2 else ''}>{esc(c)}</td>" for i, c in enumerate(r)) + "</tr>"
+                   for r in robustness_rows(curves))
+    ladders = "".join(f"<li>{esc(line)}</li>" for line in robustness_ladders(curves))
+    return (f'<div class="speechlab" id="speechlab-robustness"><h2>Robustness</h2><table><tr>{head}</tr>{body}</table>'
+            f"<p>{esc(ROBUSTNESS_NOTE)}</p><ul>{ladders}</ul>{robustness_plots_html(curves)}</div>")
+
+
+def robustness_markdown(curves: list[dict]) -> str:
+    if not curves:
+        return ""
+    lines = ["## Robustness", "", "| " + " | ".join(ROBUSTNESS_HEADER) + " |",
+             "|" + "---|" * 2 + "---:|" * (len(ROBUSTNESS_HEADER) - 2)]
+    lines += ["| " + " | ".join(md(c) for c in r) + " |" for r in robustness_rows(curves)]
+    lines += ["", md(ROBUSTNESS_NOTE), "", *(f"- {md(line)}" for line in robustness_ladders(curves))]
+    return "\n".join(lines) + "\n"

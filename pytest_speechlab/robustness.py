@@ -1,0 +1,120 @@
+"""Robustness: a model's WER as a perturbation gets harsher, against its own clean WER.
+
+Each perturbation kind is evaluated at four severities (its ladder in ``_perturb``), every one an
+ordinary perturbed dataset. Per severity: the WER with its interval, WERD (the rise over the clean
+set: perturbed WER - clean WER, paired on the same utterances, with the sign-flip interval), the
+spread across seeds, and the utterances with a hallucination finding. Per kind: NWERD, the model's
+WERD summed over the severities divided by the reference model's (1.0: as robust as the reference;
+the normalization of Speech Robust Bench and ImageNet-C's mCE), and the first severity where WERD
+passes the ``werd`` threshold: where the model breaks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .metrics.results import EvalResult
+from .metrics.stats import PairedComparison, paired_compare
+
+
+def _errors(result: EvalResult) -> dict[str, tuple[int, int]]:
+    return {u.utterance.id: (u.words.errors, u.words.reference_length) for u in result.scored}
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+@dataclass
+class SeverityPoint:
+    severity: int  # 1 (mild) .. 4 (harsh)
+    label: str  # the chain, canonical (seed 0's)
+    results: list[EvalResult]  # one per seed, seed 0 first
+    werd: PairedComparison | None = None  # seed 0 against the clean set
+
+    @property
+    def wer(self) -> float | None:
+        rates = [r.wer for r in self.results if r.wer is not None]
+        return sum(rates) / len(rates) if rates else None
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        return self.results[0].wer_ci
+
+    @property
+    def seed_spread(self) -> float | None:
+        """Largest minus smallest WER across seeds (None with one seed)."""
+        rates = [r.wer for r in self.results if r.wer is not None]
+        return max(rates) - min(rates) if len(rates) > 1 else None
+
+    @property
+    def hallucinated(self) -> tuple[int, int]:
+        return self.results[0].speech_counts
+
+
+@dataclass
+class Curve:
+    """One model's WER along one perturbation's ladder."""
+
+    model: str
+    dataset: str
+    kind: str
+    clean: EvalResult
+    points: list[SeverityPoint] = field(default_factory=list)
+    nwerd: float | None = None  # filled in against the reference
+    reference: str | None = None
+
+    @classmethod
+    def of(cls, clean: EvalResult, kind: str, points: list[tuple[str, list[EvalResult]]]) -> Curve:
+        curve = cls(clean.model, clean.dataset, kind, clean)
+        for severity, (label, results) in enumerate(points, start=1):
+            curve.points.append(SeverityPoint(severity, label, results, paired_compare(_errors(clean), _errors(results[0]))))
+        return curve
+
+    @property
+    def werds(self) -> list[float | None]:
+        return [p.werd.delta if p.werd else None for p in self.points]
+
+    def breaks_at(self, limit: float) -> SeverityPoint | None:
+        """The first severity whose WERD passes ``limit``."""
+        return next((p for p in self.points if p.werd and p.werd.delta > limit), None)
+
+    def normalize(self, reference: Curve | None) -> None:
+        if reference is None:
+            return
+        mine, theirs = self.werds, reference.werds
+        if None in mine or None in theirs:
+            return
+        self.reference = reference.model
+        self.nwerd = sum(mine) / sum(theirs) if sum(theirs) > 0 else None
+
+    def serialized(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, "kind": self.kind, "clean_wer": self.clean.wer,
+                "clean_ci": self.clean.wer_ci, "nwerd": self.nwerd, "reference": self.reference,
+                "points": [{"severity": p.severity, "label": p.label, "wer": p.wer, "ci": p.ci,
+                            "werd": p.werd.delta if p.werd else None, "werd_ci": p.werd.ci if p.werd else None,
+                            "seeds": len(p.results), "seed_spread": p.seed_spread,
+                            "hallucinated": list(p.hallucinated), "errors": len(p.results[0].errors)}
+                           for p in self.points]}
+
+
+@dataclass
+class RobustnessEval:
+    """A model's curves over one dataset."""
+
+    model: str
+    dataset: str
+    clean: EvalResult
+    curves: list[Curve]
+    gate_severity: int = 2
+
+    def problems(self, limit: float) -> list[str]:
+        """Each perturbation whose WERD passes ``limit`` at a severity up to the gate severity."""
+        out = []
+        for curve in self.curves:
+            point = curve.breaks_at(limit)
+            if point is not None and point.severity <= self.gate_severity:
+                out.append(f"{curve.kind}: WER {_fmt(point.wer)} at severity {point.severity} ({point.label}) is "
+                           f"{point.werd.delta:+.3f} over clean {_fmt(self.clean.wer)} "
+                           f"[{point.werd.ci[0]:+.3f}, {point.werd.ci[1]:+.3f}] > {limit:.3f} allowed up to severity "
+                           f"{self.gate_severity}")
+        return out
