@@ -9,6 +9,7 @@ from ._assertions import (
     check_latency,
     check_long_form,
     check_no_input_errors,
+    check_quality,
     check_robustness,
 )
 from ._config import SpeechlabConfig, load_config
@@ -96,6 +97,7 @@ __all__ = [
     "check_long_form",
     "check_grade",
     "check_no_input_errors",
+    "check_quality",
     "check_robustness",
     "apply_chain",
     "chain_label",

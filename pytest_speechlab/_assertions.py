@@ -239,3 +239,30 @@ def check_robustness(evaluation, threshold: float) -> None:
     problems = evaluation.problems(threshold)
     if problems:
         raise SpeechlabAssertionError(f"robustness of {evaluation.model} on {evaluation.dataset}:\n" + "\n".join(problems))
+
+
+_QUALITY = {"mos": ("ovrl", "mean DNSMOS OVRL"), "speaker_similarity": ("speaker_similarity", "mean speaker similarity")}
+
+
+def check_quality(tts_eval, metric: str, minimum: float, worst: int = 5) -> float:
+    """Fail when a TTS model's mean DNSMOS OVRL (``metric="mos"``) or mean speaker similarity
+    (``"speaker_similarity"``) over its text set is below ``minimum``; the message gives the
+    interval and the lowest-scoring items. Fails, saying why, when it could not be measured."""
+    __tracebackhide__ = True
+    quality = tts_eval.quality
+    figure, label = _QUALITY[metric]
+    where = f"{tts_eval.model} on {tts_eval.texts}"
+    if quality is None or quality.problem:
+        raise SpeechlabAssertionError(f"{label} of {where} {quality.problem if quality else 'not measured ([tool.speechlab.tts] quality = false)'}")
+    value = quality.mean(figure)
+    if value is None:
+        raise SpeechlabAssertionError(f"{label} of {where}: no clip could be scored (silent: {', '.join(quality.silent)})")
+    if value < minimum:
+        items = quality.similarity if figure == "speaker_similarity" else {i: m[figure] for i, m in quality.mos.items()}
+        low = sorted(items.items(), key=lambda kv: kv[1])[:worst]
+        ci = quality.ci(figure)
+        raise SpeechlabAssertionError(
+            f"{label} of {where}: {value:.3f}{f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''} < {metric} {minimum:g}"
+            + (f" (to {quality.reference})" if figure == "speaker_similarity" else "")
+            + "\nlowest: " + ", ".join(f"{i} {v:.2f}" for i, v in low))
+    return value

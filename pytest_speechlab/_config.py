@@ -85,6 +85,11 @@ DEFAULT_THRESHOLDS = {
     # the robustness suite: how far WER may rise over the clean set (absolute, WER points as a
     # fraction) at the severities up to [tool.speechlab.robustness] gate_severity
     "werd": 0.25,
+    # TTS perceptual quality (minimums, unlike the rest): mean DNSMOS OVRL over the text set, and
+    # the mean cosine between each clip's speaker embedding and the reference speaker's (without
+    # one, the centroid of the voice's other clips: a voice that drifts fails)
+    "mos": 2.5,
+    "speaker_similarity": 0.75,
 }
 METRICS = tuple(DEFAULT_THRESHOLDS)
 
@@ -96,10 +101,12 @@ class TTSSettings:
     judge: str = "faster-whisper/tiny.en"
     texts: list[str] = field(default_factory=lambda: ["speechlab/tts-texts"])
     sanity: Any = None  # SanityConfig
+    quality: bool = True  # DNSMOS and speaker similarity (pytest-speechlab[quality])
+    reference_speaker: str | None = None  # a dataset (registered or a path) of the voice's speaker
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> TTSSettings:
-        values = checked(cls, table, where, types={"sanity": dict})
+        values = checked(cls, table, where, types={"sanity": dict, "reference_speaker": str})
         sanity = SanityConfig.from_table(values.pop("sanity", {}), f"{where}.sanity")
         return cls(**values, sanity=sanity)
 

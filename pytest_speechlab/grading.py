@@ -147,10 +147,19 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
     return Grade(model, grade, f"{reason} [over {', '.join(datasets)}]", ready, tuple(datasets))
 
 
-def cap_grade(grade, evals: list, policy):
-    """A TTS model whose audio has problems, or that differs on a second synthesis although it claims
-    determinism, is not production ready: the grade is capped like a hallucinating ASR model's."""
+def cap_grade(grade, evals: list, policy, minimums: dict | None = None):
+    """A TTS model whose audio has problems, that differs on a second synthesis although it claims
+    determinism, or whose mean DNSMOS OVRL or speaker similarity is below ``minimums`` (mos,
+    speaker_similarity) is not production ready: the grade is capped like a hallucinating ASR
+    model's."""
     reasons = []
+    for e in evals:
+        quality = getattr(e, "quality", None)
+        for metric, figure, label in (("mos", "ovrl", "DNSMOS OVRL"), ("speaker_similarity", "speaker_similarity",
+                                                                          "speaker similarity")):
+            value = quality.mean(figure) if quality is not None and not quality.problem else None
+            if value is not None and minimums and metric in minimums and value < minimums[metric]:
+                reasons.append(f"{label} {value:.2f} < {minimums[metric]:g} on {e.texts}")
     problems = [(item, p) for e in evals for item, found in e.problems.items() for p in found]
     if problems:
         shown = "; ".join(f"{item}: {p}" for item, p in problems[:3]) + ("; ..." if len(problems) > 3 else "")

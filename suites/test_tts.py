@@ -7,7 +7,12 @@ per model under [tool.speechlab.thresholds.models."NAME"].
 """
 import pytest
 
-from pytest_speechlab import check_below, check_grade, check_no_input_errors
+from pytest_speechlab import (
+    check_below,
+    check_grade,
+    check_no_input_errors,
+    check_quality,
+)
 
 
 def test_tts_intelligibility(speechlab_tts_eval, speechlab_session):
@@ -34,6 +39,17 @@ def test_tts_deterministic_when_claimed(speechlab_tts_eval):
     assert not speechlab_tts_eval.nondeterministic, (
         f"{speechlab_tts_eval.model} claims determinism, but a second synthesis differed for "
         + ", ".join(speechlab_tts_eval.nondeterministic))
+
+
+def test_tts_mos(speechlab_tts_eval, speechlab_session):
+    """DNSMOS OVRL (offline, speechmos): a voice can be intelligible yet sound broken."""
+    check_quality(speechlab_tts_eval, "mos", speechlab_session.thresholds(speechlab_tts_eval.model)["mos"])
+
+
+def test_tts_speaker_similarity(speechlab_tts_eval, speechlab_session):
+    """Each clip's voice against [tool.speechlab.tts] reference_speaker (else the voice's own other clips)."""
+    check_quality(speechlab_tts_eval, "speaker_similarity",
+                  speechlab_session.thresholds(speechlab_tts_eval.model)["speaker_similarity"])
 
 
 def test_tts_readiness(speechlab_tts_eval, speechlab_session, speechlab_min_grade):

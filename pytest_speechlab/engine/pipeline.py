@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .._audio import AudioError, read_audio
 from .._config import SpeechlabConfig, load_config
 from .._dataset import Dataset
 from .._machine import environment, machine
@@ -41,6 +42,14 @@ from ..crossruntime import (
 )
 from ..grading import cap_grade, grade_model
 from ..metrics.normalize import get_normalizer
+from ..metrics.quality import (
+    QualityResult,
+    centroid,
+    missing_quality_library,
+    mos,
+    similarity,
+    speaker_embedding,
+)
 from ..metrics.wer import score_words
 from ..robustness import Curve, RobustnessEval
 from ..sinks.store import RowsRejected, Store, normalize_url, run_metadata
@@ -112,6 +121,8 @@ class Engine:
         self.batch_equivalence: int | None = None  # the batch size the equivalence suite compares with 1
         self.chat_evals: dict[tuple, Any] = {}
         self.robustness: dict[tuple, Any] = {}  # (model, dataset) -> RobustnessEval
+        self._reference_speaker = None  # its centroid embedding, once
+        self.metamorphic: dict[tuple, Any] = {}  # (model, dataset) -> MetamorphicCheck (the properties suite)
         self.robustness_only: set[str] = set()  # perturbed datasets only the robustness suite evaluated
         self.baseline: str | None = None  # the regression gate's baseline (a name, a run id or 'latest')
         self.fail_on_regression = False
@@ -293,7 +304,7 @@ class Engine:
         grade = grade_model(model, results, self.settings.grades)
         tts = [e for (name, _), e in self.tts_evals.items() if name == model]
         if tts:
-            grade = cap_grade(grade, tts, self.settings.grades)
+            grade = cap_grade(grade, tts, self.settings.grades, self.thresholds(model))
         return grade
 
     # -- the regression gate ---------------------------------------------------------------------
@@ -356,7 +367,7 @@ class Engine:
         texts = self.text_set(ref)
         judge = self.tts_judge()
         claims = bool(getattr(loaded.instance, "deterministic", False))
-        utterances, timing, problems, differing, errors = [], {}, {}, [], list(texts.errors)
+        utterances, timing, problems, differing, errors, clips = [], {}, {}, [], list(texts.errors), {}
         with self.progress(f"{loaded.name} x {texts.name} (synthesis)", len(texts.items)) as progress:
             for item in texts.items:
                 out = self.runner.synthesize(loaded, item.text, repeat=claims)
@@ -374,6 +385,8 @@ class Engine:
                 utterances.append(Utterance(item.id, str(path), item.text, duration=audio.seconds,
                                             source=item.source))
                 timing[item.id] = out.seconds
+                clips[item.id] = audio
+        quality = self.tts_quality(clips) if self.settings.tts.quality else None
 
         def synthesis_timing(output):
             # the timing is this session's synthesis; only the judge's transcript may be a cached one
@@ -385,8 +398,55 @@ class Engine:
         result = self.scored_run(loaded, judge, texts.name, utterances, errors, env, adjust=synthesis_timing,
                                   info={**loaded.info, "judge": judge.info})
         self.results[key] = result
-        self.tts_evals[key] = TTS.summarize(result, judge.name, claims, problems, differing, errors, str(folder))
+        self.tts_evals[key] = TTS.summarize(result, judge.name, claims, problems, differing, errors, str(folder), quality)
         return self.tts_evals[key]
+
+    def tts_quality(self, clips: dict) -> QualityResult:
+        """DNSMOS of each synthesized clip, and each clip's speaker similarity to the reference
+        speaker ([tool.speechlab.tts] reference_speaker), else to the centroid of the other clips."""
+        problem = missing_quality_library()
+        if problem:
+            return QualityResult(problem=f"not measured: {problem}")
+        result = QualityResult()
+        embeddings = {}
+        with self.progress("perceptual quality (DNSMOS, speaker embedding)", len(clips)) as progress:
+            for item, audio in clips.items():
+                progress.advance(audio.seconds)
+                scores = mos(audio.samples, audio.sample_rate)
+                if scores is None:
+                    result.silent.append(item)
+                    continue
+                result.mos[item] = scores
+                embeddings[item] = speaker_embedding(audio.samples, audio.sample_rate)
+        reference = self.reference_speaker()
+        if reference is not None:
+            result.reference = self.settings.tts.reference_speaker
+        else:
+            result.reference = "the centroid of the voice's other clips (no reference_speaker set)"
+        for item, embedding in embeddings.items():
+            target = reference if reference is not None else centroid([e for i, e in embeddings.items() if i != item])
+            value = similarity(embedding, target)
+            if value is not None:
+                result.similarity[item] = value
+        return result
+
+    def reference_speaker(self):
+        """The centroid speaker embedding of [tool.speechlab.tts] reference_speaker's speech clips
+        (a dataset, registered or a path; its first 20), or None when none is set."""
+        ref = self.settings.tts.reference_speaker
+        if ref is None:
+            return None
+        if self._reference_speaker is None:
+            clips = [u for u in self.dataset(ref).utterances if u.kind == "speech"][:20]
+            embeddings = []
+            for utt in clips:
+                with contextlib.suppress(AudioError):
+                    raw = read_audio(utt.audio_path, utt.offset, utt.duration)
+                    embeddings.append(speaker_embedding(raw.samples, raw.sample_rate))
+            self._reference_speaker = centroid(embeddings)
+            if self._reference_speaker is None:
+                raise SpeechlabError(f"[tool.speechlab.tts] reference_speaker {ref!r}: no speech clip with a voice in it")
+        return self._reference_speaker
 
     def compare_with_baseline(self, result):
         """The comparison of ``result`` with the baseline run's same model x dataset, or a reason why

@@ -14,9 +14,14 @@ from .fixtures import *  # noqa: F401,F403 - pytest finds fixtures as attributes
 from .html import HtmlReport
 from .options import pytest_addoption  # noqa: F401
 from .recording import Recorder
-from .selection import pytest_collection_modifyitems, pytest_generate_tests, pytest_sessionstart  # noqa: F401
+from .selection import (  # noqa: F401
+    pytest_collection_modifyitems,
+    pytest_generate_tests,
+    pytest_sessionstart,
+)
 from .session import SpeechlabSession, _usage, session_key
 from .terminal import pytest_cmdline_main, pytest_terminal_summary  # noqa: F401
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(

@@ -6,6 +6,7 @@ import pytest
 from .._text import terminal
 from .._types import SpeechlabError
 from ..engine.runner import ModelLoadError
+from ..metamorphic import MetamorphicCheck
 from .session import SpeechlabSession, session_key
 
 __all__ = [
@@ -13,7 +14,7 @@ __all__ = [
     "speechlab_tts_texts", "speechlab_chat_prompts", "speechlab_tts_eval", "speechlab_chat_eval",
     "speechlab_spoken_eval", "speechlab_dataset", "speechlab_eval", "speechlab_grade", "speechlab_min_grade",
     "speechlab_regression", "speechlab_runtime_comparison", "speechlab_batch_comparison", "speechlab_fail_on_regression",
-    "speechlab_thresholds", "speechlab_robustness"
+    "speechlab_thresholds", "speechlab_robustness", "speechlab_metamorphic"
 ]
 
 
@@ -146,6 +147,19 @@ def speechlab_robustness(speechlab_session: SpeechlabSession, speechlab_model, s
         return speechlab_session.evaluate_robustness(speechlab_model, speechlab_dataset)
     except SpeechlabError as exc:
         pytest.fail(terminal(str(exc)), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def speechlab_metamorphic(speechlab_session: SpeechlabSession, speechlab_model, speechlab_dataset,
+                          tmp_path_factory: pytest.TempPathFactory) -> MetamorphicCheck:
+    """The model on the dataset's three shortest speech clips, for metamorphic properties
+    (``check(chain, max_words)``); a failure's audio goes to the HTML evidence. Tests using it are
+    deselected without --speechlab-properties."""
+    key = (speechlab_model.name, speechlab_dataset.name)
+    if key not in speechlab_session.metamorphic:
+        speechlab_session.metamorphic[key] = MetamorphicCheck(
+            speechlab_session, speechlab_model, speechlab_dataset, tmp_path_factory.mktemp("speechlab-properties"))
+    return speechlab_session.metamorphic[key]
 
 
 @pytest.fixture(scope="session")

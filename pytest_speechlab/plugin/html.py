@@ -12,6 +12,7 @@ from ..sinks.report import (
     all_evidence_html,
     chat_html,
     latency_html,
+    property_failures_html,
     robustness_html,
     scorecard_html,
 )
@@ -35,6 +36,9 @@ class HtmlReport:
             prefix.append(latency_html(record["evaluations"]))
             # the evidence of every evaluation, once, whether its tests passed or not
             postfix.append(all_evidence_html(record["evaluations"], self.audio_budget))
+        failures = [f for check in speechlab.metamorphic.values() for f in check.evidence()]
+        if failures:
+            postfix.append(property_failures_html(failures, self.audio_budget))
         if record["robustness"]:
             prefix.append(robustness_html(record["robustness"]))
         if record["chat"]:

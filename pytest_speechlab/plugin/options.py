@@ -106,6 +106,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "[tool.speechlab.robustness] perturbation at four severities (WER, WERD, NWERD per severity).",
     )
     group.addoption(
+        "--speechlab-properties", action="store_true", default=False,
+        help="run the metamorphic property suites (hypothesis draws perturbations of each speech "
+        "dataset's three shortest clips; $SPEECHLAB_PROPERTY_EXAMPLES examples per property, default 10).",
+    )
+    group.addoption(
         "--speechlab-executor", choices=("local", "ray"), default="local",
         help="where the workers run: local processes, or Ray actors (pip install \"pytest-speechlab[ray]\").",
     )

@@ -8,7 +8,12 @@ import pytest
 from .._listing import list_registered
 from .._text import format_table, redact, terminal
 from .._types import SpeechlabError
-from ..sinks.report import ROBUSTNESS_HEADER, ROBUSTNESS_NOTE, robustness_ladders, robustness_rows
+from ..sinks.report import (
+    ROBUSTNESS_HEADER,
+    ROBUSTNESS_NOTE,
+    robustness_ladders,
+    robustness_rows,
+)
 from ..sinks.terminal import chat_summary_lines, summary_lines
 from ..tasks.spoken import report_lines as spoken_lines
 from ..tasks.tts import report_lines as tts_lines

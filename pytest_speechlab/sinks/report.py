@@ -652,3 +652,19 @@ def robustness_markdown(curves: list[dict]) -> str:
     lines += ["| " + " | ".join(md(c) for c in r) + " |" for r in robustness_rows(curves)]
     lines += ["", md(ROBUSTNESS_NOTE), "", *(f"- {md(line)}" for line in robustness_ladders(curves))]
     return "\n".join(lines) + "\n"
+
+
+def property_failures_html(failures: list[dict], budget: AudioBudget) -> str:
+    """Each failed metamorphic property at its smallest example (hypothesis' shrunk one): the
+    chain, each clip's clean and perturbed transcript, and the perturbed audio."""
+    if not failures:
+        return ""
+    parts = []
+    for f in failures:
+        clips = "".join(f'<div class="utt"><p><b>{esc(c["utterance_id"])}</b>: {c["words"]} word(s) changed</p>'
+                        f'<p>clean: {esc(c["clean"])}</p><p>perturbed: {esc(c["perturbed"])}</p>'
+                        f'{budget.player(c["audio_path"]) if c["audio_path"] else ""}</div>' for c in f["changes"])
+        parts.append(f"<h4>{esc(f['nodeid'])}: {esc(f['model'])}, {esc(f['what'])}</h4>"
+                     f"<p>smallest failing perturbation: <code>{esc(f['chain'])}</code></p>{clips}")
+    return (f'{_STYLE}<div class="speechlab evidence" id="speechlab-properties"><h2>Metamorphic properties that '
+            f"failed</h2>{''.join(parts)}</div>")

@@ -117,6 +117,7 @@ class TTSEval:
     nondeterministic: list[str] = field(default_factory=list)  # ids whose second synthesis differed
     errors: list[InputError] = field(default_factory=list)
     folder: str = ""  # where the synthesized audio was written
+    quality: Any = None  # QualityResult (DNSMOS, speaker similarity), None when not measured
 
     @property
     def model(self) -> str:
@@ -131,7 +132,8 @@ class TTSEval:
         of the session's results)."""
         return {"model": self.model, "texts": self.texts, "judge": self.judge, "folder": self.folder,
                 "claims_deterministic": self.claims_deterministic, "problems": dict(self.problems),
-                "nondeterministic": list(self.nondeterministic)}
+                "nondeterministic": list(self.nondeterministic),
+                "quality": self.quality.summary() if self.quality is not None else None}
 
     def report(self) -> list[str]:
         return report_lines(self.serialized())
@@ -148,7 +150,29 @@ def report_lines(record: dict) -> list[str]:
     lines += [f"  {item}: {'; '.join(found)}" for item, found in problems.items()]
     if differing:
         lines.append("  non-deterministic: " + ", ".join(differing))
+    lines += quality_lines(record.get("quality"))
     return [terminal(line, one_line=True) for line in lines]
+
+
+def quality_lines(quality: dict | None) -> list[str]:
+    """'  perceptual quality: DNSMOS OVRL 3.21 [3.10-3.30] ...' (or why it was not measured)."""
+    if not quality:
+        return []
+    if quality.get("problem"):
+        return [f"  perceptual quality {quality['problem']}"]
+    labels = {"ovrl": "DNSMOS OVRL", "sig": "SIG", "bak": "BAK", "p808": "P.808 MOS",
+              "speaker_similarity": "speaker similarity"}
+    parts = []
+    for name, label in labels.items():
+        figure = quality["figures"][name]
+        if figure["mean"] is not None:
+            ci = figure["ci"]
+            parts.append(f"{label} {figure['mean']:.2f}" + (f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else ""))
+    lines = [f"  perceptual quality over {quality['figures']['ovrl']['n']} clips: " + ", ".join(parts)
+             + f" (speaker similarity to {quality['reference']})"]
+    if quality["silent"]:
+        lines.append(f"  not scored (silent): {', '.join(quality['silent'])}")
+    return lines
 
 
 def audio_file_name(index: int, item_id: str) -> str:
