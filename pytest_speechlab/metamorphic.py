@@ -45,6 +45,12 @@ class MetamorphicCheck:
         self.chosen = sorted(processed, key=lambda u: (u.audio_seconds, u.utterance.id))[: self.clips]
         self.normalizers = self.session.settings.language_normalizers(self.dataset.name)
 
+    def __repr__(self) -> str:  # hypothesis prints the fixture with a failing example
+        return f"MetamorphicCheck({self.model.name} on {self.dataset.name}, {len(self.chosen)} clips)"
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # hypothesis' printer walks dataclass fields otherwise
+        printer.text(repr(self))
+
     def changes(self, chain: tuple[Perturbation, ...]) -> list[Change]:
         out = []
         for clean in self.chosen:

@@ -34,8 +34,10 @@ from .metamorphic import MetamorphicCheck
 
 __all__ = ["MILD_TO_HARSH", "MetamorphicCheck", "chains", "gain", "padding", "property_settings", "steps"]
 
-# Per kind, each drawn parameter from its mildest (no change, where there is one) to its harshest:
-# hypothesis shrinks a float towards the low end of its range, so towards the mild end.
+# Per kind, each drawn parameter from its mildest (no change, where there is one) to its harshest.
+# Values are drawn as integers on a fine grid (hundredths of the way, centiseconds, tenths of a
+# dB): hypothesis shrinks an integer towards 0, so a failure shrinks to the mildest value that
+# still fails (floats shrink towards "simple" numbers such as 1.0 instead).
 MILD_TO_HARSH = {
     "noise": {"snr": (60.0, 0.0)}, "babble": {"snr": (60.0, 0.0)}, "ambient": {"snr": (60.0, 0.0)},
     "reverb": {"rt60": (0.05, 1.5)}, "speed": {"factor": (1.0, 2.0)}, "pitch": {"semitones": (0.0, 8.0)},
@@ -57,7 +59,7 @@ def _step(kind: str, fractions: list[float]) -> Perturbation:
 def steps(kind: str, harshest: float = 1.0) -> st.SearchStrategy:
     """One step of ``kind``, each parameter drawn between its mildest and ``harshest`` (0-1) of the
     way to its harshest."""
-    fraction = st.floats(0.0, harshest, allow_nan=False)
+    fraction = st.integers(0, int(100 * harshest)).map(lambda n: n / 100)
     return st.lists(fraction, min_size=len(MILD_TO_HARSH[kind]), max_size=len(MILD_TO_HARSH[kind])).map(
         lambda xs: _step(kind, xs))
 
@@ -69,14 +71,15 @@ def chains(kinds: tuple[str, ...] = tuple(MILD_TO_HARSH), max_steps: int = 3, ha
 
 def padding(max_seconds: float = 1.0) -> st.SearchStrategy:
     """Silence of 0 to ``max_seconds`` before and after."""
-    seconds = st.floats(0.0, max_seconds, allow_nan=False).map(lambda v: round(v, 2))
+    seconds = st.integers(0, int(round(max_seconds * 100))).map(lambda n: n / 100)
     return st.tuples(seconds, seconds).map(lambda se: (Perturbation("pad", (("start", se[0]), ("end", se[1]),
                                                                             ("dbfs", -120.0), ("seed", 0))),))
 
 
 def gain(max_db: float = 6.0) -> st.SearchStrategy:
     """A gain change of -``max_db`` to +``max_db`` dB."""
-    return st.floats(-max_db, max_db, allow_nan=False).map(lambda v: (Perturbation("gain", (("db", round(v, 2)),)),))
+    tenths = int(round(max_db * 10))
+    return st.integers(-tenths, tenths).map(lambda n: (Perturbation("gain", (("db", n / 10),)),))
 
 
 def property_settings(examples: int | None = None, **overrides):
