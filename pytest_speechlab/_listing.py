@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import textwrap
 
+from ._perturb import describe
 from ._registry import Registry
 from ._text import format_table, terminal_width
 
@@ -32,4 +33,8 @@ def list_registered(registry: Registry, width: int | None = None) -> str:
                                subsequent_indent="      ")
         lines += textwrap.wrap(f"path: {d.path}", width=max(width, 40), initial_indent="      ",
                                subsequent_indent="        ")
+    lines += ["", "perturbations (a dataset followed by +kind:param=value,..., e.g. speechlab/speech+noise:snr=10):"]
+    for kind, params, description in describe():
+        lines += textwrap.wrap(f"{kind}:{params}  {description}" if params else f"{kind}  {description}",
+                               width=max(width, 40), initial_indent="  ", subsequent_indent="      ")
     return "\n".join(lines)

@@ -320,6 +320,18 @@ nonspeech_hallucination_rate = 0.0 # share of non-speech clips with one
 # [tool.speechlab.grades]
 # min_grade = "B"                   # readiness tests fail below this grade
 
+# [tool.speechlab.perturbations]    # named chains: --speechlab-dataset speechlab/speech+phone
+# phone = "telephone+noise:color=pink,snr=20"
+
+# [tool.speechlab.robustness]       # pytest suites/ --speechlab-robustness
+# perturbations = ["noise", "babble", "ambient", "reverb", "speed", "clip", "telephone", "mp3", "dropout"]
+# seeds = 1                         # more: the spread of WER across seeds per severity
+# gate_severity = 2                 # the werd threshold holds at severities 1..2 of 4
+# reference = "faster-whisper/tiny.en"   # NWERD's reference; default the first selected model
+
+# [tool.speechlab.tts]
+# reference_speaker = "my-voice/manifest.jsonl"   # speaker similarity to it (default: the voice's other clips)
+
 # [tool.speechlab.regression]       # the gate: pytest --speechlab-baseline main --speechlab-fail-on-regression
 # alpha = 0.05
 # min_effect = 0.005

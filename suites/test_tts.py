@@ -41,15 +41,15 @@ def test_tts_deterministic_when_claimed(speechlab_tts_eval):
         + ", ".join(speechlab_tts_eval.nondeterministic))
 
 
-def test_tts_mos(speechlab_tts_eval, speechlab_session):
+def test_tts_mos(speechlab_tts_quality, speechlab_session):
     """DNSMOS OVRL (offline, speechmos): a voice can be intelligible yet sound broken."""
-    check_quality(speechlab_tts_eval, "mos", speechlab_session.thresholds(speechlab_tts_eval.model)["mos"])
+    check_quality(speechlab_tts_quality, "mos", speechlab_session.thresholds(speechlab_tts_quality.model)["mos"])
 
 
-def test_tts_speaker_similarity(speechlab_tts_eval, speechlab_session):
+def test_tts_speaker_similarity(speechlab_tts_quality, speechlab_session):
     """Each clip's voice against [tool.speechlab.tts] reference_speaker (else the voice's own other clips)."""
-    check_quality(speechlab_tts_eval, "speaker_similarity",
-                  speechlab_session.thresholds(speechlab_tts_eval.model)["speaker_similarity"])
+    check_quality(speechlab_tts_quality, "speaker_similarity",
+                  speechlab_session.thresholds(speechlab_tts_quality.model)["speaker_similarity"])
 
 
 def test_tts_readiness(speechlab_tts_eval, speechlab_session, speechlab_min_grade):

@@ -250,6 +250,7 @@ def test_tts_over_http_is_judged_by_the_round_trip_suite(service, pytester):
     pytester.makefile(".toml", pyproject=f"""
 [tool.speechlab.tts]
 texts = ["texts.jsonl"]
+quality = false
 
 [tool.speechlab.models.http-tts]
 model = "openai-api/tts"

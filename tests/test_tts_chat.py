@@ -155,7 +155,7 @@ def tts_chat_project(speechlab_project):
         {"id": "cat", "prompt": "The cat sat on the mat?", "expect": ["cat"], "spoken": True},
         {"id": "hello", "prompt": "Hello world?", "expect": ["hello"], "spoken": True}])
     with open(speechlab_project.path / "pyproject.toml", "a") as fh:
-        fh.write('\n[tool.speechlab.tts]\njudge = "fake/perfect"\ntexts = ["texts.jsonl"]\n'
+        fh.write('\n[tool.speechlab.tts]\njudge = "fake/perfect"\ntexts = ["texts.jsonl"]\nquality = false\n'
                  '[tool.speechlab.chat]\nprompts = ["prompts.jsonl"]\ntts = "fake/tts"\n'
                  'relevance_judge = "none"\n')
     return speechlab_project
@@ -232,6 +232,9 @@ def test_real_tts_models_are_intelligible_to_the_real_judge(name, pytester):
     assert wer <= 0.25, out  # measured 0.0 for both on these sentences
     assert f"tts: {name} on texts.jsonl: intelligibility judged by faster-whisper/tiny.en" in out
     assert "audio problems on 0 item(s)" in out
+    quality = next(line for line in out.splitlines() if line.startswith("  perceptual quality over 2 clips"))
+    ovrl = float(quality.split("DNSMOS OVRL ")[1].split()[0])
+    assert ovrl > (3.0 if name.startswith("piper") else 2.0), quality  # measured 3.3 and 2.7 on the TTS set
 
 
 def test_real_chat_model_answers_and_streams():

@@ -26,9 +26,17 @@ _ENCODER = None
 
 
 def missing_quality_library() -> str | None:
+    """Why the quality figures cannot be measured here, or None. Imports them (only when a TTS
+    model is about to be scored): an installed Resemblyzer can still fail to import."""
     absent = [name for name in ("speechmos", "onnxruntime", "librosa", "resemblyzer") if find_spec(name) is None]
     if absent:
         return f"{', '.join(absent)} not installed: pip install 'pytest-speechlab[quality]'"
+    try:
+        import resemblyzer  # noqa: F401
+        import speechmos  # noqa: F401
+    except ImportError as exc:  # webrtcvad 2.0.10 imports pkg_resources, gone from setuptools >= 81
+        return (f"the quality libraries do not import ({type(exc).__name__}: {exc}); for webrtcvad: "
+                "pip uninstall -y webrtcvad && pip install --force-reinstall webrtcvad-wheels")
     return None
 
 
@@ -38,8 +46,8 @@ def _mono16k(samples, rate: int):
 
     x = np.asarray(samples, dtype=np.float32)
     x = x.mean(axis=1) if x.ndim == 2 else x
-    x = np.clip(np.nan_to_num(x), -1.0, 1.0)
-    return soxr.resample(x, rate, MOS_RATE).astype(np.float32) if rate != MOS_RATE else x
+    x = soxr.resample(np.nan_to_num(x), rate, MOS_RATE) if rate != MOS_RATE else np.nan_to_num(x)
+    return np.clip(x, -1.0, 1.0).astype(np.float32)  # resampling overshoots; DNSMOS refuses |x| > 1
 
 
 def mos(samples, rate: int) -> dict | None:

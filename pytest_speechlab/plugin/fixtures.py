@@ -14,7 +14,7 @@ __all__ = [
     "speechlab_tts_texts", "speechlab_chat_prompts", "speechlab_tts_eval", "speechlab_chat_eval",
     "speechlab_spoken_eval", "speechlab_dataset", "speechlab_eval", "speechlab_grade", "speechlab_min_grade",
     "speechlab_regression", "speechlab_runtime_comparison", "speechlab_batch_comparison", "speechlab_fail_on_regression",
-    "speechlab_thresholds", "speechlab_robustness", "speechlab_metamorphic"
+    "speechlab_thresholds", "speechlab_robustness", "speechlab_metamorphic", "speechlab_tts_quality"
 ]
 
 
@@ -71,6 +71,13 @@ def speechlab_tts_eval(speechlab_session: SpeechlabSession, speechlab_tts_model,
                                               tmp_path_factory.mktemp("speechlab-tts"))
     except ModelLoadError as exc:  # the judge
         pytest.fail(terminal(f"TTS judge: {exc}"), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def speechlab_tts_quality(speechlab_tts_eval):
+    """The TTS evaluation, for its perceptual-quality checks (DNSMOS, speaker similarity). Tests
+    using it are deselected with [tool.speechlab.tts] quality = false."""
+    return speechlab_tts_eval
 
 
 @pytest.fixture(scope="session")

@@ -92,11 +92,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return ("speechlab_robustness" in getattr(item, "fixturenames", ())
                 and not (config.option.speechlab_robustness or config.stash[session_key].settings.robustness.enabled))
 
+    def quality_off(item: pytest.Item) -> bool:
+        return ("speechlab_tts_quality" in getattr(item, "fixturenames", ())
+                and not config.stash[session_key].settings.tts.quality)
+
     def needs_properties(item: pytest.Item) -> bool:
         return "speechlab_metamorphic" in getattr(item, "fixturenames", ()) and not config.option.speechlab_properties
 
     unwanted = [item for item in items if empty(item) or needs_baseline(item) or needs_two_models(item)
-                or needs_batch_size(item) or needs_robustness(item) or needs_properties(item)]
+                or needs_batch_size(item) or needs_robustness(item) or needs_properties(item) or quality_off(item)]
     if unwanted:
         config.hook.pytest_deselected(items=unwanted)
         items[:] = [item for item in items if item not in unwanted]
