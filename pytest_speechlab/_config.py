@@ -121,10 +121,11 @@ class ChatSettings:
     min_pass_rate: float = 0.7  # share of prompts whose answer passes its answer key
     max_first_token_s: float = 5.0
     tts: str | None = None  # the spoken-question pipeline's voice; default: the first selected TTS model
+    judge: str | None = None  # a registered chat model that also grades each answer against its key
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> ChatSettings:
-        return cls(**checked(cls, table, where, types={"tts": str}))
+        return cls(**checked(cls, table, where, types={"tts": str, "judge": str}))
 
 
 ROBUSTNESS_KINDS = ("noise", "babble", "ambient", "reverb", "speed", "clip", "telephone", "mp3", "dropout")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pytest_speechlab import Audio, Response
-from pytest_speechlab.tasks.chat import Prompt, answer_check, load_prompts, runaway, score_chat
+from pytest_speechlab.tasks.chat import Prompt, answer_check, judge_messages, load_prompts, parse_verdict, runaway, score_chat
 from pytest_speechlab.grading import Grade, GradePolicy
 from pytest_speechlab.metrics.normalize import get_normalizer
 from pytest_speechlab._types import Invocation
@@ -138,8 +138,16 @@ class FakeChat:
             yield word + " "
 
 
+class FakeJudge:
+    """Says YES when the answer it grades mentions a cat."""
+    def respond(self, messages):
+        answer = messages[-1]["content"].split("Answer to grade:", 1)[1]
+        return "YES, it is right." if "cat" in answer.lower() else "No."
+
+
 @hookimpl(specname="speechlab_register_models")
 def register_tts_and_chat(register):
+    register("fake/judge", task="chat", load=lambda p: FakeJudge(), backend="fake-chat")
     register("fake/tts", task="tts", load=FakeTTS, backend="fake-tts")
     register("fake/tts-wrong", task="tts", load=lambda p: FakeTTS({"wrong": True}), backend="fake-tts")
     register("fake/chat", task="chat", load=lambda p: FakeChat(), backend="fake-chat")
@@ -204,6 +212,34 @@ def test_chat_results_reach_every_report_and_stay_text(tts_chat_project):
         assert "<script>alert(1)" not in text and "<img src=x" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_report and 'id="speechlab-chat"' in html_report
     assert "| fake/chat | prompts.jsonl | 2/2 | 0.50 [0.09-0.91] |" in card  # with its Wilson interval
+
+
+def test_a_judge_model_grades_the_answers_and_its_verdicts_are_cached(tts_chat_project):
+    (tts_chat_project.path / "pyproject.toml").write_text(
+        (tts_chat_project.path / "pyproject.toml").read_text().replace('tts = "fake/tts"', 'tts = "fake/tts"\njudge = "fake/judge"'))
+    args = ("suites/test_chat.py", "--speechlab-db", str(tts_chat_project.path / "r.db"), "--speechlab-model", "fake/chat",
+            "--speechlab-json", "run.json", "-k", "not spoken")
+    first = tts_chat_project.runpytest(*args).stdout.str()
+    # the answers: "A cat on a mat." (key passes, judge YES), "Hello to you too." (key passes, judge NO)
+    assert ("[fake/chat] judged by fake/judge: pass 0.50 [0.09-0.91] (1/2); agrees with the answer key on 0.50; "
+            "no verdict in 0 repl(ies); 0 verdict(s) from the cache") in first
+    run = json.loads((tts_chat_project.path / "run.json").read_text())
+    items = {i["id"]: i for i in run["chat"][0]["items"]}
+    assert items["cat"]["judged"] is True and items["hello"]["judge_reply"] == "No."
+    assert run["chat"][0]["summary"]["judge"] == "fake/judge"
+    again = tts_chat_project.runpytest(*args).stdout.str()
+    assert "2 verdict(s) from the cache" in again
+
+
+def test_verdicts_are_read_from_the_first_yes_or_no_word():
+    assert parse_verdict("Yes. The answer is correct.") is True
+    assert parse_verdict("**NO** - it names the wrong planet") is False
+    assert parse_verdict("The answer is incorrect.") is False
+    assert parse_verdict("I cannot tell.") is None
+    messages = judge_messages(Prompt("q", ({"role": "user", "content": "Where do we live?"},), expect=("Earth",),
+                                     forbid=("Kepler-41B",)), "On Kepler-41B.")
+    assert "A correct answer says: Earth" in messages[-1]["content"]
+    assert "It must not state: Kepler-41B" in messages[-1]["content"]
 
 
 def test_asr_suites_are_deselected_when_only_tts_is_selected(tts_chat_project):

@@ -156,6 +156,27 @@ class OutputCache:
                 cached={"run_id": first.get("run_id"), "cpu": first.get("cpu"), "measured_at": first.get("created_at")})
         return hits
 
+    def text_key(self, loaded, request: Any) -> str:
+        """The key of a text model's reply to ``request`` (a chat judge's verdict)."""
+        return _digest({"model": model_identity(loaded), "input": {"messages": request}, "repeat": 0})
+
+    def text(self, key: str) -> dict | None:
+        """A cached reply: {text, processing_seconds, run_id, measured_at}, or None."""
+        if not self.reads:
+            return None
+        record = self.store.outputs([key]).get(key)
+        text = record and isinstance(record.get("transcript"), dict) and record["transcript"].get("text")
+        return {"text": text, "processing_seconds": record.get("processing_seconds"), "run_id": record.get("run_id"),
+                "measured_at": record.get("created_at")} if isinstance(text, str) else None
+
+    def put_text(self, model: str, item_id: str, key: str, text: str, seconds: float) -> None:
+        if self.writes:
+            machine = self.machine or {}
+            self.store.put_outputs([{"key": key, "model": model, "utterance_id": item_id, "transcript": {"text": text},
+                                     "processing_seconds": seconds, "audio_seconds": 0.0, "notes": ["chat judge reply"],
+                                     "run_id": self.run_id, "cpu": machine.get("cpu"), "host": machine.get("host")}],
+                                   replace=self.mode == "refresh")
+
     def rows(self, model: str, output: Output, keys: list[str]) -> list[dict]:
         """The rows to write for a computed output (none for an error or a skip: never cached)."""
         if not self.writes or output.transcript is None or output.error is not None or not keys:

@@ -54,7 +54,7 @@ from ..metrics.wer import score_words
 from ..robustness import Curve, RobustnessEval
 from ..sinks.store import RowsRejected, Store, normalize_url, run_metadata
 from ..tasks import ASR, CHAT, TTS
-from ..tasks.chat import ChatEval
+from ..tasks.chat import ChatEval, judge_messages, parse_verdict
 from ..tasks.spoken import SpokenEval, SpokenItem
 from ..tasks.tts import audio_file_name, write_wav
 from .cache import OutputCache
@@ -524,11 +524,44 @@ class Engine:
                     judge = None
                 for item, q, a in zip(answered, questions.value if judge else (), answers.value if judge else ()):
                     item.relevance = float(np.dot(q, a) / (np.linalg.norm(q) * np.linalg.norm(a) or 1.0))
+            grader = self.grade_answers(items)
             self.chat_evals[key] = CHAT.summarize(loaded.name, prompts.name, items, prompts.errors,
-                                            judge.name if judge else None, loaded.info, loaded.load_seconds)
+                                            judge.name if judge else None, loaded.info, loaded.load_seconds,
+                                            grader.name if grader else None, grader.info if grader else {})
             self._record_chat(loaded, prompts.name, self.chat_evals[key].rows(),
                               self.chat_evals[key].summary())
         return self.chat_evals[key]
+
+    def grade_answers(self, items):
+        """[tool.speechlab.chat] judge (a registered chat model) grades each keyed answer: its reply
+        and verdict kept on the item, the reply cached like any output (keyed by the judge's
+        identity and the exact request). Returns the judge, or None without one."""
+        name = self.settings.chat.judge
+        if name is None:
+            return None
+        judge = self.pool.get(self.registry.model(name))
+        if judge.spec.task != "chat":
+            raise SpeechlabError(f"[tool.speechlab.chat] judge {name!r} is a {judge.spec.task} model, not a chat model")
+        self._open_store()  # the cache lives in the results database
+        cache = self.output_cache()
+        for item in items:
+            if item.error is not None or item.passed is None:
+                continue
+            request = judge_messages(item.prompt, item.answer)
+            key = cache.text_key(judge, request) if cache else None
+            hit = cache.text(key) if cache else None
+            if hit:
+                item.judge_reply, item.judge_cached = hit["text"], True
+            else:
+                out = self.runner.respond(judge, request)
+                if out.error:
+                    item.judge_reply = f"(judge failed: {out.error})"
+                    continue
+                item.judge_reply = out.value.text
+                if cache:
+                    cache.put_text(judge.name, item.prompt.id, key, item.judge_reply, out.seconds)
+            item.judged = parse_verdict(item.judge_reply)
+        return judge
 
     def _record_chat(self, loaded, name: str, rows: list[dict], metrics: dict) -> None:
         """Chat and spoken-pipeline results go to the results database like ASR and TTS results."""

@@ -529,6 +529,16 @@ def _ci(ci) -> str:
     return f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else ""
 
 
+def judge_line(summary: dict) -> str:
+    """What the chat judge model said, for every renderer ('' without one)."""
+    if not summary.get("judge"):
+        return ""
+    return (f"{summary['model']} judged by {summary['judge']}: pass {_fmt(summary['judge_pass_rate'], '.2f')}"
+            f"{_ci(summary.get('judge_pass_ci'))} ({summary['judge_passed']}/{summary['judge_checked']}), "
+            f"agreeing with the answer key on {_fmt(summary['judge_agreement'], '.2f')}; "
+            f"{summary['judge_no_verdict']} repl(ies) without a verdict; {summary['judge_cached']} from the cache")
+
+
 def chat_html(chats) -> str:
     if not chats:
         return ""
@@ -538,6 +548,7 @@ def chat_html(chats) -> str:
         f'<td>{_fmt(r["mean_relevance"], ".2f")}</td><td>{_fmt(r["median_first_token_s"], ".2f")}</td>'
         f'<td>{_fmt(r["tokens_per_second"], ".1f")}</td><td>{r["flagged"]}</td></tr>' for r in (c["summary"] for c in chats))
     failures = "".join(f"<li>{esc(c['summary']['model'])}: {esc(line)}</li>" for c in chats for line in c["failures"])
+    failures += "".join(f"<li>{esc(line)}</li>" for c in chats if (line := judge_line(c["summary"])))
     return (f'<div class="speechlab" id="speechlab-chat"><h2>Chat</h2><table><tr><th class="t">model</th>'
             f'<th class="t">prompts</th><th>answered</th><th>pass</th><th>relevance</th><th>TTFT s</th>'
             f"<th>tok/s</th><th>flagged</th></tr>{rows}</table><ul>{failures}</ul></div>")
@@ -553,6 +564,7 @@ def chat_markdown(chats) -> str:
               f"{_fmt(r['median_first_token_s'], '.2f')} | {_fmt(r['tokens_per_second'], '.1f')} | {r['flagged']} |"
               for r in (c["summary"] for c in chats)]
     lines += [f"- {md(c['summary']['model'])}: {md(line)}" for c in chats for line in c["failures"]]
+    lines += [f"- {md(line)}" for c in chats if (line := judge_line(c["summary"]))]
     return "\n".join(lines) + "\n"
 
 

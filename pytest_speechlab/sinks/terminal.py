@@ -170,6 +170,13 @@ def chat_summary_lines(chats: list[dict]) -> list[str]:
                  f"similarity of answer and question ({', '.join(judges)}); "
                  "TTFT: median time to first token; load and one warm-up excluded.")
     for c in chats:
+        s = c["summary"]
+        if s.get("judge"):
+            lines.append(f"  [{s['model']}] judged by {s['judge']}: pass {num(s['judge_pass_rate'])}"
+                         f" [{_interval(s.get('judge_pass_ci'), '.2f')}]"
+                         f" ({s['judge_passed']}/{s['judge_checked']}); agrees with the answer key on "
+                         f"{num(s['judge_agreement'])}; no verdict in {s['judge_no_verdict']} repl(ies); "
+                         f"{s['judge_cached']} verdict(s) from the cache")
         for line in [*c["failures"], *c["errors"]]:
             lines.append(f"  [{c['summary']['model']}] {line}")
     return lines

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,9 @@ class ChatItem:
     relevance: float | None = None
     problems: list[str] = field(default_factory=list)  # empty, runaway
     error: InputError | None = None
+    judged: bool | None = None  # the judge model's verdict (None: no judge, no key, or no verdict in its reply)
+    judge_reply: str = ""
+    judge_cached: bool = False  # the verdict came from the inference cache
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -163,6 +167,8 @@ class ChatEval:
     relevance_judge: str | None
     model_info: dict[str, Any] = field(default_factory=dict)
     load_seconds: float | None = None
+    judge: str | None = None  # the chat model that graded the answers
+    judge_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def answered(self) -> list[ChatItem]:
@@ -231,7 +237,22 @@ class ChatEval:
                 "mean_relevance": self.mean_relevance, "relevance_judge": self.relevance_judge,
                 "median_first_token_s": self.median_first_token_seconds,
                 "tokens_per_second": self.tokens_per_second, "flagged": len(self.flagged),
-                "hallucinated": len(self.flagged), "load_seconds": self.load_seconds}
+                "hallucinated": len(self.flagged), "load_seconds": self.load_seconds, **self.judge_summary()}
+
+    def judge_summary(self) -> dict:
+        """The judge's pass rate with its interval, how often it agrees with the answer key, and how
+        many replies held no verdict; its identity (weights included)."""
+        if self.judge is None:
+            return {"judge": None}
+        asked = [i for i in self.answered if i.passed is not None]
+        judged = [i for i in asked if i.judged is not None]
+        agree = sum(i.judged == i.passed for i in judged)
+        return {"judge": self.judge, "judge_weights": self.judge_info.get("source_weights_sha256") or self.judge_info.get("weights"),
+                "judge_passed": sum(i.judged for i in judged), "judge_checked": len(judged),
+                "judge_pass_rate": sum(i.judged for i in judged) / len(judged) if judged else None,
+                "judge_pass_ci": wilson(sum(i.judged for i in judged), len(judged)),
+                "judge_agreement": agree / len(judged) if judged else None, "judge_no_verdict": len(asked) - len(judged),
+                "judge_cached": sum(i.judge_cached for i in judged)}
 
     def serialized(self) -> dict:
         """The evaluation in the form every sink reads (JSON types only)."""
@@ -241,6 +262,7 @@ class ChatEval:
             "items": [{"id": i.prompt.id, "question": i.prompt.question, "answer": i.answer, "passed": i.passed,
                        "missing": i.missing, "relevance": i.relevance, "problems": i.problems, "tokens": i.tokens,
                        "first_token_s": i.first_token_seconds, "seconds": i.seconds,
+                       "judged": i.judged, "judge_reply": i.judge_reply,
                        "error": str(i.error) if i.error else None} for i in self.items],
         }
 
@@ -264,6 +286,34 @@ def score_chat(output, prompt: Prompt, normalizer) -> ChatItem:
         problems.append(f"runaway: {loop}")
     return ChatItem(prompt, text, output.value.tokens, output.first_token_seconds, output.seconds,
                     passed, missing, None, problems)
+
+
+JUDGE_INSTRUCTIONS = ("You grade answers to questions. Reply with one word, YES if the answer is correct "
+                      "and NO if it is not.")
+
+
+def judge_messages(prompt: Prompt, answer: str) -> list[dict]:
+    """What a judge model is asked about one answer: the question, its answer key, the answer."""
+    key = []
+    if prompt.expect:
+        key.append("A correct answer says: " + " or ".join(prompt.expect))
+    for fact in prompt.expect_all:
+        key.append("It must state: " + " or ".join(fact))
+    if prompt.forbid:
+        key.append("It must not state: " + "; ".join(prompt.forbid))
+    return [{"role": "system", "content": JUDGE_INSTRUCTIONS},
+            {"role": "user", "content": f"Question: {prompt.question}\n" + "\n".join(key)
+             + f"\nAnswer to grade: {answer}\nIs the answer correct? YES or NO."}]
+
+
+def parse_verdict(reply: str) -> bool | None:
+    """YES/NO (also correct/incorrect, true/false) as the reply's first such word; None otherwise."""
+    for word in re.findall(r"[a-z]+", reply.lower())[:20]:
+        if word in ("yes", "correct", "true"):
+            return True
+        if word in ("no", "incorrect", "wrong", "false"):
+            return False
+    return None
 
 
 def as_response(value: Any) -> Response:
