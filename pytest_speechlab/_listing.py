@@ -33,7 +33,9 @@ def list_registered(registry: Registry, width: int | None = None) -> str:
                                subsequent_indent="      ")
         lines += textwrap.wrap(f"path: {d.path}", width=max(width, 40), initial_indent="      ",
                                subsequent_indent="        ")
-    lines += ["", "perturbations (a dataset followed by +kind:param=value,..., e.g. speechlab/speech+noise:snr=10):"]
+    lines += ["", "perturbations:"]
+    lines += textwrap.wrap("after a dataset, +kind:param=value,... (e.g. speechlab/speech+noise:snr=10); the "
+                           "defaults:", width=max(width, 40), initial_indent="  ", subsequent_indent="  ")
     for kind, params, description in describe():
         lines += textwrap.wrap(f"{kind}:{params}  {description}" if params else f"{kind}  {description}",
                                width=max(width, 40), initial_indent="  ", subsequent_indent="      ")

@@ -129,6 +129,8 @@ def test_list_models_shows_conftest_models_variants_and_datasets(speechlab_proje
         "*fast-sloppy*asr*fake*",
         "*beam_size=1*",
         "*speechlab/speech*pytest-speechlab (built-in)*",
+        "perturbations:",
+        "*noise:snr=20,color=white,seed=0*",
     ])
     assert max(map(len, result.outlines)) <= 80  # pytester's terminal is 80 columns
 
