@@ -236,6 +236,8 @@ def test_verdicts_are_read_from_the_first_yes_or_no_word():
     assert parse_verdict("**NO** - it names the wrong planet") is False
     assert parse_verdict("The answer is incorrect.") is False
     assert parse_verdict("I cannot tell.") is None
+    assert parse_verdict("The answer is not correct. The correct answer is: Paris.") is False  # smollm2's words
+    assert parse_verdict("That isn't right.") is False
     messages = judge_messages(Prompt("q", ({"role": "user", "content": "Where do we live?"},), expect=("Earth",),
                                      forbid=("Kepler-41B",)), "On Kepler-41B.")
     assert "A correct answer says: Earth" in messages[-1]["content"]

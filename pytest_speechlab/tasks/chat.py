@@ -307,10 +307,13 @@ def judge_messages(prompt: Prompt, answer: str) -> list[dict]:
 
 
 def parse_verdict(reply: str) -> bool | None:
-    """YES/NO (also correct/incorrect, true/false) as the reply's first such word; None otherwise."""
-    for word in re.findall(r"[a-z]+", reply.lower())[:20]:
-        if word in ("yes", "correct", "true"):
-            return True
+    """YES/NO (also correct/incorrect, right/wrong, true/false) as the reply's first such word, a
+    negated one ("not correct", "isn't right") read as NO; None when there is none."""
+    words = re.findall(r"[a-z]+", reply.lower())[:30]
+    for i, word in enumerate(words):
+        negated = i > 0 and words[i - 1] in ("not", "t", "never")  # "isn't" splits as "isn", "t"
+        if word in ("yes", "correct", "right", "true"):
+            return not negated
         if word in ("no", "incorrect", "wrong", "false"):
             return False
     return None
