@@ -215,6 +215,7 @@ def test_the_robustness_suite_finds_where_the_model_breaks(tone_project):
     result.assert_outcomes(passed=1)  # breaks at severity 3 (10 dB): past the gate severity 2
     out = result.stdout.str()
     assert "noise: snr=30,color=white,seed=0 | snr=20,color=white,seed=0 | snr=10" in out
+    assert "[over tones/manifest.jsonl]" in out  # the grade is over the selected dataset, not the perturbed ones
     markdown = (tone_project.path / "r.md").read_text()
     noise = next(line for line in markdown.splitlines() if line.startswith("| fake/tone | noise |"))
     cells = [c.strip() for c in noise.strip("|").split("|")]

@@ -101,7 +101,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "against batch 1 (paired WER difference, differing transcripts, throughput of each).",
     )
     group.addoption(
-        "--speechlab-robustness", action="store_true", default=None,
+        "--speechlab-robustness", action="store_true", default=False,
         help="run the robustness suite: each selected model on each speech dataset through every "
         "[tool.speechlab.robustness] perturbation at four severities (WER, WERD, NWERD per severity).",
     )
