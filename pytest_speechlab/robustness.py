@@ -108,9 +108,15 @@ class RobustnessEval:
     gate_severity: int = 2
 
     def problems(self, limit: float) -> list[str]:
-        """Each perturbation whose WERD passes ``limit`` at a severity up to the gate severity."""
+        """Each perturbation whose WERD passes ``limit`` at a severity up to the gate severity, and
+        each severity where utterances failed (a transform or the model) or nothing was compared."""
         out = []
         for curve in self.curves:
+            for p in curve.points:  # a severity that could not be measured is not a pass
+                failed = [e for r in p.results for e in r.errors]
+                if failed or p.werd is None:
+                    out.append(f"{curve.kind} severity {p.severity} ({p.label}): " + (
+                        f"{len(failed)} utterance(s) failed, e.g. {failed[0]}" if failed else "no utterance could be compared"))
             point = curve.breaks_at(limit)
             if point is not None and point.severity <= self.gate_severity:
                 out.append(f"{curve.kind}: WER {_fmt(point.wer)} at severity {point.severity} ({point.label}) is "

@@ -5,9 +5,14 @@ import pytest
 
 # pytester's in-process runs drop modules first imported during a run from sys.modules. soxr is a
 # nanobind extension, and nanobind aborts the process when such a module is imported again;
-# SQLAlchemy half re-imported breaks its own class identities. Import both once, up front.
+# SQLAlchemy half re-imported breaks its own class identities. Import them once, up front.
 import soxr  # noqa: F401
 import sqlalchemy  # noqa: F401
+
+try:  # the same for audiomentations (its numpy-minmax/numpy-rms extensions), where installed
+    import audiomentations  # noqa: F401
+except ImportError:
+    pass
 
 from helpers import FAKE_MODEL_CONFTEST, PG_URL, REPO, fresh_postgres_url, make_fake_dataset
 

@@ -276,3 +276,22 @@ def test_a_robust_model_passes_the_same_property(tone_project):
     result = tone_project.runpytest("test_fragile.py", "--speechlab-model", "fake/tone", "--speechlab-dataset",
                                     "tones/manifest.jsonl", "--speechlab-no-db", "--speechlab-properties")
     result.assert_outcomes(passed=1)
+
+
+def test_a_severity_that_could_not_be_measured_fails_the_suite(tone_project, monkeypatch):
+    from pytest_speechlab import _perturb
+
+    def broken(samples, rate, rng, params):
+        raise RuntimeError("codec exploded")
+
+    monkeypatch.setitem(_perturb.KINDS, "mp3", _perturb.KINDS["mp3"].__class__(
+        broken, *[getattr(_perturb.KINDS["mp3"], f) for f in ("defaults", "limits", "severities", "description")]))
+    with open(tone_project.path / "pyproject.toml", "a") as fh:
+        fh.write('\n[tool.speechlab.robustness]\nperturbations = ["mp3"]\n')
+    result = tone_project.runpytest("suites/test_robustness.py", "--speechlab-model", "fake/tone", "--speechlab-dataset",
+                                    "tones/manifest.jsonl", "--speechlab-no-db", "--speechlab-robustness")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "mp3 severity 1 (mp3:level=0.75): 6 utterance(s) failed" in out
+    assert "perturbation mp3:level=0.75 failed: RuntimeError: codec exploded" in out
+    assert "- (6 errors)" in out  # and the table says so

@@ -574,7 +574,8 @@ ROBUSTNESS_HEADER = ["model", "perturbation", "clean", "severity 1", "severity 2
                      "NWERD", "breaks at", "halluc sev 4"]
 ROBUSTNESS_NOTE = ("WER [95% CI] per severity (mild to harsh); WERD = perturbed WER - clean WER, paired on the "
                    "same utterances; NWERD = the model's WERD summed over the severities / the reference model's "
-                   "(1.00: as robust as the reference); breaks at: the first severity with WERD above the werd "
+                   "(1.00: as robust as the reference); (N errors): utterances that failed there (the failures are in "
+                   "the results database and the run file); breaks at: the first severity with WERD above the werd "
                    "threshold (judged up to gate_severity); halluc: speech utterances with a hallucination "
                    "finding at the harshest severity.")
 
@@ -585,7 +586,9 @@ def robustness_rows(curves: list[dict]) -> list[list[str]]:
         def cell(p):
             ci = p.get("ci")
             spread = f" ±{p['seed_spread'] / 2:.3f}" if p.get("seed_spread") is not None else ""
-            return f"{_fmt(p.get('wer'))}{spread} [{_fmt(ci[0], '.2f')}-{_fmt(ci[1], '.2f')}]" if ci else _fmt(p.get("wer"))
+            errors = f" ({p['errors']} errors)" if p.get("errors") else ""  # a transform or the model failed
+            return (f"{_fmt(p.get('wer'))}{spread} [{_fmt(ci[0], '.2f')}-{_fmt(ci[1], '.2f')}]" if ci
+                    else _fmt(p.get("wer"))) + errors
         points = c["points"]
         broken = next((p for p in points if p.get("werd") is not None and p["werd"] > c["werd_limit"]), None)
         harsh = points[-1]["hallucinated"] if points else [0, 0]
