@@ -2,6 +2,7 @@
 weakness the tests control)."""
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -295,3 +296,19 @@ def test_a_severity_that_could_not_be_measured_fails_the_suite(tone_project, mon
     assert "mp3 severity 1 (mp3:level=0.75): 6 utterance(s) failed" in out
     assert "perturbation mp3:level=0.75 failed: RuntimeError: codec exploded" in out
     assert "- (6 errors)" in out  # and the table says so
+
+
+def test_the_shipped_properties_hold_for_tiny_en_on_the_fixtures(pytester, monkeypatch):
+    """Real weights on five speech fixtures, a few examples per property (bounded for CI)."""
+    pytest.importorskip("speechlab_faster_whisper", reason="the faster-whisper plugin is not installed")
+    from helpers import REPO
+
+    fixtures = REPO / "fixtures" / "speech"
+    lines = [json.loads(line) for line in (fixtures / "manifest.jsonl").read_text().splitlines() if line.strip()][:5]
+    write_manifest(pytester.path / "five.jsonl", [{**e, "audio": str(fixtures / e["audio"])} for e in lines])
+    suites = pytester.mkdir("suites")
+    (suites / "test_properties.py").write_text((REPO / "suites" / "test_properties.py").read_text())
+    monkeypatch.setenv("SPEECHLAB_PROPERTY_EXAMPLES", "4")
+    result = pytester.runpytest_subprocess("suites", "--speechlab-no-db", "--speechlab-properties", "-p", "no:cacheprovider",
+                                           "--speechlab-model", "faster-whisper/tiny.en", "--speechlab-dataset", "five.jsonl")
+    result.assert_outcomes(passed=2)
