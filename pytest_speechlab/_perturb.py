@@ -73,9 +73,6 @@ class Perturbation:
     def label(self) -> str:
         return f"{self.kind}:" + ",".join(f"{k}={_show(v)}" for k, v in self.params) if self.params else self.kind
 
-    def value(self, name: str):
-        return dict(self.params)[name]
-
 
 def _show(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)

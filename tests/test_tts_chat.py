@@ -229,6 +229,11 @@ def test_a_judge_model_grades_the_answers_and_its_verdicts_are_cached(tts_chat_p
     assert run["chat"][0]["summary"]["judge"] == "fake/judge"
     again = tts_chat_project.runpytest(*args).stdout.str()
     assert "2 verdict(s) from the cache" in again
+    (tts_chat_project.path / "pyproject.toml").write_text(
+        (tts_chat_project.path / "pyproject.toml").read_text().replace('judge = "fake/judge"', 'judge = "fake/perfect"'))
+    wrong = tts_chat_project.runpytest(*args)
+    assert "chat: [tool.speechlab.chat] judge 'fake/perfect' is a asr model, not a chat model" in wrong.stdout.str()
+    assert "Traceback" not in wrong.stdout.str()
 
 
 def test_verdicts_are_read_from_the_first_yes_or_no_word():

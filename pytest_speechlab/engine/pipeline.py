@@ -412,13 +412,20 @@ class Engine:
         with self.progress("perceptual quality (DNSMOS, speaker embedding)", len(clips)) as progress:
             for item, audio in clips.items():
                 progress.advance(audio.seconds)
-                scores = mos(audio.samples, audio.sample_rate)
-                if scores is None:
-                    result.silent.append(item)
-                    continue
-                result.mos[item] = scores
-                embeddings[item] = speaker_embedding(audio.samples, audio.sample_rate)
-        reference = self.reference_speaker()
+                try:
+                    scores = mos(audio.samples, audio.sample_rate)
+                    if scores is None:
+                        result.silent.append(item)
+                        continue
+                    result.mos[item] = scores
+                    embeddings[item] = speaker_embedding(audio.samples, audio.sample_rate)
+                except Exception as exc:  # noqa: BLE001 - one clip the scorers choke on is that clip's problem
+                    result.failed[item] = f"{type(exc).__name__}: {exc}"[:300]
+        try:
+            reference = self.reference_speaker()
+        except SpeechlabError as exc:
+            result.problem = f"not measured: {exc}"
+            return result
         if reference is not None:
             result.reference = self.settings.tts.reference_speaker
         else:

@@ -108,6 +108,7 @@ class QualityResult:
     mos: dict[str, dict] = field(default_factory=dict)  # item id -> {ovrl, sig, bak, p808}
     similarity: dict[str, float] = field(default_factory=dict)  # item id -> cosine to the reference speaker
     silent: list[str] = field(default_factory=list)  # items not scored (silence)
+    failed: dict[str, str] = field(default_factory=dict)  # item id -> why a scorer failed on it
     reference: str | None = None  # the reference speaker's clips (where they came from)
     problem: str | None = None  # why nothing was measured
 
@@ -126,4 +127,5 @@ class QualityResult:
     def summary(self) -> dict:
         figures = {name: {"mean": self.mean(name), "ci": self.ci(name), "n": len(self._values(name))}
                    for name in (*MOS_FIELDS, "speaker_similarity")}
-        return {"figures": figures, "silent": list(self.silent), "reference": self.reference, "problem": self.problem}
+        return {"figures": figures, "silent": list(self.silent), "failed": dict(self.failed), "reference": self.reference,
+                "problem": self.problem}

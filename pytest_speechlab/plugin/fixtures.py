@@ -83,7 +83,10 @@ def speechlab_tts_quality(speechlab_tts_eval):
 @pytest.fixture(scope="session")
 def speechlab_chat_eval(speechlab_session: SpeechlabSession, speechlab_chat_model, speechlab_chat_prompts):
     """The chat model on the prompt set: a ChatEval."""
-    return speechlab_session.evaluate_chat(speechlab_chat_model, speechlab_chat_prompts)
+    try:
+        return speechlab_session.evaluate_chat(speechlab_chat_model, speechlab_chat_prompts)
+    except (ModelLoadError, SpeechlabError) as exc:  # the judge model
+        pytest.fail(terminal(f"chat: {exc}"), pytrace=False)
 
 
 @pytest.fixture(scope="session")

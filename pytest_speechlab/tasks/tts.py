@@ -172,6 +172,7 @@ def quality_lines(quality: dict | None) -> list[str]:
              + f" (speaker similarity to {quality['reference']})"]
     if quality["silent"]:
         lines.append(f"  not scored (silent): {', '.join(quality['silent'])}")
+    lines += [f"  not scored ({item}): {why}" for item, why in quality.get("failed", {}).items()]
     return lines
 
 
