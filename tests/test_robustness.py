@@ -210,8 +210,8 @@ def test_the_robustness_suite_finds_where_the_model_breaks(tone_project):
     with open(tone_project.path / "pyproject.toml", "a") as fh:
         fh.write('\n[tool.speechlab.robustness]\nperturbations = ["noise", "gain"]\nseeds = 2\n')
     args = ["suites/test_robustness.py", "--speechlab-model", "fake/tone", "--speechlab-dataset", "tones/manifest.jsonl",
-            "--speechlab-no-db", "--speechlab-markdown", "r.md", "--html", "r.html"]
-    assert "1 deselected" in tone_project.runpytest(*args[:-4]).stdout.str()  # opt-in
+            "--speechlab-no-db", "--speechlab-json", "run.json", "--speechlab-markdown", "r.md", "--html", "r.html"]
+    assert "1 deselected" in tone_project.runpytest(*args[:5]).stdout.str()  # opt-in
     result = tone_project.runpytest(*args, "--speechlab-robustness")
     result.assert_outcomes(passed=1)  # breaks at severity 3 (10 dB): past the gate severity 2
     out = result.stdout.str()
@@ -228,8 +228,12 @@ def test_the_robustness_suite_finds_where_the_model_breaks(tone_project):
     html = (tone_project.path / "r.html").read_text()
     assert 'id="speechlab-robustness"' in html and "<polyline" in html
     assert "noise on tones/manifest.jsonl: WER against severity" in html
-    # robustness-only datasets are not rows of the scorecard
+    # robustness-only datasets are not rows of the scorecard, but every output is in the run file
     assert "tones/manifest.jsonl+noise" not in markdown.split("## Robustness")[0]
+    run = json.loads((tone_project.path / "run.json").read_text())
+    assert [e["dataset"] for e in run["evaluations"]] == ["tones/manifest.jsonl"]
+    assert len(run["robustness"]["evaluations"]) == 4 * 2 + 4  # noise at two seeds, gain (no randomness) at one
+    assert {c["kind"] for c in run["robustness"]["curves"]} == {"noise", "gain"}
 
     with open(tone_project.path / "pyproject.toml", "a") as fh:
         fh.write("gate_severity = 3\n")

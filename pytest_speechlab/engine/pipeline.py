@@ -718,6 +718,7 @@ class Engine:
             aside = self._robustness_aside()  # shown in the robustness table, not as rows of their own
             self._serialized = (key, {
                 "evaluations": [r.serialized() for (_, d), r in self.results.items() if d not in aside],
+                "robustness_evaluations": [r.serialized() for (_, d), r in self.results.items() if d in aside],
                 "tts": [t.serialized() for t in self.tts_evals.values()],
                 "chat": [c.serialized() for c in chats], "spoken": [s.serialized() for s in spoken],
                 "robustness": [{**curve.serialized(), "werd_limit": self.thresholds(curve.model)["werd"],

@@ -104,7 +104,9 @@ class Recorder:
         if option.speechlab_json:
             meta = {"run_id": speechlab.run_id, "args": redact_args(list(speechlab.config.invocation_params.args))}
             self._write("--speechlab-json", option.speechlab_json,
-                        json.dumps(storable(run_file(results, grades, meta, chats, spoken)), indent=1, ensure_ascii=False))
+                        json.dumps(storable(run_file(results, grades, meta, chats, spoken, {
+                            "curves": record["robustness"], "evaluations": record["robustness_evaluations"]})),
+                            indent=1, ensure_ascii=False))
 
     def _write(self, flag: str, path: str, text: str) -> None:
         """Atomically (a temporary file renamed into place); a failure is said, never a traceback."""

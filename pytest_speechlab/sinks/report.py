@@ -427,12 +427,14 @@ def benchmark_json(records: list[dict], grades: dict, machine: dict, chats=()) -
             "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(), "version": BENCHMARK_VERSION}
 
 
-def run_file(records: list[dict], grades: dict, meta: dict, chats=(), spoken=()) -> dict:
-    """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML."""
+def run_file(records: list[dict], grades: dict, meta: dict, chats=(), spoken=(), robustness: dict | None = None) -> dict:
+    """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML.
+    ``robustness``: {"curves": [...], "evaluations": [...]} of the robustness suite."""
     return {
         "format": "pytest-speechlab-results/2", "meta": json.loads(json.dumps(meta, default=str)),
         "scorecard": scorecard_rows(records, grades),
         "evaluations": list(records), "chat": list(chats), "spoken": list(spoken),
+        "robustness": robustness or {"curves": [], "evaluations": []},
     }
 
 
