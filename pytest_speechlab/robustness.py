@@ -16,6 +16,9 @@ from .metrics.results import EvalResult
 from .metrics.stats import PairedComparison, paired_compare
 
 
+MIN_REFERENCE_WERD = 0.05  # the reference's WERD summed over the severities, below which NWERD is not given
+
+
 def _errors(result: EvalResult) -> dict[str, tuple[int, int]]:
     return {u.utterance.id: (u.words.errors, u.words.reference_length) for u in result.scored}
 
@@ -79,13 +82,16 @@ class Curve:
         return next((p for p in self.points if p.werd and p.werd.delta > limit), None)
 
     def normalize(self, reference: Curve | None) -> None:
+        """NWERD against ``reference``'s curve of the same kind; none where the reference barely
+        degrades (its WERD summed over the four severities under MIN_REFERENCE_WERD: dividing by
+        almost nothing gives numbers in the hundreds that mean nothing)."""
         if reference is None:
             return
         mine, theirs = self.werds, reference.werds
         if None in mine or None in theirs:
             return
         self.reference = reference.model
-        self.nwerd = sum(mine) / sum(theirs) if sum(theirs) > 0 else None
+        self.nwerd = sum(mine) / sum(theirs) if sum(theirs) >= MIN_REFERENCE_WERD else None
 
     def serialized(self) -> dict:
         return {"model": self.model, "dataset": self.dataset, "kind": self.kind, "clean_wer": self.clean.wer,

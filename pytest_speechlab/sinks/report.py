@@ -576,7 +576,7 @@ ROBUSTNESS_HEADER = ["model", "perturbation", "clean", "severity 1", "severity 2
                      "NWERD", "breaks at", "halluc sev 4"]
 ROBUSTNESS_NOTE = ("WER [95% CI] per severity (mild to harsh); WERD = perturbed WER - clean WER, paired on the "
                    "same utterances; NWERD = the model's WERD summed over the severities / the reference model's "
-                   "(1.00: as robust as the reference); (N errors): utterances that failed there (the failures are in "
+                   "(1.00: as robust as the reference; '-' where the reference's summed WERD is under 0.05); (N errors): utterances that failed there (the failures are in "
                    "the results database and the run file); breaks at: the first severity with WERD above the werd "
                    "threshold (judged up to gate_severity); halluc: speech utterances with a hallucination "
                    "finding at the harshest severity.")
