@@ -55,7 +55,11 @@ class MetamorphicCheck:
         out = []
         for clean in self.chosen:
             utt = clean.utterance
-            raw = apply_chain(read_audio(utt.audio_path, utt.offset, utt.duration), chain, utt.id)
+            try:
+                raw = apply_chain(read_audio(utt.audio_path, utt.offset, utt.duration), chain, utt.id)
+            except Exception as exc:  # noqa: BLE001 - the transform's failure, said as such
+                raise SpeechlabAssertionError(f"{utt.id} through {chain_label(chain)}: the perturbation failed: "
+                                              f"{type(exc).__name__}: {exc}") from None
             heard = self.session.runner.transcribe_audio(self.model, utt.id, raw.samples, raw.sample_rate)
             if heard.error is not None or heard.transcript is None:
                 raise SpeechlabAssertionError(f"{utt.id} through {chain_label(chain)}: {heard.error}")
@@ -69,6 +73,9 @@ class MetamorphicCheck:
         """Fail when a clip's transcript through ``chain`` differs from its clean one by more than
         ``max_words`` words. The failure (hypothesis' last, shrunk example) keeps its audio."""
         __tracebackhide__ = True
+        if not self.chosen:  # a property over no clip would pass whatever the model does
+            raise SpeechlabAssertionError(f"{self.model.name} on {self.dataset.name}: no transcribed speech clip "
+                                          "to check the property on")
         changed = [c for c in self.changes(chain) if c.words > max_words]
         if not changed:
             return
