@@ -35,6 +35,13 @@ Example::
     min_effect = 0.005
     correction = "holm"                  # over every model x dataset x metric: holm, bh or none
 
+    [tool.speechlab.perturbations]       # named chains: --speechlab-dataset speechlab/speech+phone
+    phone = "telephone+noise:color=pink,snr=20"
+
+    [tool.speechlab.robustness]          # the robustness suite (RobustnessSettings)
+    perturbations = ["noise", "reverb", "telephone"]
+    gate_severity = 2
+
     utterance_timeout = 60               # (top level) seconds one model call may take
 """
 from __future__ import annotations
