@@ -1,6 +1,6 @@
 """Long-form audio: the long-form fixture, segments read alone, silences measured, the detectors
-that matter at length, the long-form checks, and the suite on the 10-minute fixture with each
-Whisper backend (real weights)."""
+that matter at length, the long-form checks, and the suite on the 10-minute fixture and a 3-minute
+build with each Whisper backend (real weights)."""
 from __future__ import annotations
 
 import json
@@ -135,7 +135,6 @@ def test_the_long_form_suite_is_deselected_without_a_long_recording(speechlab_pr
     assert "2 deselected" in result.stdout.str()
 
 
-BACKENDS = ["openai-whisper/tiny.en", "tiny-vad", "transformers-chunked", "faster-whisper/tiny.en"]
 VARIANTS = """
 [tool.speechlab.models.tiny-vad]
 model = "faster-whisper/tiny.en"
@@ -147,25 +146,43 @@ long_form = "chunked"
 """
 
 
-def test_the_long_form_suite_on_the_ten_minute_fixture_with_each_whisper_backend(pytester, tmp_path):
-    """Real weights, the built-in 10-minute fixture: each backend in a long-form mode that decodes it
-    whole passes (openai-whisper sequential, faster-whisper sequential with VAD, transformers
-    chunked); faster-whisper without VAD writes "Thank you for watching" and "Thank you very much"
-    into the minute of silence, and the suite says so. Decoding is deterministic on CPU."""
-    pytest.importorskip("whisper", reason="openai-whisper is not installed (README: the torch backends)")
-    pytest.importorskip("speechlab_transformers_whisper", reason="the transformers plugin is not installed")
+def run_longform_suite(pytester, tmp_path, dataset: str, models: list[str]):
     pytester.makepyprojecttoml(VARIANTS)
     suites = pytester.mkdir("suites")
     (suites / "test_longform.py").write_text((REPO / "suites" / "test_longform.py").read_text())
     pytester._monkeypatch.setenv("SPEECHLAB_CACHE_DIR", str(tmp_path / "cache"))
     result = pytester.runpytest_subprocess(
-        "suites", "--speechlab-no-db", "--speechlab-dataset", "speechlab/longform", "-p", "no:cacheprovider", "-rA",
-        *(arg for m in BACKENDS for arg in ("--speechlab-model", m)))
+        "suites", "--speechlab-no-db", "--speechlab-dataset", dataset, "-p", "no:cacheprovider", "-rA",
+        *(arg for m in models for arg in ("--speechlab-model", m)))
     out = result.stdout.str()
     verdict = {m: ("PASSED" if f"PASSED suites/test_longform.py::test_long_recording_is_decoded_whole_without_loops[{m}-"
-                   in out else "FAILED") for m in BACKENDS}
-    assert verdict == {"openai-whisper/tiny.en": "PASSED", "tiny-vad": "PASSED", "transformers-chunked": "PASSED",
-                       "faster-whisper/tiny.en": "FAILED"}, out
+                   in out else "FAILED") for m in models}
+    return out, verdict
+
+
+def test_the_long_form_suite_on_the_ten_minute_fixture_with_faster_whisper(pytester, tmp_path):
+    """Real weights, the built-in 10-minute fixture: faster-whisper sequential with VAD decodes it
+    whole; without VAD it writes "Thank you for watching" and "Thank you very much" into the minute
+    of silence, and the suite says so. Decoding is deterministic on CPU. (openai-whisper and
+    transformers' chunked mode pass here too, measured once, 96 s and 220 s: CI runs them on the
+    3-minute build below.)"""
+    out, verdict = run_longform_suite(pytester, tmp_path, "speechlab/longform", ["tiny-vad", "faster-whisper/tiny.en"])
+    assert verdict == {"tiny-vad": "PASSED", "faster-whisper/tiny.en": "FAILED"}, out
     assert "lies in silence 294.4-366.2 s" in out and "'Thank you for watching.'" in out
     assert "mode sequential, window_s 30, by WhisperModel.transcribe" in out
-    assert out.count("PASSED suites/test_longform.py::test_long_recording_wer") == 4  # WER under 0.2 for all
+    assert out.count("PASSED suites/test_longform.py::test_long_recording_wer") == 2  # WER under 0.2 for both
+
+
+def test_the_long_form_suite_on_a_three_minute_build_with_the_torch_backends(pytester, tmp_path):
+    """openai-whisper sequential decodes a 3-minute build of the long-form fixture (a minute of
+    silence from 93.7 s, music from 153.7 s) whole. transformers' chunked pipeline keeps the words
+    (WER under 0.2) but puts 13 segments after the end of the audio (the last ending at 193.9 s of
+    181.3 s): its merged chunk timestamps run past a recording this short; the suite says so."""
+    pytest.importorskip("whisper", reason="openai-whisper is not installed (README: the torch backends)")
+    pytest.importorskip("speechlab_transformers_whisper", reason="the transformers plugin is not installed")
+    manifest = build_longform(tmp_path / "three", fixtures_dir(), minutes=3.0, name="three")
+    out, verdict = run_longform_suite(pytester, tmp_path, str(manifest), ["openai-whisper/tiny.en", "transformers-chunked"])
+    assert verdict == {"openai-whisper/tiny.en": "PASSED", "transformers-chunked": "FAILED"}, out
+    assert "past_end: 13 segment(s) with text after the audio ends (181.31 s), the last ending at 193.94 s" in out
+    assert "mode chunked, window_s 30, stride_s 5, by the automatic-speech-recognition pipeline" in out
+    assert out.count("PASSED suites/test_longform.py::test_long_recording_wer") == 2
