@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ._text import terminal
 from .grading import rank
+from .metrics.quality import QUALITY_MINIMUMS
 from .metrics.results import EvalResult, UtteranceResult
 from .metrics.stats import format_rate
 
@@ -241,16 +242,14 @@ def check_robustness(evaluation, threshold: float) -> None:
         raise SpeechlabAssertionError(f"robustness of {evaluation.model} on {evaluation.dataset}:\n" + "\n".join(problems))
 
 
-_QUALITY = {"mos": ("ovrl", "mean DNSMOS OVRL"), "speaker_similarity": ("speaker_similarity", "mean speaker similarity")}
-
-
 def check_quality(tts_eval, metric: str, minimum: float, worst: int = 5) -> float:
     """Fail when a TTS model's mean DNSMOS OVRL (``metric="mos"``) or mean speaker similarity
     (``"speaker_similarity"``) over its text set is below ``minimum``; the message gives the
     interval and the lowest-scoring items. Fails, saying why, when it could not be measured."""
     __tracebackhide__ = True
     quality = tts_eval.quality
-    figure, label = _QUALITY[metric]
+    figure, label = QUALITY_MINIMUMS[metric]
+    label = f"mean {label}"
     where = f"{tts_eval.model} on {tts_eval.texts}"
     if quality is None or quality.problem:
         raise SpeechlabAssertionError(f"{label} of {where} {quality.problem if quality else 'not measured ([tool.speechlab.tts] quality = false)'}")

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from ._audio import RawAudio
+from ._audio import RawAudio, read_audio, to_model_input
 from ._builtin import fixtures_dir
 from ._types import SpeechlabError
 
 MAX_CHAIN = 8  # steps in one chain: more is a typo or an attack, not an experiment
-VERSION = 1  # a change to what a step does makes new cache keys
+VERSION = 2  # a change to what a step does makes new cache keys (2: fixture clips resampled at soxr HQ)
 
 
 @lru_cache(maxsize=1)
@@ -213,17 +213,9 @@ def _clips(folder: str, rate: int) -> list:
     """The built-in fixture clips of ``folder`` at ``rate``, the ones with sound in them: (name, samples)."""
     key = (folder, rate)
     if key not in _CLIPS:
-        import soundfile as sf
-        import soxr
-
-        clips = []
-        for path in sorted((fixtures_dir() / folder).glob("*.flac")):
-            x, sr = sf.read(path, dtype="float32", always_2d=True)
-            x = x.mean(axis=1)
-            x = soxr.resample(x, sr, rate) if sr != rate else x
-            if _rms(x) > 1e-3:  # not silence or -60 dBFS hiss: a noise one hears
-                clips.append((path.stem, x.astype("float32")))
-        _CLIPS[key] = clips
+        clips = [(path.stem, to_model_input(read_audio(str(path)), rate))
+                 for path in sorted((fixtures_dir() / folder).glob("*.flac"))]
+        _CLIPS[key] = [(name, x) for name, x in clips if _rms(x) > 1e-3]  # not silence or -60 dBFS hiss
     return _CLIPS[key]
 
 

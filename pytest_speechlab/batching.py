@@ -15,7 +15,8 @@ def batched_name(model: str, size: int) -> str:
     return f"{model}[batch{size}]"
 
 
-def _errors(result: EvalResult) -> dict[str, tuple[int, int]]:
+def word_errors_by_id(result: EvalResult) -> dict[str, tuple[int, int]]:
+    """utterance id -> (word errors, reference words): what paired_compare takes."""
     return {u.utterance.id: (u.words.errors, u.words.reference_length) for u in result.scored}
 
 
@@ -35,7 +36,7 @@ class BatchComparison:
         common = [i for i in one if i in many]
         differing = [(i, one[i].hypothesis, many[i].hypothesis) for i in common
                      if one[i].hypothesis_normalized != many[i].hypothesis_normalized]
-        return cls(single, batched, size, len(common), differing, paired_compare(_errors(single), _errors(batched)))
+        return cls(single, batched, size, len(common), differing, paired_compare(word_errors_by_id(single), word_errors_by_id(batched)))
 
     @property
     def disagreement_rate(self) -> float:

@@ -10,6 +10,7 @@ from typing import Iterable
 
 from ._tables import check_value, checked
 from ._types import SpeechlabError
+from .metrics.quality import QUALITY_MINIMUMS
 from .metrics.results import EvalResult
 from .metrics.stats import format_rate
 
@@ -155,8 +156,7 @@ def cap_grade(grade, evals: list, policy, minimums: dict | None = None):
     reasons = []
     for e in evals:
         quality = getattr(e, "quality", None)
-        for metric, figure, label in (("mos", "ovrl", "DNSMOS OVRL"), ("speaker_similarity", "speaker_similarity",
-                                                                          "speaker similarity")):
+        for metric, (figure, label) in QUALITY_MINIMUMS.items():
             value = quality.mean(figure) if quality is not None and not quality.problem else None
             if value is not None and minimums and metric in minimums and value < minimums[metric]:
                 reasons.append(f"{label} {value:.2f} < {minimums[metric]:g} on {e.texts}")

@@ -44,6 +44,7 @@ class MetamorphicCheck:
         # the shortest clips: a property is about the transform, and every example runs them all
         self.chosen = sorted(processed, key=lambda u: (u.audio_seconds, u.utterance.id))[: self.clips]
         self.normalizers = self.session.settings.language_normalizers(self.dataset.name)
+        self._audio: dict[str, object] = {}  # each chosen clip read once, not once per example
 
     def __repr__(self) -> str:  # hypothesis prints the fixture with a failing example
         return f"MetamorphicCheck({self.model.name} on {self.dataset.name}, {len(self.chosen)} clips)"
@@ -55,8 +56,10 @@ class MetamorphicCheck:
         out = []
         for clean in self.chosen:
             utt = clean.utterance
+            if utt.id not in self._audio:
+                self._audio[utt.id] = read_audio(utt.audio_path, utt.offset, utt.duration)
             try:
-                raw = apply_chain(read_audio(utt.audio_path, utt.offset, utt.duration), chain, utt.id)
+                raw = apply_chain(self._audio[utt.id], chain, utt.id)
             except Exception as exc:  # noqa: BLE001 - the transform's failure, said as such
                 raise SpeechlabAssertionError(f"{utt.id} through {chain_label(chain)}: the perturbation failed: "
                                               f"{type(exc).__name__}: {exc}") from None

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .batching import word_errors_by_id
 from .metrics.results import EvalResult
 from .metrics.stats import PairedComparison, paired_compare
 
-
 MIN_REFERENCE_WERD = 0.05  # the reference's WERD summed over the severities, below which NWERD is not given
-
-
-def _errors(result: EvalResult) -> dict[str, tuple[int, int]]:
-    return {u.utterance.id: (u.words.errors, u.words.reference_length) for u in result.scored}
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -70,7 +66,7 @@ class Curve:
     def of(cls, clean: EvalResult, kind: str, points: list[tuple[str, list[EvalResult]]]) -> Curve:
         curve = cls(clean.model, clean.dataset, kind, clean)
         for severity, (label, results) in enumerate(points, start=1):
-            curve.points.append(SeverityPoint(severity, label, results, paired_compare(_errors(clean), _errors(results[0]))))
+            curve.points.append(SeverityPoint(severity, label, results, paired_compare(word_errors_by_id(clean), word_errors_by_id(results[0]))))
         return curve
 
     @property

@@ -16,11 +16,14 @@ import threading
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 
+from .._audio import RawAudio, to_model_input
 from .stats import bootstrap_ci
 
 MOS_RATE = 16000
 SILENT_RMS = 1e-4  # below this a clip is silence: DNSMOS scores silence above noise
 MOS_FIELDS = ("ovrl", "sig", "bak", "p808")
+# the thresholds (minimums) on these figures: threshold -> (figure, label)
+QUALITY_MINIMUMS = {"mos": ("ovrl", "DNSMOS OVRL"), "speaker_similarity": ("speaker_similarity", "speaker similarity")}
 _LOCK = threading.Lock()
 _ENCODER = None
 
@@ -42,12 +45,9 @@ def missing_quality_library() -> str | None:
 
 def _mono16k(samples, rate: int):
     import numpy as np
-    import soxr
 
-    x = np.asarray(samples, dtype=np.float32)
-    x = x.mean(axis=1) if x.ndim == 2 else x
-    x = soxr.resample(np.nan_to_num(x), rate, MOS_RATE) if rate != MOS_RATE else np.nan_to_num(x)
-    return np.clip(x, -1.0, 1.0).astype(np.float32)  # resampling overshoots; DNSMOS refuses |x| > 1
+    x = to_model_input(RawAudio(np.nan_to_num(np.asarray(samples, dtype=np.float32)), rate), MOS_RATE)
+    return np.clip(x, -1.0, 1.0)  # resampling overshoots; DNSMOS refuses |x| > 1
 
 
 def mos(samples, rate: int) -> dict | None:
