@@ -30,9 +30,10 @@ def machine() -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=None)
-def git_state(root: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git checkout at ``root``; (None, None) outside one or without git.
-    Asked once per session."""
+def git_state(root: Path) -> tuple[str | None, bool | None, str | None]:
+    """(commit, dirty, commit time) of the git checkout at ``root``: the time is the committer's, ISO
+    8601 (what the viewer orders trends by); (None, None, None) outside one or without git. Asked
+    once per session."""
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
@@ -42,7 +43,8 @@ def git_state(root: Path) -> tuple[str | None, bool | None]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain") if commit else None
-    return commit, (bool(status) if status is not None else None)
+    committed = git("show", "-s", "--format=%cI", "HEAD") if commit else None
+    return commit, (bool(status) if status is not None else None), committed or None
 
 
 def default_threads(cap: int = 4) -> int:

@@ -62,6 +62,8 @@ from .executors import ProcessExecutor, SerialExecutor, threads_environment
 from .ray_executor import RayExecutor
 from .runner import ModelLoadError, ModelPool, Runner, batch_size
 
+FLUSH_SECONDS = 2.0  # utterance rows wait at most this long before they are written (and seen live)
+
 
 class _NoProgress:
     def __enter__(self):
@@ -246,18 +248,23 @@ class Engine:
         info = info or subject.info
         self._open_store()
         self._write("record_model", info, subject.load_seconds)
+        self._write("record_progress", subject.name, dataset_name, len(utterances))
         normalizers = self.settings.language_normalizers(dataset_name)
         scored, pending = [], []
+
+        flushed = [time.monotonic()]
 
         def flush() -> None:
             self._write("record_utterances", subject.name, dataset_name, list(pending))
             pending.clear()
+            flushed[0] = time.monotonic()
 
         def on_output(output) -> None:
             progress.advance(output.audio_seconds)
             scored.append(ASR.score(adjust(output) if adjust else output, normalizers, self.settings.hallucination))
             pending.append(scored[-1].row())
-            if len(pending) >= Store.BATCH:
+            # a batch is full, or a slow model has kept rows waiting: the viewer shows a run as it goes
+            if len(pending) >= Store.BATCH or time.monotonic() - flushed[0] >= FLUSH_SECONDS:
                 flush()
 
         started = time.perf_counter()

@@ -163,7 +163,7 @@ class UtteranceResult:
             "findings": [{"kind": f.kind, "span": f.span, "evidence": f.evidence} for f in u.findings],
             "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in (u.transcript.segments if u.transcript else ())],
             "worker": u.worker or None, "threads": u.threads, "batch_size": u.batch_size,
-            "language": u.language or None,
+            "language": u.language or None, "audio_path": u.utterance.audio_path,
         }
 
 
@@ -517,7 +517,7 @@ class EvalResult:
             "model_info": json.loads(json.dumps(self.model_info, default=str)),
             "environment": json.loads(json.dumps(self.environment, default=str)),
             "dataset_errors": [str(e) for e in self.dataset_errors],
-            "utterances": [{**u.row(), "status": u.status, "audio_path": u.utterance.audio_path,
+            "utterances": [{**u.row(), "status": u.status,
                             "alignment": [[op.op, list(op.ref), list(op.hyp)] for op in u.alignment],
                             "hallucinated": u.hallucinated, "cached": u.cached, "offset": u.utterance.offset,
                             "manifest_language": u.utterance.language, "unit": u.unit,

@@ -46,7 +46,7 @@ class HtmlReport:
 
     def run_description(self) -> dict:
         speechlab = self.session
-        commit, _ = git_state(Path(speechlab.config.rootpath))
+        commit = git_state(Path(speechlab.config.rootpath))[0]
         here = machine()
         threads = ", ".join(f"{name}: {loaded.info.get('threads', '?')}" for name, loaded in speechlab.pool.loaded.items())
         return {"run": speechlab.run_id or "not recorded (--speechlab-no-db or no database)",

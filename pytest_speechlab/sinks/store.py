@@ -19,7 +19,7 @@ from .._machine import git_state, machine
 from .._text import redact, storable
 from .._types import SpeechlabError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 EXPORT_FORMAT = "pytest-speechlab-run/1"
 
 
@@ -33,7 +33,7 @@ def _schema(sa):
             sa.Column("id", sa.String(36), primary_key=True),
             sa.Column("started_at", text, nullable=False), sa.Column("finished_at", text),
             sa.Column("status", text, nullable=False),  # incomplete | complete
-            sa.Column("git_commit", text), sa.Column("git_dirty", boolean),
+            sa.Column("git_commit", text), sa.Column("git_dirty", boolean), sa.Column("git_commit_time", text),
             sa.Column("host", text), sa.Column("cpu", text), sa.Column("python", text),
             sa.Column("packages", js), sa.Column("normalizer", text), sa.Column("config", js),
             sa.Column("imported_from", text),
@@ -60,7 +60,7 @@ def _schema(sa):
             sa.Column("audio_seconds", real), sa.Column("processing_seconds", real),
             sa.Column("error", text), sa.Column("note", text), sa.Column("findings", js), sa.Column("segments", js),
             sa.Column("worker", text), sa.Column("threads", integer), sa.Column("batch_size", integer),
-            sa.Column("language", text),
+            sa.Column("language", text), sa.Column("audio_path", text),
         ),
         aggregates=sa.Table(
             "aggregates", md,
@@ -98,6 +98,13 @@ def _schema(sa):
             sa.Column("processing_seconds", real), sa.Column("audio_seconds", real), sa.Column("notes", js),
             sa.Column("run_id", sa.String(36)), sa.Column("cpu", text), sa.Column("host", text),
             sa.Column("created_at", text),
+        ),
+        progress=sa.Table(  # one row per evaluation as it starts: how many utterances it will have
+            "progress", md,
+            sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("model", text, primary_key=True),
+            sa.Column("dataset", text, primary_key=True),
+            sa.Column("total", integer), sa.Column("started_at", text),
         ),
         baselines=sa.Table(
             "baselines", md,
@@ -153,7 +160,16 @@ def _migrate_4_to_5(conn, sa, md, tables):
     _create(conn, sa, tables["languages"])
 
 
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4, _migrate_4_to_5]  # MIGRATIONS[n] takes the schema from version n to n + 1
+def _migrate_5_to_6(conn, sa, md, tables):
+    """The commit's time (the viewer's trends go in commit order), each utterance's audio file (the
+    viewer's player) and each evaluation's planned size (a run in progress shows how far it is)."""
+    for table, column in (("runs", "git_commit_time"), ("utterances", "audio_path")):
+        if column not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} TEXT"))
+    _create(conn, sa, tables["progress"])
+
+
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4, _migrate_4_to_5, _migrate_5_to_6]  # MIGRATIONS[n] takes the schema from version n to n + 1
 
 
 def now() -> str:
@@ -248,10 +264,11 @@ class Store:
         if version < SCHEMA_VERSION:  # read as it is (never migrated here): without what it does not have
             with self.engine.connect() as conn:
                 inspector = sa.inspect(conn)
-                have = {c["name"] for c in inspector.get_columns("utterances")}
                 self.missing = {name for name in self.t if not inspector.has_table(name)}
-            self.t["utterances"] = sa.Table("utterances", sa.MetaData(), *(
-                c._copy() for c in self.t["utterances"].columns if c.name in have))
+                have = {name: {c["name"] for c in inspector.get_columns(name)}
+                        for name in ("runs", "utterances") if name not in self.missing}
+            for name, columns in have.items():
+                self.t[name] = sa.Table(name, sa.MetaData(), *(c._copy() for c in self.t[name].columns if c.name in columns))
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -312,7 +329,7 @@ class Store:
         meta = storable(meta)
         run_id = meta.get("id") or str(uuid.uuid4())
         row = {"id": run_id, "started_at": meta.get("started_at") or now(), "status": "incomplete"}
-        row.update({k: meta.get(k) for k in ("git_commit", "git_dirty", "host", "cpu", "python",
+        row.update({k: meta.get(k) for k in ("git_commit", "git_dirty", "git_commit_time", "host", "cpu", "python",
                                              "packages", "normalizer", "config", "finished_at",
                                              "imported_from")})
         if meta.get("status"):
@@ -337,6 +354,14 @@ class Store:
                 (self.t["models"].c.run_id == run_id) & (self.t["models"].c.name == info["name"]))).first()
             if not exists:
                 conn.execute(self.t["models"].insert().values(**row))
+
+    def record_progress(self, run_id: str, model: str, dataset: str, total: int) -> None:
+        """An evaluation starts: it will have ``total`` utterances (the viewer shows how far it is)."""
+        t = self.t["progress"]
+        with self.engine.begin() as conn:
+            conn.execute(t.delete().where((t.c.run_id == run_id) & (t.c.model == model) & (t.c.dataset == dataset)))
+            conn.execute(t.insert().values(**storable(dict(run_id=run_id, model=model, dataset=dataset,
+                                                           total=int(total), started_at=now()))))
 
     def record_utterances(self, run_id: str, model: str, dataset: str, rows: Iterable[dict]) -> None:
         """One batch, one transaction. Should the database refuse the batch, each row is written
@@ -488,6 +513,36 @@ class Store:
         run["outcomes"] = self._rows("outcomes", run_id=run_id)
         return run
 
+    def progress(self, run_id: str) -> list[dict]:
+        """Each evaluation of a run so far: planned utterances, written ones, and the word errors and
+        reference words among them (a run in progress has no aggregate yet)."""
+        u = self.t["utterances"]
+        sa = self.sa
+        errors = sa.func.coalesce(u.c.substitutions, 0) + sa.func.coalesce(u.c.deletions, 0) + sa.func.coalesce(u.c.insertions, 0)
+        words = sa.func.coalesce(u.c.hits, 0) + sa.func.coalesce(u.c.substitutions, 0) + sa.func.coalesce(u.c.deletions, 0)
+        written = {(r["model"], r["dataset"]): r for r in self._query(
+            sa.select(u.c.model, u.c.dataset, sa.func.count().label("done"), sa.func.sum(errors).label("errors"),
+                      sa.func.sum(words).label("words"), sa.func.sum(u.c.audio_seconds).label("audio_seconds"),
+                      sa.func.sum(u.c.processing_seconds).label("processing_seconds"))
+            .where(u.c.run_id == run_id).group_by(u.c.model, u.c.dataset))}
+        planned = {(r["model"], r["dataset"]): r for r in self._rows("progress", run_id=run_id)}
+        found = []
+        for key in sorted(set(written) | set(planned)):
+            w, p = written.get(key, {}), planned.get(key, {})
+            found.append({"model": key[0], "dataset": key[1], "total": p.get("total"), "done": w.get("done") or 0,
+                          "errors": w.get("errors") or 0, "words": w.get("words") or 0,
+                          "audio_seconds": w.get("audio_seconds") or 0.0,
+                          "processing_seconds": w.get("processing_seconds") or 0.0, "started_at": p.get("started_at")})
+        return found
+
+    def history(self) -> list[dict]:
+        """Every aggregate with its run's commit, commit time, start and status (the viewer's trends)."""
+        a, r = self.t["aggregates"], self.t["runs"]
+        columns = [r.c[name] for name in ("git_commit", "git_dirty", "git_commit_time", "started_at", "status")
+                   if name in r.c]
+        return self._query(self.sa.select(a.c.run_id, a.c.model, a.c.dataset, a.c.metrics, *columns)
+                           .join(r, r.c.id == a.c.run_id))
+
     def evaluations(self, run_id: str) -> set[tuple[str, str]]:
         """The (model, dataset) pairs a run has utterance results for."""
         t = self.t["utterances"]
@@ -546,7 +601,7 @@ class Store:
         doomed = [r["id"] for r in self.runs()[keep:] if r["id"] not in protected]
         if doomed:
             with self.engine.begin() as conn:
-                for name in ("utterances", "languages", "aggregates", "grades", "outcomes", "models"):
+                for name in ("utterances", "languages", "aggregates", "grades", "outcomes", "models", "progress"):
                     conn.execute(self.t[name].delete().where(self.t[name].c.run_id.in_(doomed)))
                 conn.execute(self.t["runs"].delete().where(self.t["runs"].c.id.in_(doomed)))
         return doomed
@@ -599,14 +654,14 @@ def run_metadata(root: Path, normalizer: str, config: dict) -> dict:
     """Where and with what a run happened: git commit and dirty flag, host, CPU, versions."""
     from importlib.metadata import distributions
 
-    commit, dirty = git_state(Path(root))
+    commit, dirty, committed = git_state(Path(root))
     wanted = ("pytest", "pytest-speechlab", "jiwer", "whisper-normalizer", "zhconv", "faster-whisper", "ctranslate2",
               "pocketsphinx", "torch", "transformers", "numpy", "soxr", "soundfile")
     packages = {d.metadata["Name"]: d.version for d in distributions()
                 if d.metadata["Name"] and (d.metadata["Name"].lower() in wanted or d.metadata["Name"].lower().startswith("speechlab-"))}
     here = machine()
     return {
-        "git_commit": commit, "git_dirty": dirty, "host": here["host"], "cpu": here["cpu"],
+        "git_commit": commit, "git_dirty": dirty, "git_commit_time": committed, "host": here["host"], "cpu": here["cpu"],
         "python": here["python"], "packages": packages, "normalizer": normalizer,
         "config": _jsonable(config),
     }
