@@ -15,6 +15,7 @@ from ._types import SpeechlabError
 from .compare import compare, family_size, judge, pair_sides
 from .metrics.stats import format_rate
 from .sinks.store import Store, default_url, normalize_url
+from .view.app import serve
 
 
 class Problem(click.ClickException):
@@ -52,7 +53,7 @@ class _Group(click.Group):
                    "./pyproject.toml, else ./.speechlab/results.db (what `pytest suites/` writes).")
 @click.pass_context
 def main(ctx: click.Context, db: str | None) -> None:
-    """Results of pytest-speechlab runs: list, show, compare, baselines, export/import, prune.
+    """Results of pytest-speechlab runs: list, show, compare, view, baselines, export/import, prune.
 
     \b
     Typical use:
@@ -60,6 +61,7 @@ def main(ctx: click.Context, db: str | None) -> None:
       speechlab show latest
       speechlab compare main latest           # a baseline name, a run id (prefix) or 'latest'
       speechlab baseline set main latest      # then: pytest suites/ --speechlab-baseline main
+      speechlab view                          # the same in a browser (prints its address and token)
     """
     try:
         url = normalize_url(db, Path.cwd()) if db else _default_db()
@@ -337,6 +339,26 @@ nonspeech_hallucination_rate = 0.0 # share of non-speech clips with one
 # min_effect = 0.005
 # correction = "holm"               # over every model x dataset x metric: holm, bh or none
 """
+
+
+@main.command("view")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on; anything but loopback is said on start, with what it exposes")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="port (0: any free one)")
+@click.pass_context
+def view_cmd(ctx, host: str, port: int) -> None:
+    """A read-only web viewer over the results database: runs (with the gate's outcome), a run's
+    scorecard and tests, an evaluation's utterances with alignment and audio, two runs compared as
+    the gate compares them, and trends across commits; a run in progress refreshes by itself.
+
+    Every request needs a token: printed on start, or the one in $SPEECHLAB_VIEW_TOKEN. Needs the [view]
+    extra (Flask, plotly): pip install 'pytest-speechlab[view]'."""
+    _store(ctx)  # a missing database is said before anything listens
+    policy = load_config(Path.cwd() / "pyproject.toml").regression
+    try:
+        serve(lambda: ctx.obj(True), host, port, echo, policy=policy)
+    except OSError as exc:
+        raise Problem(f"speechlab view: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
 @main.command("init")

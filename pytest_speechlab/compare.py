@@ -218,6 +218,16 @@ class Comparison:
         a, b = self.baseline.words, self.candidate.words
         return sorted((k for k in set(a) & set(b) if b[k][0] > a[k][0]), key=lambda k: (a[k][0] - b[k][0], k))
 
+    def verdict(self, cmp: PairedComparison) -> str:
+        """What the gate makes of one figure's comparison."""
+        if is_regression(cmp, self.policy):
+            return "REGRESSION"
+        if cmp.ci[1] < 0:
+            return "better"
+        if cmp.p_for_verdict < self.policy.alpha:
+            return f"significant but below the minimum effect {self.policy.min_effect}"
+        return "within noise"
+
     def report(self, limit: int = 10) -> str:
         a, b = self.baseline, self.candidate
         lines = [f"{a.model} ({a.label}) -> {b.model} ({b.label}) on {b.dataset}"]
@@ -228,14 +238,7 @@ class Comparison:
             if cmp is None:
                 lines.append(f"  {name}: no scored utterances in common")
                 continue
-            if is_regression(cmp, self.policy):
-                verdict = "REGRESSION"
-            elif cmp.ci[1] < 0:
-                verdict = "better"
-            elif cmp.p_for_verdict < self.policy.alpha:
-                verdict = f"significant but below the minimum effect {self.policy.min_effect}"
-            else:
-                verdict = "within noise"
+            verdict = self.verdict(cmp)
             mde = f"; detectable with 80% power: {cmp.mde:+.4f}" if cmp.mde is not None else ""
             lines.append(
                 f"  {name} {cmp.rate_a:.4f} -> {cmp.rate_b:.4f}  difference {cmp.delta:+.4f} "

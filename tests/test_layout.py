@@ -18,6 +18,7 @@ LAYERS = [  # bottom first; a module may import its own layer and those before i
     ("record", ["sinks"]),
     ("settings", ["_config", "_listing"]),
     ("engine", ["engine.pipeline", "engine"]),
+    ("viewer", ["view"]),
     ("front ends", ["cli", "plugin", "ct2whisper"]),
     ("public API", [""]),
 ]

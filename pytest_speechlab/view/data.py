@@ -1,0 +1,224 @@
+"""What the viewer's pages show, read from the results store (never written): runs with their gate
+outcome, one run's scorecard, one evaluation's utterances, two runs compared the way the gate
+compares them, and each model x dataset's figures across runs in commit order.
+
+Everything here is plain data: the templates escape it (Jinja autoescape), the JSON endpoints
+serialize it."""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from .._types import SpeechlabError
+from ..compare import compare, family_size, judge, pair_sides
+from ..metrics.wer import score_words
+from ..sinks.report import AUDIO_TYPES, word_errors
+
+GATE_TEST = "test_no_regression_against_baseline"
+TREND_METRICS = {  # key in the aggregate -> (label, interval key)
+    "wer": ("WER", "wer_ci"), "cer": ("CER", "cer_ci"), "rtf": ("RTF", None),
+    "hallucination_rate": ("hallucination rate", "hallucination_ci"),
+}
+SORTS = {  # the evaluation page's orders: errors first by default
+    "errors": lambda u: (-(u["errors"] if u["errors"] is not None else -1), u["utterance_id"]),
+    "wer": lambda u: (-(u["wer"] if u["wer"] is not None else -1), u["utterance_id"]),
+    "id": lambda u: u["utterance_id"],
+    "duration": lambda u: (-(u["audio_seconds"] or 0), u["utterance_id"]),
+    "rtf": lambda u: (-(u["rtf"] if u["rtf"] is not None else -1), u["utterance_id"]),
+}
+PAGE = 100
+
+
+def _short(commit) -> str:
+    return str(commit)[:10] if commit else "-"
+
+
+def _gate(outcomes: list[dict]) -> str:
+    """The regression gate's outcome in a run: passed, failed, skipped (nothing to compare), or
+    'not run'."""
+    found = [o["outcome"] for o in outcomes if GATE_TEST in str(o.get("nodeid"))]
+    if not found:
+        return "not run"
+    return "failed" if "failed" in found else found[0]
+
+
+def runs(store, model: str = "", dataset: str = "", status: str = "", commit: str = "", limit: int = 200) -> dict:
+    """The runs, newest first, filtered by model, dataset, status and commit (prefix)."""
+    named = defaultdict(list)
+    for b in store.baselines():
+        named[b["run_id"]].append(b["name"])
+    shown, models, datasets = [], set(), set()
+    for run in store.runs():
+        detail = store.run(run["id"])
+        run_models = sorted({m["name"] for m in detail["models"]})
+        run_datasets = sorted({a["dataset"] for a in detail["aggregates"]} | {p["dataset"] for p in store.progress(run["id"])})
+        models.update(run_models)
+        datasets.update(run_datasets)
+        if (model and model not in run_models) or (dataset and dataset not in run_datasets) \
+                or (status and run["status"] != status) or (commit and not str(run["git_commit"] or "").startswith(commit)):
+            continue
+        if len(shown) < limit:
+            shown.append({**run, "commit": _short(run["git_commit"]), "models": run_models, "datasets": run_datasets,
+                          "gate": _gate(detail["outcomes"]), "baselines": named.get(run["id"], []),
+                          "grades": {g["model"]: g["grade"] for g in detail["grades"]},
+                          "failed": sum(o["outcome"] == "failed" for o in detail["outcomes"])})
+    return {"runs": shown, "models": sorted(models), "datasets": sorted(datasets),
+            "filters": {"model": model, "dataset": dataset, "status": status, "commit": commit}}
+
+
+def run(store, run_id: str) -> dict:
+    """One run: metadata, the scorecard (ASR and TTS figures with intervals and grades), chat and
+    spoken-pipeline results, grades with reasons, the tests that did not pass, and its progress."""
+    data = store.run(run_id)
+    grades = {g["model"]: g for g in data["grades"]}
+    languages = defaultdict(list)
+    for lang in data["languages"]:
+        languages[(lang["model"], lang["dataset"])].append(lang)
+    scorecard, chats = [], []
+    for a in data["aggregates"]:
+        x = a["metrics"] if isinstance(a["metrics"], dict) else {}
+        if x.get("task") in ("chat", "spoken"):
+            chats.append({"model": a["model"], "dataset": a["dataset"], "metrics": x})
+            continue
+        scorecard.append({"model": a["model"], "dataset": a["dataset"], "metrics": x,
+                          "grade": (grades.get(a["model"]) or {}).get("grade"),
+                          "languages": languages.get((a["model"], a["dataset"]), []) if len(languages.get((a["model"], a["dataset"]), [])) > 1 else []})
+    return {"run": data, "scorecard": scorecard, "chats": chats, "grades": list(grades.values()),
+            "failed": [o for o in data["outcomes"] if o["outcome"] not in ("passed", "skipped")],
+            "skipped": [o for o in data["outcomes"] if o["outcome"] == "skipped"],
+            "progress": live(store, run_id)}
+
+
+def live(store, run_id: str) -> dict:
+    """A run's progress: status, and per evaluation the utterances written of those planned and the
+    WER over them so far (what the run page refreshes while the run goes on)."""
+    status = store.run(run_id)["status"]
+    evaluations = []
+    for p in store.progress(run_id):
+        evaluations.append({**p, "wer": p["errors"] / p["words"] if p["words"] else None,
+                            "rtf": p["processing_seconds"] / p["audio_seconds"] if p["audio_seconds"] else None,
+                            "fraction": p["done"] / p["total"] if p["total"] else None})
+    return {"run_id": run_id, "status": status, "evaluations": evaluations,
+            "done": sum(e["done"] for e in evaluations),
+            "total": sum(e["total"] or 0 for e in evaluations)}
+
+
+def evaluation(store, run_id: str, model: str, dataset: str, sort: str = "errors", page: int = 1) -> dict:
+    """One evaluation's utterances in the chosen order, a page at a time, each with its word
+    alignment (recomputed from the stored normalized texts), findings and audio."""
+    rows = store.utterances(run_id, model, dataset)
+    if not rows:
+        raise SpeechlabError(f"run {run_id[:8]} has no utterances of {model!r} on {dataset!r}")
+    items = []
+    for r in rows:
+        scored = r.get("hits") is not None
+        reference = (r["hits"] + r["substitutions"] + r["deletions"]) if scored else 0
+        errors = word_errors(r) if scored else None
+        alignment = score_words(r["reference_normalized"] or "", r["hypothesis_normalized"] or "")[1] if scored else ()
+        items.append({**r, "errors": errors, "wer": errors / reference if scored and reference else None,
+                      "rtf": r["processing_seconds"] / r["audio_seconds"] if r.get("audio_seconds") and r.get("processing_seconds") is not None else None,
+                      "alignment": [(op.op, " ".join(op.ref), " ".join(op.hyp)) for op in alignment],
+                      "playable": playable(r.get("audio_path")) is not None})
+    items.sort(key=SORTS.get(sort, SORTS["errors"]))
+    pages = max(1, -(-len(items) // PAGE))
+    page = min(max(1, page), pages)
+    aggregate = next((a["metrics"] for a in store.run(run_id)["aggregates"]
+                      if (a["model"], a["dataset"]) == (model, dataset)), None)
+    return {"run_id": run_id, "model": model, "dataset": dataset, "sort": sort if sort in SORTS else "errors",
+            "sorts": list(SORTS), "page": page, "pages": pages, "count": len(items),
+            "utterances": items[(page - 1) * PAGE: page * PAGE], "metrics": aggregate}
+
+
+def playable(path: object) -> Path | None:
+    """The audio file a stored row names, if it may be served: a string naming an existing regular
+    file (symbolic links followed) with an audio extension from a fixed table, that soundfile can
+    read as audio. Nothing else is ever opened: the database names the file, the request only the
+    row."""
+    if not isinstance(path, str) or not path or "\x00" in path or not os.path.isabs(path):
+        return None
+    target = Path(os.path.realpath(path))
+    if target.suffix.lower().lstrip(".") not in AUDIO_TYPES or not target.is_file():
+        return None
+    import soundfile
+
+    try:
+        soundfile.info(str(target))
+    except Exception:  # noqa: BLE001 - not audio: never served
+        return None
+    return target
+
+
+def audio_file(store, run_id: str, model: str, dataset: str, utterance_id: str) -> Path | None:
+    rows = [r for r in store.utterances(run_id, model, dataset) if r["utterance_id"] == utterance_id]
+    return playable(rows[0].get("audio_path")) if rows else None
+
+
+def comparison(store, ref_a: str, ref_b: str, policy) -> dict:
+    """The gate's paired analysis of two runs: each model x dataset both have, its figures and
+    verdicts, and the utterances that got worse."""
+    ida, idb = store.resolve(ref_a), store.resolve(ref_b)
+    grouped = []
+    for run_id in (ida, idb):
+        rows = defaultdict(list)
+        for r in store.utterances(run_id):
+            rows[(r["model"], r["dataset"])].append(r)
+        grouped.append(rows)
+    pairs = pair_sides(store.run(ida), grouped[0], store.run(idb), grouped[1])
+    family = family_size(pairs, policy) if pairs else 0
+    found = []
+    for cmp in judge([compare(a, b, policy, family) for a, b in pairs], policy) if pairs else []:
+        a, b = cmp.baseline, cmp.candidate
+        by_id = {r["utterance_id"]: r for r in grouped[1][(b.model, b.dataset)]}
+        found.append({
+            "model": b.model, "dataset": b.dataset, "identity_changes": cmp.identity_changes,
+            "figures": [{"name": name, "cmp": c, "verdict": cmp.verdict(c) if c is not None else "no scored utterances in common"}
+                        for name, c in cmp.figures],
+            "hallucination": cmp.hallucination, "hallucination_regressed": cmp.hallucination_regressed(),
+            "rtf": (a.rtf, b.rtf, cmp.rtf_ratio), "regressions": cmp.regressions,
+            "worse": [{"id": k, "errors_a": a.words[k][0], "errors_b": b.words[k][0], "hyp_a": a.hypotheses[k],
+                       "hyp_b": b.hypotheses[k], "reference": (by_id.get(k) or {}).get("reference"),
+                       "playable": playable((by_id.get(k) or {}).get("audio_path")) is not None}
+                      for k in cmp.worse()],
+            "changed": len(cmp.changed()),
+        })
+    return {"a": store.run(ida), "b": store.run(idb), "comparisons": found, "family": family, "policy": policy}
+
+
+def trends(store, metric: str = "wer", model: str = "", dataset: str = "") -> dict:
+    """Each model x dataset's figures across runs, one point per run that evaluated it, in commit
+    order (the commit's time; runs of one commit, or without a commit, by when they started), with
+    intervals where the figure has one and the runs named as baselines marked."""
+    if metric not in TREND_METRICS:
+        metric = "wer"
+    label, ci_key = TREND_METRICS[metric]
+    named = defaultdict(list)
+    for b in store.baselines():
+        named[b["run_id"]].append(b["name"])
+    series: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in store.history():
+        x = row["metrics"] if isinstance(row["metrics"], dict) else {}
+        if x.get("task") in ("chat", "spoken") or (model and row["model"] != model) or (dataset and row["dataset"] != dataset):
+            continue
+        series[(row["model"], row["dataset"])].append({
+            "run_id": row["run_id"], "commit": _short(row["git_commit"]), "dirty": bool(row["git_dirty"]),
+            "commit_time": row["git_commit_time"], "started_at": row["started_at"], "status": row["status"],
+            "baselines": named.get(row["run_id"], []),
+            "figures": {key: {"value": _number(x.get(key)), "ci": _interval(x.get(ci)) if ci else None}
+                        for key, (_, ci) in TREND_METRICS.items()}})
+    out = []
+    for (m, d), points in sorted(series.items()):
+        points.sort(key=lambda p: (p["commit_time"] or p["started_at"] or "", p["started_at"] or ""))
+        out.append({"model": m, "dataset": d, "points": points})
+    return {"metric": metric, "label": label, "metrics": {k: v[0] for k, v in TREND_METRICS.items()},
+            "series": out, "filters": {"model": model, "dataset": dataset}}
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _interval(value) -> list[float] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(v) is not None for v in value):
+        return [float(value[0]), float(value[1])]
+    return None

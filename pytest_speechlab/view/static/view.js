@@ -1,0 +1,73 @@
+// speechlab view: the live progress of a run in progress, and the trend plots (plotly, served by
+// this viewer). Data reaches scripts only as JSON; every value becomes text, never markup.
+(function () {
+  "use strict";
+
+  function fmt(v, digits) {
+    return typeof v === "number" && isFinite(v) ? v.toFixed(digits === undefined ? 3 : digits) : "-";
+  }
+
+  function cell(row, text, numeric) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    if (numeric) td.className = "n";
+    row.appendChild(td);
+  }
+
+  function live() {
+    var section = document.getElementById("live");
+    if (!section || section.dataset.status === "complete") return;
+    var every = parseInt(section.dataset.refreshMs, 10) || 2000;
+    function poll() {
+      fetch(section.dataset.progress, {credentials: "same-origin", cache: "no-store"})
+        .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
+        .then(function (p) {
+          if (p.status === "complete") { window.location.reload(); return; }
+          document.getElementById("live-summary").textContent = "In progress: " + p.done + " of " + p.total +
+            " utterances written (refreshes by itself every " + Math.round(every / 1000) + " s).";
+          var body = document.querySelector("#live-table tbody");
+          var rows = document.createDocumentFragment();
+          p.evaluations.forEach(function (e) {
+            var tr = document.createElement("tr");
+            cell(tr, e.model); cell(tr, e.dataset); cell(tr, String(e.done), true);
+            cell(tr, e.total === null ? "-" : String(e.total), true); cell(tr, fmt(e.wer), true); cell(tr, fmt(e.rtf), true);
+            rows.appendChild(tr);
+          });
+          body.replaceChildren(rows);
+          section.dataset.updated = String(Date.now());
+          window.setTimeout(poll, every);
+        })
+        .catch(function () { window.setTimeout(poll, every * 2); });
+    }
+    window.setTimeout(poll, every);
+  }
+
+  function plots() {
+    if (typeof window.Plotly === "undefined") return;
+    document.querySelectorAll(".plot[data-series]").forEach(function (div) {
+      var data = JSON.parse(document.getElementById(div.dataset.series).textContent);
+      var xs = [], ys = [], up = [], down = [], text = [], symbols = [];
+      data.points.forEach(function (p, i) {
+        var f = p.figures[data.metric];
+        xs.push((i + 1) + " · " + p.commit);
+        ys.push(f.value);
+        up.push(f.ci ? f.ci[1] - f.value : 0);
+        down.push(f.ci ? f.value - f.ci[0] : 0);
+        text.push("run " + p.run_id.slice(0, 8) + (p.baselines.length ? " (baseline " + p.baselines.join(", ") + ")" : ""));
+        symbols.push(p.baselines.length ? "star" : "circle");
+      });
+      var trace = {x: xs, y: ys, text: text, mode: "lines+markers", type: "scatter", name: data.label,
+                   hovertemplate: "%{x}<br>" + data.label + " %{y:.3f}<br>%{text}<extra></extra>",
+                   marker: {size: symbols.map(function (s) { return s === "star" ? 16 : 9; }), symbol: symbols, color: "#0b4f9c"},
+                   line: {color: "#0b4f9c"},
+                   error_y: {type: "data", symmetric: false, array: up, arrayminus: down, color: "#555", visible: true}};
+      var layout = {margin: {l: 60, r: 20, t: 10, b: 60}, xaxis: {title: {text: "run, in commit order"}, type: "category"},
+                    yaxis: {title: {text: data.label}, rangemode: "tozero"}, font: {color: "#1a1a1a"}, showlegend: false};
+      window.Plotly.newPlot(div, [trace], layout, {displayModeBar: false, responsive: true}).then(function () {
+        div.dataset.points = String(data.points.length);
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { live(); plots(); });
+})();
