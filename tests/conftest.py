@@ -14,6 +14,12 @@ try:  # the same for audiomentations (its numpy-minmax/numpy-rms extensions), wh
 except ImportError:
     pass
 
+try:  # and for the MLflow sink's client (protobuf registries refuse a second import)
+    import mlflow.tracking  # noqa: F401
+    import prometheus_client  # noqa: F401
+except ImportError:
+    pass
+
 from helpers import FAKE_MODEL_CONFTEST, PG_URL, REPO, fresh_postgres_url, make_fake_dataset
 
 

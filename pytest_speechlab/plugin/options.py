@@ -69,6 +69,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write every per-utterance output and metric of this run as JSON.",
     )
     group.addoption(
+        "--speechlab-openmetrics", metavar="PATH", default=None,
+        help="write the run's figures in the Prometheus text format (node_exporter's textfile "
+        "collector), atomically.",
+    )
+    group.addoption(
+        "--speechlab-mlflow", metavar="TRACKING_URI", default=None,
+        help="log the run to MLflow (the [mlflow] extra): parameters, figures per model x dataset, the "
+        "reports as artifacts. A path or file: URI is a local file store. Default: $SPEECHLAB_MLFLOW.",
+    )
+    group.addoption(
+        "--speechlab-mlflow-experiment", metavar="NAME", default="pytest-speechlab",
+        help="the MLflow experiment (created when missing). Default: pytest-speechlab.",
+    )
+    group.addoption(
         "--speechlab-progress", choices=("auto", "bar", "lines", "off"), default="auto",
         help="progress of long evaluations: a bar on a terminal, a line every 15 s in logs "
         "(auto picks by whether output is a terminal).",

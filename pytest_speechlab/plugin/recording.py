@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from .._machine import benchmark_machine_info
-from .._text import redact_args, storable, terminal
+from .._machine import benchmark_machine_info, git_state
+from .._text import redact, redact_args, storable, terminal
 from .._types import SpeechlabError
+from ..sinks import mlflow_sink, openmetrics
 from ..sinks.report import (
     benchmark_json,
     chat_markdown,
@@ -23,7 +24,7 @@ from ..sinks.report import (
 )
 from .session import SpeechlabSession
 
-REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json")
+REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json", "speechlab_openmetrics")
 
 
 def check_report_paths(config: pytest.Config) -> None:
@@ -71,14 +72,15 @@ class Recorder:
         # written must not leave the measured run "incomplete".
         speechlab = self.session
         speechlab.finish(self.outcomes)
-        self.write_reports()
+        self.write_reports(failed=session.exitstatus != 0)
         speechlab.notices += speechlab.pool.close()  # before the summary, which shows them
         speechlab.runner.executor.close()
         if speechlab.report_problems and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def write_reports(self) -> None:
-        """Markdown (and the GitHub step summary), benchmark JSON and the run file."""
+    def write_reports(self, failed: bool = False) -> None:
+        """Markdown (and the GitHub step summary), benchmark JSON, the run file, the OpenMetrics file
+        and the MLflow run (marked FAILED when the session failed)."""
         speechlab = self.session
         record = speechlab.serialized()
         results, chats, spoken = record["evaluations"], record["chat"], record["spoken"]
@@ -86,8 +88,9 @@ class Recorder:
             return
         grades = speechlab.grades()
         option = speechlab.config.option
+        mlflow_uri = option.speechlab_mlflow or os.environ.get("SPEECHLAB_MLFLOW")
         text = None
-        if option.speechlab_markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+        if option.speechlab_markdown or os.environ.get("GITHUB_STEP_SUMMARY") or mlflow_uri:
             text = ((scorecard_markdown(results, grades) + latency_markdown(results) if results else "")
                     + robustness_markdown(record["robustness"]) + chat_markdown(chats))
         if option.speechlab_markdown:
@@ -98,15 +101,33 @@ class Recorder:
                     fh.write(text)
             except OSError as exc:
                 speechlab.report_problems.append(f"$GITHUB_STEP_SUMMARY: not written ({type(exc).__name__}: {exc})")
+        benchmark = (json.dumps(storable(benchmark_json(results, grades, benchmark_machine_info(), chats)), indent=2)
+                     if option.speechlab_benchmark_json or mlflow_uri else None)
         if option.speechlab_benchmark_json:
-            self._write("--speechlab-benchmark-json", option.speechlab_benchmark_json,
-                        json.dumps(storable(benchmark_json(results, grades, benchmark_machine_info(), chats)), indent=2))
+            self._write("--speechlab-benchmark-json", option.speechlab_benchmark_json, benchmark)
+        meta = {"run_id": speechlab.run_id, "args": redact_args(list(speechlab.config.invocation_params.args))}
+        if option.speechlab_json or mlflow_uri:
+            figures = json.dumps(storable(run_file(results, grades, meta, chats, spoken, {
+                "curves": record["robustness"], "evaluations": record["robustness_evaluations"]})),
+                indent=1, ensure_ascii=False)
         if option.speechlab_json:
-            meta = {"run_id": speechlab.run_id, "args": redact_args(list(speechlab.config.invocation_params.args))}
-            self._write("--speechlab-json", option.speechlab_json,
-                        json.dumps(storable(run_file(results, grades, meta, chats, spoken, {
-                            "curves": record["robustness"], "evaluations": record["robustness_evaluations"]})),
-                            indent=1, ensure_ascii=False))
+            self._write("--speechlab-json", option.speechlab_json, figures)
+        run_meta = {"run_id": speechlab.run_id, "git_commit": git_state(Path(speechlab.config.rootpath))[0]}
+        if option.speechlab_openmetrics:
+            try:
+                openmetrics.write(option.speechlab_openmetrics, results, grades, chats, run_meta)
+            except OSError as exc:
+                speechlab.report_problems.append(f"--speechlab-openmetrics {option.speechlab_openmetrics}: not written "
+                                                 f"({type(exc).__name__}: {exc.strerror or exc})")
+        if mlflow_uri:
+            reports = {"results.json": figures, "scorecard.md": text, "benchmark.json": benchmark,
+                       "metrics.prom": openmetrics.text(results, grades, chats, run_meta)}
+            try:
+                mlflow_sink.log_run(mlflow_uri, option.speechlab_mlflow_experiment, results, grades, chats, run_meta,
+                                    reports, failed=failed)
+            except Exception as exc:  # noqa: BLE001 - a tracking server's problem never loses the run
+                speechlab.report_problems.append(redact(f"--speechlab-mlflow {mlflow_uri}: not logged "
+                                                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''})"))
 
     def _write(self, flag: str, path: str, text: str) -> None:
         """Atomically (a temporary file renamed into place); a failure is said, never a traceback."""
