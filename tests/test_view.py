@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -332,8 +333,14 @@ def test_a_generated_token_is_printed_and_works(history, browser):
         assert pg.goto(v.url + "?token=" + token).status == 200 and "token=" not in pg.url
         assert pg.goto(v.url + "trends").status == 200  # the cookie carries on
         context.close()
+        with socket.create_connection(("127.0.0.1", v.port), timeout=30) as raw:  # a request line with ESC in it
+            raw.sendall(b"GET /\x1b[2J HTTP/1.0\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 401")
     finally:
         v.stop()
+    said = "".join(v.lines) + v.process.stdout.read()
+    assert said.count(token) == 1  # printed once on start; the request log shows token=***
+    assert "GET /?token=*** HTTP/1.1" in said and "\x1b" not in said
 
 
 def test_binding_elsewhere_says_what_it_exposes(history):

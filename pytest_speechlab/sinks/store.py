@@ -535,6 +535,14 @@ class Store:
                           "processing_seconds": w.get("processing_seconds") or 0.0, "started_at": p.get("started_at")})
         return found
 
+    def all_rows(self, table: str, *columns: str) -> list[dict]:
+        """These columns of every row of one of a run's tables, for all runs at once (the viewer's
+        listing: a few queries however many runs there are)."""
+        if table in self.missing:
+            return []
+        t = self.t[table]
+        return self._query(self.sa.select(*(t.c[c] for c in columns)).distinct())
+
     def history(self) -> list[dict]:
         """Every aggregate with its run's commit, commit time, start and status (the viewer's trends)."""
         a, r = self.t["aggregates"], self.t["runs"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Callable
@@ -30,11 +31,12 @@ from urllib.parse import urlencode
 
 from .._text import redact, terminal
 from .._types import SpeechlabError
-from ..metrics.stats import format_rate
+from ..metrics.stats import GatePolicy, format_rate
 from . import data
 
 HERE = Path(__file__).resolve().parent
 TOKEN_ENV = "SPEECHLAB_VIEW_TOKEN"
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s]*")
 REFRESH_MS = 2000
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "media-src 'self'; connect-src 'self'; font-src 'self' data:; form-action 'self'; "
@@ -68,7 +70,9 @@ def _rate(k: Any, n: Any) -> str:
 
 
 def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", policy=None):
-    """The Flask application; ``open_store`` returns a read-only Store (one per request)."""
+    """The Flask application; ``open_store`` returns a read-only Store (one per request); ``policy``
+    is the regression gate's (``[tool.speechlab.regression]``), for the comparison page."""
+    policy = policy or GatePolicy()
     try:
         import flask
     except ImportError:
@@ -204,12 +208,21 @@ def is_loopback(host: str) -> bool:
 
 def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[str], None], policy=None) -> None:
     """Start the viewer and serve until interrupted."""
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class RequestLog(WSGIRequestHandler):
+        """One line per request, as werkzeug logs it, but with the token in an address replaced by
+        *** and the request line's control characters shown as escapes (it is the client's text)."""
+
+        def log_request(self, code="-", size="-") -> None:
+            line = _TOKEN_IN_URL.sub(r"\1***", str(self.requestline))
+            self.log("info", "%s", terminal(f'"{line}" {code} {size}', one_line=True))
 
     given = os.environ.get(TOKEN_ENV, "")
     token = given or secrets.token_urlsafe(32)
     open_store()  # a missing or unreadable database is said before anything listens
-    server = make_server(host, port, None, threaded=True)  # the port first (0: any free one), for the cookie
+    # the port first (0: any free one), for the cookie's name
+    server = make_server(host, port, None, threaded=True, request_handler=RequestLog)
     server.app = create_app(open_store, token, port_label=str(server.server_port), policy=policy)
     shown_host = f"[{host}]" if ":" in host else host
     base = f"http://{shown_host}:{server.server_port}/"

@@ -45,25 +45,32 @@ def _gate(outcomes: list[dict]) -> str:
 
 def runs(store, model: str = "", dataset: str = "", status: str = "", commit: str = "", limit: int = 200) -> dict:
     """The runs, newest first, filtered by model, dataset, status and commit (prefix)."""
+    per_run: dict[str, dict] = defaultdict(lambda: {"models": set(), "datasets": set(), "grades": {}, "outcomes": []})
+    for row in store.all_rows("models", "run_id", "name"):
+        per_run[row["run_id"]]["models"].add(row["name"])
+    for table in ("aggregates", "progress"):
+        for row in store.all_rows(table, "run_id", "dataset"):
+            per_run[row["run_id"]]["datasets"].add(row["dataset"])
+    for row in store.all_rows("grades", "run_id", "model", "grade"):
+        per_run[row["run_id"]]["grades"][row["model"]] = row["grade"]
+    for row in store.all_rows("outcomes", "run_id", "nodeid", "outcome"):
+        per_run[row["run_id"]]["outcomes"].append(row)
     named = defaultdict(list)
     for b in store.baselines():
         named[b["run_id"]].append(b["name"])
-    shown, models, datasets = [], set(), set()
+    shown = []
     for run in store.runs():
-        detail = store.run(run["id"])
-        run_models = sorted({m["name"] for m in detail["models"]})
-        run_datasets = sorted({a["dataset"] for a in detail["aggregates"]} | {p["dataset"] for p in store.progress(run["id"])})
-        models.update(run_models)
-        datasets.update(run_datasets)
-        if (model and model not in run_models) or (dataset and dataset not in run_datasets) \
+        found = per_run[run["id"]]
+        if (model and model not in found["models"]) or (dataset and dataset not in found["datasets"]) \
                 or (status and run["status"] != status) or (commit and not str(run["git_commit"] or "").startswith(commit)):
             continue
         if len(shown) < limit:
-            shown.append({**run, "commit": _short(run["git_commit"]), "models": run_models, "datasets": run_datasets,
-                          "gate": _gate(detail["outcomes"]), "baselines": named.get(run["id"], []),
-                          "grades": {g["model"]: g["grade"] for g in detail["grades"]},
-                          "failed": sum(o["outcome"] == "failed" for o in detail["outcomes"])})
-    return {"runs": shown, "models": sorted(models), "datasets": sorted(datasets),
+            shown.append({**run, "commit": _short(run["git_commit"]), "models": sorted(found["models"]),
+                          "datasets": sorted(found["datasets"]), "gate": _gate(found["outcomes"]),
+                          "baselines": named.get(run["id"], []), "grades": found["grades"],
+                          "failed": sum(o["outcome"] == "failed" for o in found["outcomes"])})
+    return {"runs": shown, "models": sorted({m for f in per_run.values() for m in f["models"]}),
+            "datasets": sorted({d for f in per_run.values() for d in f["datasets"]}),
             "filters": {"model": model, "dataset": dataset, "status": status, "commit": commit}}
 
 

@@ -1,0 +1,49 @@
+"""The viewer without a browser: Flask's test client over a store filled by a real run, on SQLite
+and on PostgreSQL (read-only there: the server refuses any write in the viewer's transactions)."""
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from pytest_speechlab.sinks.store import Store
+from pytest_speechlab.view import data
+from pytest_speechlab.view.app import create_app
+
+
+def test_pages_over_sqlite_and_postgresql(speechlab_project, db_url):
+    conftest = speechlab_project.path / "conftest.py"
+    conftest.write_text(conftest.read_text().replace('"hello world"', '"hello word"'))
+    result = speechlab_project.runpytest("suites", "--speechlab-db", db_url)
+    run_id = re.search(r"recorded as run ([0-9a-f-]{36})", result.stdout.str()).group(1)
+    app = create_app(lambda: Store(db_url, read_only=True), "tok")
+    client = app.test_client()
+    auth = {"Authorization": "Bearer tok"}
+    listing = client.get("/", headers=auth)
+    assert listing.status_code == 200 and run_id[:8] in listing.text
+    page = client.get(f"/runs/{run_id}", headers=auth).text
+    assert "fake/perfect" in page and "Scorecard" in page
+    dataset = next(d for m, d in Store(db_url, read_only=True).evaluations(run_id))
+    evaluation = client.get(f"/runs/{run_id}/evaluation?model=fake%2Fperfect&dataset={quote(dataset, safe='')}", headers=auth)
+    assert evaluation.status_code == 200 and 'class="sub"' in evaluation.text  # "word" for "world", aligned
+    assert client.get(f"/compare?a={run_id}&b=latest", headers=auth).status_code == 200
+    assert client.get("/trends", headers=auth).status_code == 200
+    progress = client.get(f"/api/runs/{run_id}/progress", headers=auth).get_json()
+    assert progress["status"] == "complete" and progress["done"] == progress["total"] == 4
+    assert client.get("/", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/runs/no-such-run", headers=auth).status_code == 404
+
+
+def test_an_evaluation_page_sorts_by_errors_and_pages(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = Store(url)
+    run_id = store.start_run({})
+    rows = [{"utterance_id": f"u{i:03d}", "reference_normalized": "a b c", "hypothesis_normalized": "a b c"[: 5 - 2 * (i % 3)],
+             "hits": 3 - i % 3, "substitutions": 0, "deletions": i % 3, "insertions": 0, "audio_seconds": 1.0,
+             "processing_seconds": 0.1} for i in range(250)]
+    store.record_utterances(run_id, "m", "d", rows)
+    first = data.evaluation(store, run_id, "m", "d")
+    assert first["pages"] == 3 and len(first["utterances"]) == data.PAGE
+    assert [u["errors"] for u in first["utterances"][:3]] == [2, 2, 2]
+    last = data.evaluation(store, run_id, "m", "d", sort="id", page=99)  # clamped to the last page
+    assert last["page"] == 3 and last["utterances"][-1]["utterance_id"] == "u249"
+    assert data.evaluation(store, run_id, "m", "d", sort="bogus")["sort"] == "errors"
