@@ -386,3 +386,21 @@ def test_answer_key_fields_of_the_wrong_type_are_that_line_s_error(tmp_path):
     assert [p.id for p in prompts.prompts] == ["ok"]
     assert [str(e).split(": ", 1)[1] for e in prompts.errors] == [
         '"expect" must be a list, got str', '"forbid" must hold non-empty strings', '"expect_all" must hold non-empty strings']
+
+
+def test_tts_and_chat_results_show_in_the_viewer(tts_chat_project):
+    from pytest_speechlab.sinks.store import Store
+    from pytest_speechlab.view.app import create_app
+
+    db = tts_chat_project.path / "results.db"
+    tts_chat_project.runpytest("suites/test_tts.py", "suites/test_chat.py", "--speechlab-db", str(db),
+                               "--speechlab-model", "fake/tts", "--speechlab-model", "fake/chat")
+    stored = Store(f"sqlite:///{db}", read_only=True)
+    tts = next(a["metrics"]["tts"] for a in stored.run(stored.resolve("latest"))["aggregates"] if a["model"] == "fake/tts")
+    assert tts["judge"] == "fake/perfect" and tts["texts"] == "texts.jsonl"  # the TTS part reached the database
+    client = create_app(lambda: Store(f"sqlite:///{db}", read_only=True), "t").test_client()
+    page = client.get("/runs/latest", headers={"Authorization": "Bearer t"}).text
+    tts_table = page.split("<h2>TTS results</h2>")[1].split("</table>")[0]
+    assert "fake/tts" in tts_table and "fake/perfect" in tts_table and "Synthesized audio" in tts_table
+    chat_table = page.split("<h2>Chat and spoken-question results</h2>")[1].split("</table>")[0]
+    assert "fake/chat" in chat_table and "2/2" in chat_table

@@ -406,6 +406,7 @@ class Engine:
                                   info={**loaded.info, "judge": judge.info})
         self.results[key] = result
         self.tts_evals[key] = TTS.summarize(result, judge.name, claims, problems, differing, errors, str(folder), quality)
+        self._write("annotate_aggregate", loaded.name, texts.name, "tts", self.tts_evals[key].serialized())
         return self.tts_evals[key]
 
     def tts_quality(self, clips: dict) -> QualityResult:

@@ -399,6 +399,18 @@ class Store:
             if languages:
                 conn.execute(self.t["languages"].insert(), languages)
 
+    def annotate_aggregate(self, run_id: str, model: str, dataset: str, key: str, value: Any) -> None:
+        """Add ``key`` to a recorded aggregate's figures (a TTS evaluation's perceptual quality and
+        audio checks, known only after its round trip was recorded)."""
+        t = self.t["aggregates"]
+        where = (t.c.run_id == run_id) & (t.c.model == model) & (t.c.dataset == dataset)
+        with self.engine.begin() as conn:
+            row = conn.execute(self.sa.select(t.c.metrics).where(where)).first()
+            if row is not None:
+                metrics = dict(row[0] or {})
+                metrics[key] = storable(_jsonable(value))
+                conn.execute(t.update().where(where).values(metrics=metrics))
+
     def record_grade(self, run_id: str, model: str, grade: str, reason: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(self.t["grades"].insert().values(**storable(dict(run_id=run_id, model=model, grade=grade, reason=reason))))

@@ -91,7 +91,8 @@ def run(store, run_id: str) -> dict:
         scorecard.append({"model": a["model"], "dataset": a["dataset"], "metrics": x,
                           "grade": (grades.get(a["model"]) or {}).get("grade"),
                           "languages": languages.get((a["model"], a["dataset"]), []) if len(languages.get((a["model"], a["dataset"]), [])) > 1 else []})
-    return {"run": data, "scorecard": scorecard, "chats": chats, "grades": list(grades.values()),
+    tts = [{**row, "tts": row["metrics"]["tts"]} for row in scorecard if isinstance(row["metrics"].get("tts"), dict)]
+    return {"run": data, "scorecard": scorecard, "chats": chats, "tts": tts, "grades": list(grades.values()),
             "failed": [o for o in data["outcomes"] if o["outcome"] not in ("passed", "skipped")],
             "skipped": [o for o in data["outcomes"] if o["outcome"] == "skipped"],
             "progress": live(store, run_id)}
