@@ -31,6 +31,9 @@ def test_pages_over_sqlite_and_postgresql(speechlab_project, db_url):
     assert progress["status"] == "complete" and progress["done"] == progress["total"] == 4
     assert client.get("/", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.get("/runs/no-such-run", headers=auth).status_code == 404
+    traded = client.get("/", query_string={"token": "tok"}, environ_overrides={"PATH_INFO": "//evil.example/"})
+    # the token is traded for a cookie by a redirect to this viewer, never to another host
+    assert traded.status_code == 303 and traded.headers["Location"] == "/evil.example/"
 
 
 def test_an_evaluation_page_sorts_by_errors_and_pages(tmp_path):

@@ -105,7 +105,8 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
                                   f"or send the token set in ${TOKEN_ENV}\n", 401, mimetype="text/plain")
         if "token" in flask.request.args:  # trade the token in the address for a cookie
             args = [(k, v) for k, v in flask.request.args.items(multi=True) if k != "token"]
-            target = flask.request.path + ("?" + urlencode(args) if args else "")
+            # one leading slash: "//host/" would be a redirect to another host
+            target = "/" + flask.request.path.lstrip("/") + ("?" + urlencode(args) if args else "")
             response = flask.redirect(target, 303)
             response.set_cookie(cookie, token, httponly=True, samesite="Strict", path="/")
             return response
