@@ -3,6 +3,7 @@ and on PostgreSQL (read-only there: the server refuses any write in the viewer's
 from __future__ import annotations
 
 import re
+import sys
 from urllib.parse import quote
 
 from pytest_speechlab.sinks.store import Store
@@ -50,3 +51,17 @@ def test_an_evaluation_page_sorts_by_errors_and_pages(tmp_path):
     last = data.evaluation(store, run_id, "m", "d", sort="id", page=99)  # clamped to the last page
     assert last["page"] == 3 and last["utterances"][-1]["utterance_id"] == "u249"
     assert data.evaluation(store, run_id, "m", "d", sort="bogus")["sort"] == "errors"
+
+
+def test_without_the_view_extra_the_command_says_what_to_install(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pytest_speechlab.cli import main as speechlab
+
+    db = tmp_path / "r.db"
+    Store(f"sqlite:///{db}").start_run({})
+    monkeypatch.setitem(sys.modules, "flask", None)  # as if Flask were not installed
+    out = CliRunner().invoke(speechlab, ["--db", str(db), "view", "--port", "0"])
+    assert out.exit_code == 2 and "pip install 'pytest-speechlab[view]'" in out.output
+    missing = CliRunner().invoke(speechlab, ["--db", str(tmp_path / "none.db"), "view"])
+    assert missing.exit_code == 2 and "no results database" in missing.output
