@@ -45,8 +45,13 @@ def test_an_evaluation_page_sorts_by_errors_and_pages(tmp_path):
              "hits": 3 - i % 3, "substitutions": 0, "deletions": i % 3, "insertions": 0, "audio_seconds": 1.0,
              "processing_seconds": 0.1} for i in range(250)]
     store.record_utterances(run_id, "m", "d", rows)
+    store.record_utterances(run_id, "m", "d", [{"utterance_id": "typed-wrong", "hits": "lots", "substitutions": 1,
+                                                "deletions": 0, "insertions": 0}])
     first = data.evaluation(store, run_id, "m", "d")
-    assert first["pages"] == 3 and len(first["utterances"]) == data.PAGE
+    assert first["pages"] == 3 and len(first["utterances"]) == data.PAGE and first["count"] == 251
+    wrong = next(u for u in data.evaluation(store, run_id, "m", "d", sort="id")["utterances"]
+                 if u["utterance_id"] == "typed-wrong")
+    assert wrong["errors"] is None and wrong["alignment"] == []  # its counts not trusted for their type: unscored, no crash
     assert [u["errors"] for u in first["utterances"][:3]] == [2, 2, 2]
     last = data.evaluation(store, run_id, "m", "d", sort="id", page=99)  # clamped to the last page
     assert last["page"] == 3 and last["utterances"][-1]["utterance_id"] == "u249"

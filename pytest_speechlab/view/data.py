@@ -13,7 +13,7 @@ from pathlib import Path
 from .._types import SpeechlabError
 from ..compare import compare, family_size, judge, pair_sides
 from ..metrics.wer import score_words
-from ..sinks.report import AUDIO_TYPES, word_errors
+from ..sinks.report import AUDIO_TYPES
 
 GATE_TEST = "test_no_regression_against_baseline"
 TREND_METRICS = {  # key in the aggregate -> (label, interval key)
@@ -88,9 +88,10 @@ def run(store, run_id: str) -> dict:
         if x.get("task") in ("chat", "spoken"):
             chats.append({"model": a["model"], "dataset": a["dataset"], "metrics": x})
             continue
+        per_language = languages.get((a["model"], a["dataset"]), [])
         scorecard.append({"model": a["model"], "dataset": a["dataset"], "metrics": x,
                           "grade": (grades.get(a["model"]) or {}).get("grade"),
-                          "languages": languages.get((a["model"], a["dataset"]), []) if len(languages.get((a["model"], a["dataset"]), [])) > 1 else []})
+                          "languages": per_language if len(per_language) > 1 else []})
     tts = [{**row, "tts": row["metrics"]["tts"]} for row in scorecard if isinstance(row["metrics"].get("tts"), dict)]
     return {"run": data, "scorecard": scorecard, "chats": chats, "tts": tts, "grades": list(grades.values()),
             "failed": [o for o in data["outcomes"] if o["outcome"] not in ("passed", "skipped")],
@@ -112,30 +113,44 @@ def live(store, run_id: str) -> dict:
             "total": sum(e["total"] or 0 for e in evaluations)}
 
 
+def _counts(r: dict) -> tuple[int, int] | None:
+    """(word errors, reference words) of a stored row, or None when it was not scored (or its
+    counts are not integers: an imported row is not trusted for its types)."""
+    values = [r.get(k) for k in ("hits", "substitutions", "deletions", "insertions")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return None
+    hits, subs, dels, ins = values
+    return subs + dels + ins, hits + subs + dels
+
+
 def evaluation(store, run_id: str, model: str, dataset: str, sort: str = "errors", page: int = 1) -> dict:
-    """One evaluation's utterances in the chosen order, a page at a time, each with its word
-    alignment (recomputed from the stored normalized texts), findings and audio."""
+    """One evaluation's utterances in the chosen order, a page at a time; the page's rows get their
+    word alignment (recomputed from the stored normalized texts) and whether their audio can be
+    served."""
     rows = store.utterances(run_id, model, dataset)
     if not rows:
         raise SpeechlabError(f"run {run_id[:8]} has no utterances of {model!r} on {dataset!r}")
     items = []
     for r in rows:
-        scored = r.get("hits") is not None
-        reference = (r["hits"] + r["substitutions"] + r["deletions"]) if scored else 0
-        errors = word_errors(r) if scored else None
-        alignment = score_words(r["reference_normalized"] or "", r["hypothesis_normalized"] or "")[1] if scored else ()
-        items.append({**r, "errors": errors, "wer": errors / reference if scored and reference else None,
-                      "rtf": r["processing_seconds"] / r["audio_seconds"] if r.get("audio_seconds") and r.get("processing_seconds") is not None else None,
-                      "alignment": [(op.op, " ".join(op.ref), " ".join(op.hyp)) for op in alignment],
-                      "playable": playable(r.get("audio_path")) is not None})
+        counts = _counts(r)
+        audio, seconds = _number(r.get("audio_seconds")), _number(r.get("processing_seconds"))
+        items.append({**r, "utterance_id": str(r["utterance_id"]), "errors": counts[0] if counts else None,
+                      "wer": counts[0] / counts[1] if counts and counts[1] else None, "audio_seconds": audio,
+                      "rtf": seconds / audio if audio and seconds is not None else None, "scored": counts is not None})
     items.sort(key=SORTS.get(sort, SORTS["errors"]))
     pages = max(1, -(-len(items) // PAGE))
     page = min(max(1, page), pages)
+    shown = items[(page - 1) * PAGE: page * PAGE]
+    for u in shown:
+        alignment = score_words(str(u.get("reference_normalized") or ""), str(u.get("hypothesis_normalized") or ""))[1] \
+            if u["scored"] else ()
+        u["alignment"] = [(op.op, " ".join(op.ref), " ".join(op.hyp)) for op in alignment]
+        u["playable"] = playable(u.get("audio_path")) is not None
     aggregate = next((a["metrics"] for a in store.run(run_id)["aggregates"]
                       if (a["model"], a["dataset"]) == (model, dataset)), None)
     return {"run_id": run_id, "model": model, "dataset": dataset, "sort": sort if sort in SORTS else "errors",
             "sorts": list(SORTS), "page": page, "pages": pages, "count": len(items),
-            "utterances": items[(page - 1) * PAGE: page * PAGE], "metrics": aggregate}
+            "utterances": shown, "metrics": aggregate if isinstance(aggregate, dict) else None}
 
 
 def playable(path: object) -> Path | None:
