@@ -353,7 +353,6 @@ def view_cmd(ctx, host: str, port: int) -> None:
 
     Every request needs a token: printed on start, or the one in $SPEECHLAB_VIEW_TOKEN. Needs the [view]
     extra (Flask, plotly): pip install 'pytest-speechlab[view]'."""
-    _store(ctx)  # a missing database is said before anything listens
     policy = load_config(Path.cwd() / "pyproject.toml").regression
     try:
         serve(lambda: ctx.obj(True), host, port, echo, policy=policy)

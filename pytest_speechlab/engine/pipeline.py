@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from .._audio import AudioError, read_audio
 from .._config import SpeechlabConfig, load_config
 from .._dataset import Dataset
-from .._machine import environment, machine
+from .._machine import environment, git_state, machine
 from .._perturb import (
     chain_label,
     ladder,
@@ -209,11 +210,17 @@ class Engine:
             return
         try:
             store = Store(self.db_url())
-            self.run_id = store.start_run(run_metadata(self.root, get_normalizer(self.settings.normalizer).label,
+            self.run_id = store.start_run(run_metadata(self.git, get_normalizer(self.settings.normalizer).label,
                                                        self.run_config()))
             self.store = store
         except Exception as exc:  # noqa: BLE001
             self._store_failed(exc)
+
+    @functools.cached_property
+    def git(self) -> tuple[str | None, bool | None, str | None]:
+        """(commit, dirty, commit time) of the checkout at the root: asked once per session, for the
+        database row, the HTML report and the exports."""
+        return git_state(self.root)
 
     def db_url(self) -> str | None:
         return self._db_url
@@ -252,19 +259,20 @@ class Engine:
         normalizers = self.settings.language_normalizers(dataset_name)
         scored, pending = [], []
 
-        flushed = [time.monotonic()]
+        flushed = time.monotonic()
 
         def flush() -> None:
+            nonlocal flushed
             self._write("record_utterances", subject.name, dataset_name, list(pending))
             pending.clear()
-            flushed[0] = time.monotonic()
+            flushed = time.monotonic()
 
         def on_output(output) -> None:
             progress.advance(output.audio_seconds)
             scored.append(ASR.score(adjust(output) if adjust else output, normalizers, self.settings.hallucination))
             pending.append(scored[-1].row())
             # a batch is full, or a slow model has kept rows waiting: the viewer shows a run as it goes
-            if len(pending) >= Store.BATCH or time.monotonic() - flushed[0] >= FLUSH_SECONDS:
+            if len(pending) >= Store.BATCH or time.monotonic() - flushed >= FLUSH_SECONDS:
                 flush()
 
         started = time.perf_counter()

@@ -16,6 +16,18 @@ DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 20261125
 
 
+def number(value) -> float | None:
+    """A figure read back from outside (a stored aggregate, an import): a real number, or None."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def interval(value) -> tuple[float, float] | None:
+    """An interval read back from outside: two real numbers, or None."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and None not in (number(value[0]), number(value[1])):
+        return float(value[0]), float(value[1])
+    return None
+
+
 def _np():
     import numpy as np
 

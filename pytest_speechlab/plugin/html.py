@@ -2,11 +2,9 @@
 (all of it rendered by ``sinks.report`` from the serialized results)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from .._machine import git_state, machine
+from .._machine import machine
 from ..sinks.report import (
     AudioBudget,
     all_evidence_html,
@@ -46,7 +44,7 @@ class HtmlReport:
 
     def run_description(self) -> dict:
         speechlab = self.session
-        commit = git_state(Path(speechlab.config.rootpath))[0]
+        commit = speechlab.git[0]
         here = machine()
         threads = ", ".join(f"{name}: {loaded.info.get('threads', '?')}" for name, loaded in speechlab.pool.loaded.items())
         return {"run": speechlab.run_id or "not recorded (--speechlab-no-db or no database)",

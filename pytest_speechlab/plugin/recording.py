@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .._machine import benchmark_machine_info, git_state
+from .._machine import benchmark_machine_info
 from .._text import redact, redact_args, storable, terminal
 from .._types import SpeechlabError
 from ..sinks import mlflow_sink, openmetrics
@@ -112,7 +112,7 @@ class Recorder:
                 indent=1, ensure_ascii=False)
         if option.speechlab_json:
             self._write("--speechlab-json", option.speechlab_json, figures)
-        run_meta = {"run_id": speechlab.run_id, "git_commit": git_state(Path(speechlab.config.rootpath))[0]}
+        run_meta = {"run_id": speechlab.run_id, "git_commit": speechlab.git[0]}
         if option.speechlab_openmetrics:
             try:
                 openmetrics.write(option.speechlab_openmetrics, results, grades, chats, run_meta)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .._text import redact, terminal
+from ..metrics.stats import interval, number
 
 DEFAULT_EXPERIMENT = "pytest-speechlab"
 _UNSAFE = re.compile(r"[^\w\-./: ]")
@@ -37,27 +38,23 @@ def metric_key(*parts: object) -> str:
     return "/".join(_UNSAFE.sub("_", terminal(str(p), one_line=True))[:200] for p in parts)
 
 
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def metrics_of(records: list[dict], chats=()) -> dict[str, float]:
     """The metrics logged for these evaluations, by key."""
     found: dict[str, float] = {}
     for record in records:
         s = record["summary"]
         for key in FIGURES:
-            value = _number(s.get(key))
+            value = number(s.get(key))
             if value is not None:
                 found[metric_key(s["model"], s["dataset"], key)] = value
         for ci_key, name in INTERVALS:
-            ci = s.get(ci_key)
-            if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in (_number(ci[0]), _number(ci[1])):
-                found[metric_key(s["model"], s["dataset"], f"{name}_ci_lower")] = float(ci[0])
-                found[metric_key(s["model"], s["dataset"], f"{name}_ci_upper")] = float(ci[1])
+            ci = interval(s.get(ci_key))
+            if ci:
+                found[metric_key(s["model"], s["dataset"], f"{name}_ci_lower")] = ci[0]
+                found[metric_key(s["model"], s["dataset"], f"{name}_ci_upper")] = ci[1]
     for chat in chats:
         s = chat["summary"]
-        checked, passed = _number(s.get("checked")), _number(s.get("passed"))
+        checked, passed = number(s.get("checked")), number(s.get("passed"))
         if checked:
             found[metric_key(s.get("model"), s.get("prompts"), "chat_pass_rate")] = passed / checked
     return found

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from .._text import terminal
+from ..metrics.stats import interval, number
 
 PREFIX = "speechlab"
 # (name, help, key in the summary, key of its interval)
@@ -26,10 +27,6 @@ FIGURES = (
     ("processed", "utterances the model produced an output for", "processed", None),
     ("audio_seconds", "seconds of audio evaluated", "audio_seconds", None),
 )
-
-
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _label(value) -> str:
@@ -55,15 +52,15 @@ def registry(records: list[dict], grades: dict, chats=(), meta: dict | None = No
         s = record["summary"]
         labels = (_label(s["model"]), _label(s["dataset"]))
         for _, _, key, ci_key in FIGURES:
-            value = _number(s.get(key))
+            value = number(s.get(key))
             if value is not None:
                 gauges[key].labels(*labels).set(value)
-            ci = s.get(ci_key) if ci_key else None
-            if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in (_number(ci[0]), _number(ci[1])):
-                gauges[ci_key][0].labels(*labels).set(float(ci[0]))
-                gauges[ci_key][1].labels(*labels).set(float(ci[1]))
+            ci = interval(s.get(ci_key)) if ci_key else None
+            if ci:
+                gauges[ci_key][0].labels(*labels).set(ci[0])
+                gauges[ci_key][1].labels(*labels).set(ci[1])
         for lang in s.get("languages") or ():
-            value = _number(lang.get("error_rate"))
+            value = number(lang.get("error_rate"))
             if value is not None:
                 language.labels(*labels, _label(lang.get("language")), _label(lang.get("metric"))).set(value)
     if chats:
@@ -74,11 +71,11 @@ def registry(records: list[dict], grades: dict, chats=(), meta: dict | None = No
         for chat in chats:
             s = chat["summary"]
             labels = (_label(s.get("model")), _label(s.get("prompts")))
-            checked, ok = _number(s.get("checked")), _number(s.get("passed"))
+            checked, ok = number(s.get("checked")), number(s.get("passed"))
             if checked:
                 passed.labels(*labels).set(ok / checked)
-            if _number(s.get("median_first_token_s")) is not None:
-                ttft.labels(*labels).set(float(s["median_first_token_s"]))
+            if number(s.get("median_first_token_s")) is not None:
+                ttft.labels(*labels).set(number(s["median_first_token_s"]))
     if grades:
         grade = Info(f"{PREFIX}_grade", "the readiness grade of each model", ["model"], registry=reg)
         for model, g in grades.items():

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from .._machine import git_state, machine
+from .._machine import machine
 from .._text import redact, storable
 from .._types import SpeechlabError
 
@@ -670,11 +670,12 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def run_metadata(root: Path, normalizer: str, config: dict) -> dict:
-    """Where and with what a run happened: git commit and dirty flag, host, CPU, versions."""
+def run_metadata(git: tuple, normalizer: str, config: dict) -> dict:
+    """Where and with what a run happened: ``git`` (commit, dirty flag, commit time, as
+    ``git_state`` gives them), host, CPU, versions."""
     from importlib.metadata import distributions
 
-    commit, dirty, committed = git_state(Path(root))
+    commit, dirty, committed = git
     wanted = ("pytest", "pytest-speechlab", "jiwer", "whisper-normalizer", "zhconv", "faster-whisper", "ctranslate2",
               "pocketsphinx", "torch", "transformers", "numpy", "soxr", "soundfile")
     packages = {d.metadata["Name"]: d.version for d in distributions()

@@ -31,13 +31,14 @@ from urllib.parse import urlencode
 
 from .._text import redact, terminal
 from .._types import SpeechlabError
-from ..metrics.stats import GatePolicy, format_rate
+from ..metrics.stats import GatePolicy, format_rate, interval, number
 from . import data
 
 HERE = Path(__file__).resolve().parent
 TOKEN_ENV = "SPEECHLAB_VIEW_TOKEN"
 _TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s]*")
 REFRESH_MS = 2000
+NEEDS_EXTRA = "speechlab view needs the [view] extra: pip install 'pytest-speechlab[view]'"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "media-src 'self'; connect-src 'self'; font-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
@@ -48,7 +49,7 @@ def plotly_js() -> Path:
     try:
         import plotly
     except ImportError:
-        raise SpeechlabError("speechlab view needs the [view] extra: pip install 'pytest-speechlab[view]'") from None
+        raise SpeechlabError(NEEDS_EXTRA) from None
     path = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
     if not path.is_file():
         raise SpeechlabError(f"plotly {getattr(plotly, '__version__', '?')} has no package_data/plotly.min.js")
@@ -56,13 +57,12 @@ def plotly_js() -> Path:
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
-    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+    return "-" if number(value) is None else format(number(value), spec)
 
 
 def _ci(value: Any) -> str:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        return f"[{value[0]:.3f}, {value[1]:.3f}]"
-    return ""
+    ci = interval(value)
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
 
 
 def _rate(k: Any, n: Any) -> str:
@@ -70,13 +70,15 @@ def _rate(k: Any, n: Any) -> str:
 
 
 def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", policy=None):
-    """The Flask application; ``open_store`` returns a read-only Store (one per request); ``policy``
-    is the regression gate's (``[tool.speechlab.regression]``), for the comparison page."""
+    """The Flask application; ``open_store`` returns a read-only Store, opened once (on the first
+    request) and shared by the server's threads: each query takes its own pooled connection, so a
+    run in progress is read as it is now. ``policy`` is the regression gate's
+    (``[tool.speechlab.regression]``), for the comparison page."""
     policy = policy or GatePolicy()
     try:
         import flask
     except ImportError:
-        raise SpeechlabError("speechlab view needs the [view] extra: pip install 'pytest-speechlab[view]'") from None
+        raise SpeechlabError(NEEDS_EXTRA) from None
     from werkzeug.exceptions import HTTPException
 
     app = flask.Flask("pytest_speechlab.view", template_folder=str(HERE / "templates"),
@@ -130,16 +132,12 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
     def http_problem(exc):
         return flask.render_template("problem.html", message=f"{exc.code} {exc.name}", title=exc.name), exc.code
 
-    def store():
-        if "store" not in flask.g:
-            flask.g.store = open_store()
-        return flask.g.store
+    opened: list = []
 
-    @app.teardown_appcontext
-    def close(_exc):
-        opened = flask.g.pop("store", None)
-        if opened is not None:
-            opened.engine.dispose()
+    def store():
+        if not opened:
+            opened.append(open_store())
+        return opened[0]
 
     def arg(name: str, limit: int = 400) -> str:
         value = flask.request.args.get(name, "")
@@ -221,10 +219,10 @@ def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[s
 
     given = os.environ.get(TOKEN_ENV, "")
     token = given or secrets.token_urlsafe(32)
-    open_store()  # a missing or unreadable database is said before anything listens
+    store = open_store()  # a missing or unreadable database is said before anything listens
     # the port first (0: any free one), for the cookie's name
     server = make_server(host, port, None, threaded=True, request_handler=RequestLog)
-    server.app = create_app(open_store, token, port_label=str(server.server_port), policy=policy)
+    server.app = create_app(lambda: store, token, port_label=str(server.server_port), policy=policy)
     shown_host = f"[{host}]" if ":" in host else host
     base = f"http://{shown_host}:{server.server_port}/"
     if given:
