@@ -70,3 +70,14 @@ def test_without_the_view_extra_the_command_says_what_to_install(tmp_path, monke
     assert out.exit_code == 2 and "pip install 'pytest-speechlab[view]'" in out.output
     missing = CliRunner().invoke(speechlab, ["--db", str(tmp_path / "none.db"), "view"])
     assert missing.exit_code == 2 and "no results database" in missing.output
+
+
+def test_cached_timings_are_labelled_as_such(speechlab_project):
+    db = speechlab_project.path / "r.db"
+    for _ in range(2):  # the second session takes every output from the inference cache
+        speechlab_project.runpytest("suites", "--speechlab-db", str(db))
+    client = create_app(lambda: Store(f"sqlite:///{db}", read_only=True), "t").test_client()
+    auth = {"Authorization": "Bearer t"}
+    page = client.get("/runs/latest", headers=auth).text
+    assert "4 of 4 outputs cached: their timings are the first run's; re-timed here on 4" in page
+    assert "(4 cached timings)" in client.get("/trends?metric=rtf", headers=auth).text

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .._types import SpeechlabError
 from ..compare import compare, family_size, judge, pair_sides
+from ..metrics.stats import interval, number
 from ..metrics.wer import score_words
 from ..sinks.report import AUDIO_TYPES
 
@@ -96,13 +97,14 @@ def run(store, run_id: str) -> dict:
     return {"run": data, "scorecard": scorecard, "chats": chats, "tts": tts, "grades": list(grades.values()),
             "failed": [o for o in data["outcomes"] if o["outcome"] not in ("passed", "skipped")],
             "skipped": [o for o in data["outcomes"] if o["outcome"] == "skipped"],
-            "progress": live(store, run_id)}
+            "progress": live(store, run_id, data["status"])}
 
 
-def live(store, run_id: str) -> dict:
+def live(store, run_id: str, status: str | None = None) -> dict:
     """A run's progress: status, and per evaluation the utterances written of those planned and the
-    WER over them so far (what the run page refreshes while the run goes on)."""
-    status = store.run(run_id)["status"]
+    WER over them so far (what the run page refreshes while the run goes on). ``status``: the run's,
+    when the caller has read it already."""
+    status = status or store.run(run_id)["status"]
     evaluations = []
     for p in store.progress(run_id):
         evaluations.append({**p, "wer": p["errors"] / p["words"] if p["words"] else None,
@@ -133,7 +135,7 @@ def evaluation(store, run_id: str, model: str, dataset: str, sort: str = "errors
     items = []
     for r in rows:
         counts = _counts(r)
-        audio, seconds = _number(r.get("audio_seconds")), _number(r.get("processing_seconds"))
+        audio, seconds = number(r.get("audio_seconds")), number(r.get("processing_seconds"))
         items.append({**r, "utterance_id": str(r["utterance_id"]), "errors": counts[0] if counts else None,
                       "wer": counts[0] / counts[1] if counts and counts[1] else None, "audio_seconds": audio,
                       "rtf": seconds / audio if audio and seconds is not None else None, "scored": counts is not None})
@@ -226,8 +228,8 @@ def trends(store, metric: str = "wer", model: str = "", dataset: str = "") -> di
         series[(row["model"], row["dataset"])].append({
             "run_id": row["run_id"], "commit": _short(row["git_commit"]), "dirty": bool(row["git_dirty"]),
             "commit_time": row["git_commit_time"], "started_at": row["started_at"], "status": row["status"],
-            "baselines": named.get(row["run_id"], []),
-            "figures": {key: {"value": _number(x.get(key)), "ci": _interval(x.get(ci)) if ci else None}
+            "baselines": named.get(row["run_id"], []), "cached": int(number(x.get("cached")) or 0),
+            "figures": {key: {"value": number(x.get(key)), "ci": interval(x.get(ci)) if ci else None}
                         for key, (_, ci) in TREND_METRICS.items()}})
     out = []
     for (m, d), points in sorted(series.items()):
@@ -236,12 +238,3 @@ def trends(store, metric: str = "wer", model: str = "", dataset: str = "") -> di
     return {"metric": metric, "label": label, "metrics": {k: v[0] for k, v in TREND_METRICS.items()},
             "series": out, "filters": {"model": model, "dataset": dataset}}
 
-
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _interval(value) -> list[float] | None:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(v) is not None for v in value):
-        return [float(value[0]), float(value[1])]
-    return None
