@@ -4,6 +4,7 @@ The public API. Importing it is cheap: no model backend, numpy or normalizer is 
 """
 from ._assertions import (
     SpeechlabAssertionError,
+    SpeedNotJudged,
     check_below,
     check_grade,
     check_latency,
@@ -83,6 +84,7 @@ __all__ = [
     "Runner",
     "Segment",
     "SpeechlabAssertionError",
+    "SpeedNotJudged",
     "SpeechlabConfig",
     "SpeechlabError",
     "SpeechlabPluginWarning",

@@ -17,6 +17,11 @@ _LABELS = {
 _RATE_KIND = {"hallucination_rate": "speech", "nonspeech_hallucination_rate": "nonspeech"}
 
 
+class SpeedNotJudged(Exception):
+    """A speed check asked of outputs that all came from the inference cache with none re-timed
+    here (``retime`` 0): it neither passes nor fails; the pytest plugin reports it as skipped."""
+
+
 class SpeechlabAssertionError(AssertionError):
     """A failed check; its message may quote model output and manifest fields, so control
     characters are shown as escapes before pytest prints it."""
@@ -63,6 +68,8 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
         label += (f" (re-timed here on {result.retimed['utterances']} utterances: "
                   f"{result.cached_count} outputs came from the cache)")
     where = f"{result.model} on {result.dataset}"
+    if metric == "rtf" and result.speed_unjudged:
+        raise SpeedNotJudged(result.speed_unjudged)
     if value is None:
         raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")
     per_language = {"wer": lambda lang: lang.rate, "cer": lambda lang: lang.cer}.get(metric)

@@ -184,7 +184,7 @@ class SpeechlabConfig:
     chat: ChatSettings = field(default_factory=ChatSettings)
     utterance_timeout: float | None = None  # seconds one model call may take; None: no limit
     cache: str = "on"  # the inference cache: on, off, refresh, read-only
-    retime: int = 20  # utterances timed again here when an evaluation's outputs come from the cache
+    retime: int = 20  # utterances timed again here when an evaluation's outputs come from the cache (0: speed not judged)
     perturbations: dict[str, str] = field(default_factory=dict)  # name -> chain ([tool.speechlab.perturbations])
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
 
@@ -318,9 +318,9 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
                                  f"choose one of {', '.join(CACHE_MODES)}")
     if "retime" in table:
         config.retime = check_value(table["retime"], int, "[tool.speechlab] retime")
-        if config.retime < 1:
-            raise SpeechlabError("[tool.speechlab] retime must be at least 1: speed is never judged on cached "
-                                 "timings alone")
+        if config.retime < 0:
+            raise SpeechlabError(f"[tool.speechlab] retime {config.retime}: give the number of utterances to time "
+                                 "again (0: speed is not judged on cached outputs)")
     if "utterance_timeout" in table:
         timeout = check_value(table["utterance_timeout"], float, "[tool.speechlab] utterance_timeout")
         if timeout <= 0:

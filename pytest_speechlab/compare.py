@@ -42,6 +42,7 @@ class Side:
     cpu: str = ""
     identity: dict = field(default_factory=dict)  # the model's info: weights, backend, parameters
     languages: dict[str, str] = field(default_factory=dict)  # id -> language of each scored utterance
+    speed_unjudged: str | None = None  # why this side has no timing to judge (cached outputs, retime 0)
 
     def by_language(self) -> dict[str, dict[str, tuple[int, int]]]:
         """The scored utterances' (errors, reference units) per language."""
@@ -80,9 +81,11 @@ class Side:
     def from_result(cls, label: str, result) -> Side:
         side = cls.from_rows(label, result.model, result.dataset, [u.row() for u in result.utterances],
                              result.environment.get("cpu", ""), result.model_info)
-        if result.cached_count and result.retimed:  # the RTF rule judges timings measured here
-            side.processing_seconds = result.retimed["processing_seconds"]
-            side.audio_seconds = result.retimed["audio_seconds"]
+        if result.cached_count:  # the RTF rule judges timings measured here, or none (retime 0)
+            retimed = result.retimed or {}
+            side.processing_seconds = retimed.get("processing_seconds", 0.0)
+            side.audio_seconds = retimed.get("audio_seconds", 0.0)
+            side.speed_unjudged = result.speed_unjudged
         return side
 
 
@@ -256,6 +259,8 @@ class Comparison:
             for k in h.worse[:limit]:
                 lines.append(f"    newly flagged {k}: {b.hypotheses.get(k, '')[:80]!r}")
         ratio = self.rtf_ratio
+        if b.speed_unjudged:
+            lines.append(f"  RTF not judged: {b.speed_unjudged}")
         if ratio is not None:
             verdict = "REGRESSION" if ratio > 1 + self.policy.rtf_tolerance else "within tolerance"
             lines.append(f"  RTF {a.rtf:.3f} -> {b.rtf:.3f} (x{ratio:.2f}, tolerance x{1 + self.policy.rtf_tolerance:.2f}: "

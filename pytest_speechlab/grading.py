@@ -144,6 +144,10 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
     elif caps:
         reason = f"{reason}; also " + "; ".join(caps)
     ready = not caps and rank(grade) < rank(policy.hallucination_cap)
+    unjudged = [r.dataset for r in results if r.speed_unjudged]
+    if unjudged:  # retime 0: the RTF limits were not applied, and the grade says so
+        reason += (f"; RTF limits not judged on {', '.join(unjudged)} (outputs from the inference cache, "
+                   "none re-timed here: retime 0)")
     datasets = list(dict.fromkeys(r.dataset for r in results))
     return Grade(model, grade, f"{reason} [over {', '.join(datasets)}]", ready, tuple(datasets))
 

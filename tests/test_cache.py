@@ -2,6 +2,7 @@
 concurrent sessions, and resuming a killed session."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -118,6 +119,32 @@ def test_a_rerun_takes_every_output_from_the_cache_and_re_times_a_sample(project
     assert summary_line(second).startswith(f"inference cache: {N} outputs from the cache, 0 computed")
     assert "re-timed here on 3 utterances" in second.stdout.str()
     assert figures(project) == before
+
+
+def test_retime_0_decodes_nothing_and_judges_no_speed_on_cached_outputs(project):
+    for suite in ("test_readiness.py", "test_regression.py"):
+        (project.path / "suites" / suite).write_text((REPO / "suites" / suite).read_text())
+    first = project.runpytest("suites", "--speechlab-retime", "0", "--speechlab-min-grade", "F")
+    first.assert_outcomes(passed=5)  # nothing cached yet: speed is judged on this session's timings
+    assert calls(project) == N + 1
+    before = figures(project)
+    second = project.runpytest("suites", "--speechlab-retime", "0", "--speechlab-min-grade", "F",
+                               "--speechlab-baseline", "latest", "-rs", "--speechlab-benchmark-json", "bench.json")
+    assert calls(project) == 0  # no re-timing and no warm-up: the model is never called
+    second.assert_outcomes(passed=5, skipped=1)
+    out = second.stdout.str()
+    assert f"SKIPPED [1] suites/test_asr_speed.py:8: speed not judged for fake/counting on data/manifest.jsonl: " \
+           f"{N} of {N} outputs came from the inference cache and none was re-timed here (retime 0)" in out
+    assert "none re-timed here (retime 0): speed not judged" in summary_line(second) + out
+    assert "RTF limits not judged on data/manifest.jsonl" in out  # the grade says it left them out
+    assert "RTF not judged: speed not judged for fake/counting" in out  # so does the regression gate
+    (bench,) = json.loads((project.path / "bench.json").read_text())["benchmarks"]
+    assert "none re-timed in this run (retime 0): speed not judged" in bench["extra_info"]["timing"]
+    assert bench["extra_info"]["speed_unjudged"].startswith("speed not judged for fake/counting")
+    assert figures(project) == before
+    negative = project.runpytest("suites", "--speechlab-retime", "-1")
+    assert negative.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--speechlab-retime -1: give the number of utterances to time again" in negative.stderr.str()
 
 
 def test_each_key_part_misses(project, monkeypatch, tmp_path):

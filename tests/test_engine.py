@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import types
 
+import pytest
+
 from helpers import make_fake_dataset
-from pytest_speechlab import Transcript, evaluate_models, hookimpl
+from pytest_speechlab import SpeedNotJudged, Transcript, check_below, evaluate_models, hookimpl
 
 
 class Echo:
@@ -41,5 +43,12 @@ def test_evaluate_models_outside_pytest_records_and_caches(tmp_path):
     assert run["status"] == "complete" and run["grades"][0]["model"] == "echo/asr"
     (again,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN])
     assert again.cached_count == 4 and again.wer == result.wer and again.retimed["utterances"] == 4
+    assert check_below(again, "rtf", 1000.0) == again.retimed["rtf"]  # judged on the re-timed sample
+    calls = Echo.calls
+    (untimed,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN], retime=0)
+    assert Echo.calls == calls and untimed.retimed is None and untimed.speed_rtf is None
+    assert untimed.rtf == result.rtf  # the timing recorded with the cached outputs, not re-measured
+    with pytest.raises(SpeedNotJudged, match="4 of 4 outputs came from the inference cache and none was re-timed"):
+        check_below(untimed, "rtf", 1000.0)
     (unrecorded,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, plugins=[PLUGIN])
-    assert unrecorded.cached_count == 0 and len(store.runs()) == 2
+    assert unrecorded.cached_count == 0 and len(store.runs()) == 3

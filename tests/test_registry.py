@@ -139,6 +139,8 @@ def test_unknown_model_lists_the_known_ones():
     ('[tool.speechlab]\ndb = 7\n', "db must be a string"),
     ('[tool.speechlab]\nutterance_timeout = "1m"\n', "utterance_timeout must be a number"),
     ('[tool.speechlab]\nutterance_timeout = 0\n', "utterance_timeout must be a positive number"),
+    ('[tool.speechlab]\nretime = -1\n', r"retime -1: give the number of utterances to time again \(0: speed is not judged"),
+    ('[tool.speechlab]\nretime = "all"\n', "retime must be an integer, got a string"),
 ])
 def test_bad_configuration_is_reported(tmp_path, toml, problem):
     (tmp_path / "pyproject.toml").write_text(toml)

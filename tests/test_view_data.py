@@ -81,3 +81,6 @@ def test_cached_timings_are_labelled_as_such(speechlab_project):
     page = client.get("/runs/latest", headers=auth).text
     assert "4 of 4 outputs cached: their timings are the first run's; re-timed here on 4" in page
     assert "(4 cached timings)" in client.get("/trends?metric=rtf", headers=auth).text
+    speechlab_project.runpytest("suites", "--speechlab-db", str(db), "--speechlab-retime", "0")
+    page = client.get("/runs/latest", headers=auth).text
+    assert "4 of 4 outputs cached: their timings are the first run's; none re-timed (retime 0): speed not judged" in page

@@ -102,9 +102,10 @@ class Engine:
         self._db_url = db_url  # None: nothing is recorded (and nothing cached)
         self.args = redact_args(list(args))
         self.cache_mode = cache_mode or settings.cache
-        self.retime = retime or settings.retime
-        if self.retime < 1:
-            raise SpeechlabError("--speechlab-retime must be at least 1: speed is never judged on cached timings alone")
+        self.retime = settings.retime if retime is None else retime
+        if self.retime < 0:
+            raise SpeechlabError(f"--speechlab-retime {self.retime}: give the number of utterances to time again "
+                                 "(0: speed is not judged on cached outputs)")
         self._datasets: dict[str, Any] = {}
         self.results: dict[tuple[str, str], Any] = {}
         self.tts_evals: dict[tuple[str, str], Any] = {}
@@ -289,7 +290,7 @@ class Engine:
         result = ASR.summarize(subject.name, dataset_name, normalizers, scored, errors,
                             model_info=info, load_seconds=subject.load_seconds, environment=env,
                             wall_seconds=wall, workers=self.runner.executor_for(transcriber).workers)
-        if adjust is None and result.cached_count:
+        if adjust is None and result.cached_count and self.retime:
             result.retimed = self.retime_sample(transcriber, result)
         self._write("record_aggregate", subject.name, dataset_name, result.summary(), result.environment)
         return result
@@ -304,7 +305,8 @@ class Engine:
 
     def retime_sample(self, transcriber, result) -> dict:
         """Speed is never judged on cached timings alone: a deterministic sample of the utterances
-        (``[tool.speechlab] retime``, default 20, or all when fewer) is timed again here."""
+        (``[tool.speechlab] retime``, default 20, or all when fewer) is timed again here. With
+        retime 0 there is none, and the speed checks say they were not judged."""
         processed = [u.utterance for u in result.processed]
         sample = sorted(processed, key=lambda u: hashlib.sha256(u.id.encode("utf-8", "surrogatepass")).hexdigest())
         sample = sample[: self.retime]
@@ -762,7 +764,8 @@ class Engine:
 
 
 def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | os.PathLike | None = "pyproject.toml",
-                    db: str | None = None, cache: str | None = None, repeats: int = 1, plugins: list | tuple = (),
+                    db: str | None = None, cache: str | None = None, retime: int | None = None, repeats: int = 1,
+                    plugins: list | tuple = (),
                     workers: int = 1, threads: int | None = None, executor: str = "local",
                     ray_address: str | None = None) -> list:
     """Evaluate each model on each dataset, outside pytest; returns the ``EvalResult`` of each pair.
@@ -770,7 +773,8 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
     ``models`` are registered names (entry-point plugins and ``[tool.speechlab.models]`` variants
     of ``pyproject``); ``datasets`` registered names or manifest/folder paths. ``db`` is a SQLAlchemy
     URL or SQLite path to record the run in (and to keep the inference cache in); without it nothing
-    is recorded or cached. ``plugins``: objects with ``@hookimpl`` registration functions, beside
+    is recorded or cached; ``cache`` and ``retime`` are ``--speechlab-cache`` and
+    ``--speechlab-retime``. ``plugins``: objects with ``@hookimpl`` registration functions, beside
     the installed entry points. Errors in inputs are in each result's ``errors``; a model that cannot
     be built raises ``ModelLoadError``.
 
@@ -781,7 +785,7 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
     pyproject = Path(pyproject) if pyproject and Path(pyproject).is_file() else None
     root = pyproject.parent if pyproject else Path.cwd()
     engine = Engine(load_config(pyproject), root, db_url=normalize_url(db, root) if db else None,
-                    repeats=repeats, cache_mode=cache, args=["evaluate_models()"], plugins=plugins,
+                    repeats=repeats, cache_mode=cache, retime=retime, args=["evaluate_models()"], plugins=plugins,
                     workers=workers, threads=threads, executor=executor, ray_address=ray_address)
     engine.models, engine.datasets = list(models), list(datasets)
     results = []

@@ -311,6 +311,17 @@ class EvalResult:
             return self.rtf
         return self.retimed.get("rtf") if self.retimed else None
 
+    @property
+    def speed_unjudged(self) -> str | None:
+        """Why speed is not judged on this result (outputs from the cache, none re-timed here:
+        ``retime`` 0), or None."""
+        if not self.cached_count or self.retimed:
+            return None
+        cached = "" if self.rtf is None else (f"; their RTF {self.rtf:.3f} was measured in earlier runs" if not
+                                              self.computed_count else f"; the RTF {self.rtf:.3f} mixes earlier runs' timings")
+        return (f"speed not judged for {self.model} on {self.dataset}: {self.cached_count} of {len(self.processed)} "
+                f"outputs came from the inference cache and none was re-timed here (retime 0){cached}")
+
     def __repr__(self) -> str:  # the dataclass repr lists every utterance: pages of it in a traceback
         wer = "-" if self.wer is None else f"{self.wer:.4f}"
         return (f"EvalResult(model={self.model!r}, dataset={self.dataset!r}, utterances={len(self.utterances)}, "
@@ -470,7 +481,7 @@ class EvalResult:
             "insertion_rate": self.insertion_rate, "findings_by_kind": self.findings_by_kind,
             "nondeterminism_rate": self.nondeterminism_rate, "normalizer": self.normalizer,
             "cached": self.cached_count, "computed": self.computed_count, "retimed": self.retimed,
-            "speed_rtf": self.speed_rtf, "rtf_by_batch_size": self.rtf_by_batch_size,
+            "speed_rtf": self.speed_rtf, "speed_unjudged": self.speed_unjudged, "rtf_by_batch_size": self.rtf_by_batch_size,
             "wall_seconds": self.wall_seconds, "workers": self.workers, "throughput": self.throughput,
             "language_id": self.language_id, "latency": self.latency,
         }

@@ -155,7 +155,9 @@ def scorecard_html(records: list[dict], grades: dict, thresholds: dict | None = 
         f"95% bootstrap intervals over utterances; best passing "
         f"value per column in bold, values that fail their threshold in red. RTF excludes load and warm-up; outputs from "
         f"the inference cache keep the timing measured when they were computed, and speed checks use a sample "
-        f"re-timed in this run ({sum(r['cached'] for r in rows)} cached outputs here)."
+        f"re-timed in this run ({sum(r['cached'] for r in rows)} cached outputs here"
+        + ("; none re-timed where retime is 0: speed not judged there" if any(r.get("speed_unjudged") for r in rows) else "")
+        + ")."
         f"</p><ul>{reasons}</ul>{plots_html(rows)}</div>"
     )
 
@@ -401,8 +403,9 @@ def benchmark_json(records: list[dict], grades: dict, machine: dict, chats=()) -
                 "model_identity": record["model_info"],
                 "cached_outputs": row["cached"], "computed_outputs": row["computed"],
                 "timing": "; ".join(filter(None, [
-                    ("stats are per-utterance times, some measured in earlier runs (inference cache); retimed is "
-                     "this run's sample") if row["cached"] else "measured in this run",
+                    ("stats are per-utterance times, some measured in earlier runs (inference cache); "
+                     + ("none re-timed in this run (retime 0): speed not judged" if row.get("speed_unjudged")
+                        else "retimed is this run's sample")) if row["cached"] else "measured in this run",
                     "an utterance decoded in a batch has its share of the batch's time, by audio length"
                     if any(size != "1" for size in row["rtf_by_batch_size"]) else "",
                     f"{row['workers']} concurrent workers: the stats are per-utterance latencies, not throughput "

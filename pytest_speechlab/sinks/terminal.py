@@ -90,10 +90,11 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
             s, sources = r["summary"], [u["cached"] for u in r["utterances"] if u["cached"]]
             runs = sorted({str(c.get("run_id"))[:8] for c in sources})
             cpus = sorted({str(c.get("cpu")) for c in sources})
-            retimed = s["retimed"] or {}
+            retimed = s["retimed"]
+            here = (f"re-timed here on {retimed.get('utterances', 0)} utterances: RTF {_num(retimed.get('rtf'))}"
+                    if retimed else "none re-timed here (retime 0): speed not judged")
             lines.append(f"  {s['model']} on {s['dataset']}: {s['cached']} cached (runs {', '.join(runs)}; "
-                         f"{', '.join(cpus)}), RTF {_num(s['rtf'])} as cached; re-timed here on "
-                         f"{retimed.get('utterances', 0)} utterances: RTF {_num(retimed.get('rtf'))}")
+                         f"{', '.join(cpus)}), RTF {_num(s['rtf'])} as cached; {here}")
     machines = {(e.get("cpu"), e.get("cpu_count"), e.get("device"), e.get("python"), e.get("batch_size", 1))
                 for e in (r["environment"] for r in records)}
     for cpu, count, device, python, batch in sorted(machines, key=str):
