@@ -15,7 +15,7 @@ import pytest
 from helpers import REPO, write_manifest
 from services import faster_whisper_server, stand_in, wyoming_server, wyoming_stand_in
 
-from pytest_speechlab import evaluate_models
+from pytest_speechlab import SpeedNotJudged, check_latency, evaluate_models
 from pytest_speechlab.metrics.normalize import get_normalizer
 
 pytest.importorskip("speechlab_openai_api", reason="speechlab-openai-api is not installed (README: services)")
@@ -51,9 +51,9 @@ def service(tmp_path_factory):
         yield url
 
 
-def evaluate(folder: Path, variants: dict, dataset: str, db: str | None = None) -> dict:
+def evaluate(folder: Path, variants: dict, dataset: str, db: str | None = None, cache: str | None = None) -> dict:
     pyproject = project(folder, variants)
-    results = evaluate_models(list(variants), [dataset], pyproject=pyproject, db=db)
+    results = evaluate_models(list(variants), [dataset], pyproject=pyproject, db=db, cache=cache)
     return {r.model: r for r in results}
 
 
@@ -130,6 +130,9 @@ def test_a_changed_service_misses_the_cache(service, tmp_path):
     assert evaluate(tmp_path, first, dataset, db)["svc"].cached_count == 0
     again = evaluate(tmp_path, first, dataset, db)["svc"]
     assert again.cached_count == 3 and again.latency["cached"] == 3  # timings kept, and said to be cached
+    with pytest.raises(SpeedNotJudged, match="3 of 3 request timings came from the inference cache"):
+        check_latency(again, {"latency_p95_s": 1000.0})  # never judged on them
+    assert check_latency(evaluate(tmp_path, first, dataset, db, cache="refresh")["svc"], {"latency_p95_s": 1000.0})
     for change in ({"served_model": "other"}, {"base_url": f"{service}/ratelimit"}):
         changed = {"svc": {**first["svc"], **change}}
         assert evaluate(tmp_path, changed, dataset, db)["svc"].cached_count == 0, change
