@@ -57,6 +57,12 @@ def default_threads(cap: int = 4) -> int:
     return max(1, min(cap, os.cpu_count() or 1))
 
 
+def compute_threads(info: dict[str, Any], executor: Any = None) -> int | None:
+    """The threads each model instance that computes runs with: a worker's share where worker
+    processes or actors run the model, else what the model reports of itself."""
+    return (getattr(executor, "threads", None) if getattr(executor, "workers", 1) > 1 else None) or info.get("threads")
+
+
 def environment(info: dict[str, Any], batch_size: int = 1, executor: Any = None) -> dict[str, Any]:
     """What is recorded with every figure of a model (``info``: its identity) on this machine;
     ``executor``: what ran its invocations (its ``workers`` and ``threads``)."""
@@ -65,7 +71,7 @@ def environment(info: dict[str, Any], batch_size: int = 1, executor: Any = None)
     return {
         "cpu": here["cpu"], "cpu_count": here["cpu_count"], "python": here["python"], "platform": here["platform"],
         "device": info.get("device", "cpu"),
-        "threads": (getattr(executor, "threads", None) if workers > 1 else None) or info.get("threads"),
+        "threads": compute_threads(info, executor),
         "batch_size": batch_size, "workers": workers, "executor": getattr(executor, "kind", "serial"),
         "timing": ("inference timed per utterance; load and one warm-up call excluded" if batch_size <= 1 and workers <= 1
                    else f"each request timed on its own, {workers} in flight at once (latency per request, throughput "

@@ -38,7 +38,7 @@ class Counting:
         return Transcript(text, (Segment(0.0, len(audio) / self.sample_rate, text, -0.2, 0.01),))
 
     def info(self):
-        info = {"threads": 1, "device": "cpu", "backend_version": os.environ.get("FAKE_BACKEND_VERSION", "1.0"),
+        info = {"threads": int(os.environ.get("FAKE_THREADS", "1")), "device": "cpu", "backend_version": os.environ.get("FAKE_BACKEND_VERSION", "1.0"),
                 "decode": dict(self.params)}
         if os.environ.get("WEIGHTS_FILE"):
             info["weights_sha256"] = weights_digest(os.environ["WEIGHTS_FILE"])
@@ -56,7 +56,7 @@ N = 12
 @pytest.fixture
 def project(pytester, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
-    for var in ("SLOW_S", "FAKE_BACKEND_VERSION", "WEIGHTS_FILE"):
+    for var in ("SLOW_S", "FAKE_BACKEND_VERSION", "WEIGHTS_FILE", "FAKE_THREADS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CALLS_LOG", str(pytester.path / "calls.log"))
     pytester.makeconftest(CACHE_CONFTEST)
@@ -160,6 +160,7 @@ def test_each_key_part_misses(project, monkeypatch, tmp_path):
             + '\n[tool.speechlab.models."fake/greedy"]\nmodel = "fake/counting"\nbeam_size = 1\n'),
         "one byte of the weights": lambda: weights.write_bytes(b"\x00" * 999 + b"\x01"),
         "the backend version": lambda: monkeypatch.setenv("FAKE_BACKEND_VERSION", "1.0.1"),
+        "the thread count": lambda: monkeypatch.setenv("FAKE_THREADS", "2"),  # it can change a transcript
     }
     for what, change in changes.items():
         change()

@@ -260,3 +260,19 @@ def test_language_dataset_on_a_model_that_takes_no_language_fails_at_load(tmp_pa
     pyproject = project(tmp_path, language="dataset")
     with pytest.raises(ModelLoadError, match='language = "dataset" but its transcribe\\(\\) takes no language='):
         evaluate_models(["length-x"], [dataset(tmp_path / "data", 3)], pyproject=pyproject, plugins=[PLUGIN])
+
+
+def test_the_cache_key_holds_the_threads_each_worker_computed_with(tmp_path):
+    """A thread count can change a transcript, so it is part of an output's key: the workers' share,
+    not what the session's own instance reports."""
+    db, manifest, pyproject = str(tmp_path / "r.db"), dataset(tmp_path / "data"), project(tmp_path)
+
+    def run(**executor):
+        (result,) = evaluate_models(["length-x"], [manifest], pyproject=pyproject, plugins=[PLUGIN], db=db, retime=0,
+                                    workers=2, **executor)
+        return result
+
+    assert run(threads=1).cached_count == 0
+    again = run(threads=1)
+    assert again.cached_count == 12 and texts(again) == texts(run(threads=1))
+    assert run(threads=2).cached_count == 0  # two threads each: computed again

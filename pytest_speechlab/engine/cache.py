@@ -26,17 +26,23 @@ from .._perturb import chain_label, perturbation_code
 from .._types import Output, Segment, Transcript, Utterance
 
 RESAMPLER = "soxr HQ"
-# info() keys that describe a run, not the output: where the weights sit, how many threads time it
-VOLATILE_INFO = ("name", "weights_path", "threads", "languages")
+# info() keys that describe a run, not the output: its name and where the weights sit. The thread
+# count is kept: it can change a transcript (ctranslate2 4.8.5 decodes one fixture clip differently
+# with 1 and 2 OpenMP threads), and where workers run the model it is theirs (``model_identity``).
+VOLATILE_INFO = ("name", "weights_path", "languages")
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def model_identity(loaded) -> dict:
+def model_identity(loaded, threads: int | None = None) -> dict:
+    """What determines the model's outputs; ``threads``: the threads of the instances that compute
+    them, where that is not what this instance reports (worker processes have their share)."""
     spec = loaded.spec
     info = {k: v for k, v in loaded.info.items() if k not in VOLATILE_INFO and k not in ("task", "params")}
+    if threads is not None:
+        info["threads"] = threads
     return {"plugin": spec.plugin, "backend": spec.backend, "weights": spec.weights, "params": spec.params, "info": info}
 
 
@@ -123,10 +129,10 @@ class OutputCache:
     def writes(self) -> bool:
         return self.store is not None and self.mode in ("on", "refresh")
 
-    def keys(self, loaded, utterances: list[Utterance], repeats: int) -> dict[str, list[str]]:
+    def keys(self, loaded, utterances: list[Utterance], repeats: int, threads: int | None = None) -> dict[str, list[str]]:
         """utterance id -> its keys (one per repeat index); an unreadable file has none (the runner
-        reports it)."""
-        model = model_identity(loaded)
+        reports it). ``threads``: see ``model_identity``."""
+        model = model_identity(loaded, threads)
         rate = getattr(loaded.instance, "sample_rate", 16000)
         out = {}
         for utt in utterances:

@@ -24,6 +24,7 @@ from .._audio import (
     read_audio,
     silent_spans,
 )
+from .._machine import compute_threads
 from .._perturb import apply_chain, chain_label
 from .._registry import ModelSpec
 from .._text import storable, unicode_safe
@@ -247,7 +248,8 @@ class Runner:
         killed half-way resumes from there."""
         utterances = list(utterances)
         keep = on_output is None
-        keys = cache.keys(model, utterances, self.repeats) if cache is not None else {}
+        executor = self.executor_for(model)
+        keys = cache.keys(model, utterances, self.repeats, compute_threads(model.info, executor)) if cache is not None else {}
         hits = cache.lookup(keys, utterances) if cache is not None else {}
         outputs = {}
         for utt in utterances:
@@ -257,7 +259,7 @@ class Runner:
                 else:
                     on_output(hits[utt.id])
         misses = [u for u in utterances if u.id not in hits]
-        for output in self.executor_for(model).run(self, model, self.plan(model, misses)):
+        for output in executor.run(self, model, self.plan(model, misses)):
             if cache is not None:
                 rows = cache.rows(model.name, output, keys.get(output.utterance.id, []))
                 if rows:
