@@ -18,8 +18,9 @@ _RATE_KIND = {"hallucination_rate": "speech", "nonspeech_hallucination_rate": "n
 
 
 class SpeedNotJudged(Exception):
-    """A speed check asked of outputs that all came from the inference cache with none re-timed
-    here (``retime`` 0): it neither passes nor fails; the pytest plugin reports it as skipped."""
+    """A speed check whose only timings are from the inference cache (RTF with none re-timed here,
+    ``retime`` 0; a service's latency): it neither passes nor fails; the pytest plugin reports it
+    as skipped."""
 
 
 class SpeechlabAssertionError(AssertionError):
