@@ -105,12 +105,17 @@ def test_every_detector_fires_on_the_project_fixtures_with_a_real_model(registry
     assert fired >= set(KINDS) - {"wrong_language", "repeated_segment", "text_in_silence"}, fired
 
 
+ONE_PER_LANGUAGE = ["de1_zug", "es1_mercado", "fr2_gare", "it1_mare", "pt2_cidade", "ru2_pogoda", "hi1_pani",
+                    "zh2_cha", "ja1_arigatou"]
+
+
 @pytest.fixture(scope="module")
 def multilingual_results(registry, pool):
-    """faster-whisper/base on the eSpeak NG multilingual fixtures, left to identify each language and
-    told it (language = "dataset")."""
+    """faster-whisper/base on the eSpeak NG multilingual fixtures, one clip per language, left to
+    identify each language and told it (language = "dataset"). All 18 clips took 215 s in CI, most of
+    it temperature fallback on the ones the model loops on; these nine took 40 s here."""
     registry.add_variants({"base-told-test": {"model": "faster-whisper/base", "language": "dataset"}}, "test")
-    dataset = load_dataset(fixtures_dir() / "multilingual" / "manifest.jsonl")
+    dataset = subset(fixtures_dir() / "multilingual" / "manifest.jsonl", ONE_PER_LANGUAGE)
     results = {}
     for name in ("faster-whisper/base", "base-told-test"):
         loaded = pool.get(registry.model(name))
@@ -125,11 +130,12 @@ def test_multilingual_fixtures_one_row_per_language_with_and_without_the_languag
         assert {lang: r.metric for lang, r in result.languages.items() if r.metric == "cer"} == {"ja": "cer", "zh": "cer"}
         assert result.headline[0] == "macro" and result.wer is None
         assert result.headline[1] == pytest.approx(sum(r.rate for r in result.languages.values()) / 9)
-    # formant speech in foreign languages: left alone, base mistakes half the languages (measured
-    # 9/18: Hebrew, Thai, Czech, Polish...), told, it transcribes in the right one and does better
-    assert told.language_id["correct"] == 18
-    assert untold.language_id["correct"] < 15
-    assert told.error_rate < untold.error_rate  # measured 0.451 against 0.735
+    # formant speech in foreign languages: left alone, base mistakes about half the languages
+    # (measured 4 of 9: Hebrew for German, Italian for Spanish, Czech, Thai), told, it transcribes
+    # in the right one and does better
+    assert told.language_id["correct"] == 9
+    assert untold.language_id["correct"] < 8
+    assert told.error_rate < untold.error_rate  # measured 0.322 against 0.603
     wrong = [u for u in untold.utterances if any(f.kind == "wrong_language" for f in u.findings)]
     assert len(wrong) >= 3 and not any(f.kind == "wrong_language" for u in told.utterances for f in u.findings)
 
