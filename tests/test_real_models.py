@@ -112,8 +112,9 @@ ONE_PER_LANGUAGE = ["de1_zug", "es1_mercado", "fr2_gare", "it1_mare", "pt2_cidad
 @pytest.fixture(scope="module")
 def multilingual_results(registry, pool):
     """faster-whisper/base on the eSpeak NG multilingual fixtures, one clip per language, left to
-    identify each language and told it (language = "dataset"). All 18 clips took 215 s in CI, most of
-    it temperature fallback on the ones the model loops on; these nine took 40 s here."""
+    identify each language and told it (language = "dataset"). All 18 clips took 215 s in a fresh-clone
+    .ci/run, most of it temperature fallback on the ones the model loops on; these nine 48 s, both
+    model loads included."""
     registry.add_variants({"base-told-test": {"model": "faster-whisper/base", "language": "dataset"}}, "test")
     dataset = subset(fixtures_dir() / "multilingual" / "manifest.jsonl", ONE_PER_LANGUAGE)
     results = {}
