@@ -1,6 +1,8 @@
 """Assertions suites use: a failure shows the figure, the threshold and the worst utterances."""
 from __future__ import annotations
 
+import warnings
+
 from ._text import terminal
 from .grading import rank
 from .metrics.quality import QUALITY_MINIMUMS
@@ -21,6 +23,11 @@ class SpeedNotJudged(Exception):
     """A speed check whose only timings are from the inference cache (RTF with none re-timed here,
     ``retime`` 0; a service's latency): it neither passes nor fails; the pytest plugin reports it
     as skipped."""
+
+
+class UnstableVerdictWarning(UserWarning):
+    """A threshold verdict that depends on the run (its repeats fall on both sides of the limit),
+    passed because ``[tool.speechlab] unstable = "warn"``."""
 
 
 class SpeechlabAssertionError(AssertionError):
@@ -73,6 +80,9 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
         raise SpeedNotJudged(result.speed_unjudged)
     if value is None:
         raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")
+    spread = result.across_repeats(_REPEATED.get(metric, "")) if metric in _REPEATED else None
+    if spread is not None:
+        return _judge_repeats(result, metric, label, where, threshold, spread, worst)
     per_language = {"wer": lambda lang: lang.rate, "cer": lambda lang: lang.cer}.get(metric)
     over = [lang for lang in result.languages.values() if per_language and result.multilingual
             and per_language(lang) is not None and per_language(lang) > threshold]
@@ -87,6 +97,8 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
         total = (result.speech_counts if _RATE_KIND[metric] == "speech" else result.nonspeech_counts)[1]
         lines.append(f"{format_rate(len(flagged), total)} utterances flagged (Wilson 95% interval):")
         lines.extend(describe_findings(u) for u in flagged[:worst * 2])
+        if result.sampling and result.sampling["flagged"]:
+            lines.append(result.sampling["note"])
     elif metric in ("wer", "cer"):
         for lang in result.languages.values() if result.multilingual else [None]:
             counts = (lang.counts if metric == "wer" else lang.char_counts) if lang else (
@@ -110,6 +122,52 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
                       reverse=True)[:worst]
         lines.append("slowest utterances (RTF): " + ", ".join(
             f"{u.utterance.id} {u.processing_seconds / max(u.audio_seconds, 1e-9):.3f}" for u in slow))
+    raise SpeechlabAssertionError("\n".join(lines))
+
+
+# thresholds judged on every repeat where there are repeats: the figure each repeat is read by
+_REPEATED = {"wer": "error_rate", "hallucination_rate": "speech_hallucination_rate",
+             "nonspeech_hallucination_rate": "nonspeech_hallucination_rate"}
+
+
+def _judge_repeats(result: EvalResult, metric: str, label: str, where: str, threshold: float, spread: dict,
+                   worst: int) -> float:
+    """A threshold over K repeats: judged on the mean; when the repeats fall on both sides of the
+    limit the verdict depends on the run, and ``result.unstable`` says what that is (fail, or warn
+    and pass on the mean)."""
+    __tracebackhide__ = True
+    repeats = result.repeat_count
+    if "flagged" in spread:
+        counts = spread["flagged"]
+        spread_text = (f"{min(counts)}-{max(counts)} of {spread['of']} flagged over {repeats} repeats"
+                       if min(counts) != max(counts) else f"{counts[0]} of {spread['of']} flagged in each of {repeats} repeats")
+    else:
+        spread_text = (f"{spread['min']:.4f}-{spread['max']:.4f} over {repeats} repeats" if spread["min"] != spread["max"]
+                       else f"{spread['min']:.4f} in each of {repeats} repeats")
+    ci = spread.get("ci")
+    figures = (f"{label} of {where}: mean {spread['mean']:.4f} ({spread_text}"
+               + (f"; 95% interval over utterances and repeats {ci[0]:.4f}-{ci[1]:.4f}" if ci else "") + ")")
+    varied = (result.variability or {}).get("varied_utterances") or []
+    detail = [f"  {v['utterance_id']}: " + " | ".join(repr(t[:60]) for t in v["transcripts"][:4])
+              + (" (decoded with sampling)" if v["sampled"] else "") for v in varied[:worst * 2]]
+    if spread["min"] <= threshold < spread["max"]:
+        message = (f"verdict depends on the run: {spread_text}, limit {threshold:g}\n{figures}\n"
+                   f"transcripts that varied between repeats ({len(varied)}):\n" + "\n".join(detail))
+        if result.unstable == "warn":
+            warnings.warn(UnstableVerdictWarning(terminal(message + '\n(passed: [tool.speechlab] unstable = "warn")')),
+                          stacklevel=3)
+            return spread["mean"]
+        raise SpeechlabAssertionError(message + '\n([tool.speechlab] unstable = "fail"; "warn" passes it with a warning)')
+    if spread["mean"] <= threshold:
+        return spread["mean"]
+    lines = [f"{figures} > threshold {threshold:g} in every repeat"]
+    if metric in _RATE_KIND:
+        flagged = sorted((result.variability or {}).get("flagged", {}).items(), key=lambda kv: -kv[1])
+        lines.append("flagged (in how many of the repeats): " + ", ".join(f"{uid} {n}/{repeats}" for uid, n in flagged[:worst * 3]))
+        lines.extend(describe_findings(u) for u in [u for u in result.flagged
+                                                     if u.utterance.kind == _RATE_KIND[metric]][:worst * 2])
+    else:
+        lines.extend(describe_utterance(u) for u in result.worst(worst))
     raise SpeechlabAssertionError("\n".join(lines))
 
 

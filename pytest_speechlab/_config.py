@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._machine import BUSY_TOLERANCE
 from ._perturb import KINDS, parse_chain
 from ._tables import check_value, checked, nearest, unknown_key
 from ._types import CACHE_MODES, SpeechlabError, base_language
@@ -187,6 +188,10 @@ class SpeechlabConfig:
     retime: int = 20  # utterances timed again here when an evaluation's outputs come from the cache (0: speed not judged)
     perturbations: dict[str, str] = field(default_factory=dict)  # name -> chain ([tool.speechlab.perturbations])
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
+    repeats: int = 1  # each utterance decoded this many times, every repeat scored (nondeterminism measured)
+    seed: int | None = 0  # models with seed(n) are seeded per call from (seed, utterance id, repeat); None: never
+    unstable: str = "fail"  # a threshold verdict whose repeats fall on both sides of the limit: fail or warn
+    busy_tolerance: float = BUSY_TOLERANCE  # share of the CPUs other processes may take before speed is not judged
 
     def language_normalizers(self, dataset: str) -> LanguageNormalizers:
         """The normalizers and default language for scoring ``dataset``."""
@@ -218,7 +223,18 @@ class SpeechlabConfig:
 
 
 TOP_LEVEL = ("normalizer", "normalizers", "language", "dataset_languages", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
-             "utterance_timeout", "cache", "retime", "perturbations", "robustness")
+             "utterance_timeout", "cache", "retime", "perturbations", "robustness", "repeats", "seed", "unstable",
+             "busy_tolerance")
+UNSTABLE_POLICIES = ("fail", "warn")
+
+
+MAX_REPEATS = 100
+
+
+def check_repeats(value: int, where: str) -> int:
+    if not 1 <= value <= MAX_REPEATS:
+        raise SpeechlabError(f"{where} must be 1 to {MAX_REPEATS} (each utterance decoded that many times), got {value}")
+    return value
 
 
 def _check_thresholds(table: Any, where: str) -> dict[str, float]:
@@ -321,6 +337,25 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
         if config.retime < 0:
             raise SpeechlabError(f"[tool.speechlab] retime {config.retime}: give the number of utterances to time "
                                  "again (0: speed is not judged on cached outputs)")
+    if "repeats" in table:
+        config.repeats = check_repeats(check_value(table["repeats"], int, "[tool.speechlab] repeats"), "[tool.speechlab] repeats")
+    if "seed" in table:
+        seed = table["seed"]
+        if seed is False:
+            config.seed = None
+        else:
+            config.seed = check_value(seed, int, "[tool.speechlab] seed (a whole number, or false: never seed)")
+            if config.seed < 0:
+                raise SpeechlabError(f"[tool.speechlab] seed must be 0 or more (false: never seed), got {config.seed}")
+    if "unstable" in table:
+        config.unstable = check_value(table["unstable"], str, "[tool.speechlab] unstable")
+        if config.unstable not in UNSTABLE_POLICIES:
+            raise SpeechlabError(f"[tool.speechlab] unstable {config.unstable!r}: choose fail or warn")
+    if "busy_tolerance" in table:
+        config.busy_tolerance = check_value(table["busy_tolerance"], float, "[tool.speechlab] busy_tolerance")
+        if not 0 < config.busy_tolerance <= 1:
+            raise SpeechlabError(f"[tool.speechlab] busy_tolerance is a share of the CPUs, above 0 and at most 1, "
+                                 f"got {config.busy_tolerance}")
     if "utterance_timeout" in table:
         timeout = check_value(table["utterance_timeout"], float, "[tool.speechlab] utterance_timeout")
         if timeout <= 0:

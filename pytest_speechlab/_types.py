@@ -190,6 +190,7 @@ class Output:
     # measured by the runner on a service's event stream: first_partial_s, after_audio_s, sending_s
     # (seconds taken to send the audio), faults (kinds of recovered faults, in order)
     latency: dict = field(default_factory=dict)
+    cpu_seconds: float | None = None  # CPU time of this process during the timed call (None: not measured)
 
 
 @dataclass
@@ -203,3 +204,4 @@ class Invocation:
     again: tuple = ()  # further runs (--speechlab-repeat, a determinism check), untimed
     error: str = ""
     latency: dict = field(default_factory=dict)  # the service timings and faults (see Output.latency)
+    cpu_seconds: float | None = None  # CPU time of this process during the timed call

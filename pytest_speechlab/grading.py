@@ -88,8 +88,26 @@ def _hallucination_examples(results: list[EvalResult], kind: str, limit: int = 3
 
 
 def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy | None = None) -> Grade:
+    """The grade of ``model`` over ``results``. With repeats, each repeat is graded on its own
+    transcripts: the grade is the worst of them, and where they differ the reason says the grade
+    depends on the run, and how often each grade came out."""
     policy = policy or GradePolicy()
     results = list(results)
+    repeats = min((r.repeat_count for r in results), default=1)
+    if repeats < 2:
+        return _grade(model, results, policy)
+    grades = [_grade(model, [r.runs[k] for r in results], policy) for k in range(repeats)]
+    worst = max(grades, key=lambda g: rank(g.grade))
+    letters = [g.grade for g in grades]
+    if len(set(letters)) == 1:
+        return Grade(model, worst.grade, worst.reason.replace(" [over ", f"; the same grade in each of {repeats} repeats [over ", 1),
+                     worst.production_ready, worst.datasets)
+    tally = ", ".join(f"{g} in {letters.count(g)} of {repeats}" for g in sorted(set(letters), key=rank))
+    return Grade(model, worst.grade, f"the grade depends on the run ({tally} repeats; the worst is given): {worst.reason}",
+                 worst.production_ready and all(g.production_ready for g in grades), worst.datasets)
+
+
+def _grade(model: str, results: list[EvalResult], policy: GradePolicy) -> Grade:
     if not results or not any(r.processed for r in results):
         return Grade(model, "F", "nothing was evaluated (model failed to load or every input failed)", False)
 
@@ -102,7 +120,7 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
             figures = [(lang.metric.upper(), lang.rate, f"{r.dataset} [{lang.language}]") for lang in r.languages.values()]
             if not r.multilingual:
                 figures = [(r.headline[0].upper(), r.error_rate, r.dataset)]
-            figures.append(("RTF", r.speed_rtf, r.dataset))
+            figures.append(("RTF", None if r.speed_unjudged else r.speed_rtf, r.dataset))  # busy or cached: not judged
             for name, value, where in figures:
                 limit = limits.get("rtf" if name == "RTF" else "wer")
                 if value is not None and limit is not None and value > limit:
@@ -144,10 +162,15 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
     elif caps:
         reason = f"{reason}; also " + "; ".join(caps)
     ready = not caps and rank(grade) < rank(policy.hallucination_cap)
-    unjudged = [r.dataset for r in results if r.speed_unjudged]
-    if unjudged:  # retime 0: the RTF limits were not applied, and the grade says so
-        reason += (f"; RTF limits not judged on {', '.join(unjudged)} (outputs from the inference cache, "
-                   "none re-timed here: retime 0)")
+    unjudged = [r for r in results if r.speed_unjudged]
+    if unjudged:  # a busy machine, or cached outputs with retime 0: the RTF limits were not applied, and the grade says so
+        busy = [r.dataset for r in unjudged if (r.timing_contention or {}).get("busy")]
+        cached = [r.dataset for r in unjudged if r.dataset not in busy]
+        if busy:
+            reason += f"; RTF limits not judged on {', '.join(busy)} (the machine was busy while it was timed)"
+        if cached:
+            reason += (f"; RTF limits not judged on {', '.join(cached)} (outputs from the inference cache, "
+                       "none re-timed here: retime 0)")
     datasets = list(dict.fromkeys(r.dataset for r in results))
     return Grade(model, grade, f"{reason} [over {', '.join(datasets)}]", ready, tuple(datasets))
 

@@ -17,9 +17,13 @@ machine; reports say how many outputs came from the cache, and speed checks re-t
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import inspect
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from .._perturb import chain_label, perturbation_code
@@ -36,14 +40,67 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def model_identity(loaded, threads: int | None = None) -> dict:
+def model_identity(loaded, threads: int | None = None, seed: int | None = None) -> dict:
     """What determines the model's outputs; ``threads``: the threads of the instances that compute
-    them, where that is not what this instance reports (worker processes have their share)."""
+    them, where that is not what this instance reports (worker processes have their share);
+    ``seed``: the session's seed (the calls' seeds derive from it). The registering plugin's
+    distribution, version and a digest of its source files are part of it: an edited plugin,
+    reinstalled or editable, misses the cache."""
     spec = loaded.spec
     info = {k: v for k, v in loaded.info.items() if k not in VOLATILE_INFO and k not in ("task", "params")}
     if threads is not None:
         info["threads"] = threads
-    return {"plugin": spec.plugin, "backend": spec.backend, "weights": spec.weights, "params": spec.params, "info": info}
+    identity = {"plugin": spec.plugin, "backend": spec.backend, "weights": spec.weights, "params": spec.params,
+                "info": info, "code": plugin_code(spec.load)}
+    if seed is not None:
+        identity["seed"] = seed
+    return identity
+
+
+def plugin_code(load: Any) -> dict:
+    """The code a model's outputs depend on beyond its parameters: the module its loader lives in
+    (its top-level package's every .py file, or the one file), its distribution and version."""
+    target = getattr(load, "func", load)  # functools.partial
+    try:
+        path = inspect.getsourcefile(target) or inspect.getfile(target)
+    except (TypeError, OSError):
+        path = None
+    if not path:
+        return {"module": str(getattr(target, "__module__", "?")), "source_sha256": None}
+    return _code_of(os.path.realpath(path))
+
+
+@lru_cache(maxsize=None)
+def _code_of(path: str) -> dict:
+    folder = os.path.dirname(path)
+    files = [path]
+    if os.path.basename(path) == "__init__.py" or os.path.isfile(os.path.join(folder, "__init__.py")):
+        while os.path.isfile(os.path.join(os.path.dirname(folder), "__init__.py")):  # up to the top-level package
+            folder = os.path.dirname(folder)
+        files = sorted(str(p) for p in Path(folder).rglob("*.py") if "__pycache__" not in p.parts)
+        top = os.path.basename(folder)
+    else:
+        top = os.path.splitext(os.path.basename(path))[0]
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(os.path.relpath(name, folder).encode("utf-8", "surrogatepass") + b"\0")
+        digest.update((file_digest(name) or "unreadable").encode())
+    distributions = _distributions().get(top) or []
+    dist = distributions[0] if distributions else None
+    try:
+        release = importlib.metadata.version(dist) if dist else None
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        release = None
+    return {"module": top, "distribution": dist, "version": release, "source_sha256": digest.hexdigest(),
+            "files": len(files)}
+
+
+@lru_cache(maxsize=1)
+def _distributions() -> dict:
+    try:
+        return importlib.metadata.packages_distributions()
+    except Exception:  # noqa: BLE001 - a broken installed distribution must not stop the cache
+        return {}
 
 
 @lru_cache(maxsize=1)
@@ -120,6 +177,14 @@ class OutputCache:
     mode: str = "on"
     run_id: str | None = None
     machine: dict | None = None
+    # models whose cached outputs the re-timing audit found stale: recomputed, and replaced, this session
+    stale: set = field(default_factory=set)
+
+    def reads_for(self, model: str) -> bool:
+        return self.reads and model not in self.stale
+
+    def replaces_for(self, model: str) -> bool:
+        return self.mode == "refresh" or model in self.stale
 
     @property
     def reads(self) -> bool:
@@ -129,10 +194,11 @@ class OutputCache:
     def writes(self) -> bool:
         return self.store is not None and self.mode in ("on", "refresh")
 
-    def keys(self, loaded, utterances: list[Utterance], repeats: int, threads: int | None = None) -> dict[str, list[str]]:
+    def keys(self, loaded, utterances: list[Utterance], repeats: int, threads: int | None = None,
+             seed: int | None = None) -> dict[str, list[str]]:
         """utterance id -> its keys (one per repeat index); an unreadable file has none (the runner
-        reports it). ``threads``: see ``model_identity``."""
-        model = model_identity(loaded, threads)
+        reports it). ``threads``, ``seed``: see ``model_identity``."""
+        model = model_identity(loaded, threads, seed)
         rate = getattr(loaded.instance, "sample_rate", 16000)
         out = {}
         for utt in utterances:
@@ -196,3 +262,23 @@ class OutputCache:
                  "audio_seconds": output.audio_seconds, "notes": list(output.notes), "run_id": self.run_id,
                  "cpu": machine.get("cpu"), "host": machine.get("host")}
                 for i, (key, t) in enumerate(zip(keys, transcripts))]
+
+
+def _sampled(transcript: Transcript) -> bool:
+    return any(s.temperature is not None and s.temperature > 0 for s in transcript.segments)
+
+
+def cache_audit(hits: dict[str, Output], outputs: list[Output]) -> dict:
+    """Re-decoded outputs against their cached ones: how many compared, how many differ where
+    neither was decoded with sampling (``stale``: the cache no longer holds this model's outputs),
+    and how many differ where one was (nondeterminism, not staleness)."""
+    stale, sampled = [], []
+    for output in outputs:
+        cached = hits.get(output.utterance.id)
+        if cached is None or cached.transcript is None or output.transcript is None:
+            continue
+        if cached.transcript.text.strip() != output.transcript.text.strip():
+            (sampled if _sampled(cached.transcript) or _sampled(output.transcript) else stale).append(output.utterance.id)
+    compared = sum(1 for o in outputs if o.transcript is not None and o.utterance.id in hits)
+    return {"compared": compared, "stale": len(stale), "stale_ids": stale[:50],
+            "sampled_differed": len(sampled), "sampled_ids": sampled[:50]}

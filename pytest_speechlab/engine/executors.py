@@ -62,10 +62,10 @@ def _worker_main(conn, payload: bytes, worker_id: str, threads: int | None, path
     os.environ.update(threads_environment(threads))
     sys.path[:0] = [p for p in path if p not in sys.path]
     try:
-        spec, repeats, timeout = pickle.loads(payload)
+        spec, repeats, timeout, seed = pickle.loads(payload)
         pool = ModelPool()
         model = pool.get(spec)
-        runner = Runner(repeats=repeats, timeout=timeout, worker=worker_id)
+        runner = Runner(repeats=repeats, timeout=timeout, worker=worker_id, seed=seed)
     except BaseException as exc:  # noqa: BLE001 - reported to the session, once
         message = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
         conn.send(("load_error", message, traceback.format_exc(limit=5)))
@@ -98,7 +98,7 @@ class ProcessExecutor:
     def run(self, runner, model, units):
         spec = model.spec
         try:
-            payload = pickle.dumps((spec, runner.repeats, runner.timeout))
+            payload = pickle.dumps((spec, runner.repeats, runner.timeout, runner.seed))
         except Exception as exc:  # noqa: BLE001 - a loader defined where a new process cannot import it
             raise SpeechlabError(
                 f"model {spec.name!r} cannot be sent to worker processes ({type(exc).__name__}: {exc}); its "

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .._audio import AudioError, read_audio
-from .._config import SpeechlabConfig, load_config
+from .._config import SpeechlabConfig, check_repeats, load_config
 from .._dataset import Dataset
-from .._machine import environment, git_state, machine
+from .._machine import ContentionProbe, environment, git_state, machine
 from .._perturb import (
     chain_label,
     ladder,
@@ -58,7 +58,7 @@ from ..tasks import ASR, CHAT, TTS
 from ..tasks.chat import ChatEval, judge_messages, parse_verdict
 from ..tasks.spoken import SpokenEval, SpokenItem
 from ..tasks.tts import audio_file_name, write_wav
-from .cache import OutputCache
+from .cache import OutputCache, cache_audit
 from .executors import ProcessExecutor, SerialExecutor, threads_environment
 from .ray_executor import RayExecutor
 from .runner import ModelLoadError, ModelPool, Runner, batch_size
@@ -93,7 +93,7 @@ def make_executor(kind: str = "local", workers: int = 1, threads: int | None = N
 class Engine:
     """One evaluation session's state and the evaluation itself (no pytest here)."""
 
-    def __init__(self, settings: SpeechlabConfig, root: Path, *, db_url: str | None, repeats: int = 1,
+    def __init__(self, settings: SpeechlabConfig, root: Path, *, db_url: str | None, repeats: int | None = None,
                  cache_mode: str | None = None, retime: int | None = None, args: list[str] | tuple = (),
                  plugins: list | tuple = (), workers: int = 1, threads: int | None = None,
                  executor: str = "local", ray_address: str | None = None) -> None:
@@ -102,6 +102,8 @@ class Engine:
         self._db_url = db_url  # None: nothing is recorded (and nothing cached)
         self.args = redact_args(list(args))
         self.cache_mode = cache_mode or settings.cache
+        # every utterance decoded this many times, every repeat scored (nondeterminism measured)
+        self.repeats = settings.repeats if repeats is None else check_repeats(repeats, "--speechlab-repeat")
         self.retime = settings.retime if retime is None else retime
         if self.retime < 0:
             raise SpeechlabError(f"--speechlab-retime {self.retime}: give the number of utterances to time again "
@@ -116,7 +118,7 @@ class Engine:
         self._cache = None
         self.pool = ModelPool()
         self.runner = Runner(executor=make_executor(executor, workers, threads, ray_address),
-                             repeats=repeats, timeout=settings.utterance_timeout)
+                             repeats=self.repeats, timeout=settings.utterance_timeout, seed=settings.seed)
         if threads and self.runner.executor.workers == 1:  # models built in this process read it
             os.environ.update(threads_environment(threads))
         self.comparisons: dict[tuple[str, str], Any] = {}
@@ -167,7 +169,8 @@ class Engine:
 
     def run_config(self) -> dict:
         """What the run row records of the configuration."""
-        return {"models": self.selected_models(), "datasets": self.selected_datasets(), "args": self.args}
+        return {"models": self.selected_models(), "datasets": self.selected_datasets(), "args": self.args,
+                "repeats": self.repeats, "seed": self.settings.seed}
 
     def dataset(self, ref: str):
         """A registered dataset, a path (named relative to the rootdir, so that runs from other
@@ -254,6 +257,10 @@ class Engine:
         audio a judge transcribes; ``info`` then adds the judge's identity); ``adjust`` may rewrite
         each output first (the TTS timing)."""
         info = info or subject.info
+        seeded = self.runner.seed is not None and callable(getattr(transcriber.instance, "seed", None))
+        env = {**env, "repeats": self.repeats, "seed": self.runner.seed if seeded else None,
+               "seeding": (f"seed({self.runner.seed}, utterance id, repeat) before every call" if seeded else
+                           "not seeded: the model has no seed()" if self.runner.seed is not None else "seeding off (seed = false)")}
         self._open_store()
         self._write("record_model", info, subject.load_seconds)
         self._write("record_progress", subject.name, dataset_name, len(utterances))
@@ -276,10 +283,16 @@ class Engine:
             if len(pending) >= Store.BATCH or time.monotonic() - flushed >= FLUSH_SECONDS:
                 flush()
 
+        cache = self.output_cache()
+        # speed is never judged on cached timings alone, and cached outputs are audited: a sample of
+        # them is decoded and timed again before the evaluation (a stale cache is then recomputed whole)
+        retimed = self.retime_sample(transcriber, dataset_name, utterances, cache) if adjust is None and self.retime else None
+        probe = ContentionProbe()
         started = time.perf_counter()
         with self.progress(f"{transcriber.name} x {dataset_name}", len(utterances)) as progress:
-            self.runner.run(transcriber, utterances, on_output=on_output, cache=self.output_cache())
+            self.runner.run(transcriber, utterances, on_output=on_output, cache=cache)
         wall = time.perf_counter() - started
+        contention = probe.finish(self.settings.busy_tolerance)
         flush()
         events = getattr(self.runner.executor, "events", None)
         if events:  # worker deaths and retries, said in the summary
@@ -289,9 +302,12 @@ class Engine:
         scored.sort(key=lambda u: order.get(u.utterance.id, len(order)))
         result = ASR.summarize(subject.name, dataset_name, normalizers, scored, errors,
                             model_info=info, load_seconds=subject.load_seconds, environment=env,
-                            wall_seconds=wall, workers=self.runner.executor_for(transcriber).workers)
-        if adjust is None and result.cached_count and self.retime:
-            result.retimed = self.retime_sample(transcriber, result)
+                            wall_seconds=wall, workers=self.runner.executor_for(transcriber).workers,
+                            contention=contention, unstable=self.settings.unstable)
+        if retimed is not None:
+            result.cache_audit = retimed.pop("audit")
+            if result.cached_count:
+                result.retimed = retimed
         self._write("record_aggregate", subject.name, dataset_name, result.summary(), result.environment)
         return result
 
@@ -303,17 +319,39 @@ class Engine:
                                       {"cpu": machine()["cpu"], "host": machine()["host"]})
         return self._cache if self._cache.store is not None else None
 
-    def retime_sample(self, transcriber, result) -> dict:
+    def retime_sample(self, transcriber, dataset_name: str, utterances, cache) -> dict | None:
         """Speed is never judged on cached timings alone: a deterministic sample of the utterances
-        (``[tool.speechlab] retime``, default 20, or all when fewer) is timed again here. With
-        retime 0 there is none, and the speed checks say they were not judged."""
-        processed = [u.utterance for u in result.processed]
-        sample = sorted(processed, key=lambda u: hashlib.sha256(u.id.encode("utf-8", "surrogatepass")).hexdigest())
-        sample = sample[: self.retime]
-        with self.progress(f"{transcriber.name} x {result.dataset} (re-timing {len(sample)} cached)", len(sample)):
-            count, audio, seconds = self.runner.retime(transcriber, sample)
-        return {"utterances": count, "audio_seconds": audio, "processing_seconds": seconds,
-                "rtf": seconds / audio if audio else None}
+        the cache has (``[tool.speechlab] retime``, default 20, or all when fewer) is decoded and
+        timed again here, with the machine's contention measured meanwhile. The re-decoded
+        transcripts audit the cache: one that differs from its cached output (neither decoded with
+        sampling) means the cached outputs no longer come from this model (a changed service behind
+        the same URL, an environment variable): that model's cached outputs are stale for the
+        session and recomputed whole. A difference where sampling was used is nondeterminism, and
+        counted as such. None when the cache has none of them."""
+        _, hits = self.runner.cached(transcriber, utterances, cache)
+        if not hits:
+            return None
+        sample = sorted((u for u in utterances if u.id in hits),
+                        key=lambda u: hashlib.sha256(u.id.encode("utf-8", "surrogatepass")).hexdigest())[: self.retime]
+        with self.progress(f"{transcriber.name} x {dataset_name} (re-timing {len(sample)} cached)", len(sample)) as progress:
+            probe = ContentionProbe()
+            outputs = []
+            for unit in self.runner.plan(transcriber, sample):
+                for output in self.runner.run_unit(transcriber, unit):
+                    outputs.append(output)
+                    progress.advance(output.audio_seconds)
+            contention = probe.finish(self.settings.busy_tolerance)
+        timed = [o for o in outputs if o.transcript is not None]
+        audio, seconds = sum(o.audio_seconds for o in timed), sum(o.processing_seconds for o in timed)
+        audit = cache_audit(hits, timed)
+        if audit["stale"]:
+            cache.stale.add(transcriber.name)
+            self.notices.append(redact(
+                f"inference cache: {audit['stale']} of {audit['compared']} re-decoded outputs of {transcriber.name} "
+                f"differ from their cached ones without sampling ({', '.join(audit['stale_ids'][:5])}): its cached "
+                "outputs are stale (the model changed behind the same identity) and were recomputed in this session"))
+        return {"utterances": len(timed), "audio_seconds": audio, "processing_seconds": seconds,
+                "rtf": seconds / audio if audio else None, "contention": contention, "audit": audit}
 
     def grade(self, model: str):
         aside = self._robustness_aside()
@@ -764,7 +802,7 @@ class Engine:
 
 
 def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | os.PathLike | None = "pyproject.toml",
-                    db: str | None = None, cache: str | None = None, retime: int | None = None, repeats: int = 1,
+                    db: str | None = None, cache: str | None = None, retime: int | None = None, repeats: int | None = None,
                     plugins: list | tuple = (),
                     workers: int = 1, threads: int | None = None, executor: str = "local",
                     ray_address: str | None = None) -> list:

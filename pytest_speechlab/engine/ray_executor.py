@@ -42,10 +42,10 @@ class _Actor:
 
     def __init__(self, payload: bytes, worker_id: str, threads: int | None) -> None:
         os.environ.update(threads_environment(threads))
-        spec, repeats, timeout = pickle.loads(payload)
+        spec, repeats, timeout, seed = pickle.loads(payload)
         self.pool = ModelPool()
         self.model = self.pool.get(spec)  # a load failure surfaces as the actor's creation error
-        self.runner = Runner(repeats=repeats, timeout=timeout, worker=worker_id)
+        self.runner = Runner(repeats=repeats, timeout=timeout, worker=worker_id, seed=seed)
         self.folder = Path(tempfile.mkdtemp(prefix="speechlab-ray-"))
 
     def run(self, unit: list[tuple[Utterance, bytes | None]]) -> list[Output]:
@@ -106,7 +106,7 @@ class RayExecutor:
 
     def run(self, runner, model, units):
         ray = self._connect()
-        payload = pickle.dumps((model.spec, runner.repeats, runner.timeout))
+        payload = pickle.dumps((model.spec, runner.repeats, runner.timeout, runner.seed))
         remote = ray.remote(num_cpus=self.threads, max_restarts=0)(_Actor)
         count = 0
 

@@ -10,6 +10,7 @@ an Executor (``executors``), and with an inference cache only the misses reach i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import threading
 import time
@@ -37,6 +38,16 @@ from ..tasks.asr import (
     repaired,
     supports_language,
 )
+
+
+DEFAULT_SEED = 0  # [tool.speechlab] seed
+
+
+def call_seed(seed: int, item: str, repeat: int) -> int:
+    """The seed of one model call: from the session's seed, the item (utterance) id and the repeat
+    index, so that every utterance and every repeat samples its own way, the same way each run."""
+    digest = hashlib.sha256(f"{seed}\0{item}\0{repeat}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 class CallTimeout(Exception):
@@ -228,9 +239,12 @@ def concurrency(model: LoadedModel) -> int:
 
 class Runner:
     def __init__(self, executor: Executor | None = None, repeats: int = 1, timeout: float | None = None,
-                 worker: str = "") -> None:
+                 worker: str = "", seed: int | None = DEFAULT_SEED) -> None:
         self.executor = executor or SerialExecutor()
-        self.repeats = max(1, repeats)  # > 1 measures non-determinism; only the first run is timed
+        if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+            raise ValueError(f"repeats must be a whole number of at least 1, got {repeats!r}")
+        self.repeats = repeats  # > 1 measures non-determinism; only the first run is timed
+        self.seed = seed  # None: models are never seeded
         self.timeout = timeout  # seconds one model call may take (None: no limit)
         self.worker = worker  # recorded with every output: which process computed it
 
@@ -248,27 +262,38 @@ class Runner:
         killed half-way resumes from there."""
         utterances = list(utterances)
         keep = on_output is None
-        executor = self.executor_for(model)
-        keys = cache.keys(model, utterances, self.repeats, compute_threads(model.info, executor)) if cache is not None else {}
-        hits = cache.lookup(keys, utterances) if cache is not None else {}
+        keys, hits = self.cached(model, utterances, cache)
         outputs = {}
         for utt in utterances:
             if utt.id in hits:
+                # a cached output is still an input checked like any other: a file that changed its
+                # declared duration, became unreadable or silent is an input error, never scored
+                checked = self._read(model, utt)
+                output = checked if isinstance(checked, Output) else hits[utt.id]
                 if keep:
-                    outputs[utt.id] = hits[utt.id]
+                    outputs[utt.id] = output
                 else:
-                    on_output(hits[utt.id])
+                    on_output(output)
         misses = [u for u in utterances if u.id not in hits]
-        for output in executor.run(self, model, self.plan(model, misses)):
+        for output in self.executor_for(model).run(self, model, self.plan(model, misses)):
             if cache is not None:
                 rows = cache.rows(model.name, output, keys.get(output.utterance.id, []))
                 if rows:
-                    cache.store.put_outputs(rows, replace=cache.mode == "refresh")
+                    cache.store.put_outputs(rows, replace=cache.replaces_for(model.name))
             if keep:
                 outputs[output.utterance.id] = output
             else:
                 on_output(output)
         return [outputs[u.id] for u in utterances] if keep else None
+
+    def cached(self, model: LoadedModel, utterances: list[Utterance], cache: Any) -> tuple[dict, dict]:
+        """(keys, hits): each utterance's cache keys, and the outputs the cache has for every repeat
+        of an utterance (none where the cache is off or the model's outputs were found stale)."""
+        if cache is None:
+            return {}, {}
+        threads = compute_threads(model.info, self.executor_for(model))
+        keys = cache.keys(model, utterances, self.repeats, threads, self.seed)
+        return keys, (cache.lookup(keys, utterances) if cache.reads_for(model.name) else {})
 
     def executor_for(self, model: LoadedModel) -> Executor:
         """The session's executor; for a model with a ``concurrency`` above 1 run in this process,
@@ -308,7 +333,8 @@ class Runner:
         if ready:
             languages = [base_language(u.language) for u, _ in ready] if hints_language(model.spec.params) else None
             call = self.invoke(model, ASR_BATCH, ([raw for _, raw in ready], rate, languages), again=self.repeats - 1,
-                               warmup=([ready[0][1]], rate, languages[:1] if languages else None))
+                               warmup=([ready[0][1]], rate, languages[:1] if languages else None),
+                               item="\0".join(u.id for u, _ in ready))
             if call.error:
                 for utt, raw in ready:
                     single = self._transcribe(model, utt, raw, self._where(utt))
@@ -320,39 +346,48 @@ class Runner:
                     transcript, notes = repaired(call.value[i], raw.duration)
                     repeats = tuple(repaired(again[i], raw.duration)[0] for again in call.again)
                     done[utt.id] = Output(utt, transcript, call.seconds * raw.duration / total, raw.duration,
+                                          cpu_seconds=call.cpu_seconds * raw.duration / total,
                                           repeats=repeats, notes=notes, worker=self.worker,
                                           threads=model.info.get("threads"), batch_size=len(ready),
                                           silences=raw.silences)
         return [done[u.id] for u in unit]
 
-    def invoke(self, model: LoadedModel, task: Task, request: Any, again: int = 0, warmup: Any = None) -> Invocation:
+    def invoke(self, model: LoadedModel, task: Task, request: Any, again: int = 0, warmup: Any = None,
+               item: str = "") -> Invocation:
         """``task.call(model, request)``, timed: the one place any model is invoked (judges and
         embedding models included). The first call of each model is an untimed warm-up; each call
         may take ``utterance_timeout`` seconds; a model that raises, hangs or returns the wrong type
         fails this request only. ``again``: further untimed calls (repeats, determinism checks);
-        ``warmup``: a smaller request to warm up with (a batch warms up on one clip)."""
+        ``warmup``: a smaller request to warm up with (a batch warms up on one clip). ``item``: the
+        id the seeds derive from: a model with ``seed(n)`` is seeded before each call with
+        ``call_seed(seed, item, repeat)``. Wall and CPU time of the timed call are both kept (CPU
+        time against wall x threads is evidence of contention)."""
         instance = model.instance
+        seeder = getattr(instance, "seed", None) if self.seed is not None else None
+        seeder = seeder if callable(seeder) else None
 
-        def timed(on=request):
-            start = time.perf_counter()
+        def timed(on=request, repeat=0):
+            if seeder is not None:
+                seeder(call_seed(self.seed, item, repeat))
+            start, cpu = time.perf_counter(), time.process_time()
             value, first = task.call(instance, on)
-            return value, first, time.perf_counter() - start
+            return value, first, time.perf_counter() - start, time.process_time() - cpu
 
         try:
             with model.lock:  # concurrent requests (a service's concurrency) wait for the one warm-up
                 if not model.warmed_up:
                     model.warmed_up = True
                     call_with_timeout(lambda: timed(request if warmup is None else warmup), self.timeout)
-            value, first, elapsed = call_with_timeout(timed, self.timeout)
-            more = tuple(call_with_timeout(timed, self.timeout)[0] for _ in range(again))
+            value, first, elapsed, cpu = call_with_timeout(timed, self.timeout)
+            more = tuple(call_with_timeout(lambda i=i: timed(request, i), self.timeout)[0] for i in range(1, again + 1))
         except CallTimeout as exc:
             return Invocation(error=f"model {model.name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a model that raises fails its request only
             return Invocation(error=f"model {model.name} raised {type(exc).__name__}: {unicode_safe(str(exc))[:2000]}",
                               latency=dict(getattr(exc, "speechlab_latency", None) or {}))
         if isinstance(first, dict):  # a service's event timings
-            return Invocation(value, elapsed, first.get("first_partial_s"), more, latency=first)
-        return Invocation(value, elapsed, first, more)
+            return Invocation(value, elapsed, first.get("first_partial_s"), more, latency=first, cpu_seconds=cpu)
+        return Invocation(value, elapsed, first, more, cpu_seconds=cpu)
 
     def embed(self, model: LoadedModel, texts: list[str]) -> Invocation:
         """Vectors from an embedding model (the chat relevance judge)."""
@@ -360,20 +395,16 @@ class Runner:
 
     def synthesize(self, model: LoadedModel, text: str, repeat: bool = False) -> Invocation:
         """Audio from a TTS model; with ``repeat``, a second, untimed synthesis in ``again``."""
-        return self.invoke(model, TTS, text, again=1 if repeat else 0)
+        return self.invoke(model, TTS, text, again=1 if repeat else 0, item=text)
 
     def respond(self, model: LoadedModel, messages: list) -> Invocation:
         """A chat model's Response, with the time to the first token where it streams."""
-        return self.invoke(model, CHAT, list(messages))
+        return self.invoke(model, CHAT, list(messages), item=repr(messages))
 
-    def retime(self, model: LoadedModel, utterances: list[Utterance]) -> tuple[int, float, float]:
-        """Time ``utterances`` again on this machine: (how many ran, audio seconds, processing seconds)."""
-        count, audio, seconds = 0, 0.0, 0.0
-        for unit in self.plan(model, utterances):  # in batches where the model batches: its RTF is per batch size
-            for output in self.run_unit(model, unit):
-                if output.transcript is not None:
-                    count, audio, seconds = count + 1, audio + output.audio_seconds, seconds + output.processing_seconds
-        return count, audio, seconds
+    def retime(self, model: LoadedModel, utterances: list[Utterance]) -> list[Output]:
+        """Decode ``utterances`` again on this machine, timed (in batches where the model batches:
+        its RTF is per batch size): the outputs, transcripts and timings both."""
+        return [output for unit in self.plan(model, utterances) for output in self.run_unit(model, unit)]
 
     @staticmethod
     def _where(utt: Utterance) -> str:
@@ -419,12 +450,12 @@ class Runner:
         language = base_language(utt.language) if hints_language(model.spec.params) else None
         # a long recording warms the model up on its first 10 s, not on the whole of it
         warmup = (RawAudio(raw.samples[:10 * raw.sample_rate], raw.sample_rate), rate, language) if raw.duration > 30 else None
-        call = self.invoke(model, ASR, (raw, rate, language), again=self.repeats - 1, warmup=warmup)
+        call = self.invoke(model, ASR, (raw, rate, language), again=self.repeats - 1, warmup=warmup, item=utt.id)
         if call.error:
             return Output(utt, audio_seconds=raw.duration, error=InputError(where, call.error, utt.id),
                           worker=self.worker, latency=call.latency)
         transcript, notes = repaired(call.value, raw.duration)
         repeats = tuple(repaired(r, raw.duration)[0] for r in call.again)
-        return Output(utt, transcript, call.seconds, raw.duration, repeats=repeats, notes=notes,
+        return Output(utt, transcript, call.seconds, raw.duration, cpu_seconds=call.cpu_seconds, repeats=repeats, notes=notes,
                       worker=self.worker, threads=model.info.get("threads"), silences=raw.silences,
                       latency=call.latency)

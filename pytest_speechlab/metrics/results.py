@@ -4,12 +4,14 @@ and ``hallucination``; this module imports neither, so that both can build on it
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from .._machine import contention_text
 from .._types import UNSEGMENTED, InputError, Transcript, Utterance, base_language
 from .latency import latency_summary
 from .stats import bootstrap_ci, macro_bootstrap_ci, wilson
@@ -106,9 +108,19 @@ class UtteranceResult:
     language: str = ""  # the language it was scored as (the manifest's, else the dataset's default)
     silences: tuple[tuple[float, float], ...] = ()  # long silent stretches of the input (start, end s)
     latency: dict = field(default_factory=dict)  # a service's timings and faults (Output.latency)
+    cpu_seconds: float | None = None  # CPU time of the process during the timed call
+    # each further repeat (repeats = K) scored like the first: its hypothesis, counts and findings
+    repeat_scores: tuple[UtteranceResult, ...] = ()
 
     def __repr__(self) -> str:
         return f"UtteranceResult(id={self.utterance.id!r}, wer={self.wer}, findings={len(self.findings)})"
+
+    @property
+    def sampled(self) -> bool:
+        """Decoded with sampling: a segment the backend reports at a temperature above 0 (Whisper's
+        temperature fallback), in this run or a repeat."""
+        return any(s.temperature is not None and s.temperature > 0
+                   for u in (self, *self.repeat_scores) if u.transcript is not None for s in u.transcript.segments)
 
     @property
     def alignment(self) -> tuple[AlignedOp, ...]:
@@ -129,6 +141,9 @@ class UtteranceResult:
 
     @property
     def changed_on_repeat(self) -> bool:
+        """Whether a repeat's transcript differs, after normalization where repeats were scored."""
+        if self.repeat_scores:
+            return any(r.hypothesis_normalized != self.hypothesis_normalized for r in self.repeat_scores)
         return any(text != self.hypothesis for text in self.repeat_texts)
 
     @property
@@ -251,6 +266,9 @@ class EvalResult:
     wall_seconds: float | None = None  # the evaluation's wall-clock time in this session
     workers: int = 1  # processes or actors that ran its cache misses
     normalizers: dict[str, str] = field(default_factory=dict)  # language -> the label of its normalizer
+    contention: dict | None = None  # how busy the machine was while this evaluation was timed (_machine)
+    unstable: str = "fail"  # [tool.speechlab] unstable: a threshold verdict that depends on the run fails or warns
+    cache_audit: dict | None = None  # re-timed outputs against their cached ones (engine)
 
     @cached_property
     def languages(self) -> dict[str, LanguageResult]:
@@ -312,9 +330,25 @@ class EvalResult:
         return self.retimed.get("rtf") if self.retimed else None
 
     @property
+    def timing_contention(self) -> dict | None:
+        """The contention measured while the timings speed is judged on were taken: the re-timed
+        sample's where outputs came from the cache, else the evaluation's."""
+        if self.cached_count:
+            return (self.retimed or {}).get("contention")
+        return self.contention
+
+    @property
     def speed_unjudged(self) -> str | None:
-        """Why speed is not judged on this result (outputs from the cache, none re-timed here:
-        ``retime`` 0), or None."""
+        """Why speed is not judged on this result, or None: the machine was busy while it was timed
+        (other processes took more of the CPUs than ``busy_tolerance``), or its outputs came from the
+        cache and none was re-timed here (``retime`` 0)."""
+        contention = self.timing_contention
+        if contention and contention.get("busy"):
+            evidence = contention_text(contention)
+            if self.cpu_per_wall is not None:
+                evidence += f"; the model's calls got {self.cpu_per_wall:.2f} CPU s per wall s"
+            rtf = "" if self.speed_rtf is None else f"; its RTF {self.speed_rtf:.3f} measured the load as much as the model"
+            return f"speed not judged for {self.model} on {self.dataset}: the machine was busy ({evidence}){rtf}"
         if not self.cached_count or self.retimed:
             return None
         cached = "" if self.rtf is None else (f"; their RTF {self.rtf:.3f} was measured in earlier runs" if not
@@ -453,10 +487,103 @@ class EvalResult:
         return dict(Counter(f.kind for u in self.processed for f in u.findings))
 
     @property
+    def cpu_per_wall(self) -> float | None:
+        """CPU seconds this process got per wall-clock second of the model calls computed here (a
+        model running 2 threads on an idle machine gets up to 2; far less is contention)."""
+        timed = [u for u in self.processed if not u.cached and u.cpu_seconds is not None]
+        wall = sum(u.processing_seconds for u in timed)
+        return sum(u.cpu_seconds for u in timed) / wall if wall else None
+
+    @property
     def nondeterminism_rate(self) -> float | None:
-        """Share of utterances whose transcript changed between --speechlab-repeat runs."""
-        repeated = [u for u in self.processed if u.repeat_texts]
+        """Share of utterances whose (normalized) transcript changed between repeats."""
+        repeated = [u for u in self.processed if u.repeat_texts or u.repeat_scores]
         return sum(u.changed_on_repeat for u in repeated) / len(repeated) if repeated else None
+
+    # -- repeats: every repeat scored like the first ---------------------------------------------
+
+    @property
+    def repeat_count(self) -> int:
+        return 1 + max((len(u.repeat_scores) for u in self.processed), default=0)
+
+    @cached_property
+    def runs(self) -> list[EvalResult]:
+        """This evaluation as each repeat saw it: the first run, then one result per further repeat
+        (the same utterances, each scored on that repeat's transcript)."""
+        runs = [self]
+        for k in range(1, self.repeat_count):
+            runs.append(dataclasses.replace(
+                self, utterances=[u.repeat_scores[k - 1] if len(u.repeat_scores) >= k else u for u in self.utterances]))
+        return runs
+
+    REPEATED_FIGURES = ("error_rate", "hallucination_rate", "speech_hallucination_rate", "nonspeech_hallucination_rate")
+
+    def across_repeats(self, figure: str) -> dict | None:
+        """``figure`` over the repeats: mean, min and max, and a 95% interval that covers both the
+        utterances and the repeats (utterances resampled, each carrying all its repeats); None
+        without repeats or when no repeat has the figure."""
+        values = [getattr(run, figure) for run in self.runs]
+        values = [v for v in values if v is not None]
+        if self.repeat_count < 2 or not values:
+            return None
+        out = {"mean": sum(values) / len(values), "min": min(values), "max": max(values), "ci": None}
+        runs = self.runs
+        if figure == "error_rate" and not self.multilingual:
+            scored = [i for i, u in enumerate(self.utterances) if u.words is not None]
+            errors = [sum(r.utterances[i].words.errors for r in runs if r.utterances[i].words) / len(runs) for i in scored]
+            out["ci"] = bootstrap_ci(errors, [self.utterances[i].words.reference_length for i in scored])
+        elif figure != "error_rate":
+            kind = {"speech_hallucination_rate": "speech", "nonspeech_hallucination_rate": "nonspeech"}.get(figure)
+            pool = [i for i, u in enumerate(self.utterances) if u.transcript is not None
+                    and (kind is None or u.utterance.kind == kind)]
+            if pool:
+                share = [sum(r.utterances[i].hallucinated for r in runs) / len(runs) for i in pool]
+                out["ci"] = bootstrap_ci(share, [1] * len(share))
+        if figure != "error_rate":
+            kind = {"speech_hallucination_rate": "speech", "nonspeech_hallucination_rate": "nonspeech"}.get(figure)
+            counts = [run._rate(kind) for run in runs]
+            out["flagged"] = [c[0] for c in counts]
+            out["of"] = counts[0][1]
+        return out
+
+    @cached_property
+    def variability(self) -> dict | None:
+        """What varied between repeats (None without repeats): the share of utterances whose
+        normalized transcript differs (Wilson interval), which ones with their transcripts, each
+        figure's mean and range, and per utterance how often it was flagged."""
+        repeats = self.repeat_count
+        if repeats < 2:
+            return None
+        repeated = [u for u in self.processed if u.repeat_scores]
+        varied = [u for u in repeated if u.changed_on_repeat]
+        flags = {u.utterance.id: sum(x.hallucinated for x in (u, *u.repeat_scores)) for u in repeated}
+        return {
+            "repeats": repeats, "repeated": len(repeated), "varied": len(varied),
+            "share": len(varied) / len(repeated) if repeated else None, "share_ci": wilson(len(varied), len(repeated)),
+            "varied_utterances": [{"utterance_id": u.utterance.id, "sampled": u.sampled,
+                                   "transcripts": list(dict.fromkeys(x.hypothesis for x in (u, *u.repeat_scores)))[:10]}
+                                  for u in varied],
+            "figures": {f: v for f in self.REPEATED_FIGURES if (v := self.across_repeats(f)) is not None},
+            "flagged": {uid: n for uid, n in flags.items() if n},
+        }
+
+    @property
+    def sampling(self) -> dict | None:
+        """How many outputs were decoded with sampling (temperature fallback), and how many of the
+        flagged ones: a figure resting on them varies from run to run. None when none was."""
+        sampled = [u for u in self.processed if u.sampled]
+        if not sampled:
+            return None
+        flagged = self.flagged
+        in_flagged = sum(u.sampled for u in flagged)
+        note = (f"{in_flagged} of the {len(flagged)} flagged clips were decoded with temperature fallback "
+                f"(sampling): the hallucination rate varies from run to run"
+                if in_flagged else f"{len(sampled)} of {len(self.processed)} outputs were decoded with temperature "
+                "fallback (sampling): their transcripts vary from run to run")
+        if self.repeat_count < 2:
+            note += "; measure it with repeats = 5"
+        return {"outputs": len(sampled), "of": len(self.processed), "flagged": in_flagged, "flagged_of": len(flagged),
+                "note": note}
 
     def summary(self) -> dict:
         """The evaluation's figures in the one serialized form every sink reads: the results
@@ -480,6 +607,8 @@ class EvalResult:
             "nonspeech_hallucination_rate": self.nonspeech_hallucination_rate,
             "insertion_rate": self.insertion_rate, "findings_by_kind": self.findings_by_kind,
             "nondeterminism_rate": self.nondeterminism_rate, "normalizer": self.normalizer,
+            "repeats": self.repeat_count, "variability": self.variability, "sampling": self.sampling,
+            "contention": self.contention, "cpu_per_wall": self.cpu_per_wall, "cache_audit": self.cache_audit,
             "cached": self.cached_count, "computed": self.computed_count, "retimed": self.retimed,
             "speed_rtf": self.speed_rtf, "speed_unjudged": self.speed_unjudged, "rtf_by_batch_size": self.rtf_by_batch_size,
             "wall_seconds": self.wall_seconds, "workers": self.workers, "throughput": self.throughput,

@@ -6,6 +6,7 @@ WER; they are listed separately.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from .._types import UNSEGMENTED, InputError, Output
@@ -50,6 +51,10 @@ def score_output(
     chosen = normalizers.for_language(language)
     result = _score(output, chosen, language)
     result.findings = detect(result, hallucination or HallucinationConfig(), chosen)
+    if output.repeats and output.transcript is not None:  # every repeat scored like the first
+        result.repeat_scores = tuple(
+            score_output(dataclasses.replace(output, transcript=t, repeats=(), notes=()), normalizers, hallucination)
+            for t in output.repeats)
     return result
 
 
@@ -72,6 +77,7 @@ def _score(output: Output, normalizer: Normalizer, language: str) -> UtteranceRe
         language=language,
         silences=output.silences,
         latency=output.latency,
+        cpu_seconds=output.cpu_seconds,
     )
     if output.skipped:
         result.note = output.skipped

@@ -32,9 +32,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "default: [tool.speechlab.grades] min_grade.",
     )
     group.addoption(
-        "--speechlab-repeat", metavar="N", type=int, default=1,
-        help="transcribe every utterance N times and report the share whose transcript changes "
-        "(non-determinism); only the first run is timed.",
+        "--speechlab-repeat", metavar="N", type=int, default=None,
+        help="decode every utterance N times and score every repeat: the share whose transcript "
+        "changes, each figure's mean and range, and verdicts that depend on the run said as such "
+        "(only the first run is timed); default: [tool.speechlab] repeats, else 1.",
     )
     group.addoption(
         "--speechlab-db", metavar="URL_OR_PATH", default=None,

@@ -137,6 +137,7 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
                 lines.append(f"  [{r['model']}] {r['dataset']} {u['utterance_id']}: {u['hypothesis'][:60]!r}: {kinds}")
             if len(mine) > MAX_FLAGGED_SHOWN:
                 lines.append(f"  [{r['model']}] {r['dataset']}: {len(mine) - MAX_FLAGGED_SHOWN} more")
+    lines += repeat_lines(records) + speed_lines(records)
     grades = list(grades)
     if grades:
         lines.append("readiness grades:")
@@ -180,4 +181,42 @@ def chat_summary_lines(chats: list[dict]) -> list[str]:
                          f"{s['judge_cached']} verdict(s) from the cache")
         for line in [*c["failures"], *c["errors"]]:
             lines.append(f"  [{c['summary']['model']}] {line}")
+    return lines
+
+
+def repeat_lines(records: list[dict]) -> list[str]:
+    """What varied between repeats (each figure's mean and range, the transcripts that changed),
+    and, without repeats, figures resting on sampled decoding."""
+    lines = []
+    for r in records:
+        s, var = r["summary"], r["summary"].get("variability")
+        if var:
+            seed = r["environment"].get("seeding") or "-"
+            lines.append(f"repeats, {s['model']} on {s['dataset']}: {var['repeats']} per utterance ({seed}); "
+                         f"transcripts varied on {var['varied']}/{var['repeated']} [{_interval(var['share_ci'], '.2f')}]")
+            for figure, spread in var["figures"].items():
+                counts = spread.get("flagged")
+                ranged = (f"{min(counts)}-{max(counts)} of {spread['of']} flagged" if counts else
+                          f"{spread['min']:.3f}-{spread['max']:.3f}")
+                lines.append(f"  {figure}: mean {spread['mean']:.3f}, {ranged} across repeats"
+                             + (f", 95% over utterances and repeats {_interval(spread['ci'])}" if spread.get("ci") else ""))
+            for v in var["varied_utterances"][:MAX_FLAGGED_SHOWN]:
+                flagged = var["flagged"].get(v["utterance_id"])
+                lines.append(f"  varied {v['utterance_id']}" + (f" (flagged in {flagged}/{var['repeats']})" if flagged else "")
+                             + (" [sampled]" if v["sampled"] else "") + ": "
+                             + " | ".join(repr(t[:40]) for t in v["transcripts"][:4]))
+        elif s.get("sampling"):
+            lines.append(f"sampling, {s['model']} on {s['dataset']}: {s['sampling']['note']}")
+    return lines
+
+
+def speed_lines(records: list[dict]) -> list[str]:
+    """Why speed was not judged where it was not (a busy machine, cached timings), and the machine's
+    contention where it was measured."""
+    lines = []
+    for r in records:
+        s = r["summary"]
+        contention = (s.get("retimed") or {}).get("contention") if s["cached"] else s.get("contention")
+        if s.get("speed_unjudged") and (contention or {}).get("busy"):  # cached timings: said with the cache above
+            lines.append(s["speed_unjudged"])
     return lines

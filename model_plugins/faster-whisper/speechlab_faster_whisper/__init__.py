@@ -48,6 +48,14 @@ class FasterWhisperASR:
             str(self.path), device=self.device, compute_type=self.compute_type, cpu_threads=self.threads
         )
 
+    def seed(self, value: int) -> None:
+        """Seeds CTranslate2's sampler (temperature fallback) before a call; pytest-speechlab calls it
+        with a seed per utterance and repeat. It does not make every sampled decoding repeatable:
+        README, "Repeats, seeds and nondeterminism", has the measured rates."""
+        import ctranslate2
+
+        ctranslate2.set_random_seed(value)
+
     def transcribe(self, audio, language: str | None = None) -> Transcript:
         segments, info = self.model.transcribe(audio, **{**self.decode, **({"language": language} if language else {})})
         segs = tuple(  # consuming the generator is where the decoding happens

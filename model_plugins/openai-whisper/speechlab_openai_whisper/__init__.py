@@ -54,6 +54,13 @@ class OpenAIWhisperASR:
             "fp16": self.dtype == "float16",
         }
 
+    def seed(self, value: int) -> None:
+        """Seeds torch's sampler (temperature fallback) before a call; pytest-speechlab calls it with
+        a seed per utterance and repeat."""
+        import torch
+
+        torch.manual_seed(value)
+
     def transcribe(self, audio, language: str | None = None) -> Transcript:
         import whisper
 

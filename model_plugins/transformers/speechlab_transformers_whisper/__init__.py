@@ -57,6 +57,13 @@ class TransformersWhisperASR:
         self.multilingual = self.model.config.vocab_size >= 51865
         self.generate_kwargs = generate_kwargs(params, multilingual=self.multilingual)
 
+    def seed(self, value: int) -> None:
+        """Seeds torch's sampler (temperature fallback) before a call; pytest-speechlab calls it with
+        a seed per utterance and repeat."""
+        import torch
+
+        torch.manual_seed(value)
+
     def transcribe(self, audio, language: str | None = None) -> Transcript:
         import torch
 
