@@ -72,6 +72,7 @@ def environment(info: dict[str, Any], batch_size: int = 1, executor: Any = None)
     workers = getattr(executor, "workers", 1)
     return {
         "cpu": here["cpu"], "cpu_count": here["cpu_count"], "python": here["python"], "platform": here["platform"],
+        "arch": here["arch"],
         "device": info.get("device", "cpu"),
         "threads": compute_threads(info, executor),
         "batch_size": batch_size, "workers": workers, "executor": getattr(executor, "kind", "serial"),

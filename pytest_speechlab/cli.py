@@ -341,6 +341,59 @@ nonspeech_hallucination_rate = 0.0 # share of non-speech clips with one
 """
 
 
+@main.group("cache", invoke_without_command=True)
+@click.pass_context
+def cache_group(ctx) -> None:
+    """The inference cache (in the results database): its size and entries per model; `clear`
+    and `prune` delete outputs. Without a subcommand: the listing."""
+    if ctx.invoked_subcommand is None:
+        rows = _store(ctx.parent).cache_summary()
+        if not rows:
+            echo("the inference cache is empty")
+            return
+        table = [[r["model"], str(r["entries"]), _size(r["bytes"]), str(r["runs"]), str(r["oldest"])[:19],
+                  str(r["newest"])[:19]] for r in rows]
+        for line in format_table(["model", "outputs", "size", "runs", "oldest", "newest"], table, width=terminal_width()):
+            echo(line)
+        echo(f"{sum(r['entries'] for r in rows)} outputs, {_size(sum(r['bytes'] for r in rows))} of transcripts")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+@cache_group.command("clear")
+@click.option("--model", help="only this model's outputs (default: every model's)")
+@click.option("--yes", is_flag=True, help="do not ask")
+@click.pass_context
+def cache_clear(ctx, model: str | None, yes: bool) -> None:
+    """Delete cached outputs (the runs and their figures are kept)."""
+    if not yes and not click.confirm(f"delete the cached outputs of {model or 'every model'}?", default=False):
+        raise Problem("nothing deleted")
+    echo(f"deleted {_store(ctx.parent.parent, read_only=False).clear_cache(model)} cached outputs")
+
+
+@cache_group.command("prune")
+@click.option("--older-than", "days", type=click.FloatRange(min=0, min_open=True), required=True, metavar="DAYS",
+              help="delete outputs computed more than DAYS days ago")
+@click.option("--model", help="only this model's outputs")
+@click.option("--yes", is_flag=True, help="do not ask")
+@click.pass_context
+def cache_prune(ctx, days: float, model: str | None, yes: bool) -> None:
+    """Delete cached outputs older than DAYS days."""
+    from datetime import datetime, timedelta, timezone
+
+    cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="microseconds")
+    if not yes and not click.confirm(f"delete cached outputs computed before {cutoff}?", default=False):
+        raise Problem("nothing deleted")
+    deleted = _store(ctx.parent.parent, read_only=False).clear_cache(model, cutoff)
+    echo(f"deleted {deleted} cached outputs computed before {cutoff}")
+
+
 @main.command("view")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="address to listen on; anything but loopback is said on start, with what it exposes")

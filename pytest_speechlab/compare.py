@@ -42,7 +42,8 @@ class Side:
     cpu: str = ""
     identity: dict = field(default_factory=dict)  # the model's info: weights, backend, parameters
     languages: dict[str, str] = field(default_factory=dict)  # id -> language of each scored utterance
-    speed_unjudged: str | None = None  # why this side has no timing to judge (cached outputs, retime 0)
+    speed_unjudged: str | None = None  # why this side has no timing to judge (cached outputs, retime 0, busy)
+    environment: dict = field(default_factory=dict)  # where it ran: cpu, cpu_count, threads, arch, python
 
     def by_language(self) -> dict[str, dict[str, tuple[int, int]]]:
         """The scored utterances' (errors, reference units) per language."""
@@ -57,8 +58,10 @@ class Side:
 
     @classmethod
     def from_rows(cls, label: str, model: str, dataset: str, rows: list[dict], cpu: str = "",
-                  identity: dict | None = None) -> Side:
-        side = cls(label, model, dataset, cpu=cpu, identity=identity or {})
+                  identity: dict | None = None, environment: dict | None = None) -> Side:
+        environment = environment if isinstance(environment, dict) else {}
+        side = cls(label, model, dataset, cpu=cpu or str(environment.get("cpu") or ""), identity=identity or {},
+                   environment=environment)
         for r in rows:
             if r.get("error"):
                 continue
@@ -80,12 +83,12 @@ class Side:
     @classmethod
     def from_result(cls, label: str, result) -> Side:
         side = cls.from_rows(label, result.model, result.dataset, [u.row() for u in result.utterances],
-                             result.environment.get("cpu", ""), result.model_info)
+                             result.environment.get("cpu", ""), result.model_info, result.environment)
         if result.cached_count:  # the RTF rule judges timings measured here, or none (retime 0)
             retimed = result.retimed or {}
             side.processing_seconds = retimed.get("processing_seconds", 0.0)
             side.audio_seconds = retimed.get("audio_seconds", 0.0)
-            side.speed_unjudged = result.speed_unjudged
+        side.speed_unjudged = result.speed_unjudged  # cached with retime 0, or a busy machine
         return side
 
 
@@ -143,6 +146,29 @@ def identity_changes(a: dict, b: dict) -> list[str]:
     return changes
 
 
+# Where a run happened, by the figures a change there affects.
+MACHINE_KEYS = (("cpu", "CPU"), ("cpu_count", "CPUs"), ("arch", "architecture"), ("threads", "threads"),
+                ("device", "device"))
+
+
+def machine_changes(a: dict, b: dict, info_a: dict | None = None, info_b: dict | None = None) -> list[str]:
+    """What differs between where two evaluations ran (``environment`` of each), and the backend
+    version from each identity: "CPU Intel Xeon -> AMD EPYC", "threads 2 -> 4". A key either side
+    did not record is not a change."""
+    changes = []
+    for key, name in MACHINE_KEYS:
+        if a.get(key) is not None and b.get(key) is not None and a.get(key) != b.get(key):
+            changes.append(f"{name} {a.get(key)} -> {b.get(key)}")
+    va, vb = (info_a or {}).get("backend_version"), (info_b or {}).get("backend_version")
+    if va and vb and va != vb:
+        changes.append(f"backend version {va} -> {vb}")
+    return changes
+
+
+MACHINE_NOTE = ("RTF is not comparable across these (its regression rule is not judged); transcripts may differ "
+                "too (CTranslate2's int8 kernels differ by CPU and version; a thread count can change one)")
+
+
 def _short(value) -> str:
     text = "unset" if value is None else str(value)
     return text[:19] + "…" if text.startswith("sha256:") and len(text) > 20 else text
@@ -179,6 +205,21 @@ class Comparison:
         return identity_changes(self.baseline.identity, self.candidate.identity)
 
     @property
+    def machine_changes(self) -> list[str]:
+        return machine_changes(self.baseline.environment, self.candidate.environment,
+                               self.baseline.identity, self.candidate.identity)
+
+    @property
+    def rtf_unjudged(self) -> str | None:
+        """Why the RTF rule is not judged: a side without timings that hold, or another machine."""
+        if self.candidate.speed_unjudged or self.baseline.speed_unjudged:
+            return self.candidate.speed_unjudged or f"baseline: {self.baseline.speed_unjudged}"
+        moved = [c for c in self.machine_changes if not c.startswith("backend version")]
+        if moved:
+            return f"the baseline ran elsewhere ({', '.join(moved)}): RTF is not comparable across machines"
+        return None
+
+    @property
     def rtf_ratio(self) -> float | None:
         a, b = self.baseline.rtf, self.candidate.rtf
         return b / a if a and b is not None else None
@@ -207,7 +248,7 @@ class Comparison:
             found.append(f"hallucinations {h.count_a}/{h.n} -> {h.count_b}/{h.n} utterances "
                          f"({len(h.worse)} newly flagged, {len(h.better)} no longer; exact {self._p(h)} < {self.policy.alpha})")
         ratio = self.rtf_ratio
-        if ratio is not None and ratio > 1 + self.policy.rtf_tolerance:
+        if ratio is not None and ratio > 1 + self.policy.rtf_tolerance and not self.rtf_unjudged:
             found.append(f"RTF {self.baseline.rtf:.3f} -> {self.candidate.rtf:.3f} (x{ratio:.2f} > "
                          f"x{1 + self.policy.rtf_tolerance:.2f}; machines: {self.baseline.cpu or '?'} -> "
                          f"{self.candidate.cpu or '?'})")
@@ -237,6 +278,9 @@ class Comparison:
         changes = self.identity_changes
         if changes:
             lines.append("  model identity changed: " + ", ".join(changes))
+        moved = self.machine_changes
+        if moved:
+            lines.append(f"  machine changed: {', '.join(moved)}: {MACHINE_NOTE}")
         for name, cmp in self.figures:
             if cmp is None:
                 lines.append(f"  {name}: no scored utterances in common")
@@ -259,10 +303,12 @@ class Comparison:
             for k in h.worse[:limit]:
                 lines.append(f"    newly flagged {k}: {b.hypotheses.get(k, '')[:80]!r}")
         ratio = self.rtf_ratio
-        if b.speed_unjudged:
-            lines.append(f"  RTF not judged: {b.speed_unjudged}")
+        unjudged = self.rtf_unjudged
+        if unjudged:
+            lines.append(f"  RTF not judged: {unjudged}")
         if ratio is not None:
-            verdict = "REGRESSION" if ratio > 1 + self.policy.rtf_tolerance else "within tolerance"
+            verdict = ("not judged" if unjudged else
+                       "REGRESSION" if ratio > 1 + self.policy.rtf_tolerance else "within tolerance")
             lines.append(f"  RTF {a.rtf:.3f} -> {b.rtf:.3f} (x{ratio:.2f}, tolerance x{1 + self.policy.rtf_tolerance:.2f}: "
                          f"{verdict}; machines: {a.cpu or '?'} -> {b.cpu or '?'})")
         worse = self.worse()
@@ -321,7 +367,8 @@ def pair_sides(run_a: dict, rows_a: dict, run_b: dict, rows_b: dict, model_a: st
     def sides(run, rows, model):
         label = f"run {run['id'][:8]}"
         identities = {m.get("name"): m.get("info") or {} for m in run.get("models", ())}
-        return {(m, d): Side.from_rows(label, m, d, r, run.get("cpu") or "", identities.get(m))
+        environments = {(x.get("model"), x.get("dataset")): x.get("environment") for x in run.get("aggregates", ())}
+        return {(m, d): Side.from_rows(label, m, d, r, run.get("cpu") or "", identities.get(m), environments.get((m, d)))
                 for (m, d), r in rows.items() if model is None or m == model}
 
     sa, sb = sides(run_a, rows_a, model_a), sides(run_b, rows_b, model_b)

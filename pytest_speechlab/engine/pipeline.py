@@ -541,8 +541,10 @@ class Engine:
                     continue
                 run = store.run(run_id)
                 identity = next((m.get("info") for m in run["models"] if m["name"] == key[0]), None)
+                where = next((a.get("environment") for a in run.get("aggregates", ())
+                              if (a.get("model"), a.get("dataset")) == key), None)
                 pairs.append((key, Side.from_rows(f"baseline {ref}, run {run_id[:8]}", *key, rows,
-                                                  run.get("cpu") or "", identity), Side.from_result("this run", result)))
+                                                  run.get("cpu") or "", identity, where), Side.from_result("this run", result)))
         policy = self.settings.regression
         family = family_size([(base, this) for _, base, this in pairs], policy)
         judged = judge([compare(base, this, policy, family) for _, base, this in pairs], policy)

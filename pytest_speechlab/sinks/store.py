@@ -627,6 +627,32 @@ class Store:
         return doomed
 
 
+    # -- the inference cache (table outputs) ---------------------------------------------------
+
+    def cache_summary(self) -> list[dict]:
+        """Per model: cached outputs, their size in bytes (the stored transcripts), the oldest and
+        newest, and how many distinct runs computed them."""
+        t = self.t["outputs"]
+        sa = self.sa
+        size = sa.func.sum(sa.func.length(sa.cast(t.c.transcript, sa.Text)))
+        query = (sa.select(t.c.model, sa.func.count().label("entries"), size.label("bytes"),
+                           sa.func.min(t.c.created_at).label("oldest"), sa.func.max(t.c.created_at).label("newest"),
+                           sa.func.count(sa.distinct(t.c.run_id)).label("runs"))
+                 .group_by(t.c.model).order_by(t.c.model))
+        return [{**r, "bytes": int(r["bytes"] or 0)} for r in self._query(query)]
+
+    def clear_cache(self, model: str | None = None, older_than: str | None = None) -> int:
+        """Delete cached outputs (of one model; computed before ``older_than``, an ISO time): how many."""
+        t = self.t["outputs"]
+        where = self.sa.true()
+        if model is not None:
+            where = where & (t.c.model == model)
+        if older_than is not None:
+            where = where & (t.c.created_at < older_than)
+        with self.engine.begin() as conn:
+            return conn.execute(t.delete().where(where)).rowcount or 0
+
+
 _CHILDREN = ("models", "aggregates", "languages", "grades", "outcomes", "utterances")
 
 

@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 
 from .._text import redact, terminal
 from .._types import SpeechlabError
+from ..compare import MACHINE_NOTE
 from ..metrics.stats import GatePolicy, format_rate, interval, number
 from . import data
 
@@ -180,7 +181,8 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
         a, b = arg("a", 64), arg("b", 64)
         listing = data.runs(store())["runs"]
         view = data.comparison(store(), a, b, policy) if a and b else None
-        return flask.render_template("compare.html", title="Compare runs", view=view, runs=listing, a=a, b=b)
+        return flask.render_template("compare.html", title="Compare runs", view=view, runs=listing, a=a, b=b,
+                                     machine_note=MACHINE_NOTE)
 
     @app.get("/trends")
     def trends_page():

@@ -197,6 +197,7 @@ def comparison(store, ref_a: str, ref_b: str, policy) -> dict:
         by_id = {r["utterance_id"]: r for r in grouped[1][(b.model, b.dataset)]}
         found.append({
             "model": b.model, "dataset": b.dataset, "identity_changes": cmp.identity_changes,
+            "machine_changes": cmp.machine_changes, "rtf_unjudged": cmp.rtf_unjudged,
             "figures": [{"name": name, "cmp": c, "verdict": cmp.verdict(c) if c is not None else "no scored utterances in common"}
                         for name, c in cmp.figures],
             "hallucination": cmp.hallucination, "hallucination_regressed": cmp.hallucination_regressed(),
