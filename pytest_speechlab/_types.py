@@ -66,7 +66,9 @@ class ASRModel(Protocol):
     ``sample_rate`` is the rate the model wants; the runner hands ``transcribe`` a mono float32
     numpy array at that rate, in [-1, 1]. ``transcribe`` returns a :class:`Transcript` (or a plain
     string). Optional: ``info() -> dict`` with backend metadata (backend_version, device, threads,
-    compute_type, weights) and ``close()`` to free resources at the end of the session.
+    compute_type, weights), ``close()`` to free resources at the end of the session, and
+    ``seed(n)``, called before every call with a seed derived from ``[tool.speechlab] seed``, the
+    utterance id and the repeat index, for a model that samples (Whisper's temperature fallback).
 
     A model behind a service may instead implement ``transcribe_events(audio, language=None)``:
     an iterator of :class:`Partial`, :class:`AudioSent` and :class:`Fault` events ending with the

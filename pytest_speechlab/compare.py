@@ -110,6 +110,15 @@ class HallucinationComparison:
     def p_for_verdict(self) -> float:
         return self.p_value if self.p_adjusted is None else self.p_adjusted
 
+    def detectable(self, alpha: float) -> str:
+        """The fewest newly flagged utterances (with as many no longer flagged as observed) that
+        the exact test flags at the family's first Holm level, or "not testable" when none can."""
+        level = alpha / max(self.family, 1)
+        for worse in range(len(self.better) + 1, self.n + 1):
+            if mcnemar_exact(worse, len(self.better)) < level:
+                return f"detectable: {worse - len(self.better):+d} net newly flagged of {self.n} (exact)"
+        return f"not testable with n = {self.n} (no count of newly flagged utterances reaches p < {level:.3g})"
+
     @classmethod
     def of(cls, a: Side, b: Side) -> HallucinationComparison | None:
         common = set(a.hypotheses) & set(b.hypotheses)
@@ -264,6 +273,8 @@ class Comparison:
 
     def verdict(self, cmp: PairedComparison) -> str:
         """What the gate makes of one figure's comparison."""
+        if not cmp.testable:
+            return f"not testable with n = {cmp.n}"
         if is_regression(cmp, self.policy):
             return "REGRESSION"
         if cmp.ci[1] < 0:
@@ -271,6 +282,15 @@ class Comparison:
         if cmp.p_for_verdict < self.policy.alpha:
             return f"significant but below the minimum effect {self.policy.min_effect}"
         return "within noise"
+
+    @staticmethod
+    def detectable(cmp: PairedComparison) -> str:
+        """What this comparison could have seen: its minimum detectable effect, or why there is none."""
+        if not cmp.testable:
+            return f"; {cmp.mde_basis}"
+        if cmp.mde is None:
+            return f"; no rise is detectable with 80% power on {cmp.n} utterances"
+        return f"; detectable with 80% power: {cmp.mde:+.4f}"
 
     def report(self, limit: int = 10) -> str:
         a, b = self.baseline, self.candidate
@@ -286,7 +306,7 @@ class Comparison:
                 lines.append(f"  {name}: no scored utterances in common")
                 continue
             verdict = self.verdict(cmp)
-            mde = f"; detectable with 80% power: {cmp.mde:+.4f}" if cmp.mde is not None else ""
+            mde = self.detectable(cmp)
             lines.append(
                 f"  {name} {cmp.rate_a:.4f} -> {cmp.rate_b:.4f}  difference {cmp.delta:+.4f} "
                 f"[{cmp.confidence:.0%} CI {cmp.ci[0]:+.4f}, {cmp.ci[1]:+.4f}]  {self._p(cmp)}  {verdict}{mde}"
@@ -296,10 +316,12 @@ class Comparison:
                          f"wrong->correct {len(self.wer.flipped_better)} (exact test p = {self.wer.mcnemar_p:.4f})")
         h = self.hallucination
         if h is not None:
+            testable = mcnemar_exact(h.n, len(h.better)) < self.policy.alpha / max(h.family, 1)
             verdict = "REGRESSION" if self.hallucination_regressed() else (
-                "not judged" if not self.policy.hallucination else "within noise")
+                "not judged" if not self.policy.hallucination else "within noise" if testable else f"not testable with n = {h.n}")
             lines.append(f"  hallucinations {format_rate(h.count_a, h.n)} -> {format_rate(h.count_b, h.n)}  "
-                         f"newly flagged {len(h.worse)}, no longer {len(h.better)}  exact {self._p(h)}  {verdict}")
+                         f"newly flagged {len(h.worse)}, no longer {len(h.better)}  exact {self._p(h)}  {verdict}; "
+                         f"{h.detectable(self.policy.alpha)}")
             for k in h.worse[:limit]:
                 lines.append(f"    newly flagged {k}: {b.hypotheses.get(k, '')[:80]!r}")
         ratio = self.rtf_ratio

@@ -52,8 +52,33 @@ def test_speechlab_english_maps_a_spoken_form_and_its_written_form_alike(spoken,
 def test_leading_zeros_are_kept_and_decimals_are_left_alone():
     n = get_normalizer("speechlab-english")
     assert n("007") == "0 0 7" and n("code 0451") == "code 0 4 5 1"
-    assert n("0.5 seconds") == "0 5 seconds"  # a decimal, not a code: no zero is added or spelled
+    assert n("0.5 seconds") == "0 point 5 seconds"  # a decimal, not a code: no zero is added or spelled
     assert n("2007") == "2 0 0 7"
+
+
+# Pairs that must stay different: numbers that differ only in a decimal point, a time's colon, a
+# fraction's slash, a currency or percent sign, a version's dots. speechlab-english 2 mapped 12 of
+# these 15 alike ("3.14" = "314"); Whisper's own normalizer keeps all 15 apart.
+DIFFERENT = [
+    ("3.14", "314"), ("$2.25", "225"), ("point five", "five"), ("3:15", "315"), ("1/2", "12"),
+    ("10.5%", "105%"), ("v1.2.3", "v123"), ("$5", "5"), ("2.5", "25"), ("0.5", "5"), ("12:30", "1230"),
+    ("3/4", "34"), ("£20", "20"), ("1.5 million", "15 million"), ("€3.50", "350"),
+]
+
+
+@pytest.mark.parametrize("one, other", DIFFERENT)
+def test_speechlab_english_keeps_different_numbers_apart(one, other):
+    n = get_normalizer("speechlab-english")
+    assert n(one) != n(other)
+
+
+def test_spoken_and_written_decimals_times_and_currency_still_match():
+    n = get_normalizer("speechlab-english")
+    assert n("point five") == n("0.5") == "0 point 5"
+    assert n("three point one four") == n("3.14") == "3 point 1 4"
+    assert n("two dollars and twenty five cents") == n("$2.25") == "$ 2 point 2 5"
+    assert n("It is 3:15.") == "it is 3 : 1 5"
+    assert n("I have 3. Then 4.") == "i have 3 then 4"  # a full stop after a number is not a point
 
 
 def test_whisper_english_is_kept_exact_and_labels_carry_versions():

@@ -212,3 +212,23 @@ def test_a_repeat_count_given_as_an_argument_is_checked(tmp_path, nonspeech):
     for bad in (0, -5):
         with pytest.raises(SpeechlabError, match="--speechlab-repeat must be 1 to 100"):
             evaluate_models(["test/moody"], [str(nonspeech)], pyproject=None, plugins=[PLUGIN], repeats=bad)
+
+
+def test_the_reports_and_the_viewer_show_what_varied(tmp_path, nonspeech):
+    from pytest_speechlab.sinks.report import scorecard_html, scorecard_markdown
+    from pytest_speechlab.sinks.store import Store
+    from pytest_speechlab.view import data
+
+    db = tmp_path / "results.db"
+    (result,) = evaluate_models(["test/moody"], [str(nonspeech)], pyproject=None, plugins=[PLUGIN], repeats=6, db=str(db))
+    record = result.serialized()
+    markdown = scorecard_markdown([record], {})
+    assert "How far the verdicts hold:" in markdown and "transcripts varied on 4/6" in markdown
+    html = scorecard_html([record], {})
+    assert "How far the verdicts hold" in html and "varied quiet-3" in html and "&#x27;thank you for watching&#x27;" in html
+    store = Store(f"sqlite:///{db}", read_only=True)
+    stored = store.run(store.resolve("latest"))["aggregates"][0]["metrics"]
+    assert stored["variability"]["varied"] == 4 and stored["repeats"] == 6
+    notes = data.run(store, store.resolve("latest"))["notes"]
+    assert any("transcripts varied on 4/6" in n for n in notes)
+    assert data.notes([{"metrics": {"variability": "hostile"}, "environment": []}]) == []

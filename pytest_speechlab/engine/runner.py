@@ -401,11 +401,6 @@ class Runner:
         """A chat model's Response, with the time to the first token where it streams."""
         return self.invoke(model, CHAT, list(messages), item=repr(messages))
 
-    def retime(self, model: LoadedModel, utterances: list[Utterance]) -> list[Output]:
-        """Decode ``utterances`` again on this machine, timed (in batches where the model batches:
-        its RTF is per batch size): the outputs, transcripts and timings both."""
-        return [output for unit in self.plan(model, utterances) for output in self.run_unit(model, unit)]
-
     @staticmethod
     def _where(utt: Utterance) -> str:
         return f"{utt.source}: audio '{os.path.basename(utt.audio_path)}'"

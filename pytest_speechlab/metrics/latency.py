@@ -1,6 +1,7 @@
 """The latency of a model behind a service, as its users feel it: per-request end-to-end time,
 time to the first partial transcript and time from the end of the audio to the final transcript
-(streaming), as p50/p95/p99 with bootstrap intervals under the declared concurrency; throughput on
+(streaming), as p50/p95/p99 with distribution-free intervals (order statistics; none where there are
+too few requests for one: p95 needs 59, p99 299) under the declared concurrency; throughput on
 the wall clock, separately; the pacing ratio (seconds taken to send the audio / its length: 1.0 is
 real time); and every fault, counted per request and never folded into a latency figure.
 
@@ -14,7 +15,7 @@ from collections import Counter
 from statistics import median
 from typing import Any
 
-from .stats import percentile_ci
+from .stats import min_samples_for_quantile, percentile_ci
 
 PERCENTILES = (50, 95, 99)
 # what an error message says about its cause (the plugins name it: "HTTP 503", "timed out"...)
@@ -44,6 +45,8 @@ def _percentiles(values: list[float]) -> dict[str, Any]:
         out[f"p{q}"] = float(np.percentile(values, q))
         ci = percentile_ci(values, q)
         out[f"p{q}_ci"] = list(ci) if ci else None
+        if ci is None:  # too few values for a distribution-free interval: said, never a false one
+            out[f"p{q}_ci_needs"] = min_samples_for_quantile(q / 100)
     return out
 
 

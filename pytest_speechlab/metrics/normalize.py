@@ -55,13 +55,35 @@ _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
 _MILLIMETRES = re.compile(r"(\d)\s*mm\b", re.IGNORECASE)  # Whisper drops "mm" as a filler word
 
 
+# Symbols that make a number another number: kept as words when digits are split ("3.14" is not
+# "314", "$2.25" not "225", "3:15" not "315", "1/2" not "12", "10.5%" not "105"). Whisper's
+# normalizer drops ":" and "/" between digits, so they are protected by a placeholder word first.
+_NUMBER_SYMBOLS = {"$", "£", "€", "¢", "%"}
+_PROTECTED = {" qqcolonqq ": ":", " qqslashqq ": "/"}
+_TIME_OR_FRACTION = re.compile(r"(\d)\s*([:/])\s*(?=\d)")
+_BARE_DECIMAL = re.compile(r"(?<![\d.])\.(?=\d)")  # ".5" (Whisper's "point five") is 0.5
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+
+
+def _protect_number_symbols(text: str) -> str:
+    return _TIME_OR_FRACTION.sub(lambda m: m.group(1) + (" qqcolonqq " if m.group(2) == ":" else " qqslashqq "), text)
+
+
 def _speechlab_english_postprocess(text: str) -> str:
     """Undo two artefacts of Whisper's normalizer that count correct transcripts as errors:
     spelled digit strings are glued into one number ("one two three" -> "123") while the same
     digits written by a model stay apart ("1, 2, 3" -> "one 2 3"). Every digit becomes its own
-    word, "one" becomes "1", and tokens with no letter or digit (a stray ".") are dropped."""
+    word, "one" becomes "1"; a decimal point becomes the word "point", and currency, percent,
+    time and fraction signs stay words of their own, so that numbers that differ stay different;
+    other tokens with no letter or digit (a stray ".") are dropped."""
+    text = _DECIMAL_POINT.sub(" point ", _BARE_DECIMAL.sub("0.", _ONE.sub("1", text)))
+    for placeholder, symbol in _PROTECTED.items():
+        text = text.replace(placeholder.strip(), f" {symbol} ")
+    for symbol in _NUMBER_SYMBOLS:
+        text = text.replace(symbol, f" {symbol} ")
     text = _ONE.sub("1", _DIGIT.sub(lambda m: f" {m.group()} ", text))
-    return " ".join(tok for tok in text.split() if any(ch.isalnum() for ch in tok))
+    return " ".join(tok for tok in text.split()
+                    if any(ch.isalnum() for ch in tok) or tok in _NUMBER_SYMBOLS or tok in _PROTECTED.values())
 
 
 def _speechlab_english() -> tuple[Callable[[str], str], str]:
@@ -75,9 +97,9 @@ def _speechlab_english() -> tuple[Callable[[str], str], str]:
         # with a leading zero is spelled digit by digit first, so both keep their zeros.
         text = _LEADING_ZERO.sub(lambda m: " ".join(_DIGIT_WORDS[int(d)] for d in m.group()), text)
         text = _MILLIMETRES.sub(r"\1 millimeters", text)
-        return _speechlab_english_postprocess(whisper(text))
+        return _speechlab_english_postprocess(whisper(_protect_number_symbols(text)))
 
-    return apply, f"2 ({version})"
+    return apply, f"3 ({version})"
 
 
 _ANNOTATION = re.compile(r"\[[^\]]*\]|<[^>]*>")  # [laughter], <unk>: annotations, not speech

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 DEFAULT_RESAMPLES = 2000
@@ -50,21 +51,60 @@ def bootstrap_ci(errors: Sequence[int], lengths: Sequence[int], *, confidence: f
     return float(low), float(high)
 
 
-def percentile_ci(values: Sequence[float], q: float, *, confidence: float = 0.95,
-                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the ``q``-th percentile of ``values`` (resampling values).
-    A high percentile of few values is close to their maximum, and so is its interval: the caller
-    says how many values there were."""
-    np = _np()
-    values = np.asarray(values, float)
-    if len(values) < 2:
+def _binomial_pmf(n: int, p: float) -> list[float]:
+    """P(K = k) for K ~ Binomial(n, p), k = 0..n (in log space: n may be large)."""
+    if p <= 0 or p >= 1:
+        return [1.0 if k == (0 if p <= 0 else n) else 0.0 for k in range(n + 1)]
+    logs = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p)
+            + (n - k) * math.log1p(-p) for k in range(n + 1)]
+    return [math.exp(v) for v in logs]
+
+
+@lru_cache(maxsize=1024)
+def quantile_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int, int] | None:
+    """Ranks (l, u), 1-based, of the order statistics X(l) <= X(u) that cover the ``q``-th
+    quantile (0 < q < 1) of a continuous distribution with probability at least ``confidence``,
+    for any distribution (distribution-free: the number of values below the quantile is
+    Binomial(n, q)): the narrowest such pair, grown from the quantile's own rank toward the
+    likelier side. None when even (1, n) does not reach ``confidence``: too few values."""
+    pmf = _binomial_pmf(n, q)
+    # X(l) <= x_q < X(u) exactly when l <= K <= u - 1, K the count of values below x_q
+    if 1 - pmf[0] - pmf[n] < confidence:
         return None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(resamples, len(values)))
-    estimates = np.percentile(values[idx], q, axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(estimates, [tail, 100 - tail])
-    return float(low), float(high)
+    lo = hi = min(max(int(math.floor(n * q)), 1), n - 1)  # K in [lo, hi]: ranks (lo, hi + 1)
+    covered = pmf[lo]
+    while covered < confidence:
+        left = pmf[lo - 1] if lo > 1 else -1.0
+        right = pmf[hi + 1] if hi < n - 1 else -1.0
+        if left >= right:
+            lo -= 1
+            covered += left
+        else:
+            hi += 1
+            covered += right
+    return lo, hi + 1
+
+
+def min_samples_for_quantile(q: float, confidence: float = 0.95) -> int:
+    """The fewest values that give the ``q``-th quantile a distribution-free interval at
+    ``confidence``: 6 for the median, 59 for p95, 299 for p99 at 95%."""
+    n = 2
+    while quantile_ranks(n, q, confidence) is None:
+        n += 1
+    return n
+
+
+def percentile_ci(values: Sequence[float], q: float, *, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free interval of the ``q``-th percentile (0-100) of ``values``: two order
+    statistics that cover it with probability at least ``confidence`` whatever the distribution
+    (:func:`quantile_ranks`). None when there are too few values for one (p95 needs 59, p99 299 at
+    95%): a bootstrap never reaches past the sample's maximum, so it cannot cover a high
+    percentile of few values, and no interval is better than a false one."""
+    ranks = quantile_ranks(len(values), q / 100, confidence)
+    if ranks is None:
+        return None
+    ordered = sorted(float(v) for v in values)
+    return ordered[ranks[0] - 1], ordered[ranks[1] - 1]
 
 
 def macro_bootstrap_ci(groups: Sequence[tuple[Sequence[int], Sequence[int]]], *, confidence: float = 0.95,
@@ -117,6 +157,7 @@ class PairedComparison:
     confidence: float = 0.95
     mde: float | None = None  # the difference detectable with 80% power at the first Holm level
     mde_basis: str = ""
+    testable: bool = True  # False: even every utterance worse could not reach the level (n too small)
     p_adjusted: float | None = None
     family: int = 1
     correction: str = "none"
@@ -147,11 +188,13 @@ def _z(p: float) -> float:
 
 def paired_compare(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]], *, confidence: float = 0.95,
                    resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, alpha: float = 0.05,
-                   family: int = 1) -> PairedComparison | None:
+                   family: int = 1, detectable: bool = True) -> PairedComparison | None:
     """``a`` and ``b`` map utterance id -> (errors, reference length). Compared on the intersection.
 
     ``alpha`` and ``family`` only size the minimum detectable effect (80% power, one-sided, at
-    ``alpha / family``: the first step of Holm's procedure, a conservative figure)."""
+    ``alpha / family``: the first step of Holm's procedure, a conservative figure), and say whether
+    the comparison is testable at all (with n utterances the smallest p a sign-flip test can give is
+    2^-n); ``detectable=False`` skips the (simulated) minimum detectable effect."""
     np = _np()
     common = sorted(set(a) & set(b))
     lengths = np.array([a[k][1] for k in common], float)
@@ -182,24 +225,89 @@ def paired_compare(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]],
     span = float(np.abs(diff).sum() / total)  # no true difference can exceed this in size
     low = float(below[r - 1]) if r >= 1 and np.isfinite(below[r - 1]) else -span
     high = float(above[resamples - r]) if r >= 1 and np.isfinite(above[resamples - r]) else span
-    # Minimum detectable effect: (z_{1-level} + z_{0.8}) standard errors of the paired difference.
-    se = float(np.sqrt((diff ** 2).sum()) / total)
-    basis = "paired differences"
-    if se == 0.0:  # identical error counts: no spread to measure; a binomial model of word errors
-        rate = max(float(ea.sum() / total), 1.0 / total)
-        se = math.sqrt(2 * rate * (1 - rate) / total)
-        basis = "a binomial error model (the runs do not differ)"
     level = alpha / max(family, 1)
-    mde = (_z(1 - level) + _z(0.8)) * se
+    testable = 2.0 ** -len(common) <= level
+    mde = minimum_detectable_effect(diff, lengths, level, seed=seed) if testable and detectable else None
+    basis = ("simulated power of this test at the observed spread (80%, at the first Holm level)" if testable else
+             f"not testable with n = {len(common)}: the smallest p the test can give, 2^-{len(common)} = "
+             f"{2.0 ** -len(common):.3f}, is above {level:.3g}")
     worse = [k for k, x, y in zip(common, ea, eb) if x == 0 and y > 0]
     better = [k for k, x, y in zip(common, ea, eb) if x > 0 and y == 0]
     return PairedComparison(
         n=len(common), rate_a=float(ea.sum() / total), rate_b=float(eb.sum() / total), delta=delta,
-        ci=(low, high), p_value=p_value, confidence=confidence, mde=mde, mde_basis=basis,
+        ci=(low, high), p_value=p_value, confidence=confidence, mde=mde, mde_basis=basis, testable=testable,
         family=family, flipped_worse=worse, flipped_better=better,
         mcnemar_p=mcnemar_exact(len(worse), len(better)),
         only_a=len(set(a) - set(b)), only_b=len(set(b) - set(a)),
     )
+
+
+def _binomial_quantile(u, trials, p: float):
+    """The Binomial(trials, p) quantile at each uniform ``u`` (arrays): with the same ``u`` it
+    never falls as ``p`` rises, so simulations at different effects share their randomness."""
+    np = _np()
+    if p <= 0:
+        return np.zeros_like(trials)
+    if p >= 1:
+        return trials.copy()
+    ratio = p / (1 - p)
+    pmf = np.exp(trials * math.log1p(-p))
+    cdf, k = pmf.copy(), np.zeros_like(trials)
+    while True:
+        need = (u > cdf) & (k < trials)
+        if not need.any():
+            return k
+        pmf = np.where(need, pmf * (trials - k) / (k + 1) * ratio, pmf)
+        k = k + need
+        cdf = cdf + np.where(need, pmf, 0.0)
+
+
+def minimum_detectable_effect(diff, lengths, level: float, power: float = 0.8, *, sims: int | None = None,
+                              flips: int | None = None, seed: int = DEFAULT_SEED) -> float | None:
+    """The smallest rise of the error rate this paired sign-flip test detects with ``power`` at
+    ``level``, by simulating the test itself. A simulated candidate has, per utterance (resampled
+    from the observed ones, with its length), the observed paired difference with a random sign
+    (the run-to-run spread as measured; an observed rise only widens it), plus Binomial(words,
+    effect) extra errors (the effect). The spread of n utterances is itself uncertain, and an
+    effect planned on it has less than its power on average over what n utterances show: the
+    figure is raised by 1/n, which brings the power measured at the printed figure (averaged over
+    samples) to 0.8 at n = 20, 50 and 300 (tests/test_small_samples.py). The same random numbers serve every effect tried, so power rises
+    with the effect and a bisection finds it. With no observed spread (identical runs) the extra
+    errors alone are the signal: the figure does not jump when one utterance's count changes. None
+    when no effect up to every word wrong reaches ``power``."""
+    np = _np()
+    diff, lengths = np.asarray(diff, float), np.asarray(lengths, float)
+    n, total = len(diff), float(lengths.sum())
+    if n == 0 or total == 0:
+        return None
+    # 400 simulated runs of 400 sign flips each up to 300 utterances; fewer beyond, where the test's
+    # power curve is steep and the cost (sims x flips x n) would grow with the set
+    sims = sims or max(100, min(400, int(400 * math.sqrt(300 / n))))
+    flips = flips or sims
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, n, size=(sims, n))
+    # the observed differences with random signs: the run-to-run spread as the test's own null sees
+    # it (kept whole numbers: ties between flips are part of the test's power)
+    noise = diff[pick] * np.where(rng.random((sims, n)) < 0.5, -1.0, 1.0)
+    words, uniforms = lengths[pick], rng.random((sims, n))
+    signs = np.where(rng.random((flips, n)) < 0.5, -1.0, 1.0)
+
+    def reached(effect: float) -> bool:
+        data = noise + _binomial_quantile(uniforms, words, effect)  # sims x n
+        observed = data.sum(axis=1)
+        p = (1 + (data @ signs.T >= observed[:, None] - 1e-9).sum(axis=1)) / (flips + 1)
+        return float((p <= level).mean()) >= power
+
+    high = min(1.0, 4.0 / total)
+    while not reached(high):
+        if high >= 1.0:
+            return None
+        high = min(1.0, high * 2)
+    low = 0.0 if high <= 4.0 / total else high / 2
+    for _ in range(14):
+        mid = (low + high) / 2
+        low, high = (low, mid) if reached(mid) else (mid, high)
+    return min(1.0, high * (1 + 1 / n))
 
 
 CORRECTIONS = ("holm", "bh", "none")

@@ -158,8 +158,14 @@ def scorecard_html(records: list[dict], grades: dict, thresholds: dict | None = 
         f"re-timed in this run ({sum(r['cached'] for r in rows)} cached outputs here"
         + ("; none re-timed where retime is 0: speed not judged there" if any(r.get("speed_unjudged") for r in rows) else "")
         + ")."
-        f"</p><ul>{reasons}</ul>{plots_html(rows)}</div>"
+        f"</p><ul>{reasons}</ul>{notes_html(records)}{plots_html(rows)}</div>"
     )
+
+
+def notes_html(records: list[dict]) -> str:
+    notes = verdict_notes(records)
+    return (f'<h3>How far the verdicts hold</h3><ul class="notes">{"".join(f"<li>{esc(n)}</li>" for n in notes)}</ul>'
+            if notes else "")
 
 
 def run_html(run: dict | None) -> str:
@@ -363,6 +369,9 @@ def scorecard_markdown(records: list[dict], grades: dict) -> str:
     lines.append("")
     for g in grades.values():
         lines.append(f"- **{md(g.model)}: {md(g.grade)}** {md(g.reason)}")
+    notes = verdict_notes(records)
+    if notes:
+        lines += ["", "How far the verdicts hold:", "", *(f"- {md(note)}" for note in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -452,7 +461,9 @@ def _p(figure: dict, q: str, ci: bool = False) -> str:
     if value is None:
         return "-"
     interval = figure.get(f"{q}_ci") if ci else None
-    return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+    needs = figure.get(f"{q}_ci_needs") if ci else None
+    return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else
+                             f" [no interval: n {figure.get('n')} < {needs}]" if needs else "")
 
 
 def latency_rows(records: Iterable[dict]) -> list[list[str]]:
@@ -496,7 +507,9 @@ LATENCY_NOTE = ("Per request, under the stated concurrency; one warm-up request 
                 "the start of the request to the final transcript. First partial and after audio: streaming only "
                 "(from the end of the audio sent to the final transcript). Pacing: seconds taken to send the audio "
                 "/ its length (1.00x is real time). Throughput on the wall clock, apart from latency. Faults were "
-                "recovered from (a retried 429 or 5xx); failed requests are counted by cause.")
+                "recovered from (a retried 429 or 5xx); failed requests are counted by cause. p95's interval is "
+                "two order statistics that cover it at 95% whatever the distribution: it needs 59 requests "
+                "(p99: 299); with fewer none is given.")
 
 
 def latency_html(records: list[dict]) -> str:
@@ -688,3 +701,55 @@ def property_failures_html(failures: list[dict], budget: AudioBudget) -> str:
                      f"<p>smallest failing perturbation: <code>{esc(f['chain'])}</code></p>{clips}")
     return (f'{_STYLE}<div class="speechlab evidence" id="speechlab-properties"><h2>Metamorphic properties that '
             f"failed</h2>{''.join(parts)}</div>")
+
+
+MAX_VARIED_SHOWN = 8
+
+
+def _span(ci, fmt: str = ".3f") -> str:
+    return f"{ci[0]:{fmt}}-{ci[1]:{fmt}}" if ci else "-"
+
+
+def verdict_notes(records: list[dict]) -> list[str]:
+    """Plain-text notes on how far each evaluation's verdicts hold: what varied between repeats (or
+    a figure resting on sampled decoding), and speed not judged on a busy machine. The terminal,
+    the HTML report and the Markdown show these same lines (each renderer escapes them)."""
+    return _repeat_lines(records) + _speed_lines(records)
+
+
+def _repeat_lines(records: list[dict]) -> list[str]:
+    """What varied between repeats (each figure's mean and range, the transcripts that changed),
+    and, without repeats, figures resting on sampled decoding."""
+    lines = []
+    for r in records:
+        s, var = r["summary"], r["summary"].get("variability")
+        if var:
+            seed = r["environment"].get("seeding") or "-"
+            lines.append(f"repeats, {s['model']} on {s['dataset']}: {var['repeats']} per utterance ({seed}); "
+                         f"transcripts varied on {var['varied']}/{var['repeated']} [{_span(var['share_ci'], '.2f')}]")
+            for figure, spread in var["figures"].items():
+                counts = spread.get("flagged")
+                ranged = (f"{min(counts)}-{max(counts)} of {spread['of']} flagged" if counts else
+                          f"{spread['min']:.3f}-{spread['max']:.3f}")
+                lines.append(f"  {figure}: mean {spread['mean']:.3f}, {ranged} across repeats"
+                             + (f", 95% over utterances and repeats {_span(spread['ci'])}" if spread.get("ci") else ""))
+            for v in var["varied_utterances"][:MAX_VARIED_SHOWN]:
+                flagged = var["flagged"].get(v["utterance_id"])
+                lines.append(f"  varied {v['utterance_id']}" + (f" (flagged in {flagged}/{var['repeats']})" if flagged else "")
+                             + (" [sampled]" if v["sampled"] else "") + ": "
+                             + " | ".join(repr(t[:40]) for t in v["transcripts"][:4]))
+        elif s.get("sampling"):
+            lines.append(f"sampling, {s['model']} on {s['dataset']}: {s['sampling']['note']}")
+    return lines
+
+
+def _speed_lines(records: list[dict]) -> list[str]:
+    """Why speed was not judged where it was not (a busy machine, cached timings), and the machine's
+    contention where it was measured."""
+    lines = []
+    for r in records:
+        s = r["summary"]
+        contention = (s.get("retimed") or {}).get("contention") if s["cached"] else s.get("contention")
+        if s.get("speed_unjudged") and (contention or {}).get("busy"):  # cached timings: said with the cache above
+            lines.append(s["speed_unjudged"])
+    return lines

@@ -8,11 +8,13 @@ from typing import Iterable
 
 from .._text import format_table
 from ..metrics.results import SIGNAL_ONLY
-from .report import (  # the one latency table, in every renderer
+from .report import (  # the one latency table and the notes on verdicts, in every renderer
     LATENCY_HEADER,
     LATENCY_NOTE,
     fault_lines,
+    _span,
     latency_rows,
+    verdict_notes,
 )
 
 
@@ -26,9 +28,6 @@ MAX_FLAGGED_SHOWN = 8
 def _headline(metric: str, value: float | None) -> str:
     return "-" if value is None else f"{metric.upper()} {value:.3f}"
 
-
-def _interval(ci, fmt: str = ".3f") -> str:
-    return f"{ci[0]:{fmt}}-{ci[1]:{fmt}}" if ci else "-"
 
 
 def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), width: int | None = None) -> list[str]:
@@ -47,10 +46,10 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
         rows.append([
             s["model"], s["dataset"], f"{s['processed']}/{s['utterances'] + len(record['dataset_errors'])}",
             f"{s['audio_seconds']:.1f}", _num(s["error_rate"]) if named != "error" else _headline(s["error_metric"], s["error_rate"]),
-            _interval(s["error_ci"]),
+            _span(s["error_ci"]),
             _num(s["cer"]),
             f"{s['substitutions']}/{s['deletions']}/{s['insertions']}" if s["scored"] and len(languages) <= 1 else "-",
-            f"{s['hallucinated']}/{s['processed']}", _interval(s["hallucination_ci"], ".2f"),
+            f"{s['hallucinated']}/{s['processed']}", _span(s["hallucination_ci"], ".2f"),
             _num(s["rtf"]), _num(s["rtfx"], ".1f"), str(record["environment"].get("threads") or "-"),
             _num(s["load_seconds"], ".2f"), str(loads.get(s["model"], "-")),
             f"{s['cached']}/{s['processed']}", str(s["errors"]),
@@ -60,11 +59,11 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
     for r in multilingual:  # one row per model x dataset x language
         s = r["summary"]
         lines.append(f"{s['model']} on {s['dataset']}, per language (macro average {_num(s['error_rate'])} "
-                     f"[{_interval(s['error_ci'])}] = the mean of these):")
+                     f"[{_span(s['error_ci'])}] = the mean of these):")
         lines += ["  " + line for line in format_table(
             ["lang", "utts", "error", "95% CI", "CER", "S/D/I", "halluc", "lang ID"],
             [[lang["language"], f"{lang['scored']}/{lang['utterances']}", _headline(lang["metric"], lang["error_rate"]),
-              _interval(lang["ci"]), _num(lang["cer"]),
+              _span(lang["ci"]), _num(lang["cer"]),
               f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']}" if lang["scored"] else "-",
               f"{lang['hallucinated']}/{lang['utterances']}",
               f"{lang['language_id']['correct']}/{lang['language_id']['total']}" if lang["language_id"] else "-"]
@@ -126,7 +125,7 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
             per = ", ".join(f"{lang['language']} {lang['language_id']['correct']}/{lang['language_id']['total']}"
                             for lang in s["languages"] if lang["language_id"]) if len(s["languages"]) > 1 else ""
             lines.append(f"  {s['model']} on {s['dataset']}: {lid['correct']}/{lid['total']} "
-                         f"[{_interval(lid['ci'], '.2f')}]" + (f" ({per})" if per else ""))
+                         f"[{_span(lid['ci'], '.2f')}]" + (f" ({per})" if per else ""))
     flagged = [(r, u) for r in records for u in r["utterances"] if u["hallucinated"]]
     if flagged:
         lines.append(f"hallucination findings ({len(flagged)} utterances):")
@@ -137,7 +136,7 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
                 lines.append(f"  [{r['model']}] {r['dataset']} {u['utterance_id']}: {u['hypothesis'][:60]!r}: {kinds}")
             if len(mine) > MAX_FLAGGED_SHOWN:
                 lines.append(f"  [{r['model']}] {r['dataset']}: {len(mine) - MAX_FLAGGED_SHOWN} more")
-    lines += repeat_lines(records) + speed_lines(records)
+    lines += verdict_notes(records)
     grades = list(grades)
     if grades:
         lines.append("readiness grades:")
@@ -161,7 +160,7 @@ def chat_summary_lines(chats: list[dict]) -> list[str]:
     header = ["model", "prompts", "answered", "pass", "pass 95% CI", "relevance", "TTFT s", "tok/s", "flagged",
               "load s", "errors"]
     rows = [[s["model"], s["prompts"], f"{s['processed']}/{s['utterances']}", num(s["pass_rate"]),
-             _interval(s.get("pass_ci"), ".2f"),
+             _span(s.get("pass_ci"), ".2f"),
              num(s["mean_relevance"]), num(s["median_first_token_s"]), num(s["tokens_per_second"], ".1f"),
              str(s["flagged"]), num(s["load_seconds"]), str(len(c["errors"]))]
             for c in chats for s in [c["summary"]]]
@@ -175,7 +174,7 @@ def chat_summary_lines(chats: list[dict]) -> list[str]:
         s = c["summary"]
         if s.get("judge"):
             lines.append(f"  [{s['model']}] judged by {s['judge']}: pass {num(s['judge_pass_rate'])}"
-                         f" [{_interval(s.get('judge_pass_ci'), '.2f')}]"
+                         f" [{_span(s.get('judge_pass_ci'), '.2f')}]"
                          f" ({s['judge_passed']}/{s['judge_checked']}); agrees with the answer key on "
                          f"{num(s['judge_agreement'])}; no verdict in {s['judge_no_verdict']} repl(ies); "
                          f"{s['judge_cached']} verdict(s) from the cache")
@@ -183,40 +182,3 @@ def chat_summary_lines(chats: list[dict]) -> list[str]:
             lines.append(f"  [{c['summary']['model']}] {line}")
     return lines
 
-
-def repeat_lines(records: list[dict]) -> list[str]:
-    """What varied between repeats (each figure's mean and range, the transcripts that changed),
-    and, without repeats, figures resting on sampled decoding."""
-    lines = []
-    for r in records:
-        s, var = r["summary"], r["summary"].get("variability")
-        if var:
-            seed = r["environment"].get("seeding") or "-"
-            lines.append(f"repeats, {s['model']} on {s['dataset']}: {var['repeats']} per utterance ({seed}); "
-                         f"transcripts varied on {var['varied']}/{var['repeated']} [{_interval(var['share_ci'], '.2f')}]")
-            for figure, spread in var["figures"].items():
-                counts = spread.get("flagged")
-                ranged = (f"{min(counts)}-{max(counts)} of {spread['of']} flagged" if counts else
-                          f"{spread['min']:.3f}-{spread['max']:.3f}")
-                lines.append(f"  {figure}: mean {spread['mean']:.3f}, {ranged} across repeats"
-                             + (f", 95% over utterances and repeats {_interval(spread['ci'])}" if spread.get("ci") else ""))
-            for v in var["varied_utterances"][:MAX_FLAGGED_SHOWN]:
-                flagged = var["flagged"].get(v["utterance_id"])
-                lines.append(f"  varied {v['utterance_id']}" + (f" (flagged in {flagged}/{var['repeats']})" if flagged else "")
-                             + (" [sampled]" if v["sampled"] else "") + ": "
-                             + " | ".join(repr(t[:40]) for t in v["transcripts"][:4]))
-        elif s.get("sampling"):
-            lines.append(f"sampling, {s['model']} on {s['dataset']}: {s['sampling']['note']}")
-    return lines
-
-
-def speed_lines(records: list[dict]) -> list[str]:
-    """Why speed was not judged where it was not (a busy machine, cached timings), and the machine's
-    contention where it was measured."""
-    lines = []
-    for r in records:
-        s = r["summary"]
-        contention = (s.get("retimed") or {}).get("contention") if s["cached"] else s.get("contention")
-        if s.get("speed_unjudged") and (contention or {}).get("busy"):  # cached timings: said with the cache above
-            lines.append(s["speed_unjudged"])
-    return lines

@@ -14,7 +14,7 @@ from .._types import SpeechlabError
 from ..compare import compare, family_size, judge, pair_sides
 from ..metrics.stats import interval, number
 from ..metrics.wer import score_words
-from ..sinks.report import AUDIO_TYPES
+from ..sinks.report import AUDIO_TYPES, verdict_notes
 
 GATE_TEST = "test_no_regression_against_baseline"
 TREND_METRICS = {  # key in the aggregate -> (label, interval key)
@@ -95,9 +95,23 @@ def run(store, run_id: str) -> dict:
                           "languages": per_language if len(per_language) > 1 else []})
     tts = [{**row, "tts": row["metrics"]["tts"]} for row in scorecard if isinstance(row["metrics"].get("tts"), dict)]
     return {"run": data, "scorecard": scorecard, "chats": chats, "tts": tts, "grades": list(grades.values()),
+            "notes": notes(data["aggregates"]),
             "failed": [o for o in data["outcomes"] if o["outcome"] not in ("passed", "skipped")],
             "skipped": [o for o in data["outcomes"] if o["outcome"] == "skipped"],
             "progress": live(store, run_id, data["status"])}
+
+
+def notes(aggregates: list[dict]) -> list[str]:
+    """The report's notes on how far the verdicts hold (repeats, sampling, speed not judged), from
+    the stored figures; an evaluation whose stored figures are not of the shape this version writes
+    (an imported or older run) has none."""
+    found = []
+    for a in aggregates:
+        try:
+            found += verdict_notes([{"summary": a["metrics"], "environment": a.get("environment") or {}}])
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            continue
+    return found
 
 
 def live(store, run_id: str, status: str | None = None) -> dict:

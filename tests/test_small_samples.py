@@ -1,0 +1,93 @@
+"""Figures that say when they cannot judge, checked by simulation: percentile intervals that hold
+(or none), a minimum detectable effect at which the test really has 80% power, and comparisons of
+too few utterances said to be untestable."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_speechlab.compare import Side, compare
+from pytest_speechlab.metrics.stats import min_samples_for_quantile, paired_compare, percentile_ci, quantile_ranks
+
+
+def test_the_smallest_samples_for_a_distribution_free_percentile_interval():
+    assert [min_samples_for_quantile(q) for q in (0.5, 0.95, 0.99)] == [6, 59, 299]
+    assert quantile_ranks(58, 0.95) is None and quantile_ranks(59, 0.95) is not None
+    assert percentile_ci(list(range(34)), 95) is None  # 34 requests: no p95 interval, not a false one
+
+
+@pytest.mark.parametrize("n, q", [(60, 95), (300, 95), (60, 99), (300, 99)])
+def test_percentile_intervals_cover_at_95_percent_or_are_not_given(n, q):
+    rng = np.random.default_rng(n * 100 + q)
+    true = float(np.exp(__import__("statistics").NormalDist().inv_cdf(q / 100)))  # lognormal(0, 1) quantile
+    trials, covered, given = 1500, 0, 0
+    for _ in range(trials):
+        ci = percentile_ci(rng.lognormal(0.0, 1.0, n), q)
+        if ci is not None:
+            given += 1
+            covered += ci[0] <= true <= ci[1]
+    if n < min_samples_for_quantile(q / 100):
+        assert given == 0
+        return
+    assert given == trials
+    margin = 3 * (0.95 * 0.05 / trials) ** 0.5  # three Monte Carlo standard errors
+    assert 0.95 - margin <= covered / trials <= 0.95 + margin + 0.01  # exact ranks may cover a little more
+
+
+def _population(rng, n, effect=0.0):
+    """Paired error counts: clips of 5-25 words, a baseline error rate varying by clip, run-to-run
+    noise (one run has one error more than the other on 40% of the clips, either way), and the
+    candidate's extra errors, Binomial(words, effect)."""
+    lengths = rng.integers(5, 26, n)
+    base = rng.binomial(lengths - 1, rng.beta(1.2, 6.0, n))
+    noise = rng.choice([-1, 0, 0, 0, 1], n)
+    a = base + (noise == 1)
+    b = base + (noise == -1) + rng.binomial(lengths, effect)
+    return ({f"u{i}": (int(a[i]), int(lengths[i])) for i in range(n)},
+            {f"u{i}": (int(b[i]), int(lengths[i])) for i in range(n)})
+
+
+@pytest.mark.parametrize("n", [20, 50, 300])
+def test_the_test_has_80_percent_power_at_the_printed_minimum_detectable_effect(n):
+    rng = np.random.default_rng(n)
+    powers = []
+    for _ in range(8 if n < 300 else 5):  # pilot runs, each printing its own figure (which varies with it)
+        mde = paired_compare(*_population(rng, n), alpha=0.05).mde
+        assert mde is not None and 0 < mde < 0.5
+        hits = [paired_compare(*_population(rng, n, mde), alpha=0.05, resamples=500, detectable=False).p_value <= 0.05
+                for _ in range(100)]
+        powers.append(sum(hits) / len(hits))
+    assert 0.75 <= sum(powers) / len(powers) <= 0.85, powers
+
+
+def test_the_minimum_detectable_effect_is_stable_when_one_utterance_changes():
+    a = {f"u{i}": (0, 10) for i in range(34)}
+    one_more = {**a, "u0": (1, 10)}
+    same, moved = paired_compare(a, dict(a), family=3).mde, paired_compare(a, one_more, family=3).mde
+    assert same and moved and 0.67 < moved / same < 1.5  # the normal approximation jumped 26-fold here
+
+
+def _languages(per_language: int, collapse: bool) -> tuple[Side, Side]:
+    base, cand = Side("a", "m", "d"), Side("b", "m", "d")
+    for lang in ("de", "es", "fr", "it", "nl", "pt", "ru", "sv", "vi", "ja", "zh"):
+        for i in range(per_language):
+            uid, words = f"{lang}{i}", 8 + i % 5
+            for side, errors in ((base, 1), (cand, words if collapse else 1)):
+                side.words[uid], side.hypotheses[uid], side.languages[uid] = (errors, words), "x", lang
+    return base, cand
+
+
+@pytest.mark.parametrize("clips", [1, 2, 3, 4])
+def test_a_collapse_on_too_few_clips_per_language_is_not_testable_never_within_noise(clips):
+    comparison = compare(*_languages(clips, collapse=True))
+    verdicts = {name: comparison.verdict(cmp) for name, cmp in comparison.figures}
+    assert set(verdicts.values()) == {f"not testable with n = {clips}"}
+    report = comparison.report()
+    assert "within noise" not in report.split("hallucinations")[0]
+    assert f"the smallest p the test can give, 2^-{clips}" in report
+
+
+def test_the_same_collapse_on_30_clips_per_language_is_flagged():
+    comparison = compare(*_languages(30, collapse=True))
+    assert all(comparison.verdict(cmp) == "REGRESSION" for _, cmp in comparison.figures)
+    assert len(comparison.regressions) == 11
