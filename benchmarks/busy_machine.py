@@ -34,11 +34,10 @@ def main_job(label: str, run_file: Path) -> int:
     if run_file.exists():
         for e in json.loads(run_file.read_text())["evaluations"]:
             s, c = e["summary"], e["summary"].get("contention") or {}
-            share = c.get("others_share")
-            print(f"  {s['model']} on {s['dataset']}: RTF {s['rtf']:.3f}; others used "
-                  f"{'-' if share is None else f'{share:.0%}'} of {c.get('cpus')} CPUs over {c.get('wall_s')} s "
-                  f"(load {c.get('loadavg_1m')}); CPU s per wall s of the calls "
-                  f"{'-' if s.get('cpu_per_wall') is None else f'{s['cpu_per_wall']:.2f}'}; "
+            share = "-" if c.get("others_share") is None else f"{c['others_share']:.0%}"
+            cpu = "-" if s.get("cpu_per_wall") is None else f"{s['cpu_per_wall']:.2f}"
+            print(f"  {s['model']} on {s['dataset']}: RTF {s['rtf']:.3f}; others used {share} of {c.get('cpus')} "
+                  f"CPUs over {c.get('wall_s')} s (load {c.get('loadavg_1m')}); CPU s per wall s of the calls {cpu}; "
                   f"speed {'NOT JUDGED' if s['speed_unjudged'] else 'judged'}")
     for line in lines:
         if "speed not judged" in line or "RTF limits not judged" in line or line.startswith("SKIPPED"):

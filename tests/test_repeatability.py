@@ -167,10 +167,10 @@ def test_without_repeats_a_figure_resting_on_sampling_says_so(tmp_path, nonspeec
     flagged = result.nonspeech_counts[0]
     assert flagged and sampling["flagged"] == flagged == sampling["flagged_of"]
     assert sampling["note"] == (f"{flagged} of the {flagged} flagged clips were decoded with temperature fallback "
-                                "(sampling): the hallucination rate varies from run to run; measure it with repeats = 5")
+                                "(sampling): this figure varies from run to run; measure the spread with repeats = 5")
     with pytest.raises(SpeechlabAssertionError) as failed:
         check_below(result, "nonspeech_hallucination_rate", 0.0)
-    assert "measure it with repeats = 5" in str(failed.value)
+    assert "measure the spread with repeats = 5" in str(failed.value)
     assert sampling["note"] in "\n".join(summary_lines([result.serialized()], {}))
 
 

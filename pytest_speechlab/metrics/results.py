@@ -576,12 +576,15 @@ class EvalResult:
             return None
         flagged = self.flagged
         in_flagged = sum(u.sampled for u in flagged)
+        seeded = self.environment.get("seed") is not None
+        varies = ("seeded, so this run repeats, but another seed or machine can give another figure" if seeded
+                  else "this figure varies from run to run")
         note = (f"{in_flagged} of the {len(flagged)} flagged clips were decoded with temperature fallback "
-                f"(sampling): the hallucination rate varies from run to run"
+                f"(sampling): {varies}"
                 if in_flagged else f"{len(sampled)} of {len(self.processed)} outputs were decoded with temperature "
-                "fallback (sampling): their transcripts vary from run to run")
+                f"fallback (sampling): {varies}")
         if self.repeat_count < 2:
-            note += "; measure it with repeats = 5"
+            note += "; measure the spread with repeats = 5"
         return {"outputs": len(sampled), "of": len(self.processed), "flagged": in_flagged, "flagged_of": len(flagged),
                 "note": note}
 
