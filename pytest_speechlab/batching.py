@@ -36,7 +36,8 @@ class BatchComparison:
         common = [i for i in one if i in many]
         differing = [(i, one[i].hypothesis, many[i].hypothesis) for i in common
                      if one[i].hypothesis_normalized != many[i].hypothesis_normalized]
-        return cls(single, batched, size, len(common), differing, paired_compare(word_errors_by_id(single), word_errors_by_id(batched)))
+        paired = paired_compare(word_errors_by_id(single), word_errors_by_id(batched), detectable=False)
+        return cls(single, batched, size, len(common), differing, paired)
 
     @property
     def disagreement_rate(self) -> float:

@@ -349,11 +349,13 @@ class Comparison:
 _CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
 
-def compare(baseline: Side, candidate: Side, policy: GatePolicy | None = None, family: int = 1) -> Comparison:
+def compare(baseline: Side, candidate: Side, policy: GatePolicy | None = None, family: int = 1,
+            detectable: bool = True) -> Comparison:
     """One model x dataset pair; ``family`` (the number of comparisons the gate judges) sizes the
-    minimum detectable effect. Call :func:`judge` on all of a gate's comparisons before reading verdicts."""
+    minimum detectable effect (``detectable=False``: none is simulated). Call :func:`judge` on all
+    of a gate's comparisons before reading verdicts."""
     policy = policy or GatePolicy()
-    kw = dict(confidence=1 - 2 * policy.alpha, alpha=policy.alpha, family=family)
+    kw = dict(confidence=1 - 2 * policy.alpha, alpha=policy.alpha, family=family, detectable=detectable)
     languages = _languages(baseline, candidate)
     if languages:  # never a figure pooled across languages: one comparison per language
         a, b = baseline.by_language(), candidate.by_language()

@@ -66,7 +66,8 @@ class Curve:
     def of(cls, clean: EvalResult, kind: str, points: list[tuple[str, list[EvalResult]]]) -> Curve:
         curve = cls(clean.model, clean.dataset, kind, clean)
         for severity, (label, results) in enumerate(points, start=1):
-            curve.points.append(SeverityPoint(severity, label, results, paired_compare(word_errors_by_id(clean), word_errors_by_id(results[0]))))
+            werd = paired_compare(word_errors_by_id(clean), word_errors_by_id(results[0]), detectable=False)
+            curve.points.append(SeverityPoint(severity, label, results, werd))
         return curve
 
     @property
