@@ -9,8 +9,8 @@ wall time and outcome line, whether every test's outcome and every grade letter 
 every run, and every transcript that varied between runs (model, dataset, utterance: each distinct
 transcript with the runs it came out in). Exit 1 when an outcome or a grade differed.
 
-``seeds``: each model on the non-speech fixtures (where Whisper's temperature fallback samples)
-with ``repeats`` per utterance, in two separate sessions seeded alike (``seed = 0``), and in two
+``seeds``: each model on the non-speech fixtures (where Whisper's temperature fallback samples; or
+``--dataset``) with ``repeats`` per utterance, in two separate sessions seeded alike (``seed = 0``), and in two
 unseeded (``seed = false``). Printed per model: the utterances whose transcripts varied between
 the repeats of one session, and the (utterance, repeat) outputs that differ between the two
 sessions: with seeding that works, 0. This is the README's table of repeatability with seeds.
@@ -97,7 +97,7 @@ def main_job(runs: int) -> int:
 SESSION = """
 import json, sys
 from pytest_speechlab import evaluate_models
-(result,) = evaluate_models([sys.argv[1]], ["speechlab/nonspeech"], pyproject=sys.argv[2], repeats=int(sys.argv[3]))
+(result,) = evaluate_models([sys.argv[1]], [sys.argv[4]], pyproject=sys.argv[2], repeats=int(sys.argv[3]))
 print(json.dumps({"outputs": {u.utterance.id: [x.hypothesis for x in (u, *u.repeat_scores)] for u in result.processed},
                   "varied": (result.variability or {}).get("varied"), "of": (result.variability or {}).get("repeated"),
                   "flagged": (result.variability or {}).get("figures", {}).get("nonspeech_hallucination_rate", {}).get("flagged"),
@@ -105,7 +105,7 @@ print(json.dumps({"outputs": {u.utterance.id: [x.hypothesis for x in (u, *u.repe
 """
 
 
-def seeds(models: list[str], repeats: int) -> int:
+def seeds(models: list[str], repeats: int, dataset: str = "speechlab/nonspeech") -> int:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for seeded in (True, False):
@@ -115,7 +115,7 @@ def seeds(models: list[str], repeats: int) -> int:
             for model in models:
                 sessions = []
                 for _ in range(2):
-                    out = subprocess.run([sys.executable, "-c", SESSION, model, str(pyproject), str(repeats)],
+                    out = subprocess.run([sys.executable, "-c", SESSION, model, str(pyproject), str(repeats), dataset],
                                          cwd=REPO, env=ENV, capture_output=True, text=True)
                     if out.returncode:
                         print(f"{model}: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
@@ -129,7 +129,7 @@ def seeds(models: list[str], repeats: int) -> int:
                 rows.append((model, a["seeding"], a["threads"], f"{a['varied']}/{a['of']} , {b['varied']}/{b['of']}",
                              f"{a['flagged']} , {b['flagged']}", f"{len(differ)}/{len(pairs)}"))
                 print(f"{model} ({a['seeding']}): done", flush=True)
-    print(f"environment: {environment()}; {repeats} repeats on speechlab/nonspeech, two sessions each")
+    print(f"environment: {environment()}; {repeats} repeats on {dataset}, two sessions each")
     header = ("model", "seeding", "threads", "varied within each session", "flagged per repeat", "outputs differing between sessions")
     print(" | ".join(header))
     for row in rows:
@@ -144,10 +144,11 @@ def main() -> int:
     job.add_argument("--runs", type=int, default=5)
     seeded = sub.add_parser("seeds")
     seeded.add_argument("--repeats", type=int, default=5)
+    seeded.add_argument("--dataset", default="speechlab/nonspeech", help="a registered dataset or a manifest")
     seeded.add_argument("--models", nargs="+", default=["faster-whisper/tiny.en", "openai-whisper/tiny.en",
                                                          "transformers/tiny.en", "pocketsphinx"])
     args = parser.parse_args()
-    return main_job(args.runs) if args.what == "mainjob" else seeds(args.models, args.repeats)
+    return main_job(args.runs) if args.what == "mainjob" else seeds(args.models, args.repeats, args.dataset)
 
 
 if __name__ == "__main__":
