@@ -284,13 +284,15 @@ class Engine:
                 flush()
 
         cache = self.output_cache()
+        found = self.runner.cached(transcriber, utterances, cache)
         # speed is never judged on cached timings alone, and cached outputs are audited: a sample of
         # them is decoded and timed again before the evaluation (a stale cache is then recomputed whole)
-        retimed = self.retime_sample(transcriber, dataset_name, utterances, cache) if adjust is None and self.retime else None
+        retimed = (self.retime_sample(transcriber, dataset_name, utterances, cache, found[1])
+                   if adjust is None and self.retime else None)
         probe = ContentionProbe()
         started = time.perf_counter()
         with self.progress(f"{transcriber.name} x {dataset_name}", len(utterances)) as progress:
-            self.runner.run(transcriber, utterances, on_output=on_output, cache=cache)
+            self.runner.run(transcriber, utterances, on_output=on_output, cache=cache, found=found)
         wall = time.perf_counter() - started
         contention = probe.finish(self.settings.busy_tolerance)
         flush()
@@ -319,7 +321,7 @@ class Engine:
                                       {"cpu": machine()["cpu"], "host": machine()["host"]})
         return self._cache if self._cache.store is not None else None
 
-    def retime_sample(self, transcriber, dataset_name: str, utterances, cache) -> dict | None:
+    def retime_sample(self, transcriber, dataset_name: str, utterances, cache, hits: dict) -> dict | None:
         """Speed is never judged on cached timings alone: a deterministic sample of the utterances
         the cache has (``[tool.speechlab] retime``, default 20, or all when fewer) is decoded and
         timed again here, with the machine's contention measured meanwhile. The re-decoded
@@ -327,8 +329,7 @@ class Engine:
         sampling) means the cached outputs no longer come from this model (a changed service behind
         the same URL, an environment variable): that model's cached outputs are stale for the
         session and recomputed whole. A difference where sampling was used is nondeterminism, and
-        counted as such. None when the cache has none of them."""
-        _, hits = self.runner.cached(transcriber, utterances, cache)
+        counted as such. None when the cache has none of them (``hits``: its outputs)."""
         if not hits:
             return None
         sample = sorted((u for u in utterances if u.id in hits),

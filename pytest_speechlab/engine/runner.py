@@ -254,15 +254,19 @@ class Runner:
         utterances: Iterable[Utterance],
         on_output: Callable[[Output], None] | None = None,
         cache: Any = None,
+        found: tuple[dict, dict] | None = None,
     ) -> list[Output] | None:
         """Every utterance's Output, in order (or, with ``on_output``, each handed over as it
         arrives and none kept here). With an OutputCache, outputs it has are taken from it (they
         keep the timing measured when they were computed) and only the misses reach the executor;
         each computed output is written to the cache as soon as it exists, so that a session
-        killed half-way resumes from there."""
+        killed half-way resumes from there. ``found``: this evaluation's (keys, hits) when the
+        caller has looked them up already (``cached``)."""
         utterances = list(utterances)
         keep = on_output is None
-        keys, hits = self.cached(model, utterances, cache)
+        keys, hits = found if found is not None else self.cached(model, utterances, cache)
+        if cache is not None and not cache.reads_for(model.name):  # found stale since it was looked up
+            hits = {}
         outputs = {}
         for utt in utterances:
             if utt.id in hits:
