@@ -258,9 +258,9 @@ class Engine:
         each output first (the TTS timing)."""
         info = info or subject.info
         seeded = self.runner.seed is not None and callable(getattr(transcriber.instance, "seed", None))
-        env = {**env, "repeats": self.repeats, "seed": self.runner.seed if seeded else None,
-               "seeding": (f"seed({self.runner.seed}, utterance id, repeat) before every call" if seeded else
-                           "not seeded: the model has no seed()" if self.runner.seed is not None else "seeding off (seed = false)")}
+        seeding = (f"seed({self.runner.seed}, utterance id, repeat) before every call" if seeded else
+                   "not seeded: the model has no seed()" if self.runner.seed is not None else "seeding off (seed = false)")
+        env = {**env, "repeats": self.repeats, "seed": self.runner.seed if seeded else None, "seeding": seeding}
         self._open_store()
         self._write("record_model", info, subject.load_seconds)
         self._write("record_progress", subject.name, dataset_name, len(utterances))

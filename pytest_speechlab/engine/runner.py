@@ -455,6 +455,6 @@ class Runner:
                           worker=self.worker, latency=call.latency)
         transcript, notes = repaired(call.value, raw.duration)
         repeats = tuple(repaired(r, raw.duration)[0] for r in call.again)
-        return Output(utt, transcript, call.seconds, raw.duration, cpu_seconds=call.cpu_seconds, repeats=repeats, notes=notes,
-                      worker=self.worker, threads=model.info.get("threads"), silences=raw.silences,
+        return Output(utt, transcript, call.seconds, raw.duration, cpu_seconds=call.cpu_seconds, repeats=repeats,
+                      notes=notes, worker=self.worker, threads=model.info.get("threads"), silences=raw.silences,
                       latency=call.latency)

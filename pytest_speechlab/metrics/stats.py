@@ -271,8 +271,8 @@ def minimum_detectable_effect(diff, lengths, level: float, power: float = 0.8, *
     effect) extra errors (the effect). The spread of n utterances is itself uncertain, and an
     effect planned on it has less than its power on average over what n utterances show: the
     figure is raised by 1/n, which brings the power measured at the printed figure (averaged over
-    samples) to 0.8 at n = 20, 50 and 300 (tests/test_small_samples.py). The same random numbers serve every effect tried, so power rises
-    with the effect and a bisection finds it. With no observed spread (identical runs) the extra
+    samples) to 0.8 at n = 20, 50 and 300 (tests/test_small_samples.py). The same random numbers
+    serve every effect tried, so power rises with the effect and a bisection finds it. With no observed spread (identical runs) the extra
     errors alone are the signal: the figure does not jump when one utterance's count changes. None
     when no effect up to every word wrong reaches ``power``."""
     np = _np()
