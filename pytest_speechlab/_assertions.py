@@ -80,7 +80,8 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
         raise SpeedNotJudged(result.speed_unjudged)
     if value is None:
         raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")
-    spread = result.across_repeats(_REPEATED.get(metric, "")) if metric in _REPEATED else None
+    # the spread computed once with the evaluation's variability (its interval is a bootstrap)
+    spread = (result.variability or {}).get("figures", {}).get(_REPEATED[metric]) if metric in _REPEATED else None
     if spread is not None:
         return _judge_repeats(result, metric, label, where, threshold, spread, worst)
     per_language = {"wer": lambda lang: lang.rate, "cer": lambda lang: lang.cer}.get(metric)

@@ -33,6 +33,12 @@ class Transcript:
     language: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def sampled(self) -> bool:
+        """Decoded with sampling: a segment the backend reports at a temperature above 0 (Whisper's
+        temperature fallback)."""
+        return any(s.temperature is not None and s.temperature > 0 for s in self.segments)
+
 
 @dataclass(frozen=True)
 class Partial:

@@ -264,10 +264,6 @@ class OutputCache:
                 for i, (key, t) in enumerate(zip(keys, transcripts))]
 
 
-def _sampled(transcript: Transcript) -> bool:
-    return any(s.temperature is not None and s.temperature > 0 for s in transcript.segments)
-
-
 def cache_audit(hits: dict[str, Output], outputs: list[Output]) -> dict:
     """Re-decoded outputs against their cached ones: how many compared, how many differ where
     neither was decoded with sampling (``stale``: the cache no longer holds this model's outputs),
@@ -278,7 +274,7 @@ def cache_audit(hits: dict[str, Output], outputs: list[Output]) -> dict:
         if cached is None or cached.transcript is None or output.transcript is None:
             continue
         if cached.transcript.text.strip() != output.transcript.text.strip():
-            (sampled if _sampled(cached.transcript) or _sampled(output.transcript) else stale).append(output.utterance.id)
+            (sampled if cached.transcript.sampled or output.transcript.sampled else stale).append(output.utterance.id)
     compared = sum(1 for o in outputs if o.transcript is not None and o.utterance.id in hits)
     return {"compared": compared, "stale": len(stale), "stale_ids": stale[:50],
             "sampled_differed": len(sampled), "sampled_ids": sampled[:50]}

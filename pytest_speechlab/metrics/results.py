@@ -119,8 +119,7 @@ class UtteranceResult:
     def sampled(self) -> bool:
         """Decoded with sampling: a segment the backend reports at a temperature above 0 (Whisper's
         temperature fallback), in this run or a repeat."""
-        return any(s.temperature is not None and s.temperature > 0
-                   for u in (self, *self.repeat_scores) if u.transcript is not None for s in u.transcript.segments)
+        return any(u.transcript is not None and u.transcript.sampled for u in (self, *self.repeat_scores))
 
     @property
     def alignment(self) -> tuple[AlignedOp, ...]:
