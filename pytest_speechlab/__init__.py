@@ -3,8 +3,10 @@
 The public API. Importing it is cheap: no model backend, numpy or normalizer is imported here.
 """
 from ._assertions import (
+    NotJudged,
     SpeechlabAssertionError,
     SpeedNotJudged,
+    TooFewToJudge,
     check_below,
     check_grade,
     check_latency,
@@ -85,6 +87,8 @@ __all__ = [
     "Segment",
     "SpeechlabAssertionError",
     "SpeedNotJudged",
+    "NotJudged",
+    "TooFewToJudge",
     "SpeechlabConfig",
     "SpeechlabError",
     "SpeechlabPluginWarning",

@@ -19,10 +19,19 @@ _LABELS = {
 _RATE_KIND = {"hallucination_rate": "speech", "nonspeech_hallucination_rate": "nonspeech"}
 
 
-class SpeedNotJudged(Exception):
+class NotJudged(Exception):
+    """A check that cannot be judged on this evidence: it neither passes nor fails; the pytest
+    plugin reports it as skipped with the reason (too few samples, a busy machine, cached timings)."""
+
+
+class SpeedNotJudged(NotJudged):
     """A speed check whose only timings are from the inference cache (RTF with none re-timed here,
-    ``retime`` 0; a service's latency): it neither passes nor fails; the pytest plugin reports it
-    as skipped."""
+    ``retime`` 0; a service's latency) or were taken on a busy machine."""
+
+
+class TooFewToJudge(NotJudged):
+    """A figure with fewer samples than its ``[tool.speechlab.min_samples]``: "too few to judge
+    (n = 3 < 10)"."""
 
 
 class UnstableVerdictWarning(UserWarning):
@@ -78,6 +87,11 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     where = f"{result.model} on {result.dataset}"
     if metric == "rtf" and result.speed_unjudged:
         raise SpeedNotJudged(result.speed_unjudged)
+    too_few = result.too_few(metric)
+    if too_few:
+        shown = "" if value is None else f" {_fmt(value)}"
+        raise TooFewToJudge(f"{label}{shown} of {where} not judged: {too_few} "
+                            f"([tool.speechlab.min_samples] {metric})")
     if value is None:
         raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")
     # the spread computed once with the evaluation's variability (its interval is a bootstrap)
@@ -85,7 +99,7 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     if spread is not None:
         return _judge_repeats(result, metric, label, where, threshold, spread, worst)
     per_language = {"wer": lambda lang: lang.rate, "cer": lambda lang: lang.cer}.get(metric)
-    over = [lang for lang in result.languages.values() if per_language and result.multilingual
+    over = [lang for lang in result.languages.values() if per_language and result.multilingual and not lang.too_few
             and per_language(lang) is not None and per_language(lang) > threshold]
     if value <= threshold and not over:
         return value
@@ -176,6 +190,8 @@ def check_grade(grade, min_grade: str) -> None:
     """Fail when ``grade`` (a Grade) is below ``min_grade``, with the grade's reason."""
     __tracebackhide__ = True
 
+    if not grade.judged:
+        raise TooFewToJudge(f"{grade.model} not graded: {grade.reason}")
     if rank(grade.grade) > rank(min_grade):
         raise SpeechlabAssertionError(
             f"{grade.model} graded {grade.grade}, below the required {min_grade}: {grade.reason}"

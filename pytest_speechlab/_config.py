@@ -35,6 +35,9 @@ Example::
     min_effect = 0.005
     correction = "holm"                  # over every model x dataset x metric: holm, bh or none
 
+    [tool.speechlab.min_samples]         # the fewest samples a judged figure needs (MIN_SAMPLES)
+    wer = 10                             # scored utterances (per language across several)
+
     [tool.speechlab.perturbations]       # named chains: --speechlab-dataset speechlab/speech+phone
     phone = "telephone+noise:color=pink,snr=20"
 
@@ -59,7 +62,7 @@ from ._types import CACHE_MODES, SpeechlabError, base_language
 from .grading import GradePolicy
 from .metrics.hallucination import HallucinationConfig
 from .metrics.normalize import NORMALIZERS, LanguageNormalizers
-from .metrics.stats import CORRECTIONS, GatePolicy
+from .metrics.stats import CORRECTIONS, MIN_SAMPLES, GatePolicy
 from .tasks.tts import SanityConfig
 
 if sys.version_info >= (3, 11):
@@ -192,6 +195,7 @@ class SpeechlabConfig:
     seed: int | None = 0  # models with seed(n) are seeded per call from (seed, utterance id, repeat); None: never
     unstable: str = "fail"  # a threshold verdict whose repeats fall on both sides of the limit: fail or warn
     busy_tolerance: float = BUSY_TOLERANCE  # share of the CPUs other processes may take before speed is not judged
+    min_samples: dict[str, int] = field(default_factory=lambda: dict(MIN_SAMPLES))  # below: "too few to judge"
 
     def language_normalizers(self, dataset: str) -> LanguageNormalizers:
         """The normalizers and default language for scoring ``dataset``."""
@@ -224,7 +228,7 @@ class SpeechlabConfig:
 
 TOP_LEVEL = ("normalizer", "normalizers", "language", "dataset_languages", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
              "utterance_timeout", "cache", "retime", "perturbations", "robustness", "repeats", "seed", "unstable",
-             "busy_tolerance")
+             "busy_tolerance", "min_samples")
 UNSTABLE_POLICIES = ("fail", "warn")
 
 
@@ -311,7 +315,16 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
     config.grades = GradePolicy.from_table(table.get("grades", {}), "[tool.speechlab.grades]")
     if "db" in table:
         config.db = check_value(table["db"], str, "[tool.speechlab] db")
-    config.regression = GatePolicy(**checked(GatePolicy, table.get("regression", {}), "[tool.speechlab.regression]"))
+    for metric, value in check_value(table.get("min_samples", {}), dict, "[tool.speechlab.min_samples]").items():
+        where = f"[tool.speechlab.min_samples] {metric}"
+        if metric not in MIN_SAMPLES:
+            raise unknown_key("[tool.speechlab.min_samples]", metric, tuple(MIN_SAMPLES))
+        config.min_samples[metric] = check_value(value, int, where)
+        if config.min_samples[metric] < 1:
+            raise SpeechlabError(f"{where} must be 1 or more (the fewest samples the figure is judged on), got {value}")
+    regression = check_value(table.get("regression", {}), dict, "[tool.speechlab.regression]")
+    config.regression = GatePolicy(**{"min_samples": config.min_samples["wer"],
+                                      **checked(GatePolicy, regression, "[tool.speechlab.regression]")})
     if config.regression.correction not in CORRECTIONS:
         raise SpeechlabError(f"[tool.speechlab.regression] correction {config.regression.correction!r} is unknown; "
                              f"choose one of {', '.join(CORRECTIONS)}")

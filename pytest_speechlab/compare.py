@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from ._text import terminal
-from .metrics.results import SIGNAL_ONLY
+from .metrics.results import SIGNAL_ONLY, too_few
 from .metrics.stats import (
     GatePolicy,
     PairedComparison,
@@ -242,7 +242,7 @@ class Comparison:
     def hallucination_regressed(self) -> bool:
         h = self.hallucination
         return (self.policy.hallucination and h is not None and h.count_b > h.count_a
-                and h.p_for_verdict < self.policy.alpha)
+                and h.n >= self.policy.min_samples and h.p_for_verdict < self.policy.alpha)
 
     @property
     def regressions(self) -> list[str]:
@@ -275,6 +275,8 @@ class Comparison:
         """What the gate makes of one figure's comparison."""
         if not cmp.testable:
             return f"not testable with n = {cmp.n}"
+        if cmp.n < self.policy.min_samples:
+            return too_few(cmp.n, self.policy.min_samples)
         if is_regression(cmp, self.policy):
             return "REGRESSION"
         if cmp.ci[1] < 0:
@@ -318,7 +320,8 @@ class Comparison:
         if h is not None:
             testable = mcnemar_exact(h.n, len(h.better)) < self.policy.alpha / max(h.family, 1)
             verdict = "REGRESSION" if self.hallucination_regressed() else (
-                "not judged" if not self.policy.hallucination else "within noise" if testable else f"not testable with n = {h.n}")
+                "not judged" if not self.policy.hallucination else f"not testable with n = {h.n}" if not testable
+                else too_few(h.n, self.policy.min_samples) or "within noise")
             lines.append(f"  hallucinations {format_rate(h.count_a, h.n)} -> {format_rate(h.count_b, h.n)}  "
                          f"newly flagged {len(h.worse)}, no longer {len(h.better)}  exact {self._p(h)}  {verdict}; "
                          f"{h.detectable(self.policy.alpha)}")

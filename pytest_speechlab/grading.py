@@ -11,10 +11,11 @@ from typing import Iterable
 from ._tables import check_value, checked
 from ._types import SpeechlabError
 from .metrics.quality import QUALITY_MINIMUMS
-from .metrics.results import EvalResult
+from .metrics.results import EvalResult, too_few
 from .metrics.stats import format_rate
 
 GRADES = ("A+", "A", "B", "C", "D", "F")
+NOT_GRADED = "n/a"  # no error figure had enough samples to judge ([tool.speechlab.min_samples])
 # The worst WER and RTF each grade allows, on every dataset the model was evaluated on.
 DEFAULT_LEVELS = {
     "A+": {"wer": 0.05, "rtf": 0.2},
@@ -59,8 +60,8 @@ def check_grade_name(grade: str, where: str) -> str:
 
 
 def rank(grade: str) -> int:
-    """Smaller is better: A+ is 0, F is 5."""
-    return GRADES.index(grade)
+    """Smaller is better: A+ is 0, F is 5 (not graded: after F)."""
+    return len(GRADES) if grade == NOT_GRADED else GRADES.index(grade)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class Grade:
     reason: str  # ends with the datasets it covers: "[over speechlab/speech, speechlab/nonspeech]"
     production_ready: bool
     datasets: tuple[str, ...] = ()
+
+    @property
+    def judged(self) -> bool:
+        return self.grade != NOT_GRADED
 
     def __str__(self) -> str:
         return f"{self.grade}: {self.reason}"
@@ -110,21 +115,32 @@ def grade_model(model: str, results: Iterable[EvalResult], policy: GradePolicy |
 def _grade(model: str, results: list[EvalResult], policy: GradePolicy) -> Grade:
     if not results or not any(r.processed for r in results):
         return Grade(model, "F", "nothing was evaluated (model failed to load or every input failed)", False)
+    # the error-rate limit holds for each language's own figure (WER; CER where written without
+    # spaces), never for a figure pooled across languages, and only where it had enough utterances;
+    # speed never on cached timings alone, a busy machine or too few calls
+    errors, unjudged = [], []
+    for r in results:
+        for lang in r.languages.values() if r.multilingual else []:
+            where = f"{r.dataset} [{lang.language}]"
+            (unjudged.append(f"{where} {lang.too_few}") if lang.too_few else
+             errors.append((lang.metric.upper(), lang.rate, where)))
+        if not r.multilingual and r.scored:
+            few = r.too_few(r.headline[0])
+            (unjudged.append(f"{r.dataset} {few}") if few else
+             errors.append((r.headline[0].upper(), r.error_rate, r.dataset)))
+    speeds = [("RTF", r.speed_rtf, r.dataset) for r in results if not r.speed_unjudged and not r.too_few("rtf")]
+    if not errors and unjudged:
+        return Grade(model, NOT_GRADED, "error rates not judged: " + "; ".join(unjudged)
+                     + f" [over {', '.join(dict.fromkeys(r.dataset for r in results))}]", False,
+                     tuple(dict.fromkeys(r.dataset for r in results)))
 
     def failure(grade: str) -> str | None:
         """Why the model does not reach ``grade`` on WER/RTF, or None if it does."""
         limits = policy.levels[grade]
-        for r in results:
-            # the error-rate limit holds for each language's own figure (WER; CER where written
-            # without spaces), never for a figure pooled across languages; speed never on cached timings alone
-            figures = [(lang.metric.upper(), lang.rate, f"{r.dataset} [{lang.language}]") for lang in r.languages.values()]
-            if not r.multilingual:
-                figures = [(r.headline[0].upper(), r.error_rate, r.dataset)]
-            figures.append(("RTF", None if r.speed_unjudged else r.speed_rtf, r.dataset))  # busy or cached: not judged
-            for name, value, where in figures:
-                limit = limits.get("rtf" if name == "RTF" else "wer")
-                if value is not None and limit is not None and value > limit:
-                    return f"{name} {value:.3f} on {where} > {limit} needed for {grade}"
+        for name, value, where in errors + speeds:
+            limit = limits.get("rtf" if name == "RTF" else "wer")
+            if value is not None and limit is not None and value > limit:
+                return f"{name} {value:.3f} on {where} > {limit} needed for {grade}"
         return None
 
     base, base_reason = "F", None
@@ -134,25 +150,28 @@ def _grade(model: str, results: list[EvalResult], policy: GradePolicy) -> Grade:
             base = grade
             break
         base_reason = why
-    measured_nonspeech = any(r.nonspeech_counts[1] for r in results)
-    if base == "A+" and not measured_nonspeech:
-        # A+ promises "no hallucination": without non-speech clips that half was never measured.
+    minimums = results[0].min_samples
+    ns_flagged = sum(r.nonspeech_counts[0] for r in results)
+    ns_total = sum(r.nonspeech_counts[1] for r in results)
+    ns_too_few = ns_total and too_few(ns_total, minimums.get("nonspeech_hallucination_rate", 1))
+    if base == "A+" and (not ns_total or ns_too_few):
+        # A+ promises "no hallucination": without (enough) non-speech clips that half was never measured.
         base, reason = "A", ("WER and RTF within A+ limits, but hallucination on non-speech was not measured "
-                             "(no non-speech clips among the datasets): A+ needs it")
+                             + (f"({ns_too_few} non-speech clips)" if ns_too_few else
+                                "(no non-speech clips among the datasets)") + ": A+ needs it")
     elif base == "A+":
         reason = "WER and RTF within A+ limits on every dataset; no hallucination found"
     else:
         reason = base_reason
 
     caps = []
-    ns_flagged = sum(r.nonspeech_counts[0] for r in results)
-    ns_total = sum(r.nonspeech_counts[1] for r in results)
-    if ns_flagged:
+    if ns_flagged and not ns_too_few:
         caps.append(f"hallucinated on {format_rate(ns_flagged, ns_total)} non-speech clips: "
                     f"{_hallucination_examples(results, 'nonspeech')}")
     sp_flagged = sum(r.speech_counts[0] for r in results)
     sp_total = sum(r.speech_counts[1] for r in results)
-    if sp_total and sp_flagged / sp_total > policy.max_hallucination_rate:
+    sp_too_few = sp_total and too_few(sp_total, minimums.get("hallucination_rate", 1))
+    if sp_total and not sp_too_few and sp_flagged / sp_total > policy.max_hallucination_rate:
         caps.append(f"hallucination rate {format_rate(sp_flagged, sp_total)} = {sp_flagged / sp_total:.1%} on speech "
                     f"> {policy.max_hallucination_rate:.0%}: {_hallucination_examples(results, 'speech')}")
     grade = base
@@ -161,6 +180,10 @@ def _grade(model: str, results: list[EvalResult], policy: GradePolicy) -> Grade:
         reason = "; ".join(caps) + f" (not production ready; WER/RTF alone: {base})"
     elif caps:
         reason = f"{reason}; also " + "; ".join(caps)
+    if unjudged:
+        reason += "; not judged (too few): " + "; ".join(unjudged)
+    if ns_flagged and ns_too_few:
+        reason += f"; hallucinated on {format_rate(ns_flagged, ns_total)} non-speech clips, not judged: {ns_too_few}"
     ready = not caps and rank(grade) < rank(policy.hallucination_cap)
     unjudged = [r for r in results if r.speed_unjudged]
     if unjudged:  # a busy machine, or cached outputs with retime 0: the RTF limits were not applied, and the grade says so

@@ -54,5 +54,14 @@ speechlab_datasets = ["data/manifest.jsonl"]
 wer = 0.10
 cer = 0.10
 rtf = 100.0
+
+# the fake dataset has 3 utterances: judged here to test the checks themselves (the default
+# minimum, 10, says "too few to judge"; tests/test_small_samples.py checks that)
+[tool.speechlab.min_samples]
+wer = 1
+cer = 1
+hallucination_rate = 1
+nonspeech_hallucination_rate = 1
+rtf = 1
 """)
     return pytester

@@ -19,7 +19,7 @@ def evaluation(dataset: str, items: list[tuple[str, str, str]], rtf: float = 0.0
 
 
 SPEECH_OK = [("speech", "turn left at the next corner", "turn left at the next corner")] * 10
-SILENCE_OK = [("nonspeech", "", "")] * 3
+SILENCE_OK = [("nonspeech", "", "")] * 10
 
 
 def test_clean_fast_accurate_model_gets_a_plus():
@@ -53,10 +53,10 @@ def test_wer_and_rtf_set_the_grade_and_the_reason_names_them(wrong_words, rtf, e
 
 
 def test_hallucination_on_nonspeech_caps_at_c_with_the_evidence():
-    noise = [("nonspeech", "", ""), ("nonspeech", "", " You"), ("nonspeech", "", "")]
+    noise = [("nonspeech", "", ""), ("nonspeech", "", " You")] + [("nonspeech", "", "")] * 8
     grade = grade_model("tiny", [evaluation("speech", SPEECH_OK), evaluation("noise", noise)])
     assert grade.grade == "C" and not grade.production_ready
-    assert grade.reason.startswith("hallucinated on 1/3 [0.06-0.79] non-speech clips: u1 'You'")
+    assert grade.reason.startswith("hallucinated on 1/10 [0.02-0.40] non-speech clips: u1 'You'")
     assert "WER/RTF alone: A+" in grade.reason
 
 
@@ -69,9 +69,21 @@ def test_speech_hallucination_rate_above_the_bound_caps():
 
 
 def test_a_model_already_below_the_cap_keeps_its_grade_and_says_why():
-    bad = [("speech", "turn left at the next corner", "turn right on the last bend")] * 5
-    grade = grade_model("m", [evaluation("speech", bad), evaluation("noise", [("nonspeech", "", "dog")])])
-    assert grade.grade == "F" and "also hallucinated on 1/1 [0.21-1.00] non-speech clips" in grade.reason
+    bad = [("speech", "turn left at the next corner", "turn right on the last bend")] * 10
+    noise = [("nonspeech", "", "dog")] + [("nonspeech", "", "")] * 9
+    grade = grade_model("m", [evaluation("speech", bad), evaluation("noise", noise)])
+    assert grade.grade == "F" and "also hallucinated on 1/10 [0.02-0.40] non-speech clips" in grade.reason
+
+
+def test_figures_with_too_few_samples_do_not_grade():
+    few = [("speech", "turn left at the next corner", "turn right on the last bend")] * 3
+    grade = grade_model("m", [evaluation("speech", few), evaluation("noise", [("nonspeech", "", "dog")])])
+    assert grade.grade == "n/a" and not grade.judged and not grade.production_ready
+    assert grade.reason.startswith("error rates not judged: speech too few to judge (n = 3 < 10)")
+    # enough speech, one non-speech clip: graded on the speech; the clip is shown, not used for the cap
+    grade = grade_model("m", [evaluation("speech", SPEECH_OK), evaluation("noise", [("nonspeech", "", "dog")])])
+    assert grade.grade == "A" and "hallucinated on 1/1 [0.21-1.00] non-speech clips, not judged: too few to judge (n = 1 < 10)" in grade.reason
+    assert "(too few to judge (n = 1 < 10) non-speech clips)" in grade.reason
 
 
 def test_nothing_evaluated_is_f():

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pytest_speechlab import SpeechlabError
-from pytest_speechlab._assertions import SpeechlabAssertionError, check_below
+from pytest_speechlab._assertions import SpeechlabAssertionError, TooFewToJudge, check_below
 from pytest_speechlab._config import load_config
 from pytest_speechlab._types import Output, Transcript, Utterance
 from pytest_speechlab.compare import Side, compare, family_size, judge
@@ -88,7 +88,9 @@ def test_a_model_writing_traditional_characters_is_not_wrong_for_it():
 # -- per-language figures and the macro average -------------------------------------------------
 
 
-def multilingual():
+def multilingual(minimum: int = 1):
+    """Two utterances per language: judged here only because the minimum sample is lowered to
+    ``minimum`` (the default, 10, leaves every language "too few to judge")."""
     return evaluate("m", "multi", [
         output("en1", "en", "the cat sat on the mat", "the cat sat on the hat"),  # 1/6
         output("en2", "en", "good morning everyone", "good morning everyone"),
@@ -97,7 +99,7 @@ def multilingual():
         output("zh1", "zh", "欢迎大家", "欢迎大家"),
         output("zh2", "zh", "我想问你", "我想问他"),  # 1/4
         output("n1", "", "", "thank you", kind="nonspeech"),
-    ])
+    ], min_samples={"wer": minimum, "cer": minimum})
 
 
 def test_one_figure_per_language_and_their_macro_average_as_the_headline():
@@ -109,7 +111,7 @@ def test_one_figure_per_language_and_their_macro_average_as_the_headline():
     assert langs["zh"].rate == pytest.approx(1 / 8)
     metric, value, ci = result.headline
     assert metric == "macro" and value == pytest.approx((1 / 9 + 1 / 6 + 1 / 8) / 3)
-    assert ci[0] <= value <= ci[1] and ci[1] > ci[0]
+    assert ci is None  # two utterances per language: no interval is ever printed as 95% on them
     # no WER pooled across languages anywhere in the serialized form
     summary = result.summary()
     assert summary["wer"] is None and summary["wer_ci"] is None and summary["error_rate"] == value
@@ -119,12 +121,33 @@ def test_one_figure_per_language_and_their_macro_average_as_the_headline():
 
 
 def test_macro_interval_resamples_within_languages():
-    from pytest_speechlab.metrics.stats import macro_bootstrap_ci
+    from pytest_speechlab.metrics.stats import macro_ratio_ci
 
-    # a language with no variation pins its share of the mean: the interval stays inside [0.25, 0.75]
-    low, high = macro_bootstrap_ci([([0, 0, 0], [4, 4, 4]), ([1, 4, 2], [4, 4, 4])])
-    assert 0 <= low <= 7 / 24 <= high <= 0.5
-    assert macro_bootstrap_ci([]) is None
+    # a language with no variation pins its share of the mean: the interval stays inside [0, 0.5]
+    low, high = macro_ratio_ci([([0] * 8, [4] * 8), ([1, 4, 2, 0, 1, 2, 3, 1], [4] * 8)])
+    assert 0 <= low <= 7 / 32 <= high <= 0.5
+    assert macro_ratio_ci([]) is None
+    assert macro_ratio_ci([([0, 0, 0], [4, 4, 4]), ([1, 4], [4, 4])]) is None  # a language of two clips
+
+
+def test_a_language_with_too_few_clips_is_listed_never_averaged_into_the_macro():
+    result = multilingual(minimum=2)
+    assert result.headline[1] == pytest.approx((1 / 9 + 1 / 6 + 1 / 8) / 3)
+    result = multilingual(minimum=3)  # the default minimum is 10: here every language has 2
+    assert result.headline == ("macro", None, None) and len(result.unjudged_languages) == 3
+    assert result.too_few("wer").startswith("too few to judge in every language (de n = 2, en n = 2, zh n = 2")
+    assert result.languages["de"].too_few == "too few to judge (n = 2 < 3)" and result.languages["de"].ci is None
+    summary = result.summary()
+    assert summary["too_few"]["wer"] and summary["languages"][0]["too_few"] == "too few to judge (n = 2 < 3)"
+    with pytest.raises(TooFewToJudge, match=r"not judged: too few to judge in every language"):
+        check_below(result, "wer", 0.5)
+    # one language below the minimum among judged ones: the macro is the others', and says so
+    more = evaluate("m", "multi", [output(f"en{i}", "en", "a b c d", "a b c x") for i in range(3)]
+                    + [output(f"de{i}", "de", "a b c d", "a b c d") for i in range(3)]
+                    + [output("fr1", "fr", "a b", "x y")], min_samples={"wer": 3})
+    assert more.error_rate == pytest.approx(0.125) and more.headline[2] is not None
+    assert "macro average over 2 of 3 languages" in more.error_label and "fr n = 1" in more.error_label
+    assert check_below(more, "wer", 0.3) == pytest.approx(0.125)  # fr (1.0) is not judged against the limit
 
 
 def test_an_utterance_without_a_language_takes_the_dataset_default():
@@ -182,7 +205,7 @@ def test_the_database_keeps_a_row_per_language(tmp_path):
     store.record_aggregate(run, "m", "multi", result.summary(), {})
     rows = {r["language"]: r for r in store.run(run)["languages"]}
     assert set(rows) == {"de", "en", "zh"} and rows["zh"]["metric"] == "cer"
-    assert rows["de"]["error_rate"] == pytest.approx(1 / 6) and rows["de"]["ci_low"] <= rows["de"]["ci_high"]
+    assert rows["de"]["error_rate"] == pytest.approx(1 / 6) and rows["de"]["ci_low"] is None  # 2 clips: no interval
     assert {r["utterance_id"]: r["language"] for r in store.utterances(run)}["de2"] == "de"
     exported = store.export_run(run)
     other = Store(f"sqlite:///{tmp_path / 'other.db'}")

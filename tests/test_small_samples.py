@@ -7,7 +7,66 @@ import numpy as np
 import pytest
 
 from pytest_speechlab.compare import Side, compare
-from pytest_speechlab.metrics.stats import min_samples_for_quantile, paired_compare, percentile_ci, quantile_ranks
+from pytest_speechlab._types import Output, Transcript, Utterance
+from pytest_speechlab.metrics.stats import (
+    macro_ratio_ci,
+    min_samples_for_quantile,
+    paired_compare,
+    percentile_ci,
+    quantile_ranks,
+    ratio_ci,
+)
+from pytest_speechlab.metrics.wer import evaluate
+
+# clips of 5-25 words, each with its own error probability drawn from Beta(a, b): a corpus error
+# rate whose truth is a / (a + b) (lengths and error probabilities independent)
+POPULATIONS = {"typical": (1.2, 6.0), "accurate, most clips perfect": (0.5, 9.0)}
+
+
+def _language(rng, n, a, b):
+    lengths = rng.integers(5, 26, n)
+    return rng.binomial(lengths, rng.beta(a, b, n)), lengths
+
+
+@pytest.mark.parametrize("population", POPULATIONS)
+def test_a_language_interval_at_30_utterances_covers_at_95_percent(population):
+    a, b = POPULATIONS[population]
+    rng, truth, trials = np.random.default_rng(30), a / (a + b), 600
+    covered = 0
+    for _ in range(trials):
+        low, high = ratio_ci(*_language(rng, 30, a, b), resamples=1000)
+        covered += low <= truth <= high
+    margin = 3 * (0.95 * 0.05 / trials) ** 0.5
+    assert abs(covered / trials - 0.95) <= margin, covered / trials
+
+
+@pytest.mark.parametrize("population", POPULATIONS)
+def test_the_macro_interval_over_11_languages_of_30_covers_at_95_percent(population):
+    a, b = POPULATIONS[population]
+    rng, truth, trials = np.random.default_rng(11), a / (a + b), 250
+    covered = 0
+    for _ in range(trials):
+        low, high = macro_ratio_ci([_language(rng, 30, a, b) for _ in range(11)], resamples=1000)
+        covered += low <= truth <= high
+    margin = 3 * (0.95 * 0.05 / trials) ** 0.5
+    assert abs(covered / trials - 0.95) <= margin, covered / trials
+
+
+def test_at_3_utterances_per_language_no_interval_is_printed_and_no_macro_averaged():
+    rng = np.random.default_rng(3)
+    outputs = []
+    for lang in ("de", "es", "fr", "it", "nl", "pt", "ru", "sv", "vi", "ja", "zh"):
+        for i in range(3):
+            words = ["wort"] * int(rng.integers(5, 26))
+            hyp = [w if rng.random() > 0.2 else "x" for w in words]
+            outputs.append(Output(Utterance(f"{lang}{i}", "x.wav", " ".join(words), language=lang),
+                                  Transcript(" ".join(hyp)), 0.1, 2.0))
+    result = evaluate("m", "multi", outputs)
+    assert all(lang.ci is None and lang.too_few == "too few to judge (n = 3 < 10)" for lang in result.languages.values())
+    assert result.headline == ("macro", None, None)
+    assert result.summary()["too_few"]["wer"].startswith("too few to judge in every language")
+    # one clip: never a zero-width "95%" interval, whatever the configured minimum
+    assert ratio_ci([3], [10]) is None and ratio_ci([3, 1], [10, 8]) is None
 
 
 def test_the_smallest_samples_for_a_distribution_free_percentile_interval():

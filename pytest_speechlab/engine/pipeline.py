@@ -305,7 +305,8 @@ class Engine:
         result = ASR.summarize(subject.name, dataset_name, normalizers, scored, errors,
                             model_info=info, load_seconds=subject.load_seconds, environment=env,
                             wall_seconds=wall, workers=self.runner.executor_for(transcriber).workers,
-                            contention=contention, unstable=self.settings.unstable)
+                            contention=contention, unstable=self.settings.unstable,
+                            min_samples=dict(self.settings.min_samples))
         if retimed is not None:
             result.cache_audit = retimed.pop("audit")
             if result.cached_count:

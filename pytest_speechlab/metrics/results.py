@@ -14,7 +14,7 @@ from typing import Any
 from .._machine import contention_text
 from .._types import UNSEGMENTED, InputError, Transcript, Utterance, base_language
 from .latency import latency_summary
-from .stats import bootstrap_ci, macro_bootstrap_ci, wilson
+from .stats import MIN_SAMPLES, bootstrap_ci, macro_ratio_ci, ratio_ci, wilson
 
 SIGNAL_ONLY = frozenset({"high_wer"})  # findings reported as signals, not counted as hallucinations
 
@@ -192,9 +192,14 @@ def language_id(pairs) -> dict | None:
     return {"correct": correct, "total": len(pairs), "accuracy": correct / len(pairs), "ci": wilson(correct, len(pairs))}
 
 
+def too_few(n: int, minimum: int) -> str | None:
+    """"too few to judge (n = 3 < 10)", or None when ``n`` reaches ``minimum``."""
+    return f"too few to judge (n = {n} < {minimum})" if n < minimum else None
+
+
 def _macro_ci(languages, counts) -> tuple[float, float] | None:
     """The macro average's interval: ``counts(u)`` (errors and length) resampled within each language."""
-    return macro_bootstrap_ci([([counts(u).errors for u in lang.scored], [counts(u).reference_length for u in lang.scored])
+    return macro_ratio_ci([([counts(u).errors for u in lang.scored], [counts(u).reference_length for u in lang.scored])
                                for lang in languages])
 
 
@@ -206,6 +211,11 @@ class LanguageResult:
     language: str
     utterances: list[UtteranceResult]
     normalizer: str = ""
+    minimum: int = MIN_SAMPLES["wer"]  # scored utterances its figure needs to be judged
+
+    @property
+    def too_few(self) -> str | None:
+        return too_few(len(self.scored), self.minimum)
 
     @property
     def metric(self) -> str:
@@ -226,8 +236,11 @@ class LanguageResult:
 
     @cached_property
     def ci(self) -> tuple[float, float] | None:
+        """95% interval (studentized bootstrap); None when too few to judge."""
+        if self.too_few:
+            return None
         scored = self.scored
-        return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
+        return ratio_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
 
     @property
     def char_counts(self) -> EditCounts:
@@ -245,7 +258,7 @@ class LanguageResult:
             "wer": self.rate if self.metric == "wer" else None, "cer": self.cer,
             "utterances": len(self.utterances), "scored": len(self.scored), "reference_units": counts.reference_length,
             "substitutions": counts.substitutions, "deletions": counts.deletions, "insertions": counts.insertions,
-            "hallucinated": flagged, "normalizer": self.normalizer,
+            "hallucinated": flagged, "normalizer": self.normalizer, "too_few": self.too_few,
             "language_id": language_id([(self.language, u.transcript.language) for u in self.utterances
                                         if u.transcript is not None]),
         }
@@ -268,6 +281,7 @@ class EvalResult:
     contention: dict | None = None  # how busy the machine was while this evaluation was timed (_machine)
     unstable: str = "fail"  # [tool.speechlab] unstable: a threshold verdict that depends on the run fails or warns
     cache_audit: dict | None = None  # re-timed outputs against their cached ones (engine)
+    min_samples: dict[str, int] = field(default_factory=lambda: dict(MIN_SAMPLES))  # [tool.speechlab.min_samples]
 
     @cached_property
     def languages(self) -> dict[str, LanguageResult]:
@@ -276,7 +290,8 @@ class EvalResult:
         for u in self.utterances:
             if u.utterance.kind == "speech" and u.language:
                 groups.setdefault(u.language, []).append(u)
-        return {lang: LanguageResult(lang, groups[lang], self.normalizers.get(lang, self.normalizer))
+        minimum = self.min_samples.get("wer", MIN_SAMPLES["wer"])
+        return {lang: LanguageResult(lang, groups[lang], self.normalizers.get(lang, self.normalizer), minimum)
                 for lang in sorted(groups)}
 
     @property
@@ -288,13 +303,15 @@ class EvalResult:
         """(metric, value, 95% interval): the figure an evaluation is judged by. One language: its
         WER (CER for a language written without spaces). Several: the macro average of each
         language's figure, its interval resampling utterances within each language; a WER pooled
-        across languages is never the headline."""
+        across languages is never the headline. A language with too few utterances to judge is
+        listed (``unjudged_languages``), never averaged into the macro; a figure with too few has
+        no interval."""
         languages = list(self.languages.values())
         if len(languages) <= 1:
             if not languages:  # results built without a language (by hand): the pooled WER
                 return "wer", self.words.rate, self.wer_ci
             return languages[0].metric, languages[0].rate, languages[0].ci
-        rated = [lang for lang in languages if lang.rate is not None]
+        rated = [lang for lang in languages if lang.rate is not None and not lang.too_few]
         if not rated:
             return "macro", None, None
         return "macro", sum(lang.rate for lang in rated) / len(rated), _macro_ci(rated, lambda u: u.words)
@@ -304,13 +321,43 @@ class EvalResult:
         return self.headline[1]
 
     @property
+    def unjudged_languages(self) -> list[LanguageResult]:
+        """The languages with too few scored utterances to judge (across several languages)."""
+        return [lang for lang in self.languages.values() if lang.too_few] if self.multilingual else []
+
+    def too_few(self, metric: str) -> str | None:
+        """Why ``metric`` (a threshold's name: wer, cer, hallucination_rate,
+        nonspeech_hallucination_rate, rtf) is not judged on this result for want of samples, or
+        None: "too few to judge (n = 3 < 10)"; across languages, when no language has enough."""
+        minimum = self.min_samples.get(metric)
+        if minimum is None:
+            return None
+        if metric in ("wer", "cer") and self.multilingual:
+            if len(self.unjudged_languages) < len(self.languages):
+                return None
+            return (f"too few to judge in every language ({', '.join(f'{lang.language} n = {len(lang.scored)}' for lang in self.languages.values())}"
+                    f"; each needs {minimum})")
+        if metric in ("wer", "cer"):
+            n = len(self.scored)
+        elif metric == "rtf":
+            n = self.retimed.get("utterances", 0) if self.cached_count and self.retimed else len(self.processed)
+        else:
+            n = (self.speech_counts if metric == "hallucination_rate" else self.nonspeech_counts)[1]
+        return too_few(n, minimum)
+
+    @property
     def error_label(self) -> str:
         metric = self.headline[0]
         if metric != "macro":
             return "corpus WER" if metric == "wer" else f"corpus CER ({', '.join(self.languages)})"
-        cer = [lang for lang, r in self.languages.items() if r.metric == "cer"]
-        return (f"macro average over {len(self.languages)} languages of each one's WER"
-                + (f" (CER for {', '.join(cer)})" if cer else ""))
+        unjudged = self.unjudged_languages
+        judged = [lang for lang, r in self.languages.items() if not r.too_few]
+        cer = [lang for lang in judged if self.languages[lang].metric == "cer"]
+        count = f"{len(judged)} of {len(self.languages)}" if unjudged else str(len(self.languages))
+        return (f"macro average over {count} languages of each one's WER"
+                + (f" (CER for {', '.join(cer)})" if cer else "")
+                + (f"; not averaged, too few to judge: {', '.join(f'{r.language} n = {len(r.scored)}' for r in unjudged)}"
+                   f" (< {unjudged[0].minimum})" if unjudged else ""))
 
     @property
     def cached_count(self) -> int:
@@ -398,7 +445,7 @@ class EvalResult:
         """Corpus CER of one language; across several, the macro average of each language's CER."""
         if not self.multilingual:
             return self.chars.rate
-        rates = [lang.cer for lang in self.languages.values() if lang.cer is not None]
+        rates = [lang.cer for lang in self.languages.values() if lang.cer is not None and not lang.too_few]
         return sum(rates) / len(rates) if rates else None
 
     @cached_property
@@ -409,16 +456,21 @@ class EvalResult:
         if len(self.languages) == 1:  # the same utterances: its language's interval, not a second bootstrap
             return next(iter(self.languages.values())).ci
         scored = self.scored
-        return bootstrap_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
+        if self.too_few("wer"):
+            return None
+        return ratio_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
 
     @cached_property
     def cer_ci(self) -> tuple[float, float] | None:
         if self.cer is None:
             return None
         if self.multilingual:
-            return _macro_ci([lang for lang in self.languages.values() if lang.cer is not None], lambda u: u.chars)
+            return _macro_ci([lang for lang in self.languages.values() if lang.cer is not None and not lang.too_few],
+                             lambda u: u.chars)
         scored = [u for u in self.scored if u.chars]
-        return bootstrap_ci([u.chars.errors for u in scored], [u.chars.reference_length for u in scored])
+        if self.too_few("cer"):
+            return None
+        return ratio_ci([u.chars.errors for u in scored], [u.chars.reference_length for u in scored])
 
     @property
     def audio_seconds(self) -> float:
@@ -530,7 +582,7 @@ class EvalResult:
         if figure == "error_rate" and not self.multilingual:
             scored = [i for i, u in enumerate(self.utterances) if u.words is not None]
             errors = [sum(r.utterances[i].words.errors for r in runs if r.utterances[i].words) / len(runs) for i in scored]
-            out["ci"] = bootstrap_ci(errors, [self.utterances[i].words.reference_length for i in scored])
+            out["ci"] = ratio_ci(errors, [self.utterances[i].words.reference_length for i in scored])
         elif figure != "error_rate":
             kind = {"speech_hallucination_rate": "speech", "nonspeech_hallucination_rate": "nonspeech"}.get(figure)
             pool = [i for i, u in enumerate(self.utterances) if u.transcript is not None
@@ -615,6 +667,8 @@ class EvalResult:
             "speed_rtf": self.speed_rtf, "speed_unjudged": self.speed_unjudged, "rtf_by_batch_size": self.rtf_by_batch_size,
             "wall_seconds": self.wall_seconds, "workers": self.workers, "throughput": self.throughput,
             "language_id": self.language_id, "latency": self.latency,
+            "too_few": {m: why for m in self.min_samples if (why := self.too_few(m))},
+            "min_samples": dict(self.min_samples),
         }
 
     @cached_property

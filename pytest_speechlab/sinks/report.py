@@ -714,7 +714,24 @@ def verdict_notes(records: list[dict]) -> list[str]:
     """Plain-text notes on how far each evaluation's verdicts hold: what varied between repeats (or
     a figure resting on sampled decoding), and speed not judged on a busy machine. The terminal,
     the HTML report and the Markdown show these same lines (each renderer escapes them)."""
-    return _repeat_lines(records) + _speed_lines(records)
+    return _sample_lines(records) + _repeat_lines(records) + _speed_lines(records)
+
+
+def _sample_lines(records: list[dict]) -> list[str]:
+    """Figures with too few samples to judge ([tool.speechlab.min_samples]): shown, never judged."""
+    lines = []
+    for r in records:
+        s = r["summary"]
+        found = s.get("too_few") if isinstance(s.get("too_few"), dict) else {}
+        languages = [lang for lang in s.get("languages") or () if isinstance(lang, dict) and lang.get("too_few")]
+        parts = [f"{metric} {why}" for metric, why in found.items()]
+        if languages and len(s["languages"]) > 1:
+            parts.append("languages listed, not averaged: " + ", ".join(f"{lang.get('language')} {lang['too_few']}"
+                                                                       for lang in languages))
+        if parts:
+            lines.append(f"not judged, {s['model']} on {s['dataset']}: " + "; ".join(parts)
+                         + " ([tool.speechlab.min_samples]; no threshold, grade or gate uses these)")
+    return lines
 
 
 def _repeat_lines(records: list[dict]) -> list[str]:

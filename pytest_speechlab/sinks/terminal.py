@@ -58,12 +58,12 @@ def summary_lines(records: Iterable[dict], loads: dict, grades: Iterable = (), w
     multilingual = [r for r in records if len(r["summary"]["languages"]) > 1]
     for r in multilingual:  # one row per model x dataset x language
         s = r["summary"]
-        lines.append(f"{s['model']} on {s['dataset']}, per language (macro average {_num(s['error_rate'])} "
-                     f"[{_span(s['error_ci'])}] = the mean of these):")
+        lines.append(f"{s['model']} on {s['dataset']}, per language ({s['error_label']}: {_num(s['error_rate'])} "
+                     f"[{_span(s['error_ci'])}]):")
         lines += ["  " + line for line in format_table(
             ["lang", "utts", "error", "95% CI", "CER", "S/D/I", "halluc", "lang ID"],
             [[lang["language"], f"{lang['scored']}/{lang['utterances']}", _headline(lang["metric"], lang["error_rate"]),
-              _span(lang["ci"]), _num(lang["cer"]),
+              "too few" if lang.get("too_few") else _span(lang["ci"]), _num(lang["cer"]),
               f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']}" if lang["scored"] else "-",
               f"{lang['hallucinated']}/{lang['utterances']}",
               f"{lang['language_id']['correct']}/{lang['language_id']['total']}" if lang["language_id"] else "-"]
