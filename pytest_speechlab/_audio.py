@@ -19,6 +19,7 @@ class RawAudio:
     samples: np.ndarray  # (frames,) or (frames, channels), float32
     sample_rate: int
     silences: tuple[tuple[float, float], ...] = ()  # (start, end) s of long silent stretches, when measured
+    snr_db: float | None = None  # a perturbed input: the SNR the model hears (_perturb.heard)
 
     @property
     def duration(self) -> float:

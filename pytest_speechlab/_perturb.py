@@ -27,7 +27,10 @@ from ._builtin import fixtures_dir
 from ._types import SpeechlabError
 
 MAX_CHAIN = 8  # steps in one chain: more is a typo or an attack, not an experiment
-VERSION = 2  # a change to what a step does makes new cache keys (2: fixture clips resampled at soxr HQ)
+# a change to what a step does makes new cache keys (2: fixture clips resampled at soxr HQ; 3: applied at
+# the model's input rate, so that a severity means what the model hears)
+VERSION = 3
+ADDITIVE = ("noise", "babble", "ambient")  # kinds that add a background: the SNR the model hears is measured
 
 
 @lru_cache(maxsize=1)
@@ -181,6 +184,27 @@ def apply_chain(raw: RawAudio, chain: tuple[Perturbation, ...], utterance_id: st
         samples, rate = _seeded(seed, lambda: KINDS[step.kind].apply(samples, rate, rng, dict(step.params)))
         samples = np.nan_to_num(np.asarray(samples, dtype=np.float32))
     return RawAudio(np.clip(samples, -1.0, 1.0), rate)
+
+
+def heard(raw: RawAudio, chain: tuple[Perturbation, ...], utterance_id: str, rate: int) -> tuple[RawAudio, float | None]:
+    """The audio a model of input ``rate`` hears through ``chain``: resampled to ``rate`` first, so
+    that a severity is defined where the model listens ("snr=10" white noise is 10 dB across the
+    model's band, not across a 48 kHz file's, 4.9 dB of which the model never hears). With the
+    SNR measured on what comes out (clean power over the power of what the chain added), for a
+    chain of background kinds only (``ADDITIVE``); None otherwise (a room or a codec changes the
+    speech itself: there is no added noise to measure)."""
+    import numpy as np
+
+    clean = RawAudio(to_model_input(raw, rate), rate)
+    out = apply_chain(clean, chain, utterance_id)
+    snr = None
+    if chain and all(step.kind in ADDITIVE for step in chain) and out.sample_rate == rate \
+            and len(out.samples) == len(clean.samples):
+        added = out.samples.astype(np.float64) - clean.samples
+        signal, noise = float(np.sum(np.square(clean.samples, dtype=np.float64))), float(np.sum(added * added))
+        if signal > 0 and noise > 0:
+            snr = round(10 * float(np.log10(signal / noise)), 2)
+    return out, snr
 
 
 def _rms(x) -> float:

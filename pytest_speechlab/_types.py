@@ -199,6 +199,7 @@ class Output:
     # (seconds taken to send the audio), faults (kinds of recovered faults, in order)
     latency: dict = field(default_factory=dict)
     cpu_seconds: float | None = None  # CPU time of this process during the timed call (None: not measured)
+    snr_db: float | None = None  # a perturbed input's SNR as the model hears it (measured; background kinds only)
 
 
 @dataclass

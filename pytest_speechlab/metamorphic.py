@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._assertions import SpeechlabAssertionError
 from ._audio import read_audio
-from ._perturb import Perturbation, apply_chain, chain_label
+from ._perturb import Perturbation, chain_label, heard
 from ._types import Output, Utterance
 from .metrics.wer import score_output
 from .tasks.tts import write_wav
@@ -59,17 +59,17 @@ class MetamorphicCheck:
             if utt.id not in self._audio:
                 self._audio[utt.id] = read_audio(utt.audio_path, utt.offset, utt.duration)
             try:
-                raw = apply_chain(self._audio[utt.id], chain, utt.id)
+                raw, _ = heard(self._audio[utt.id], chain, utt.id, getattr(self.model.instance, "sample_rate", 16000))
             except Exception as exc:  # noqa: BLE001 - the transform's failure, said as such
                 raise SpeechlabAssertionError(f"{utt.id} through {chain_label(chain)}: the perturbation failed: "
                                               f"{type(exc).__name__}: {exc}") from None
-            heard = self.session.runner.transcribe_audio(self.model, utt.id, raw.samples, raw.sample_rate)
-            if heard.error is not None or heard.transcript is None:
-                raise SpeechlabAssertionError(f"{utt.id} through {chain_label(chain)}: {heard.error}")
+            output = self.session.runner.transcribe_audio(self.model, utt.id, raw.samples, raw.sample_rate)
+            if output.error is not None or output.transcript is None:
+                raise SpeechlabAssertionError(f"{utt.id} through {chain_label(chain)}: {output.error}")
             reference = Utterance(utt.id, utt.audio_path, clean.hypothesis, language=utt.language)
-            scored = score_output(Output(reference, heard.transcript, audio_seconds=raw.duration), self.normalizers)
+            scored = score_output(Output(reference, output.transcript, audio_seconds=raw.duration), self.normalizers)
             words = scored.words.errors if scored.words is not None else len(scored.hypothesis_normalized.split())
-            out.append(Change(utt.id, words, clean.hypothesis, heard.transcript.text, raw=raw))
+            out.append(Change(utt.id, words, clean.hypothesis, output.transcript.text, raw=raw))
         return out
 
     def check(self, chain: tuple[Perturbation, ...], max_words: int, what: str = "") -> None:

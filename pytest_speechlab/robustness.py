@@ -1,12 +1,20 @@
 """Robustness: a model's WER as a perturbation gets harsher, against its own clean WER.
 
 Each perturbation kind is evaluated at four severities (its ladder in ``_perturb``), every one an
-ordinary perturbed dataset. Per severity: the WER with its interval, WERD (the rise over the clean
-set: perturbed WER - clean WER, paired on the same utterances, with the sign-flip interval), the
-spread across seeds, and the utterances with a hallucination finding. Per kind: NWERD, the model's
-WERD summed over the severities divided by the reference model's (1.0: as robust as the reference;
-the normalization of Speech Robust Bench and ImageNet-C's mCE), and the first severity where WERD
-passes the ``werd`` threshold: where the model breaks.
+ordinary perturbed dataset. Per severity: the WER with its interval, WERD, the spread across
+seeds, and the utterances with a hallucination finding. Per kind: NWERD against a reference model,
+and the first severity where WERD passes the ``werd`` threshold: where the model breaks.
+
+WERD and NWERD are Speech Robust Bench's (Shah et al., "Speech Robust Bench: A Robustness Benchmark
+for Speech Recognition", arXiv:2403.07937; as computed in its released analysis,
+result_analysis_utility.ipynb): WERD at severity s = max(WER_s - WER_clean, 0), negative
+degradation clipped at 0; NWERD = the mean over the severities of WERD_s / WERD_ref_s, the
+reference's WERD floored at 1e-4 WER points (1e-6 as a fraction) where it is 0. A severity at which
+the reference barely degrades makes that ratio large: SRB's figure, kept as defined. Beside it,
+``nwerd_sum_ratio`` is ImageNet-C's mCE normalization (WERD summed over the severities over the
+reference's sum; not given when the reference's sum is under MIN_REFERENCE_WERD), and each
+severity keeps the signed, paired difference with its sign-flip interval (``werd_signed``,
+``werd_ci``), which the ``werd`` threshold judges.
 """
 from __future__ import annotations
 
@@ -16,7 +24,8 @@ from .batching import word_errors_by_id
 from .metrics.results import EvalResult
 from .metrics.stats import PairedComparison, paired_compare
 
-MIN_REFERENCE_WERD = 0.05  # the reference's WERD summed over the severities, below which NWERD is not given
+MIN_REFERENCE_WERD = 0.05  # the reference's WERD summed over the severities, below which the sum ratio is not given
+SRB_WERD_FLOOR = 1e-6  # SRB adds 1e-4 (in WER points) to a reference WERD of 0
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -49,6 +58,12 @@ class SeverityPoint:
     def hallucinated(self) -> tuple[int, int]:
         return self.results[0].speech_counts
 
+    @property
+    def snr_heard(self) -> dict | None:
+        """The SNR the model heard (measured per utterance, background kinds only): mean, min, max."""
+        values = [u.snr_db for u in self.results[0].utterances if u.snr_db is not None]
+        return {"mean": round(sum(values) / len(values), 2), "min": min(values), "max": max(values)} if values else None
+
 
 @dataclass
 class Curve:
@@ -59,7 +74,8 @@ class Curve:
     kind: str
     clean: EvalResult
     points: list[SeverityPoint] = field(default_factory=list)
-    nwerd: float | None = None  # filled in against the reference
+    nwerd: float | None = None  # SRB's, filled in against the reference
+    nwerd_sum_ratio: float | None = None  # ImageNet-C's ratio of sums
     reference: str | None = None
 
     @classmethod
@@ -72,30 +88,40 @@ class Curve:
 
     @property
     def werds(self) -> list[float | None]:
+        """Signed WER differences (perturbed - clean), paired, per severity."""
         return [p.werd.delta if p.werd else None for p in self.points]
+
+    @property
+    def srb_werds(self) -> list[float | None]:
+        """Speech Robust Bench's WERD per severity: negative differences clipped at 0."""
+        return [None if w is None else max(w, 0.0) for w in self.werds]
 
     def breaks_at(self, limit: float) -> SeverityPoint | None:
         """The first severity whose WERD passes ``limit``."""
         return next((p for p in self.points if p.werd and p.werd.delta > limit), None)
 
     def normalize(self, reference: Curve | None) -> None:
-        """NWERD against ``reference``'s curve of the same kind; none where the reference barely
-        degrades (its WERD summed over the four severities under MIN_REFERENCE_WERD: dividing by
-        almost nothing gives numbers in the hundreds that mean nothing)."""
+        """NWERD against ``reference``'s curve of the same kind (SRB's mean of per-severity
+        ratios), and the ratio of sums (not given where the reference's summed WERD is under
+        MIN_REFERENCE_WERD)."""
         if reference is None:
             return
-        mine, theirs = self.werds, reference.werds
-        if None in mine or None in theirs:
+        mine, theirs = self.srb_werds, reference.srb_werds
+        if None in mine or None in theirs or not mine or len(mine) != len(theirs):
             return
         self.reference = reference.model
-        self.nwerd = sum(mine) / sum(theirs) if sum(theirs) >= MIN_REFERENCE_WERD else None
+        self.nwerd = sum(m / (t or SRB_WERD_FLOOR) for m, t in zip(mine, theirs)) / len(mine)
+        signed, ref_signed = self.werds, reference.werds
+        self.nwerd_sum_ratio = sum(signed) / sum(ref_signed) if sum(ref_signed) >= MIN_REFERENCE_WERD else None
 
     def serialized(self) -> dict:
         return {"model": self.model, "dataset": self.dataset, "kind": self.kind, "clean_wer": self.clean.wer,
-                "clean_ci": self.clean.wer_ci, "nwerd": self.nwerd, "reference": self.reference,
+                "clean_ci": self.clean.wer_ci, "nwerd": self.nwerd, "nwerd_sum_ratio": self.nwerd_sum_ratio,
+                "reference": self.reference,
                 "points": [{"severity": p.severity, "label": p.label, "wer": p.wer, "ci": p.ci,
-                            "werd": p.werd.delta if p.werd else None, "werd_ci": p.werd.ci if p.werd else None,
-                            "seeds": len(p.results), "seed_spread": p.seed_spread,
+                            "werd": None if p.werd is None else max(p.werd.delta, 0.0),
+                            "werd_signed": p.werd.delta if p.werd else None, "werd_ci": p.werd.ci if p.werd else None,
+                            "seeds": len(p.results), "seed_spread": p.seed_spread, "snr_heard": p.snr_heard,
                             "hallucinated": list(p.hallucinated), "errors": len(p.results[0].errors)}
                            for p in self.points]}
 

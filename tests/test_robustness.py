@@ -10,9 +10,9 @@ import pytest
 
 from helpers import FAKE_MODEL_CONFTEST, write_audio, write_manifest
 from pytest_speechlab import SpeechlabError, apply_chain, chain_label, ladder, parse_chain
-from pytest_speechlab._audio import RawAudio
+from pytest_speechlab._audio import RawAudio, to_model_input
 from pytest_speechlab._config import load_config
-from pytest_speechlab._perturb import KINDS, mix_at_snr, seeds_of, split_dataset_ref
+from pytest_speechlab._perturb import KINDS, heard, mix_at_snr, seeds_of, split_dataset_ref
 from pytest_speechlab.engine.cache import output_key
 
 RATE = 16000
@@ -91,6 +91,36 @@ def test_additive_noise_is_at_the_snr_asked_for(kind, snr):
     clean = tone()
     noisy = apply_chain(clean, parse_chain(f"{kind}:snr={snr:g}"), "u1")
     assert snr_db(clean.samples, noisy.samples) == pytest.approx(snr, abs=0.5)
+
+
+@pytest.mark.parametrize("file_rate", [16000, 22050, 48000])
+def test_a_severity_is_the_snr_the_model_hears_whatever_the_file_rate(file_rate):
+    clean = tone(rate=file_rate)
+    out, snr = heard(clean, parse_chain("noise:snr=10"), "u1", 16000)
+    assert out.sample_rate == 16000 and snr == pytest.approx(10.0, abs=0.2)
+    # the old way (noise added at the file's rate, the model resampling it away) heard more signal
+    old = to_model_input(apply_chain(clean, parse_chain("noise:snr=10"), "u1"), 16000)
+    if file_rate == 48000:
+        assert snr_db(to_model_input(clean, 16000), old) > 14
+    assert heard(clean, parse_chain("reverb"), "u1", 16000)[1] is None  # no added background to measure
+
+
+def test_srb_werd_and_nwerd_beside_the_ratio_of_sums():
+    from pytest_speechlab.robustness import SRB_WERD_FLOOR, Curve
+
+    def curve(werds):
+        c = Curve("m", "d", "noise", clean=None)
+        c.points = [type("P", (), {"werd": type("W", (), {"delta": w})()})() for w in werds]
+        return c
+
+    model, reference = curve([-0.02, 0.05, 0.20, 0.40]), curve([0.0, 0.10, 0.10, 0.50])
+    assert model.srb_werds == [0.0, 0.05, 0.20, 0.40]  # negative degradation clipped at 0
+    model.normalize(reference)
+    assert model.nwerd == pytest.approx((0 / SRB_WERD_FLOOR + 0.5 + 2.0 + 0.8) / 4)  # mean of per-severity ratios
+    assert model.nwerd_sum_ratio == pytest.approx(0.63 / 0.70)  # ImageNet-C's ratio of sums (signed)
+    barely = curve([0.0, 0.0, 0.01, 0.02])
+    model.normalize(barely)
+    assert model.nwerd > 100 and model.nwerd_sum_ratio is None  # SRB's figure explodes; the sum ratio is withheld
 
 
 def test_a_chain_is_deterministic_per_seed_and_utterance():
@@ -215,16 +245,19 @@ def test_the_robustness_suite_finds_where_the_model_breaks(tone_project):
     result = tone_project.runpytest(*args, "--speechlab-robustness")
     result.assert_outcomes(passed=1)  # breaks at severity 3 (10 dB): past the gate severity 2
     out = result.stdout.str()
-    assert "noise: snr=30,color=white,seed=0 | snr=20,color=white,seed=0 | snr=10" in out
+    assert re.search(r"noise: snr=30,color=white,seed=0 \(heard 30\.\d dB\) \| snr=20,color=white,seed=0 "
+                     r"\(heard (19\.9|20\.\d) dB\) \| snr=10", out)
     assert "[over tones/manifest.jsonl]" in out  # the grade is over the selected dataset, not the perturbed ones
     markdown = (tone_project.path / "r.md").read_text()
     noise = next(line for line in markdown.splitlines() if line.startswith("| fake/tone | noise |"))
     cells = [c.strip() for c in noise.strip("|").split("|")]
     assert cells[2] == "0.000" and cells[3].startswith("0.000") and cells[5].startswith("0.500")
-    assert cells[8] == "3 (WERD +0.500)"  # breaks at severity 3
-    assert cells[7] == "1.00"  # NWERD against itself (the reference: the first selected model)
+    assert cells[9] == "3 (WERD +0.500)"  # breaks at severity 3
+    # against itself (the reference: the first selected model): SRB's mean of per-severity ratios
+    # counts a severity where neither degrades as 0 (0 / the 1e-6 floor); the ratio of sums is 1
+    assert cells[7] == "0.50" and cells[8] == "1.00"
     gain = next(line for line in markdown.splitlines() if line.startswith("| fake/tone | gain |"))
-    assert gain.split("|")[9].strip() == "-"  # quieter is not worse for it
+    assert gain.split("|")[10].strip() == "-"  # quieter is not worse for it
     html = (tone_project.path / "r.html").read_text()
     assert 'id="speechlab-robustness"' in html and "<polyline" in html
     assert "noise on tones/manifest.jsonl: WER against severity" in html
@@ -233,6 +266,10 @@ def test_the_robustness_suite_finds_where_the_model_breaks(tone_project):
     run = json.loads((tone_project.path / "run.json").read_text())
     assert [e["dataset"] for e in run["evaluations"]] == ["tones/manifest.jsonl"]
     assert len(run["robustness"]["evaluations"]) == 4 * 2 + 4  # noise at two seeds, gain (no randomness) at one
+    heard_at = {e["dataset"]: [u["snr_db"] for u in e["utterances"]] for e in run["robustness"]["evaluations"]}
+    noisy = next(v for k, v in heard_at.items() if "noise:snr=10," in k)
+    assert noisy and all(v == pytest.approx(10.0, abs=0.3) for v in noisy)  # measured per utterance, as heard
+    assert all(v is None for k, vs in heard_at.items() if "+gain" in k for v in vs)  # no background added
     assert {c["kind"] for c in run["robustness"]["curves"]} == {"noise", "gain"}
 
     with open(tone_project.path / "pyproject.toml", "a") as fh:

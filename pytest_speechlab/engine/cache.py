@@ -28,6 +28,7 @@ from typing import Any
 
 from .._perturb import chain_label, perturbation_code
 from .._types import Output, Segment, Transcript, Utterance
+from ..metrics.stats import number
 
 RESAMPLER = "soxr HQ"
 # info() keys that describe a run, not the output: its name and where the weights sit. The thread
@@ -224,6 +225,7 @@ class OutputCache:
                 utt, transcript_from_json(first["transcript"]), first["processing_seconds"], first["audio_seconds"],
                 repeats=tuple(transcript_from_json(r["transcript"]) for r in records[1:]),
                 notes=tuple(first.get("notes") or ()), silences=_silences(first["transcript"]),
+                snr_db=number(first["transcript"].get("input_snr_db") if isinstance(first["transcript"], dict) else None),
                 latency=_latency(first["transcript"]),
                 cached={"run_id": first.get("run_id"), "cpu": first.get("cpu"), "measured_at": first.get("created_at")})
         return hits
@@ -257,6 +259,7 @@ class OutputCache:
         machine = self.machine or {}
         return [{"key": key, "model": model, "utterance_id": output.utterance.id,
                  "transcript": {**transcript_to_json(t), "input_silences": [list(x) for x in output.silences],
+                                **({"input_snr_db": output.snr_db} if output.snr_db is not None else {}),
                                 **({"service_latency": output.latency} if output.latency and i == 0 else {})},
                  "processing_seconds": output.processing_seconds if i == 0 else None,
                  "audio_seconds": output.audio_seconds, "notes": list(output.notes), "run_id": self.run_id,

@@ -26,7 +26,7 @@ from .._audio import (
     silent_spans,
 )
 from .._machine import compute_threads
-from .._perturb import apply_chain, chain_label
+from .._perturb import chain_label, heard
 from .._registry import ModelSpec
 from .._text import storable, unicode_safe
 from .._types import InputError, Invocation, Output, Utterance, base_language
@@ -422,9 +422,11 @@ class Runner:
         mismatch = duration_mismatch(utt.duration, raw.duration)
         if mismatch:
             return Output(utt, error=InputError(self._where(utt), mismatch, utt.id), worker=self.worker)
-        if utt.perturbation:  # untimed, like the read: the input the model is judged on
+        if utt.perturbation:  # untimed, like the read: the input the model is judged on, at its input rate
+            rate = getattr(model.instance, "sample_rate", 16000)
             try:
-                raw = apply_chain(raw, utt.perturbation, utt.id)
+                raw, snr = heard(raw, utt.perturbation, utt.id, rate if isinstance(rate, int) and rate > 0 else 16000)
+                raw.snr_db = snr
             except Exception as exc:  # noqa: BLE001 - a transform that fails is this utterance's error
                 return Output(utt, error=InputError(self._where(utt), f"perturbation {chain_label(utt.perturbation)} "
                                                     f"failed: {type(exc).__name__}: {exc}", utt.id), worker=self.worker)
@@ -457,4 +459,4 @@ class Runner:
         repeats = tuple(repaired(r, raw.duration)[0] for r in call.again)
         return Output(utt, transcript, call.seconds, raw.duration, cpu_seconds=call.cpu_seconds, repeats=repeats,
                       notes=notes, worker=self.worker, threads=model.info.get("threads"), silences=raw.silences,
-                      latency=call.latency)
+                      latency=call.latency, snr_db=getattr(raw, "snr_db", None))

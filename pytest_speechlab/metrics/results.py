@@ -109,6 +109,7 @@ class UtteranceResult:
     silences: tuple[tuple[float, float], ...] = ()  # long silent stretches of the input (start, end s)
     latency: dict = field(default_factory=dict)  # a service's timings and faults (Output.latency)
     cpu_seconds: float | None = None  # CPU time of the process during the timed call
+    snr_db: float | None = None  # a perturbed input's SNR as the model hears it (Output.snr_db)
     # each further repeat (repeats = K) scored like the first: its hypothesis, counts and findings
     repeat_scores: tuple[UtteranceResult, ...] = ()
 
@@ -177,7 +178,7 @@ class UtteranceResult:
             "findings": [{"kind": f.kind, "span": f.span, "evidence": f.evidence} for f in u.findings],
             "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in (u.transcript.segments if u.transcript else ())],
             "worker": u.worker or None, "threads": u.threads, "batch_size": u.batch_size,
-            "language": u.language or None, "audio_path": u.utterance.audio_path,
+            "language": u.language or None, "audio_path": u.utterance.audio_path, "snr_db": u.snr_db,
         }
 
 

@@ -78,6 +78,7 @@ def _score(output: Output, normalizer: Normalizer, language: str) -> UtteranceRe
         silences=output.silences,
         latency=output.latency,
         cpu_seconds=output.cpu_seconds,
+        snr_db=output.snr_db,
     )
     if output.skipped:
         result.note = output.skipped

@@ -589,13 +589,22 @@ def chat_markdown(chats) -> str:
 # -- robustness (WER per perturbation x severity; serialized curves) ----------------------------
 
 ROBUSTNESS_HEADER = ["model", "perturbation", "clean", "severity 1", "severity 2", "severity 3", "severity 4",
-                     "NWERD", "breaks at", "halluc sev 4"]
-ROBUSTNESS_NOTE = ("WER [95% CI] per severity (mild to harsh); WERD = perturbed WER - clean WER, paired on the "
-                   "same utterances; NWERD = the model's WERD summed over the severities / the reference model's "
-                   "(1.00: as robust as the reference; '-' where the reference's summed WERD is under 0.05); (N errors): utterances that failed there (the failures are in "
+                     "NWERD", "NWERD sum ratio", "breaks at", "halluc sev 4"]
+ROBUSTNESS_NOTE = ("WER [95% CI] per severity (mild to harsh), the audio perturbed at the model's input rate; "
+                   "WERD = perturbed WER - clean WER, paired on the same utterances (negative clipped at 0); NWERD "
+                   "as Speech Robust Bench defines it (arXiv:2403.07937): the mean over severities of the model's "
+                   "WERD / the reference model's (1.00: as robust as the reference; large where the reference "
+                   "barely degrades at some severity); NWERD sum ratio: ImageNet-C's summed WERD / the "
+                   "reference's ('-' where the reference's sum is under 0.05); (N errors): utterances that failed there (the failures are in "
                    "the results database and the run file); breaks at: the first severity with WERD above the werd "
                    "threshold (judged up to gate_severity); halluc: speech utterances with a hallucination "
                    "finding at the harshest severity.")
+
+
+def _signed(point: dict) -> float | None:
+    """A severity's signed WER difference (runs stored before it was kept apart: their "werd")."""
+    value = point.get("werd_signed", point.get("werd"))
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def robustness_rows(curves: list[dict]) -> list[list[str]]:
@@ -608,17 +617,22 @@ def robustness_rows(curves: list[dict]) -> list[list[str]]:
             return (f"{_fmt(p.get('wer'))}{spread} [{_fmt(ci[0], '.2f')}-{_fmt(ci[1], '.2f')}]" if ci
                     else _fmt(p.get("wer"))) + errors
         points = c["points"]
-        broken = next((p for p in points if p.get("werd") is not None and p["werd"] > c["werd_limit"]), None)
+        broken = next((p for p in points if _signed(p) is not None and _signed(p) > c["werd_limit"]), None)
         harsh = points[-1]["hallucinated"] if points else [0, 0]
         rows.append([c["model"], c["kind"], _fmt(c.get("clean_wer")), *map(cell, points), *[""] * (4 - len(points)),
-                     _fmt(c.get("nwerd"), ".2f"), f"{broken['severity']} (WERD {broken['werd']:+.3f})" if broken else "-",
+                     _fmt(c.get("nwerd"), ".2f"), _fmt(c.get("nwerd_sum_ratio"), ".2f"),
+                     f"{broken['severity']} (WERD {_signed(broken):+.3f})" if broken else "-",
                      f"{harsh[0]}/{harsh[1]}"])
     return rows
 
 
 def robustness_ladders(curves: list[dict]) -> list[str]:
     """What each severity is, per perturbation: 'noise: snr=30 | snr=20 | ...'."""
-    ladders = {c["kind"]: [p["label"].split(":", 1)[-1] for p in c["points"]] for c in curves}
+    def label(p):
+        heard = p.get("snr_heard") if isinstance(p.get("snr_heard"), dict) else None
+        mean = heard.get("mean") if heard else None
+        return p["label"].split(":", 1)[-1] + (f" (heard {mean:.1f} dB)" if isinstance(mean, (int, float)) else "")
+    ladders = {c["kind"]: [label(p) for p in c["points"]] for c in curves}
     return [f"{kind}: " + " | ".join(labels) for kind, labels in ladders.items()]
 
 

@@ -19,7 +19,7 @@ from .._machine import machine
 from .._text import redact, storable
 from .._types import SpeechlabError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 EXPORT_FORMAT = "pytest-speechlab-run/1"
 
 
@@ -60,7 +60,7 @@ def _schema(sa):
             sa.Column("audio_seconds", real), sa.Column("processing_seconds", real),
             sa.Column("error", text), sa.Column("note", text), sa.Column("findings", js), sa.Column("segments", js),
             sa.Column("worker", text), sa.Column("threads", integer), sa.Column("batch_size", integer),
-            sa.Column("language", text), sa.Column("audio_path", text),
+            sa.Column("language", text), sa.Column("audio_path", text), sa.Column("snr_db", real),
         ),
         aggregates=sa.Table(
             "aggregates", md,
@@ -169,7 +169,14 @@ def _migrate_5_to_6(conn, sa, md, tables):
     _create(conn, sa, tables["progress"])
 
 
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4, _migrate_4_to_5, _migrate_5_to_6]  # MIGRATIONS[n] takes the schema from version n to n + 1
+def _migrate_6_to_7(conn, sa, md, tables):
+    """Each perturbed utterance's SNR as the model heard it."""
+    if "snr_db" not in {c["name"] for c in sa.inspect(conn).get_columns("utterances")}:
+        conn.execute(sa.text("ALTER TABLE utterances ADD COLUMN snr_db REAL"))
+
+
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4, _migrate_4_to_5, _migrate_5_to_6,
+              _migrate_6_to_7]  # MIGRATIONS[n] takes the schema from version n to n + 1
 
 
 def now() -> str:
