@@ -150,3 +150,51 @@ def test_the_same_collapse_on_30_clips_per_language_is_flagged():
     comparison = compare(*_languages(30, collapse=True))
     assert all(comparison.verdict(cmp) == "REGRESSION" for _, cmp in comparison.figures)
     assert len(comparison.regressions) == 11
+
+
+def test_a_comparison_below_the_minimum_sample_is_too_few_to_judge_not_within_noise():
+    comparison = compare(*_languages(6, collapse=True))  # testable alone (2^-6 < 0.05), below the minimum
+    assert {comparison.verdict(c) for _, c in comparison.figures} == {"too few to judge (n = 6 < 10)"}
+    base, cand = Side("a", "m", "d"), Side("b", "m", "d")
+    for i in range(7):
+        base.words[f"u{i}"], base.hypotheses[f"u{i}"] = (0, 10), "x"
+        cand.words[f"u{i}"], cand.hypotheses[f"u{i}"] = (10, 10), "y"
+    comparison = compare(base, cand)
+    assert comparison.verdict(comparison.wer) == "too few to judge (n = 7 < 10)" and not comparison.regressions
+    assert "too few to judge (n = 7 < 10)" in comparison.report()
+    from pytest_speechlab.metrics.stats import GatePolicy
+
+    lowered = compare(base, cand, GatePolicy(min_samples=5))
+    assert lowered.verdict(lowered.wer) == "REGRESSION" and lowered.regressions
+
+
+def test_min_samples_come_from_pyproject_and_are_checked(tmp_path):
+    from pytest_speechlab import SpeechlabError
+    from pytest_speechlab._config import load_config
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[tool.speechlab.min_samples]\nwer = 30\nrtf = 5\n")
+    config = load_config(pyproject)
+    assert config.min_samples["wer"] == 30 and config.min_samples["rtf"] == 5
+    assert config.min_samples["nonspeech_hallucination_rate"] == 10
+    assert config.regression.min_samples == 30  # the gate follows wer's unless set there
+    for text, says in [("wer = 0", "must be 1 or more"), ("wre = 3", "unknown key 'wre'"), ('wer = "ten"', "integer")]:
+        pyproject.write_text(f"[tool.speechlab.min_samples]\n{text}\n")
+        with pytest.raises(SpeechlabError, match=says):
+            load_config(pyproject)
+
+
+def test_a_threshold_on_too_few_utterances_is_skipped_with_the_reason(speechlab_project):
+    (speechlab_project.path / "pyproject.toml").write_text("""
+[tool.pytest.ini_options]
+addopts = "--import-mode=importlib"
+speechlab_models = ["fake/perfect"]
+speechlab_datasets = ["data/manifest.jsonl"]
+""")
+    result = speechlab_project.runpytest("suites/test_asr_accuracy.py", "-rs", "--speechlab-no-db",
+                                         "--speechlab-markdown", "r.md")
+    result.assert_outcomes(skipped=2)
+    out = result.stdout.str()
+    assert "corpus WER 0.0000 of fake/perfect on data/manifest.jsonl not judged: too few to judge (n = 3 < 10)" in out
+    assert "not judged, fake/perfect on data/manifest.jsonl: wer too few to judge (n = 3 < 10)" in out
+    assert "not judged, fake/perfect" in (speechlab_project.path / "r.md").read_text()

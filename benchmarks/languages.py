@@ -1,0 +1,90 @@
+"""The README's per-language table, from a real run: faster-whisper/base (beam 5, CPU int8) on
+../shared/data/realspeech-multi, rendered from the run file with the current code and written
+between the README's ``<!-- languages-table -->`` markers, with the environment it ran in (CPU,
+backend versions, normalizers, date). The figures depend on the machine (CTranslate2's int8
+kernels differ by CPU) and on the backend versions (the first-party plugin pins them): the block
+says which, so a reader can tell a changed figure from a changed machine.
+
+    python benchmarks/languages.py                     # run, rewrite docs/languages-run.json and the README
+    python benchmarks/languages.py --render            # only re-render from the existing file
+    python benchmarks/languages.py --data PATH/manifest.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data" / "realspeech-multi" / "manifest.jsonl"
+RUN = REPO / "docs" / "languages-run.json"
+README = REPO / "README.md"
+START, END = "<!-- languages-table: benchmarks/languages.py writes this block -->", "<!-- /languages-table -->"
+MODEL = "faster-whisper/base"
+
+
+def _ci(ci) -> str:
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def render(run: dict) -> str:
+    """The per-language table of the run's one evaluation, and the line saying where it ran."""
+    (evaluation,) = [e for e in run["evaluations"] if len(e["summary"]["languages"]) > 1]
+    s, env = evaluation["summary"], evaluation["environment"]
+    lines = ["| language | utts | headline [95% CI] | S/D/I |", "|---|---:|---|---|"]
+    for lang in s["languages"]:
+        unit = "WER" if lang["metric"] == "wer" else "**CER**"
+        judged = f"{unit} {lang['error_rate']:.3f}" + (f", {lang['too_few']}" if lang.get("too_few") else _ci(lang["ci"]))
+        lines.append(f"| {lang['language']} | {lang['scored']} | {judged} | "
+                     f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']} |")
+    macro = ("not averaged: every language has too few clips to judge" if s["error_rate"] is None
+             else f"**{s['error_rate']:.3f}{_ci(s['error_ci'])}** ({s['error_label']})")
+    lines.append(f"| **macro average** | {s['scored']} | {macro} | |")
+    ran = run.get("meta", {}).get("recorded", "?")
+    lines += ["", f"Recorded {ran} by `python benchmarks/languages.py`: {env.get('cpu')} x {env.get('cpu_count')}, "
+                  f"{env.get('threads')} threads, {evaluation['model_info'].get('backend_version')}, "
+                  f"Python {env.get('python')}; normalizers {evaluation['normalizer']}."]
+    return "\n".join(lines)
+
+
+def record(data: Path) -> None:
+    if not data.is_file():
+        sys.exit(f"{data} is not there: give --data PATH/manifest.jsonl")
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "pytest", "suites/test_asr_accuracy.py", "-p", "no:cacheprovider", "-q",
+                          "--speechlab-no-db", "--speechlab-model", MODEL, "--speechlab-dataset", str(data),
+                          "--speechlab-json", str(RUN)], cwd=REPO, env=env)
+    if out.returncode not in (0, 1):  # 1: a threshold failed, which is a figure, not a broken run
+        sys.exit(f"the run exited {out.returncode}: the table is not rewritten")
+    run = json.loads(RUN.read_text(encoding="utf-8"))
+    for evaluation in run["evaluations"]:  # where the data sits on this machine: not part of the record
+        for u in evaluation["utterances"]:
+            u["audio_path"] = os.path.basename(u["audio_path"]) if u.get("audio_path") else None
+    run["meta"] = {"run_id": None, "args": ["suites/test_asr_accuracy.py", "--speechlab-model", MODEL],
+                   "recorded": datetime.date.today().isoformat()}
+    RUN.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--render", action="store_true", help="only re-render the README from the existing file")
+    parser.add_argument("--data", type=Path, default=DATA, help="the realspeech-multi manifest")
+    args = parser.parse_args()
+    if not args.render:
+        record(args.data)
+    readme = README.read_text(encoding="utf-8")
+    if START not in readme or END not in readme:
+        sys.exit(f"README.md has no {START} ... {END} block")
+    table = render(json.loads(RUN.read_text(encoding="utf-8")))
+    current = readme[readme.index(START):readme.index(END) + len(END)]
+    README.write_text(readme.replace(current, f"{START}\n{table}\n{END}"), encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
