@@ -198,3 +198,15 @@ speechlab_datasets = ["data/manifest.jsonl"]
     assert "corpus WER 0.0000 of fake/perfect on data/manifest.jsonl not judged: too few to judge (n = 3 < 10)" in out
     assert "not judged, fake/perfect on data/manifest.jsonl: wer too few to judge (n = 3 < 10)" in out
     assert "not judged, fake/perfect" in (speechlab_project.path / "r.md").read_text()
+
+
+def test_a_long_recording_counts_one_sample_per_30_second_window():
+    def recording(seconds):
+        words = "the cat sat on the mat " * 40
+        return Output(Utterance("long", "x.wav", words), Transcript(words), 1.0, seconds)
+
+    ten = evaluate("m", "d", [recording(602.0)])
+    assert ten.too_few("wer") is None  # 21 windows: judged
+    three = evaluate("m", "d", [recording(181.3)])
+    assert three.too_few("wer") == "too few to judge (n = 7 < 10)"
+    assert evaluate("m", "d", [recording(59.0)] * 3).too_few("wer") == "too few to judge (n = 3 < 10)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -193,6 +194,17 @@ def language_id(pairs) -> dict | None:
     return {"correct": correct, "total": len(pairs), "accuracy": correct / len(pairs), "ci": wilson(correct, len(pairs))}
 
 
+LONG_FORM_UNIT_S = 30.0  # a recording of a minute or more counts as one sample per 30 s window
+
+
+def sample_units(utterances) -> int:
+    """How many samples scored utterances are for a minimum sample: one each, and a long recording
+    (60 s or more) one per 30 s window it spans, the unit a Whisper-style model decodes on its own
+    (a 10-minute recording is 21 windows, not one utterance)."""
+    return sum(math.ceil(u.audio_seconds / LONG_FORM_UNIT_S) if u.audio_seconds >= 2 * LONG_FORM_UNIT_S else 1
+               for u in utterances)
+
+
 def too_few(n: int, minimum: int) -> str | None:
     """"too few to judge (n = 3 < 10)", or None when ``n`` reaches ``minimum``."""
     return f"too few to judge (n = {n} < {minimum})" if n < minimum else None
@@ -216,7 +228,7 @@ class LanguageResult:
 
     @property
     def too_few(self) -> str | None:
-        return too_few(len(self.scored), self.minimum)
+        return too_few(sample_units(self.scored), self.minimum)
 
     @property
     def metric(self) -> str:
@@ -336,10 +348,10 @@ class EvalResult:
         if metric in ("wer", "cer") and self.multilingual:
             if len(self.unjudged_languages) < len(self.languages):
                 return None
-            return (f"too few to judge in every language ({', '.join(f'{lang.language} n = {len(lang.scored)}' for lang in self.languages.values())}"
+            return (f"too few to judge in every language ({', '.join(f'{lang.language} n = {sample_units(lang.scored)}' for lang in self.languages.values())}"
                     f"; each needs {minimum})")
         if metric in ("wer", "cer"):
-            n = len(self.scored)
+            n = sample_units(self.scored)
         elif metric == "rtf":
             n = self.retimed.get("utterances", 0) if self.cached_count and self.retimed else len(self.processed)
         else:
@@ -357,7 +369,7 @@ class EvalResult:
         count = f"{len(judged)} of {len(self.languages)}" if unjudged else str(len(self.languages))
         return (f"macro average over {count} languages of each one's WER"
                 + (f" (CER for {', '.join(cer)})" if cer else "")
-                + (f"; not averaged, too few to judge: {', '.join(f'{r.language} n = {len(r.scored)}' for r in unjudged)}"
+                + (f"; not averaged, too few to judge: {', '.join(f'{r.language} n = {sample_units(r.scored)}' for r in unjudged)}"
                    f" (< {unjudged[0].minimum})" if unjudged else ""))
 
     @property

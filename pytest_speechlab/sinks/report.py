@@ -94,6 +94,12 @@ def sdi(row: dict) -> str:
     single = len(row.get("languages", ())) <= 1
     return "-" if row["error_rate"] is None or not single else f'{row["substitutions"]}/{row["deletions"]}/{row["insertions"]}'
 
+def _too_few(lang: dict) -> str:
+    """", too few to judge (n = 2 < 10)" for a language under its minimum sample (a stored row of
+    another shape: nothing)."""
+    return f", {lang['too_few']}" if isinstance(lang.get("too_few"), str) else ""
+
+
 def headline(metric: str, value: float | None, ci=None) -> str:
     """An error figure with what it is: "WER 0.123 [0.100, 0.150]", "CER ...", "macro ..."."""
     if value is None:
@@ -139,7 +145,7 @@ def scorecard_html(records: list[dict], grades: dict, thresholds: dict | None = 
             body.append(
                 f'<tr class="language"><td class="t"></td><td class="t">{esc(row["dataset"])} · {esc(lang["language"])}</td>'
                 f'<td>{lang["utterances"]}</td><td{" class=failing" if failing else ""}>'
-                f'{esc(headline(lang["metric"], lang["error_rate"], lang["ci"]))}</td><td>{_fmt(lang["cer"], ".3f")}</td>'
+                f'{esc(headline(lang["metric"], lang["error_rate"], lang["ci"]) + _too_few(lang))}</td><td>{_fmt(lang["cer"], ".3f")}</td>'
                 f'<td>{lang["substitutions"]}/{lang["deletions"]}/{lang["insertions"]}</td>'
                 f'<td colspan="6" class="t"><small>{esc(lang["normalizer"])}</small></td></tr>')
     header = ("<tr><th class='t'>model</th><th class='t'>dataset</th><th>utts</th><th>error [95% CI]</th>"
@@ -364,7 +370,7 @@ def scorecard_markdown(records: list[dict], grades: dict) -> str:
                      f"{_fmt(r['rtfx'], '.1f')} | {format_rate(r['hallucinated'], r['processed'])} | {md(r['grade'] or '-')} | {r['cached']} |")
         for lang in r["languages"] if len(r["languages"]) > 1 else ():
             lines.append(f"| | {md(r['dataset'])} · {md(lang['language'])} | {lang['utterances']} | "
-                         f"{headline(lang['metric'], lang['error_rate'], lang['ci'])} | {_fmt(lang['cer'])} | "
+                         f"{md(headline(lang['metric'], lang['error_rate'], lang['ci']) + _too_few(lang))} | {_fmt(lang['cer'])} | "
                          f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']} | | | | | |")
     lines.append("")
     for g in grades.values():
