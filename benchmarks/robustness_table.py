@@ -67,6 +67,7 @@ def record(kinds: list[str]) -> None:
     for evaluation in run["evaluations"] + run["robustness"]["evaluations"]:
         for u in evaluation["utterances"]:  # where the fixtures sit on this machine: not part of the record
             u["audio_path"] = os.path.basename(u["audio_path"]) if u.get("audio_path") else None
+            u.pop("alignment", None)  # kept small: the rows, not the word alignment
     run["meta"] = {"run_id": None, "kinds": kinds, "recorded": datetime.date.today().isoformat(), "wall_s": round(wall)}
     RUN.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 

@@ -184,6 +184,8 @@ def _grade(model: str, results: list[EvalResult], policy: GradePolicy) -> Grade:
         reason += "; not judged (too few): " + "; ".join(unjudged)
     if ns_flagged and ns_too_few:
         reason += f"; hallucinated on {format_rate(ns_flagged, ns_total)} non-speech clips, not judged: {ns_too_few}"
+    if sp_flagged and sp_too_few:
+        reason += f"; hallucinated on {format_rate(sp_flagged, sp_total)} speech utterances, not judged: {sp_too_few}"
     ready = not caps and rank(grade) < rank(policy.hallucination_cap)
     unjudged = [r for r in results if r.speed_unjudged]
     if unjudged:  # a busy machine, or cached outputs with retime 0: the RTF limits were not applied, and the grade says so

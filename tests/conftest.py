@@ -20,7 +20,7 @@ try:  # and for the MLflow sink's client (protobuf registries refuse a second im
 except ImportError:
     pass
 
-from helpers import FAKE_MODEL_CONFTEST, PG_URL, REPO, fresh_postgres_url, make_fake_dataset
+from helpers import FAKE_MODEL_CONFTEST, PG_URL, REPO, SMALL_SAMPLES_TOML, fresh_postgres_url, make_fake_dataset
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,14 +54,5 @@ speechlab_datasets = ["data/manifest.jsonl"]
 wer = 0.10
 cer = 0.10
 rtf = 100.0
-
-# the fake dataset has 3 utterances: judged here to test the checks themselves (the default
-# minimum, 10, says "too few to judge"; tests/test_small_samples.py checks that)
-[tool.speechlab.min_samples]
-wer = 1
-cer = 1
-hallucination_rate = 1
-nonspeech_hallucination_rate = 1
-rtf = 1
-""")
+""" + SMALL_SAMPLES_TOML)
     return pytester

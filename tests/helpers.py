@@ -10,6 +10,18 @@ import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The fake datasets have 3-4 utterances: a project that judges their figures (to test the checks
+# themselves) lowers the minimum samples (default 10: "too few to judge"; tests/test_small_samples.py)
+SMALL_SAMPLES = {"wer": 1, "cer": 1, "hallucination_rate": 1, "nonspeech_hallucination_rate": 1, "rtf": 1}
+SMALL_SAMPLES_TOML = """
+[tool.speechlab.min_samples]
+wer = 1
+cer = 1
+hallucination_rate = 1
+nonspeech_hallucination_rate = 1
+rtf = 1
+"""
 PG_URL = os.environ.get("SPEECHLAB_TEST_POSTGRES_URL")
 
 

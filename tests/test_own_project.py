@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from helpers import FAKE_MODEL_CONFTEST, REPO, make_fake_dataset
+from helpers import FAKE_MODEL_CONFTEST, REPO, SMALL_SAMPLES_TOML, make_fake_dataset
 from pytest_speechlab.cli import main as speechlab
 from pytest_speechlab._config import load_config
 
@@ -37,9 +37,11 @@ def run_pytest(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_the_shipped_suites_run_with_pyargs(project):
     out = run_pytest(project, "--pyargs", "pytest_speechlab.suites", "--speechlab-model", "fake/perfect",
-                     "--speechlab-dataset", "data/manifest.jsonl")
+                     "--speechlab-dataset", "data/manifest.jsonl", "-rs")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert "6 passed, 1 skipped" in out.stdout
+    # three speech clips and one silence: shown, but too few to judge by the default minimum samples
+    assert "2 passed, 5 skipped" in out.stdout
+    assert "not judged: too few to judge (n = 3 < 10)" in out.stdout and "graded n/a: error rates not judged" in out.stdout
     assert "speechlab summary" in out.stdout and (project / ".speechlab" / "results.db").is_file()
 
 
@@ -52,6 +54,8 @@ def test_speechlab_init_writes_the_suites_and_a_configuration_that_loads(project
     assert config.thresholds["wer"] == 0.20 and config.normalizer == "speechlab-english"
     again = CliRunner().invoke(speechlab, ["init", str(project)])
     assert "kept" in again.output and "already has a [tool.speechlab] table" in again.output
+    with open(project / "pyproject.toml", "a") as fh:  # judged on the fake dataset's 3 clips
+        fh.write(SMALL_SAMPLES_TOML)
     out = run_pytest(project, "suites", "--speechlab-model", "fake/perfect", "--speechlab-dataset", "data/manifest.jsonl")
     assert out.returncode == 0, out.stdout[-3000:]
     assert "6 passed, 1 skipped" in out.stdout

@@ -32,7 +32,8 @@ def test_suites_pass_and_summary_shows_figures_and_one_load(speechlab_project):
     cells = row(summary(result), "fake/perfect")
     # model dataset utts audio WER WER-CI CER S/D/I halluc halluc-CI RTF RTFx threads load loads cached errors
     assert cells[2:4] == ["4/4", "7.5"]
-    assert cells[4:10] == ["0.000", "0.000-0.000", "0.000", "0/0/0", "0/4", "0.00-0.49"]
+    # no error in 12 words: the interval is the Wilson one of 0/12, never a zero-width "95%"
+    assert cells[4:10] == ["0.000", "0.000-0.242", "0.000", "0/0/0", "0/4", "0.00-0.49"]
     assert cells[-3:] == ["1", "0/4", "0"]  # loads, cached, errors
     assert load_log(speechlab_project.path) == ["perfect"]
 

@@ -19,6 +19,7 @@ from pytest_speechlab import (
     load_dataset,
     make_plugin_manager,
 )
+from helpers import SMALL_SAMPLES
 from pytest_speechlab._builtin import fixtures_dir
 from pytest_speechlab.metrics.hallucination import KINDS
 
@@ -72,8 +73,8 @@ def test_tiny_en_hallucinates_on_digital_silence_and_the_vad_variant_does_not(re
     grades = {}
     for name in ("faster-whisper/tiny.en", "tiny-vad-test"):
         loaded = pool.get(registry.model(name))
-        results = [evaluate(name, ds.name, Runner().run(loaded, ds.utterances), get_normalizer())
-                   for ds in (speech, silence)]
+        results = [evaluate(name, ds.name, Runner().run(loaded, ds.utterances), get_normalizer(), min_samples=SMALL_SAMPLES)
+                   for ds in (speech, silence)]  # one silent clip: judged here to test the cap itself
         grades[name] = grade_model(name, results)
         (u,) = results[1].utterances
         if name == "tiny-vad-test":
@@ -129,14 +130,18 @@ def test_multilingual_fixtures_one_row_per_language_with_and_without_the_languag
     for result in (untold, told):
         assert list(result.languages) == ["de", "es", "fr", "hi", "it", "ja", "pt", "ru", "zh"]
         assert {lang: r.metric for lang, r in result.languages.items() if r.metric == "cer"} == {"ja": "cer", "zh": "cer"}
-        assert result.headline[0] == "macro" and result.wer is None
-        assert result.headline[1] == pytest.approx(sum(r.rate for r in result.languages.values()) / 9)
+        # one clip per language: each listed "too few to judge", no macro average (default minimum 10)
+        assert result.headline == ("macro", None, None) and result.wer is None
+        assert all(r.too_few == "too few to judge (n = 1 < 10)" and r.ci is None for r in result.languages.values())
     # formant speech in foreign languages: left alone, base mistakes about half the languages
     # (measured 4 of 9: Hebrew for German, Italian for Spanish, Czech, Thai), told, it transcribes
     # in the right one and does better
     assert told.language_id["correct"] == 9
     assert untold.language_id["correct"] < 8
-    assert told.error_rate < untold.error_rate  # measured 0.322 against 0.603
+    def mean(result):
+        return sum(r.rate for r in result.languages.values()) / len(result.languages)
+
+    assert mean(told) < mean(untold)  # measured 0.322 against 0.603
     wrong = [u for u in untold.utterances if any(f.kind == "wrong_language" for f in u.findings)]
     assert len(wrong) >= 3 and not any(f.kind == "wrong_language" for u in told.utterances for f in u.findings)
 

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from helpers import write_audio, write_manifest
+from helpers import SMALL_SAMPLES_TOML, write_audio, write_manifest
 from pytest_speechlab import Segment, Transcript, check_below, evaluate_models, hookimpl
 from pytest_speechlab._assertions import SpeechlabAssertionError, UnstableVerdictWarning
 from pytest_speechlab._config import load_config
@@ -150,13 +150,15 @@ def test_the_grade_is_the_worst_repeat_and_says_it_depends_on_the_run(tmp_path, 
     manifest = write_manifest(tmp_path / "one.jsonl", [
         {"id": "speech", "audio": "s1.00.wav", "text": "The cat sat on the mat."},
         {"id": "quiet", "audio": "n3.wav", "kind": "nonspeech"}])
-    (result,) = evaluate_models(["test/moody"], [str(manifest)], pyproject=None, plugins=[PLUGIN], repeats=6)
+    small = tmp_path / "pyproject.toml"  # one clip of each kind: judged here to test the grading of repeats
+    small.write_text(SMALL_SAMPLES_TOML)
+    (result,) = evaluate_models(["test/moody"], [str(manifest)], pyproject=small, plugins=[PLUGIN], repeats=6)
     assert result.across_repeats("nonspeech_hallucination_rate")["flagged"] == [1, 1, 0, 1, 1, 0]
     assert [grade_model("test/moody", [run]).grade for run in result.runs] == ["C", "C", "A+", "C", "C", "A+"]
     grade = grade_model("test/moody", [result])
     assert grade.grade == "C" and not grade.production_ready
     assert grade.reason.startswith("the grade depends on the run (A+ in 2 of 6, C in 4 of 6 repeats; the worst is given)")
-    (steady,) = evaluate_models(["test/moody"], [str(manifest)], pyproject=None, plugins=[PLUGIN], repeats=1)
+    (steady,) = evaluate_models(["test/moody"], [str(manifest)], pyproject=small, plugins=[PLUGIN], repeats=1)
     assert "depends on the run" not in grade_model("test/moody", [steady]).reason
 
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from helpers import REPO, make_fake_dataset
+from helpers import REPO, SMALL_SAMPLES_TOML, make_fake_dataset
 
 
 def pip(*args: str) -> subprocess.CompletedProcess:
@@ -79,6 +79,7 @@ def test_installed_plugin_is_listed_and_evaluated(installed_plugin, tmp_path):
     suites.mkdir()
     for suite in (REPO / "suites").glob("test_*.py"):
         (suites / suite.name).write_text(suite.read_text())
+    (tmp_path / "pyproject.toml").write_text(SMALL_SAMPLES_TOML)
     run = run_pytest(tmp_path, "suites", "--speechlab-model", "throwaway/echo", "--speechlab-dataset", str(manifest))
     # echo gets 'a quick brown fox' as 'fox': 3 deletions in 12 words, WER 0.25 > default 0.20
     assert "corpus WER 0.2500 > threshold 0.2000 for throwaway/echo" in run.stdout, run.stdout + run.stderr
