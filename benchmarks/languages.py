@@ -44,6 +44,11 @@ def render(run: dict) -> str:
     macro = ("not averaged: every language has too few clips to judge" if s["error_rate"] is None
              else f"**{s['error_rate']:.3f}{_ci(s['error_ci'])}** ({s['error_label']})")
     lines.append(f"| **macro average** | {s['scored']} | {macro} | |")
+    lid = s.get("language_id")
+    if lid:
+        lines += ["", f"Language identification (the model left to identify each clip's language): "
+                      f"{lid['correct']}/{lid['total']} [{lid['ci'][0]:.2f}, {lid['ci'][1]:.2f}]; grade: "
+                      f"{next((g['grade'] for g in run.get('scorecard', ()) if g.get('grade')), '-')}."]
     ran = run.get("meta", {}).get("recorded", "?")
     lines += ["", f"Recorded {ran} by `python benchmarks/languages.py`: {env.get('cpu')} x {env.get('cpu_count')}, "
                   f"{env.get('threads')} threads, {evaluation['model_info'].get('backend_version')}, "

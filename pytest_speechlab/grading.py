@@ -11,7 +11,7 @@ from typing import Iterable
 from ._tables import check_value, checked
 from ._types import SpeechlabError
 from .metrics.quality import QUALITY_MINIMUMS
-from .metrics.results import EvalResult, too_few
+from .metrics.results import EvalResult, sample_units, too_few
 from .metrics.stats import format_rate
 
 GRADES = ("A+", "A", "B", "C", "D", "F")
@@ -120,10 +120,13 @@ def _grade(model: str, results: list[EvalResult], policy: GradePolicy) -> Grade:
     # speed never on cached timings alone, a busy machine or too few calls
     errors, unjudged = [], []
     for r in results:
+        few = r.unjudged_languages
+        if few:
+            unjudged.append(f"{r.dataset} [{', '.join(f'{lang.language} n = {sample_units(lang.scored)}' for lang in few)}]"
+                            f" too few to judge (each needs {few[0].minimum})")
         for lang in r.languages.values() if r.multilingual else []:
-            where = f"{r.dataset} [{lang.language}]"
-            (unjudged.append(f"{where} {lang.too_few}") if lang.too_few else
-             errors.append((lang.metric.upper(), lang.rate, where)))
+            if not lang.too_few:
+                errors.append((lang.metric.upper(), lang.rate, f"{r.dataset} [{lang.language}]"))
         if not r.multilingual and r.scored:
             few = r.too_few(r.headline[0])
             (unjudged.append(f"{r.dataset} {few}") if few else

@@ -744,8 +744,9 @@ def _sample_lines(records: list[dict]) -> list[str]:
         s = r["summary"]
         found = s.get("too_few") if isinstance(s.get("too_few"), dict) else {}
         languages = [lang for lang in s.get("languages") or () if isinstance(lang, dict) and lang.get("too_few")]
-        parts = [f"{metric} {why}" for metric, why in found.items()]
-        if languages and len(s["languages"]) > 1:
+        listed = languages and len(s["languages"]) > 1  # the languages say it: not again per metric
+        parts = [f"{metric} {why}" for metric, why in found.items() if not (listed and metric in ("wer", "cer"))]
+        if listed:
             parts.append("languages listed, not averaged: " + ", ".join(f"{lang.get('language')} {lang['too_few']}"
                                                                        for lang in languages))
         if parts:
