@@ -38,7 +38,8 @@ def render(run: dict) -> str:
     lines = ["| language | utts | headline [95% CI] | S/D/I |", "|---|---:|---|---|"]
     for lang in s["languages"]:
         unit = "WER" if lang["metric"] == "wer" else "**CER**"
-        judged = f"{unit} {lang['error_rate']:.3f}" + (f", {lang['too_few']}" if lang.get("too_few") else _ci(lang["ci"]))
+        judged = f"{unit} {lang['error_rate']:.3f}" + (
+            f", {lang['too_few']}" if lang.get("too_few") else _ci(lang["ci"]))
         lines.append(f"| {lang['language']} | {lang['scored']} | {judged} | "
                      f"{lang['substitutions']}/{lang['deletions']}/{lang['insertions']} |")
     macro = ("not averaged: every language has too few clips to judge" if s["error_rate"] is None

@@ -56,7 +56,8 @@ def render(run: dict) -> str:
                  "fails: " + "; ".join(problems))
         lines.append(f"| {CONFIGS.get(name, (name,))[0]} | {s['wer']:.3f} | {check} |")
     env = run["evaluations"][0]["environment"] if run["evaluations"] else {}
-    versions = sorted({e["model_info"].get("backend_version") for e in run["evaluations"] if e["model_info"].get("backend_version")})
+    versions = sorted({e["model_info"]["backend_version"] for e in run["evaluations"]
+                       if e["model_info"].get("backend_version")})
     meta = run["meta"]
     lines += ["", f"Recorded {meta['recorded']} by `python benchmarks/longform_table.py` ({meta['wall_s']} s of wall "
                   f"clock): {env.get('cpu')} x {env.get('cpu_count')}, {env.get('threads')} threads; "
@@ -83,7 +84,8 @@ def record() -> None:
         project = Path(scratch)
         (project / "suites").mkdir()
         shutil.copy(REPO / "suites" / "test_longform.py", project / "suites")
-        variants = "".join(f"\n[tool.speechlab.models.{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items())
+        variants = "".join(f"\n[tool.speechlab.models.{name}]\n"
+                           + "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items())
                            for name, (_, settings) in CONFIGS.items() if settings)
         (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\n" + variants, encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "CI"} | {"HF_HUB_OFFLINE": "1"}

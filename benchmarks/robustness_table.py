@@ -33,7 +33,8 @@ def render(run: dict) -> str:
     from pytest_speechlab.sinks.report import ROBUSTNESS_HEADER, md, robustness_ladders, robustness_rows
 
     curves = run["robustness"]["curves"]
-    table = "\n".join(["| " + " | ".join(ROBUSTNESS_HEADER) + " |", "|" + "---|" * 2 + "---:|" * (len(ROBUSTNESS_HEADER) - 2),
+    table = "\n".join(["| " + " | ".join(ROBUSTNESS_HEADER) + " |",
+                       "|" + "---|" * 2 + "---:|" * (len(ROBUSTNESS_HEADER) - 2),
                        *("| " + " | ".join(md(c) for c in row) + " |" for row in robustness_rows(curves))])
     env = next((e for e in run["robustness"]["evaluations"] if e["model"] == MODELS[0]), {}).get("environment", {})
     versions = sorted({e["model_info"].get("backend_version") for e in run["robustness"]["evaluations"]

@@ -186,7 +186,8 @@ def apply_chain(raw: RawAudio, chain: tuple[Perturbation, ...], utterance_id: st
     return RawAudio(np.clip(samples, -1.0, 1.0), rate)
 
 
-def heard(raw: RawAudio, chain: tuple[Perturbation, ...], utterance_id: str, rate: int) -> tuple[RawAudio, float | None]:
+def heard(raw: RawAudio, chain: tuple[Perturbation, ...], utterance_id: str,
+          rate: int) -> tuple[RawAudio, float | None]:
     """The audio a model of input ``rate`` hears through ``chain``: resampled to ``rate`` first, so
     that a severity is defined where the model listens ("snr=10" white noise is 10 dB across the
     model's band, not across a 48 kHz file's, 4.9 dB of which the model never hears). With the

@@ -11,7 +11,7 @@ from typing import Iterable
 from ._tables import check_value, checked
 from ._types import SpeechlabError
 from .metrics.quality import QUALITY_MINIMUMS
-from .metrics.results import EvalResult, sample_units, too_few
+from .metrics.results import EvalResult, listed, too_few
 from .metrics.stats import format_rate
 
 GRADES = ("A+", "A", "B", "C", "D", "F")
@@ -122,8 +122,7 @@ def _grade(model: str, results: list[EvalResult], policy: GradePolicy) -> Grade:
     for r in results:
         few = r.unjudged_languages
         if few:
-            unjudged.append(f"{r.dataset} [{', '.join(f'{lang.language} n = {sample_units(lang.scored)}' for lang in few)}]"
-                            f" too few to judge (each needs {few[0].minimum})")
+            unjudged.append(f"{r.dataset} [{listed(few)}] too few to judge (each needs {few[0].minimum})")
         for lang in r.languages.values() if r.multilingual else []:
             if not lang.too_few:
                 errors.append((lang.metric.upper(), lang.rate, f"{r.dataset} [{lang.language}]"))

@@ -225,7 +225,8 @@ class OutputCache:
                 utt, transcript_from_json(first["transcript"]), first["processing_seconds"], first["audio_seconds"],
                 repeats=tuple(transcript_from_json(r["transcript"]) for r in records[1:]),
                 notes=tuple(first.get("notes") or ()), silences=_silences(first["transcript"]),
-                snr_db=number(first["transcript"].get("input_snr_db") if isinstance(first["transcript"], dict) else None),
+                snr_db=number(first["transcript"].get("input_snr_db")
+                              if isinstance(first["transcript"], dict) else None),
                 latency=_latency(first["transcript"]),
                 cached={"run_id": first.get("run_id"), "cpu": first.get("cpu"), "measured_at": first.get("created_at")})
         return hits

@@ -210,6 +210,11 @@ def too_few(n: int, minimum: int) -> str | None:
     return f"too few to judge (n = {n} < {minimum})" if n < minimum else None
 
 
+def listed(languages) -> str:
+    """Languages with their sample sizes: "de n = 4, es n = 3"."""
+    return ", ".join(f"{lang.language} n = {lang.samples}" for lang in languages)
+
+
 def _macro_ci(languages, counts) -> tuple[float, float] | None:
     """The macro average's interval: ``counts(u)`` (errors and length) resampled within each language."""
     return macro_ratio_ci([([counts(u).errors for u in lang.scored], [counts(u).reference_length for u in lang.scored])
@@ -227,8 +232,12 @@ class LanguageResult:
     minimum: int = MIN_SAMPLES["wer"]  # scored utterances its figure needs to be judged
 
     @property
+    def samples(self) -> int:
+        return sample_units(self.scored)
+
+    @property
     def too_few(self) -> str | None:
-        return too_few(sample_units(self.scored), self.minimum)
+        return too_few(self.samples, self.minimum)
 
     @property
     def metric(self) -> str:
@@ -348,8 +357,7 @@ class EvalResult:
         if metric in ("wer", "cer") and self.multilingual:
             if len(self.unjudged_languages) < len(self.languages):
                 return None
-            return (f"too few to judge in every language ({', '.join(f'{lang.language} n = {sample_units(lang.scored)}' for lang in self.languages.values())}"
-                    f"; each needs {minimum})")
+            return f"too few to judge in every language ({listed(self.languages.values())}; each needs {minimum})"
         if metric in ("wer", "cer"):
             n = sample_units(self.scored)
         elif metric == "rtf":
@@ -369,8 +377,8 @@ class EvalResult:
         count = f"{len(judged)} of {len(self.languages)}" if unjudged else str(len(self.languages))
         return (f"macro average over {count} languages of each one's WER"
                 + (f" (CER for {', '.join(cer)})" if cer else "")
-                + (f"; not averaged, too few to judge: {', '.join(f'{r.language} n = {sample_units(r.scored)}' for r in unjudged)}"
-                   f" (< {unjudged[0].minimum})" if unjudged else ""))
+                + (f"; not averaged, too few to judge: {listed(unjudged)} (< {unjudged[0].minimum})"
+                   if unjudged else ""))
 
     @property
     def cached_count(self) -> int:

@@ -136,7 +136,9 @@ def _resampled_parts(errors, lengths, rng, resamples: int):
     n = len(errors)
     idx = rng.integers(0, n, size=(resamples, n))
     e, w = errors[idx].sum(axis=1), lengths[idx].sum(axis=1)
-    ee, ew, ww = (errors * errors)[idx].sum(axis=1), (errors * lengths)[idx].sum(axis=1), (lengths * lengths)[idx].sum(axis=1)
+    ee = (errors * errors)[idx].sum(axis=1)
+    ew = (errors * lengths)[idx].sum(axis=1)
+    ww = (lengths * lengths)[idx].sum(axis=1)
     ok = w > 0
     ratios = np.divide(e, w, out=np.zeros(resamples), where=ok)
     spread = ee - 2 * ratios * ew + ratios * ratios * ww  # sum of (e - R n)^2 in the resample

@@ -70,9 +70,12 @@ def scorecard_rows(records: Iterable[dict], grades: dict, thresholds: dict | Non
         grade = grades.get(r["model"])
         limits = (thresholds or {}).get(r["model"], {})
         # the "wer" limit judges the headline (WER, CER where written without spaces, the macro average)
+        # a figure too few to judge is never marked failing (nor best)
+        unjudged = r.get("too_few") if isinstance(r.get("too_few"), dict) else {}
         failing = {key for key, metric in (("error_rate", "wer"), ("cer", "cer"), ("rtf", "rtf"))
-                   if r[key] is not None and metric in limits and r[key] > limits[metric]}
+                   if r[key] is not None and metric in limits and r[key] > limits[metric] and metric not in unjudged}
         failing |= {f"language:{lang['language']}" for lang in r["languages"] if len(r["languages"]) > 1
+                    and not lang.get("too_few")
                     and lang["error_rate"] is not None and lang["error_rate"] > limits.get("wer", float("inf"))}
         if "rtf" in failing:
             failing.add("rtfx")
@@ -145,7 +148,8 @@ def scorecard_html(records: list[dict], grades: dict, thresholds: dict | None = 
             body.append(
                 f'<tr class="language"><td class="t"></td><td class="t">{esc(row["dataset"])} · {esc(lang["language"])}</td>'
                 f'<td>{lang["utterances"]}</td><td{" class=failing" if failing else ""}>'
-                f'{esc(headline(lang["metric"], lang["error_rate"], lang["ci"]) + _too_few(lang))}</td><td>{_fmt(lang["cer"], ".3f")}</td>'
+                f'{esc(headline(lang["metric"], lang["error_rate"], lang["ci"]) + _too_few(lang))}</td>'
+                f'<td>{_fmt(lang["cer"], ".3f")}</td>'
                 f'<td>{lang["substitutions"]}/{lang["deletions"]}/{lang["insertions"]}</td>'
                 f'<td colspan="6" class="t"><small>{esc(lang["normalizer"])}</small></td></tr>')
     header = ("<tr><th class='t'>model</th><th class='t'>dataset</th><th>utts</th><th>error [95% CI]</th>"
