@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import REPO, write_audio
+from helpers import REPO, SMALL_SAMPLES, write_audio
 from pytest_speechlab import Grade, Output, Segment, Transcript, Utterance, evaluate, get_normalizer
 from pytest_speechlab.sinks.report import (
     AudioBudget,
@@ -225,7 +225,8 @@ def test_a_failing_value_is_never_marked_best(tmp_path):
 
     def result(model, hypothesis):
         utt = Utterance("u", str(audio), "one two three four", "speech", source="m line 1")
-        return evaluate(model, "d", [Output(utt, Transcript(hypothesis), 0.1, 1.0)], get_normalizer())
+        return evaluate(model, "d", [Output(utt, Transcript(hypothesis), 0.1, 1.0)], get_normalizer(),
+                        min_samples=SMALL_SAMPLES)  # one clip: judged here to test the marking
 
     results = [result("fast-but-wrong", "one"), result("slow-but-right", "one two three four")]
     results[1].utterances[0].processing_seconds = 5.0  # RTF 5: fails rtf 1.0
@@ -238,6 +239,10 @@ def test_a_failing_value_is_never_marked_best(tmp_path):
     assert 'class="best"' in right.split("</td>")[3]  # the passing WER is the best one
     assert 'class="failing"' in right.split("</td>")[6]  # its RTF fails, though it is not the fastest
     assert "<dt>run</dt><dd>r-1</dd>" in page and "<dd>abc123</dd>" in page
+    # by the default minimum sample one clip is too few to judge: its WER is shown, not marked failing
+    one = evaluate("fast-but-wrong", "d", [Output(results[0].utterances[0].utterance, Transcript("one"), 0.1, 1.0)])
+    row = next(r for r in re.findall(r"<tr><td class=\"t\">(.*?)</tr>", scorecard_html([one.serialized()], {}, thresholds)))
+    assert "WER 0.750" in row and 'class="failing"' not in row.split("</td>")[3]
 
 
 def test_a_green_run_carries_its_evidence_once_with_each_clip_once(speechlab_project):

@@ -350,7 +350,8 @@ class EvalResult:
     def too_few(self, metric: str) -> str | None:
         """Why ``metric`` (a threshold's name: wer, cer, hallucination_rate,
         nonspeech_hallucination_rate, rtf) is not judged on this result for want of samples, or
-        None: "too few to judge (n = 3 < 10)"; across languages, when no language has enough."""
+        None: "too few to judge (n = 3 < 10)"; across languages, when no language has enough. None
+        also when there is no sample at all (a non-speech set has no WER: not "too few")."""
         minimum = self.min_samples.get(metric)
         if minimum is None:
             return None
@@ -364,7 +365,7 @@ class EvalResult:
             n = self.retimed.get("utterances", 0) if self.cached_count and self.retimed else len(self.processed)
         else:
             n = (self.speech_counts if metric == "hallucination_rate" else self.nonspeech_counts)[1]
-        return too_few(n, minimum)
+        return too_few(n, minimum) if n else None  # none at all: nothing to judge, said where it is used
 
     @property
     def error_label(self) -> str:
