@@ -52,6 +52,7 @@ def render(run: dict) -> str:
         name = e["model"]
         s = e["summary"]
         problems = verdicts.get(name)
+        problems = None if problems is None else [p for p in problems if not p.startswith("[+")]
         check = (f"passes ({s['processing_seconds']:.0f} s)" if problems is None else
                  "fails: " + "; ".join(problems))
         lines.append(f"| {CONFIGS.get(name, (name,))[0]} | {s['wer']:.3f} | {check} |")
@@ -75,7 +76,8 @@ def _verdicts(junit: Path) -> dict[str, list[str]]:
             continue
         model = name[name.index("[") + 1:].rsplit("-", 1)[0]
         text = failure.get("message", "")
-        out[model] = [line.strip().split(": ", 1)[-1] for line in text.splitlines()[1:] if line.strip()][:3]
+        lines = [line.strip() for line in text.splitlines()[1:]]  # pytest may end it with "[+3 more lines; ...]"
+        out[model] = [line.split(": ", 1)[-1] for line in lines if line and not line.startswith("[+")][:3]
     return out
 
 
