@@ -190,7 +190,7 @@ def heard(raw: RawAudio, chain: tuple[Perturbation, ...], utterance_id: str,
           rate: int) -> tuple[RawAudio, float | None]:
     """The audio a model of input ``rate`` hears through ``chain``: resampled to ``rate`` first, so
     that a severity is defined where the model listens ("snr=10" white noise is 10 dB across the
-    model's band, not across a 48 kHz file's, 4.9 dB of which the model never hears). With the
+    model's band, not across a 48 kHz file's, 4.8 dB of which the model never hears). With the
     SNR measured on what comes out (clean power over the power of what the chain added), for a
     chain of background kinds only (``ADDITIVE``); None otherwise (a room or a codec changes the
     speech itself: there is no added noise to measure)."""
