@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
+
+# written by the datasets library in these tests: in the [test] extra, not in a main-job install
+OPTIONAL = "the Hugging Face datasets package is not installed (pip install -e '.[test]')"
 from pytest_speechlab import Dataset, SpeechlabError, Transcript, Utterance, evaluate_models, hookimpl, load_dataset
 
 FIXTURES = REPO / "fixtures" / "speech"
@@ -87,7 +90,7 @@ def write_formats(root):
 def write_huggingface(root):
     """The five utterances as a Hugging Face dataset with an Audio column holding the files' bytes,
     written by the datasets library itself: with save_to_disk and as parquet."""
-    import datasets
+    datasets = pytest.importorskip("datasets", reason=OPTIONAL)
 
     ds = datasets.Dataset.from_dict({"id": [e["id"] for e in FIVE], "sentence": [e["text"] for e in FIVE],
                                      "audio": [str(FIXTURES / e["audio"]) for e in FIVE]})
@@ -100,6 +103,7 @@ def write_huggingface(root):
 
 def write_lhotse(root):
     """The five utterances as lhotse manifests written by lhotse: recordings + supervisions, and a CutSet."""
+    pytest.importorskip("lhotse", reason="lhotse is not installed (pip install -e '.[test]')")
     from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
     copy_audio(root)
@@ -136,7 +140,7 @@ def test_every_format_loads_the_same_five_utterances_to_the_same_figures(tmp_pat
 
 
 def test_a_dataset_dict_a_damaged_parquet_and_missing_sources_are_clear_errors(tmp_path, monkeypatch):
-    import datasets
+    datasets = pytest.importorskip("datasets", reason=OPTIONAL)
 
     monkeypatch.setenv("SPEECHLAB_AUDIO_DIR", str(tmp_path / "embedded"))
     hf = write_huggingface(tmp_path / "hf")
