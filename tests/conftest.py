@@ -56,3 +56,65 @@ cer = 0.10
 rtf = 100.0
 """ + SMALL_SAMPLES_TOML)
     return pytester
+
+
+# -- test tiers ------------------------------------------------------------------------------------
+# Every test's markers are assigned here, in one place. real_model: loads packaged weights (or
+# converts them); services: starts a real server; browser: drives Chromium; postgres: needs the
+# PostgreSQL server; e2e: runs pytest itself (pytester or a subprocess); slow: outside the fast tier,
+# `pytest tests/ -m "not slow"` (README). Where a test lands was read from CI's --durations.
+REAL_MODEL_MODULES = {"test_real_models", "test_parallel_real", "test_ct2whisper", "test_quality"}
+REAL_MODEL_TESTS = {
+    "test_cross_runtime.py::test_suite_runs_the_three_runtimes_on_real_weights",
+    "test_longform.py::test_the_long_form_suite_on_the_ten_minute_fixture_with_faster_whisper",
+    "test_longform.py::test_the_long_form_suite_on_a_three_minute_build_with_the_torch_backends",
+    "test_robustness.py::test_the_shipped_properties_hold_for_tiny_en_on_the_fixtures",
+    "test_tts_chat.py::test_real_tts_models_are_intelligible_to_the_real_judge",
+    "test_tts_chat.py::test_real_chat_model_answers_and_streams",
+}
+SERVICE_MODULES = {"test_services"}
+SLOW_TESTS = {  # long simulations and busy-machine runs (10-22 s each in CI)
+    "test_stats.py::test_whole_gate_false_alarm_rate_is_at_most_alpha",
+    "test_honest_speed.py::test_the_main_job_on_a_busy_machine_does_not_judge_speed",
+    "test_tiers.py::test_every_test_the_tiers_name_exists_and_every_test_has_a_tier",  # collects three times
+}
+TIERS = ("unit", "e2e", "real_model", "services", "browser", "postgres", "slow")
+
+
+def pytest_configure(config):
+    for marker, what in (("unit", "in-process, no model weights, no server"),
+                         ("e2e", "runs pytest itself (pytester or a subprocess)"),
+                         ("real_model", "loads packaged model weights"),
+                         ("services", "starts a real model server on 127.0.0.1"),
+                         ("browser", "drives headless Chromium"),
+                         ("postgres", "needs the PostgreSQL server (SPEECHLAB_TEST_POSTGRES_URL)"),
+                         ("slow", "outside the fast tier (pytest tests/ -m 'not slow')")):
+        config.addinivalue_line("markers", f"{marker}: {what}")
+
+
+def tiers_of(item) -> set[str]:
+    """The markers of one collected test (see TIERS)."""
+    module, name = item.path.stem, f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+    fixtures = set(getattr(item, "fixturenames", ()))
+    marks = set()
+    if module in REAL_MODEL_MODULES or name in REAL_MODEL_TESTS:
+        marks.add("real_model")
+    if module in SERVICE_MODULES:
+        marks.add("services")
+    if fixtures & {"page", "browser"} or item.get_closest_marker("skipif") and "Chromium" in str(
+            item.get_closest_marker("skipif").kwargs.get("reason", "")):
+        marks.add("browser")
+    if "db_url" in fixtures and "postgresql" in item.name:
+        marks.add("postgres")
+    if fixtures & {"pytester", "speechlab_project", "tts_chat_project", "tone_project"}:
+        marks.add("e2e")
+    marks = marks or {"unit"}
+    if marks & {"real_model", "services", "browser"} or name in SLOW_TESTS:
+        marks.add("slow")
+    return marks
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for marker in sorted(tiers_of(item)):
+            item.add_marker(marker)
