@@ -73,8 +73,11 @@ REAL_MODEL_TESTS = {
     "test_tts_chat.py::test_real_chat_model_answers_and_streams",
 }
 SERVICE_MODULES = {"test_services"}
-SLOW_TESTS = {  # long simulations and busy-machine runs (10-22 s each in CI)
+SLOW_TESTS = {  # long simulations, busy-machine runs, an editable install (7-22 s each in CI)
     "test_stats.py::test_whole_gate_false_alarm_rate_is_at_most_alpha",
+    "test_stats.py::test_without_correction_false_alarms_grow_with_the_family",
+    "test_stats.py::test_gate_power_for_a_two_point_regression_in_a_family_of_ten",
+    "test_cache_audit.py::test_an_edited_plugin_installed_editable_misses_the_cache",
     "test_honest_speed.py::test_the_main_job_on_a_busy_machine_does_not_judge_speed",
     "test_tiers.py::test_every_test_the_tiers_name_exists_and_every_test_has_a_tier",  # collects three times
 }
