@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _readme_blocks import REPO, run_pytest, save_run, write_block  # beside this script
+
 DATA = REPO.parent / "shared" / "data" / "realspeech-multi" / "manifest.jsonl"
 RUN = REPO / "docs" / "languages-run.json"
-README = REPO / "README.md"
 START, END = "<!-- languages-table: benchmarks/languages.py writes this block -->", "<!-- /languages-table -->"
 MODEL = "faster-whisper/base"
 
@@ -60,19 +58,10 @@ def render(run: dict) -> str:
 def record(data: Path) -> None:
     if not data.is_file():
         sys.exit(f"{data} is not there: give --data PATH/manifest.jsonl")
-    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "suites/test_asr_accuracy.py", "-p", "no:cacheprovider", "-q",
-                          "--speechlab-no-db", "--speechlab-model", MODEL, "--speechlab-dataset", str(data),
-                          "--speechlab-json", str(RUN)], cwd=REPO, env=env)
-    if out.returncode not in (0, 1):  # 1: a threshold failed, which is a figure, not a broken run
-        sys.exit(f"the run exited {out.returncode}: the table is not rewritten")
-    run = json.loads(RUN.read_text(encoding="utf-8"))
-    for evaluation in run["evaluations"]:  # where the data sits on this machine: not part of the record
-        for u in evaluation["utterances"]:
-            u["audio_path"] = os.path.basename(u["audio_path"]) if u.get("audio_path") else None
-    run["meta"] = {"run_id": None, "args": ["suites/test_asr_accuracy.py", "--speechlab-model", MODEL],
-                   "recorded": datetime.date.today().isoformat()}
-    RUN.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    run_pytest(["suites/test_asr_accuracy.py", "--speechlab-no-db", "--speechlab-model", MODEL,
+                "--speechlab-dataset", str(data), "--speechlab-json", str(RUN)], REPO, "the table")
+    save_run(RUN, {"args": ["suites/test_asr_accuracy.py", "--speechlab-model", MODEL],
+                   "recorded": datetime.date.today().isoformat()})
 
 
 def main() -> int:
@@ -82,13 +71,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.render:
         record(args.data)
-    readme = README.read_text(encoding="utf-8")
-    if START not in readme or END not in readme:
-        sys.exit(f"README.md has no {START} ... {END} block")
-    table = render(json.loads(RUN.read_text(encoding="utf-8")))
-    current = readme[readme.index(START):readme.index(END) + len(END)]
-    README.write_text(readme.replace(current, f"{START}\n{table}\n{END}"), encoding="utf-8")
-    print(table)
+    write_block(START, END, render(json.loads(RUN.read_text(encoding="utf-8"))))
     return 0
 
 

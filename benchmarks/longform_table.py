@@ -13,17 +13,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _readme_blocks import REPO, run_pytest, save_run, write_block  # beside this script
+
 RUN = REPO / "docs" / "longform-run.json"
-README = REPO / "README.md"
 START, END = "<!-- longform-table: benchmarks/longform_table.py writes this block -->", "<!-- /longform-table -->"
 # name -> (what the README row calls it, the variant's settings or None for a registered model)
 CONFIGS = {
@@ -90,24 +88,14 @@ def record() -> None:
                            + "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items())
                            for name, (_, settings) in CONFIGS.items() if settings)
         (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\n" + variants, encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k != "CI"} | {"HF_HUB_OFFLINE": "1"}
         started = datetime.datetime.now()
-        out = subprocess.run([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
-                              "--speechlab-no-db", "--speechlab-dataset", "speechlab/longform",
-                              "--speechlab-json", str(RUN), "--junitxml", str(project / "junit.xml"),
-                              *(arg for name in CONFIGS for arg in ("--speechlab-model", name))], cwd=project, env=env)
+        run_pytest(["suites", "--speechlab-no-db", "--speechlab-dataset", "speechlab/longform",
+                    "--speechlab-json", str(RUN), "--junitxml", str(project / "junit.xml"),
+                    *(arg for name in CONFIGS for arg in ("--speechlab-model", name))], project, "the table")
         wall = (datetime.datetime.now() - started).total_seconds()
-        if out.returncode not in (0, 1):  # 1: a configuration failed its check, which is a figure
-            sys.exit(f"the run exited {out.returncode}: the table is not rewritten")
         verdicts = _verdicts(project / "junit.xml")
-    run = json.loads(RUN.read_text(encoding="utf-8"))
-    for evaluation in run["evaluations"]:  # where the fixture was built on this machine: not part of the record
-        for u in evaluation["utterances"]:
-            u["audio_path"] = os.path.basename(u["audio_path"]) if u.get("audio_path") else None
-            u.pop("alignment", None)  # kept small: the rows, not the word alignment
-    run["meta"] = {"run_id": None, "recorded": datetime.date.today().isoformat(), "wall_s": round(wall),
-                   "verdicts": verdicts}
-    RUN.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    save_run(RUN, {"recorded": datetime.date.today().isoformat(), "wall_s": round(wall), "verdicts": verdicts},
+             keep_alignment=False)
 
 
 def main() -> int:
@@ -116,13 +104,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.render:
         record()
-    readme = README.read_text(encoding="utf-8")
-    if START not in readme or END not in readme:
-        sys.exit(f"README.md has no {START} ... {END} block")
-    table = render(json.loads(RUN.read_text(encoding="utf-8")))
-    current = readme[readme.index(START):readme.index(END) + len(END)]
-    README.write_text(readme.replace(current, f"{START}\n{table}\n{END}"), encoding="utf-8")
-    print(table)
+    write_block(START, END, render(json.loads(RUN.read_text(encoding="utf-8"))))
     return 0
 
 

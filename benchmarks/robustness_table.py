@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _readme_blocks import REPO, run_pytest, save_run, write_block  # beside this script
+
 RUN = REPO / "docs" / "robustness-run.json"
-README = REPO / "README.md"
 START, END = "<!-- robustness-table: benchmarks/robustness_table.py writes this block -->", "<!-- /robustness-table -->"
 MODELS = ("faster-whisper/tiny.en", "pocketsphinx")
 
@@ -56,21 +54,12 @@ def record(kinds: list[str]) -> None:
             f"speechlab_models = {json.dumps(list(MODELS))}\nspeechlab_datasets = [\"speechlab/speech\"]\n\n"
             "[tool.speechlab.robustness]\n"
             f"perturbations = {json.dumps(kinds)}\nreference = \"{MODELS[0]}\"\n", encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k != "CI"} | {"HF_HUB_OFFLINE": "1"}
         started = datetime.datetime.now()
-        out = subprocess.run([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
-                              "--speechlab-robustness", "--speechlab-no-db", "--speechlab-json", str(RUN)],
-                             cwd=project, env=env)
+        run_pytest(["suites", "--speechlab-robustness", "--speechlab-no-db", "--speechlab-json", str(RUN)],
+                   project, "the table")
         wall = (datetime.datetime.now() - started).total_seconds()
-    if out.returncode not in (0, 1):  # 1: a model broke before the gate severity, which is a figure
-        sys.exit(f"the run exited {out.returncode}: the table is not rewritten")
-    run = json.loads(RUN.read_text(encoding="utf-8"))
-    for evaluation in run["evaluations"] + run["robustness"]["evaluations"]:
-        for u in evaluation["utterances"]:  # where the fixtures sit on this machine: not part of the record
-            u["audio_path"] = os.path.basename(u["audio_path"]) if u.get("audio_path") else None
-            u.pop("alignment", None)  # kept small: the rows, not the word alignment
-    run["meta"] = {"run_id": None, "kinds": kinds, "recorded": datetime.date.today().isoformat(), "wall_s": round(wall)}
-    RUN.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    save_run(RUN, {"kinds": kinds, "recorded": datetime.date.today().isoformat(), "wall_s": round(wall)},
+             keep_alignment=False)
 
 
 def main() -> int:
@@ -80,13 +69,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.render:
         record(args.kinds)
-    readme = README.read_text(encoding="utf-8")
-    if START not in readme or END not in readme:
-        sys.exit(f"README.md has no {START} ... {END} block")
-    table = render(json.loads(RUN.read_text(encoding="utf-8")))
-    current = readme[readme.index(START):readme.index(END) + len(END)]
-    README.write_text(readme.replace(current, f"{START}\n{table}\n{END}"), encoding="utf-8")
-    print(table)
+    write_block(START, END, render(json.loads(RUN.read_text(encoding="utf-8"))))
     return 0
 
 
