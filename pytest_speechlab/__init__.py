@@ -45,7 +45,8 @@ from ._types import (
     Utterance,
 )
 from ._weights import cache_dir, local_model_path, weights_digest
-from .engine.pipeline import Engine, evaluate_models
+from .engine.api import evaluate_models
+from .engine.pipeline import Engine
 from .engine.runner import LoadedModel, ModelPool, Runner
 from .grading import Grade, GradePolicy, grade_model
 from .metrics.hallucination import HallucinationConfig

@@ -7,16 +7,9 @@ from ._text import terminal
 from .grading import rank
 from .metrics.quality import QUALITY_MINIMUMS
 from .metrics.results import EvalResult, UtteranceResult
+from .metrics.specs import SPECS
 from .metrics.stats import format_rate
 
-_LABELS = {
-    "wer": "corpus WER",
-    "cer": "corpus CER",
-    "rtf": "RTF",
-    "hallucination_rate": "hallucination rate on speech",
-    "nonspeech_hallucination_rate": "hallucination rate on non-speech clips",
-}
-_RATE_KIND = {"hallucination_rate": "speech", "nonspeech_hallucination_rate": "nonspeech"}
 
 
 class NotJudged(Exception):
@@ -73,12 +66,9 @@ def describe_findings(u: UtteranceResult) -> str:
 def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 5) -> float:
     """Fail unless ``metric`` of ``result`` is at or below ``threshold``; return the figure."""
     __tracebackhide__ = True
-    # the threshold "hallucination_rate" is about speech utterances
-    # "wer" judges the headline: WER, CER for a language written without spaces, the macro average
-    # over languages (and then every language's own figure too)
-    attribute = {"hallucination_rate": "speech_hallucination_rate", "rtf": "speed_rtf", "wer": "error_rate"}.get(metric, metric)
-    value = getattr(result, attribute)
-    label = result.error_label if metric == "wer" else _LABELS.get(metric, metric)
+    spec = SPECS[metric]  # the figure it judges ("wer": the headline error rate; "hallucination_rate": on speech)
+    value = getattr(result, spec.figure)
+    label = result.error_label if metric == "wer" else spec.label
     if metric == "cer" and result.multilingual:
         label = f"macro average over {len(result.languages)} languages of each one's CER"
     if metric == "rtf" and result.cached_count and result.retimed:
@@ -95,7 +85,7 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     if value is None:
         raise SpeechlabAssertionError(f"{label} of {where} could not be computed: nothing was scored")
     # the spread computed once with the evaluation's variability (its interval is a bootstrap)
-    spread = (result.variability or {}).get("figures", {}).get(_REPEATED[metric]) if metric in _REPEATED else None
+    spread = (result.variability or {}).get("figures", {}).get(spec.repeated) if spec.repeated else None
     if spread is not None:
         return _judge_repeats(result, metric, label, where, threshold, spread, worst)
     per_language = {"wer": lambda lang: lang.rate, "cer": lambda lang: lang.cer}.get(metric)
@@ -107,9 +97,9 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
     if over:
         lines.append("over the threshold: " + ", ".join(
             f"{lang.language} {'CER' if metric == 'cer' else lang.metric.upper()} {_fmt(per_language(lang))}" for lang in over))
-    if metric in _RATE_KIND:
-        flagged = [u for u in result.flagged if u.utterance.kind == _RATE_KIND[metric]]
-        total = (result.speech_counts if _RATE_KIND[metric] == "speech" else result.nonspeech_counts)[1]
+    if spec.kind:
+        flagged = [u for u in result.flagged if u.utterance.kind == spec.kind]
+        total = (result.speech_counts if spec.kind == "speech" else result.nonspeech_counts)[1]
         lines.append(f"{format_rate(len(flagged), total)} utterances flagged (Wilson 95% interval):")
         lines.extend(describe_findings(u) for u in flagged[:worst * 2])
         if result.sampling and result.sampling["flagged"]:
@@ -138,11 +128,6 @@ def check_below(result: EvalResult, metric: str, threshold: float, worst: int = 
         lines.append("slowest utterances (RTF): " + ", ".join(
             f"{u.utterance.id} {u.processing_seconds / max(u.audio_seconds, 1e-9):.3f}" for u in slow))
     raise SpeechlabAssertionError("\n".join(lines))
-
-
-# thresholds judged on every repeat where there are repeats: the figure each repeat is read by
-_REPEATED = {"wer": "error_rate", "hallucination_rate": "speech_hallucination_rate",
-             "nonspeech_hallucination_rate": "nonspeech_hallucination_rate"}
 
 
 def _judge_repeats(result: EvalResult, metric: str, label: str, where: str, threshold: float, spread: dict,
@@ -176,11 +161,11 @@ def _judge_repeats(result: EvalResult, metric: str, label: str, where: str, thre
     if spread["mean"] <= threshold:
         return spread["mean"]
     lines = [f"{figures} > threshold {threshold:g} in every repeat"]
-    if metric in _RATE_KIND:
+    if kind := SPECS[metric].kind:
         flagged = sorted((result.variability or {}).get("flagged", {}).items(), key=lambda kv: -kv[1])
         lines.append("flagged (in how many of the repeats): " + ", ".join(f"{uid} {n}/{repeats}" for uid, n in flagged[:worst * 3]))
         lines.extend(describe_findings(u) for u in [u for u in result.flagged
-                                                     if u.utterance.kind == _RATE_KIND[metric]][:worst * 2])
+                                                     if u.utterance.kind == kind][:worst * 2])
     else:
         lines.extend(describe_utterance(u) for u in result.worst(worst))
     raise SpeechlabAssertionError("\n".join(lines))

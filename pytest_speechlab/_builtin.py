@@ -52,11 +52,13 @@ def speechlab_register_datasets(register):
         "speechlab/tts-texts",
         path=root / "tts" / "texts.jsonl",
         description="TTS text set: 24 sentences with numbers, abbreviations, names, punctuation, long sentences",
+        kind="TTS text set",
     )
     register(
         "speechlab/chat-prompts",
         path=root / "chat" / "prompts.jsonl",
         description="chat prompt set: 10 questions with answer keys (accepted aliases, required and forbidden facts) or a topic; 6 marked spoken",
+        kind="chat prompt set",
     )
 
 

@@ -62,6 +62,7 @@ from ._types import CACHE_MODES, SpeechlabError, base_language
 from .grading import GradePolicy
 from .metrics.hallucination import HallucinationConfig
 from .metrics.normalize import NORMALIZERS, LanguageNormalizers
+from .metrics.specs import SPECS
 from .metrics.stats import CORRECTIONS, MIN_SAMPLES, GatePolicy
 from .tasks.tts import SanityConfig
 
@@ -70,38 +71,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_THRESHOLDS = {
-    "wer": 0.20,
-    "cer": 0.10,
-    "rtf": 1.0,
-    "hallucination_rate": 0.05,  # share of speech utterances with a hallucination finding
-    "nonspeech_hallucination_rate": 0.0,  # share of non-speech clips with one
-    # share of utterances whose greedy transcripts differ between runtimes of the same weights;
-    # not 0: transformers pads the audio to 30 s before the log-mel, openai-whisper and faster-whisper
-    # pad the log-mel itself, which flips near-tie tokens (2 of the 34 fixtures on tiny.en)
-    "runtime_disagreement_rate": 0.10,
-    "batch_disagreement_rate": 0.10,
-    # the longest run of consecutive reference words a long-form transcript may leave out (a window
-    # dropped between two 30 s chunks loses some 60-80 words)
-    "longform_deleted_run": 30,
-    # a model behind a service (the latency suite): seconds per request at the 95th/99th percentile,
-    # end to end; time to the first partial transcript and from the end of the audio to the final
-    # one (streaming); the share of requests that failed, and that needed a retry
-    "latency_p95_s": 5.0,
-    "latency_p99_s": 10.0,
-    "first_partial_p95_s": 2.0,
-    "after_audio_p95_s": 2.0,
-    "service_error_rate": 0.0,
-    "service_fault_rate": 0.05,
-    # the robustness suite: how far WER may rise over the clean set (absolute, WER points as a
-    # fraction) at the severities up to [tool.speechlab.robustness] gate_severity
-    "werd": 0.25,
-    # TTS perceptual quality (minimums, unlike the rest): mean DNSMOS OVRL over the text set, and
-    # the mean cosine between each clip's speaker embedding and the reference speaker's (without
-    # one, the centroid of the voice's other clips: a voice that drifts fails)
-    "mos": 2.5,
-    "speaker_similarity": 0.75,
-}
+DEFAULT_THRESHOLDS = {name: spec.default for name, spec in SPECS.items()}  # metrics.specs declares each
 METRICS = tuple(DEFAULT_THRESHOLDS)
 
 

@@ -39,9 +39,11 @@ def speechlab_register_models(register):
 def speechlab_register_datasets(register):
     """Register named datasets.
 
-    :param register: ``register(name, *, path, description="")``. ``path`` is a JSONL manifest
-        or a LibriSpeech-layout folder; users select the dataset by ``name`` with
-        ``--speechlab-dataset``.
+    :param register: ``register(name, *, path, description="", kind="speech set")``. A speech
+        set's ``path`` is a JSONL manifest or a LibriSpeech-layout folder; users select it by
+        ``name`` with ``--speechlab-dataset``. ``kind="TTS text set"`` registers a JSONL file of
+        texts ([tool.speechlab.tts] texts), ``kind="chat prompt set"`` one of chat prompts
+        ([tool.speechlab.chat] prompts); giving one where another kind is expected is an error.
     """
 
 
@@ -54,4 +56,29 @@ def speechlab_register_dataset_formats(register):
         ``load(path, name) -> pytest_speechlab.Dataset`` reads it (problems with single lines go in
         ``Dataset.errors`` as ``InputError``). Plugin formats are tried before the built-in ones
         (JSONL, CSV/TSV, LibriSpeech folders).
+    """
+
+
+@hookspec
+def speechlab_write_results(results):
+    """A sink of a finished session's results (a tracking server, a dashboard, a chat message).
+
+    :param results: what ``--speechlab-json`` writes (format ``pytest-speechlab-results/2``): the
+        scorecard, every evaluation with its per-utterance records, chat, spoken and robustness
+        results, and ``run``: the run as the results database holds it (None when nothing was
+        recorded). Called after the results database has the finished run and the report files are
+        written; an implementation that raises is said once in the summary (the session then
+        fails) and costs no other sink its data.
+    """
+
+
+@hookspec
+def speechlab_register_features(register):
+    """Add features to every evaluation session (``docs/contributing.md`` shows one end to end).
+
+    :param register: ``register(cls)``, ``cls`` a subclass of ``pytest_speechlab.features.Feature``
+        with a ``name`` (an identifier): built once per session with the engine, reached by suites
+        as ``speechlab_session.features[name]``; its ``serialized()`` sections go to the run file,
+        its ``report_lines()`` to the terminal summary, its ``cap()`` limits grades and its
+        ``idle()`` deselects the tests it has nothing to do for.
     """

@@ -51,6 +51,10 @@ class DatasetSpec:
     path: str
     description: str = ""
     plugin: str = ""
+    kind: str = "speech set"  # or "TTS text set", "chat prompt set" (SET_KINDS)
+
+
+SET_KINDS = ("speech set", "TTS text set", "chat prompt set")  # what a registered set holds
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Registry:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     formats: list[DatasetFormat] = field(default_factory=list)  # from plugins; the built-in ones come after
+    sinks: list[tuple[str, Any]] = field(default_factory=list)  # (plugin, speechlab_write_results implementation)
+    features: list[type] = field(default_factory=list)  # from speechlab_register_features (features.Feature classes)
 
     def model(self, name: str) -> ModelSpec:
         try:
@@ -131,6 +137,16 @@ def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginMa
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Call each plugin's registration hooks separately so that one failure does not hide the rest."""
     registry = Registry()
+    registry.sinks = [(impl.plugin_name, impl.function) for impl in pm.hook.speechlab_write_results.get_hookimpls()]
+    for impl in pm.hook.speechlab_register_features.get_hookimpls():
+        def register(feature, label=impl.plugin_name):
+            name = getattr(feature, "name", None)
+            if not isinstance(feature, type) or not isinstance(name, str) or not name.isidentifier():
+                raise SpeechlabError(f"plugin {label!r}: a feature is a class (features.Feature) whose name is "
+                                     f"an identifier, got {feature!r}")
+            registry.features.append(feature)
+
+        impl.function(register=register)
     duplicates: list[str] = []
 
     def call_each(hook_name: str, make_register: Callable[[str], Callable]) -> None:
@@ -167,8 +183,10 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         return register
 
     def dataset_register(label: str) -> Callable:
-        def register(name, *, path, description=""):
-            registry.datasets.setdefault(name, DatasetSpec(name, str(path), description, label))
+        def register(name, *, path, description="", kind="speech set"):
+            if kind not in SET_KINDS:
+                raise SpeechlabError(f"dataset {name!r}: kind {kind!r} is not one of {', '.join(SET_KINDS)}")
+            registry.datasets.setdefault(name, DatasetSpec(name, str(path), description, label, kind))
 
         return register
 

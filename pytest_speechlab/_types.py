@@ -201,6 +201,10 @@ class Output:
     cpu_seconds: float | None = None  # CPU time of this process during the timed call (None: not measured)
     snr_db: float | None = None  # a perturbed input's SNR as the model hears it (measured; background kinds only)
 
+    @property
+    def item_id(self) -> str:
+        return self.utterance.id
+
 
 @dataclass
 class Invocation:
@@ -214,3 +218,21 @@ class Invocation:
     error: str = ""
     latency: dict = field(default_factory=dict)  # the service timings and faults (see Output.latency)
     cpu_seconds: float | None = None  # CPU time of this process during the timed call
+
+
+@dataclass
+class Call:
+    """One item of a task whose input is not audio (a text to synthesize, a conversation to answer)
+    as the runner measured it: the Invocation, the worker that made it and, for an output from the
+    inference cache, the run, CPU and time its timing was measured with (the ASR counterpart is
+    ``Output``)."""
+
+    item: Any  # a TextItem or a Prompt: it has an ``id`` and a ``source``
+    invocation: Invocation
+    task: str = ""  # the task's name (the inference cache encodes the value by it)
+    worker: str = ""
+    cached: dict | None = None
+
+    @property
+    def item_id(self) -> str:
+        return self.item.id

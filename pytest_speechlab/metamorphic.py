@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ._assertions import SpeechlabAssertionError
 from ._audio import read_audio
@@ -35,6 +36,7 @@ class MetamorphicCheck:
     model: object
     dataset: object
     folder: Path
+    nodeid: Callable[[], str] = lambda: ""  # the test checking (its failures are kept per test)
     clips: int = 3
     failures: list = field(default_factory=list)  # (nodeid, what, chain, [Change]) of checks that failed
 
@@ -86,7 +88,7 @@ class MetamorphicCheck:
         for c in changed:
             name = hashlib.sha256(f"{self.model.name}|{label}|{c.utterance_id}".encode()).hexdigest()[:16] + ".wav"
             c.audio_path = str(write_wav(self.folder, name, c.raw))
-        nodeid = getattr(self.session, "current_nodeid", None) or ""
+        nodeid = self.nodeid()
         self.failures[:] = [f for f in self.failures if f[0] != nodeid] + [(nodeid, what, label, changed)]
         raise SpeechlabAssertionError(
             f"{self.model.name}: {what or 'a perturbation'} ({label}) changed more than {max_words} word(s):\n"

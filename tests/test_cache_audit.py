@@ -99,7 +99,7 @@ def test_a_model_changed_behind_its_identity_is_caught_by_the_audit_and_the_gate
     gated = hidden.runpytest("suites", "--speechlab-baseline", "main", "--speechlab-fail-on-regression")
     text = gated.stdout.str()
     gated.assert_outcomes(passed=3, failed=1)
-    assert "of 10 re-decoded outputs of fake/hidden differ from their cached ones without sampling" in text
+    assert "of 10 re-computed outputs of fake/hidden differ from their cached ones without sampling" in text
     assert "stale (the model changed behind the same identity) and were recomputed in this session" in text
     assert "regression against the baseline: WER 0.0000 -> 0.0583" in text
     assert "outputs from the cache" not in text  # all recomputed, none scored from the stale cache

@@ -98,7 +98,7 @@ def test_an_mlflow_failure_is_said_and_loses_nothing(speechlab_project):
     result = speechlab_project.runpytest("suites", "--speechlab-mlflow", "bogus://user:hunter2@tracking.invalid/",
                                          "--speechlab-json", "run.json")
     out = result.stdout.str()
-    assert "--speechlab-mlflow bogus://user:***@tracking.invalid/: not logged" in out
+    assert "--speechlab-mlflow bogus://user:***@tracking.invalid/: not written" in out
     assert "hunter2" not in out
     assert result.ret == 1  # the report problem fails the session, as any report that was not written
     assert json.loads((speechlab_project.path / "run.json").read_text())["evaluations"]  # the rest was written

@@ -13,6 +13,7 @@ import pytest
 
 from pytest_speechlab import Registry, Runner, build_registry, make_plugin_manager
 from pytest_speechlab.engine.runner import ModelPool
+from pytest_speechlab.tasks.chat import Prompt
 
 from helpers import REPO
 
@@ -71,8 +72,9 @@ def test_chat_streams_text_and_keeps_the_conversation(lfm):
     registry = registry_of(module)
     registry.add_variants({"lfm-chat": {"model": "lfm2.5-audio/chat", "model_path": str(weights)}}, "test")
     loaded = ModelPool().get(registry.model("lfm-chat"))
-    out = Runner().respond(loaded, [{"role": "system", "content": "Be brief."},
-                                          {"role": "user", "content": "What is 2+2?"}])
+    prompt = Prompt("q", ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}))
+    (call,) = Runner().run_unit(loaded, [prompt])
+    out = call.invocation
     assert out.error == "" and out.value.text == "You said: What is 2+2?"
     assert out.value.tokens == len("You said: What is 2+2?") and out.first_token_seconds is not None
 

@@ -175,7 +175,7 @@ def test_sigkill_during_a_pytest_run_keeps_recorded_utterances(speechlab_project
     (run,) = store.runs()
     rows = store.utterances(run["id"])
     assert run["status"] == "incomplete"
-    assert 16 <= len(rows) < 48 and len(rows) % Store.BATCH == 0
+    assert 16 <= len(rows) < 48  # written in batches of Store.BATCH, or after FLUSH_SECONDS
     assert {r["utterance_id"] for r in rows} <= {f"s{i}" for i in range(48)}
     assert all(r["hits"] == 6 for r in rows)
 

@@ -287,7 +287,8 @@ def test_real_chat_model_answers_and_streams():
     registry = build_registry(make_plugin_manager())
     pool = ModelPool()
     loaded = pool.get(registry.model("transformers/smollm2-135m-instruct"))
-    out = Runner().respond(loaded, [{"role": "user", "content": "What is the capital of France?"}])
+    (call,) = Runner().run_unit(loaded, [Prompt("q", ({"role": "user", "content": "What is the capital of France?"},))])
+    out = call.invocation
     assert "paris" in out.value.text.lower(), out.value.text
     assert out.first_token_seconds is not None and 0 < out.first_token_seconds < out.seconds
     assert out.value.tokens and out.value.tokens > 3
@@ -340,12 +341,17 @@ def test_chat_and_spoken_results_reach_the_database_show_and_the_benchmark_json(
     assert chat["extra_info"]["pass_rate"] == 1.0 and chat["stats"]["rounds"] == 2
 
 
-def test_a_tts_rerun_times_its_synthesis_even_when_the_judge_transcripts_are_cached(tts_chat_project):
+def test_a_tts_rerun_takes_its_synthesis_from_the_cache_and_times_a_sample_again(tts_chat_project):
     args = ("suites/test_tts.py", "--speechlab-db", str(tts_chat_project.path / "r.db"), "--speechlab-model", "fake/tts")
-    tts_chat_project.runpytest(*args).assert_outcomes(passed=5, skipped=1)
-    again = tts_chat_project.runpytest(*args)
-    again.assert_outcomes(passed=5, skipped=1)  # the RTF test judges this session's synthesis
-    assert "inference cache:" not in again.stdout.str()
+    first = tts_chat_project.runpytest(*args, "--speechlab-json", "first.json")
+    first.assert_outcomes(passed=5, skipped=1)
+    again = tts_chat_project.runpytest(*args, "--speechlab-json", "again.json")
+    again.assert_outcomes(passed=5, skipped=1)  # the RTF test judges the sample synthesized again here
+    again.stdout.fnmatch_lines(["inference cache: 2 outputs from the cache, 0 computed*"])
+    runs = [json.loads((tts_chat_project.path / name).read_text())["evaluations"][0]["summary"]
+            for name in ("first.json", "again.json")]
+    assert runs[0]["cached"] == 0 and runs[1]["cached"] == 2
+    assert runs[1]["retimed"]["utterances"] == 2 and runs[1]["wer"] == runs[0]["wer"]
     from pytest_speechlab.sinks.store import Store
 
     store = Store(f"sqlite:///{tts_chat_project.path / 'r.db'}", read_only=True)
@@ -404,3 +410,60 @@ def test_tts_and_chat_results_show_in_the_viewer(tts_chat_project):
     assert "fake/tts" in tts_table and "fake/perfect" in tts_table and "Synthesized audio" in tts_table
     chat_table = page.split("<h2>Chat and spoken-question results</h2>")[1].split("</table>")[0]
     assert "fake/chat" in chat_table and "2/2" in chat_table
+
+
+PICKLABLE = '''
+
+def load_chat(params):
+    return FakeChat()
+
+
+def load_judge(params):
+    return FakeJudge()
+
+
+@hookimpl(specname="speechlab_register_models")
+def register_picklable(register):  # loaders worker processes and Ray actors can import
+    register("fake/chat-p", task="chat", load=load_chat, backend="fake-chat")
+    register("fake/judge-p", task="chat", load=load_judge, backend="fake-chat")
+'''
+
+
+@pytest.mark.parametrize("executor", [("--speechlab-workers", "2"),
+                                      ("--speechlab-executor", "ray", "--speechlab-workers", "2")], ids=["workers", "ray"])
+def test_tts_and_chat_run_in_workers_and_on_ray_cached_with_the_serial_figures(tts_chat_project, executor):
+    """TTS synthesis, chat answers, the chat judge's verdicts and the spoken pipeline go through the
+    runner's one loop: on worker processes or Ray actors, into the inference cache, with the figures
+    of a serial run; a second session takes them from the cache."""
+    project = tts_chat_project
+    project.makeconftest((project.path / "conftest.py").read_text() + PICKLABLE)
+    with open(project.path / "pyproject.toml", "a") as fh:
+        fh.write('judge = "fake/judge-p"\n')  # [tool.speechlab.chat] is the last table
+    common = ("suites/test_tts.py", "suites/test_chat.py", "-p", "no:randomly", "--speechlab-model", "fake/tts",
+              "--speechlab-model", "fake/chat-p")
+
+    def run(name: str, *extra: str) -> dict:
+        result = project.runpytest_subprocess(*common, "--speechlab-db", f"{name}.db", "--speechlab-json",
+                                              f"{name}.json", *extra)
+        outcomes = result.parseoutcomes()  # the speed test may skip on a busy machine ("not judged")
+        assert outcomes.get("passed", 0) + outcomes.get("skipped", 0) == 11 and outcomes.get("passed", 0) >= 8, outcomes
+        return json.loads((project.path / f"{name}.json").read_text())
+
+    def figures(record: dict) -> dict:
+        tts = record["evaluations"][0]["summary"]
+        chat, spoken = record["chat"][0], record["spoken"][0]
+        return {"wer": tts["wer"], "cer": tts["cer"], "utterances": tts["utterances"],
+                "answers": [(i["id"], i["answer"], i["passed"], i["judged"]) for i in chat["items"]],
+                "spoken": spoken["summary"] if "summary" in spoken else spoken}
+
+    serial = run("serial")
+    parallel = run("parallel", *executor)
+    again = run("parallel", *executor)
+    assert figures(parallel) == figures(serial) == figures(again)
+    workers = {i["worker"] for i in parallel["chat"][0]["items"]}
+    assert workers and "" not in workers  # answered in the workers, not in the session's process
+    assert {i["worker"] for i in serial["chat"][0]["items"]} == {""}
+    assert all(i["cached"] for i in again["chat"][0]["items"])
+    assert not any(i["cached"] for i in parallel["chat"][0]["items"])
+    assert again["evaluations"][0]["summary"]["cached"] == 2 and parallel["evaluations"][0]["summary"]["cached"] == 0
+    assert again["chat"][0]["summary"]["judge_cached"] == again["chat"][0]["summary"]["judge_checked"] > 0

@@ -16,18 +16,21 @@ machine; reports say how many outputs came from the cache, and speed checks re-t
 """
 from __future__ import annotations
 
+import binascii
 import hashlib
 import importlib.metadata
 import inspect
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .._perturb import chain_label, perturbation_code
-from .._types import Output, Segment, Transcript, Utterance
+from .._types import Call, Invocation, Output, Segment, Transcript, Utterance
+from ..tasks import ASR, TASKS
 from ..metrics.stats import number
 
 RESAMPLER = "soxr HQ"
@@ -195,11 +198,17 @@ class OutputCache:
     def writes(self) -> bool:
         return self.store is not None and self.mode in ("on", "refresh")
 
-    def keys(self, loaded, utterances: list[Utterance], repeats: int, threads: int | None = None,
+    def keys(self, loaded, utterances: list, repeats: int, threads: int | None = None,
              seed: int | None = None) -> dict[str, list[str]]:
-        """utterance id -> its keys (one per repeat index); an unreadable file has none (the runner
-        reports it). ``threads``, ``seed``: see ``model_identity``."""
+        """item id -> its keys (one per repeat index); an unreadable file has none (the runner
+        reports it). ``threads``, ``seed``: see ``model_identity``. Items of a task whose input is
+        not audio are keyed by the task's request (and repeated as the task repeats them)."""
         model = model_identity(loaded, threads, seed)
+        task = TASKS[loaded.spec.task]
+        if task is not ASR:
+            n = 1 + task.again(loaded.instance)
+            return {item.id: [_digest({"model": model, "input": {task.name: task.request(item)}, "repeat": i})
+                              for i in range(n)] for item in utterances}
         rate = getattr(loaded.instance, "sample_rate", 16000)
         out = {}
         for utt in utterances:
@@ -221,6 +230,10 @@ class OutputCache:
             if not records or any(r is None for r in records):
                 continue
             first = records[0]
+            if not isinstance(utt, Utterance):
+                if (call := self._call(utt, records)) is not None:
+                    hits[utt.id] = call
+                continue
             hits[utt.id] = Output(
                 utt, transcript_from_json(first["transcript"]), first["processing_seconds"], first["audio_seconds"],
                 repeats=tuple(transcript_from_json(r["transcript"]) for r in records[1:]),
@@ -231,29 +244,34 @@ class OutputCache:
                 cached={"run_id": first.get("run_id"), "cpu": first.get("cpu"), "measured_at": first.get("created_at")})
         return hits
 
-    def text_key(self, loaded, request: Any) -> str:
-        """The key of a text model's reply to ``request`` (a chat judge's verdict)."""
-        return _digest({"model": model_identity(loaded), "input": {"messages": request}, "repeat": 0})
-
-    def text(self, key: str) -> dict | None:
-        """A cached reply: {text, processing_seconds, run_id, measured_at}, or None."""
-        if not self.reads:
+    @staticmethod
+    def _call(item, records: list[dict]) -> Call | None:
+        """A cached synthesis or reply (None where a record is not one: computed again)."""
+        first = records[0]
+        task = next((t for t in TASKS.values() if t.decode and isinstance(first.get("transcript"), dict)
+                     and first["transcript"].get("task") == t.name), None)
+        if task is None:
             return None
-        record = self.store.outputs([key]).get(key)
-        text = record and isinstance(record.get("transcript"), dict) and record["transcript"].get("text")
-        return {"text": text, "processing_seconds": record.get("processing_seconds"), "run_id": record.get("run_id"),
-                "measured_at": record.get("created_at")} if isinstance(text, str) else None
+        try:
+            values = [task.decode(r["transcript"].get("value")) for r in records]
+        except (ValueError, TypeError, AttributeError, zlib.error, binascii.Error):
+            return None
+        seconds = number(first.get("processing_seconds")) or 0.0
+        invocation = Invocation(values[0], seconds, number(first["transcript"].get("first_token_seconds")),
+                                tuple(values[1:]))
+        return Call(item, invocation, task=task.name, cached={"run_id": first.get("run_id"), "cpu": first.get("cpu"),
+                                              "measured_at": first.get("created_at")})
 
-    def put_text(self, model: str, item_id: str, key: str, text: str, seconds: float) -> None:
-        if self.writes:
-            machine = self.machine or {}
-            self.store.put_outputs([{"key": key, "model": model, "utterance_id": item_id, "transcript": {"text": text},
-                                     "processing_seconds": seconds, "audio_seconds": 0.0, "notes": ["chat judge reply"],
-                                     "run_id": self.run_id, "cpu": machine.get("cpu"), "host": machine.get("host")}],
-                                   replace=self.mode == "refresh")
+    def put(self, model: str, output, keys: list[str]) -> None:
+        """Write a computed output under its keys (an error or a skip is never cached)."""
+        rows = self.rows(model, output, keys)
+        if rows:
+            self.store.put_outputs(rows, replace=self.replaces_for(model))
 
     def rows(self, model: str, output: Output, keys: list[str]) -> list[dict]:
         """The rows to write for a computed output (none for an error or a skip: never cached)."""
+        if isinstance(output, Call):
+            return self._call_rows(model, output, keys)
         if not self.writes or output.transcript is None or output.error is not None or not keys:
             return []
         transcripts = [output.transcript, *output.repeats]
@@ -268,17 +286,49 @@ class OutputCache:
                 for i, (key, t) in enumerate(zip(keys, transcripts))]
 
 
-def cache_audit(hits: dict[str, Output], outputs: list[Output]) -> dict:
-    """Re-decoded outputs against their cached ones: how many compared, how many differ where
+    def _call_rows(self, model: str, call: Call, keys: list[str]) -> list[dict]:
+        invocation, task = call.invocation, TASKS.get(call.task)
+        if not self.writes or invocation.error or not keys or task is None or task.encode is None:
+            return []
+        machine = self.machine or {}
+        audio = getattr(invocation.value, "seconds", 0.0)
+        return [{"key": key, "model": model, "utterance_id": call.item_id,
+                 "transcript": {"task": task.name, "value": task.encode(value),
+                                **({"first_token_seconds": invocation.first_token_seconds} if i == 0 else {})},
+                 "processing_seconds": invocation.seconds if i == 0 else None,
+                 "audio_seconds": audio if isinstance(audio, (int, float)) else 0.0, "notes": [],
+                 "run_id": self.run_id, "cpu": machine.get("cpu"), "host": machine.get("host")}
+                for i, (key, value) in enumerate(zip(keys, [invocation.value, *invocation.again]))]
+
+
+def _differs(cached, fresh) -> tuple[bool, bool] | None:
+    """(differs, sampled) of a re-computed output against its cached one; None when either failed.
+    A synthesis or reply differing counts as stale only where the model claims to be deterministic
+    (it was synthesized twice to check that), else as nondeterminism."""
+    if isinstance(fresh, Call):
+        if cached.invocation.error or fresh.invocation.error or cached.invocation.value is None:
+            return None
+        task = TASKS[fresh.task]
+        differs = task.encode(cached.invocation.value) != task.encode(fresh.invocation.value)
+        return differs, not fresh.invocation.again
+    if cached.transcript is None or fresh.transcript is None:
+        return None
+    return (cached.transcript.text.strip() != fresh.transcript.text.strip(),
+            cached.transcript.sampled or fresh.transcript.sampled)
+
+
+def cache_audit(hits: dict, outputs: list) -> dict:
+    """Re-computed outputs against their cached ones: how many compared, how many differ where
     neither was decoded with sampling (``stale``: the cache no longer holds this model's outputs),
     and how many differ where one was (nondeterminism, not staleness)."""
-    stale, sampled = [], []
+    stale, sampled, compared = [], [], 0
     for output in outputs:
-        cached = hits.get(output.utterance.id)
-        if cached is None or cached.transcript is None or output.transcript is None:
+        cached = hits.get(output.item_id)
+        found = _differs(cached, output) if cached is not None else None
+        if found is None:
             continue
-        if cached.transcript.text.strip() != output.transcript.text.strip():
-            (sampled if cached.transcript.sampled or output.transcript.sampled else stale).append(output.utterance.id)
-    compared = sum(1 for o in outputs if o.transcript is not None and o.utterance.id in hits)
+        compared += 1
+        if found[0]:
+            (sampled if found[1] else stale).append(output.item_id)
     return {"compared": compared, "stale": len(stale), "stale_ids": stale[:50],
             "sampled_differed": len(sampled), "sampled_ids": sampled[:50]}

@@ -1,4 +1,4 @@
-"""Executors: how the runner's units of work (one utterance, or one batch) are run. Only cache
+"""Executors: how the runner's units of work (one item of any task, or one batch) are run. Only cache
 misses reach an executor; it yields each Output as soon as it exists, so that the session scores and
 records it as it arrives.
 
@@ -18,7 +18,7 @@ import traceback
 from collections import deque
 from typing import Any, Iterator
 
-from .._types import InputError, Output, SpeechlabError
+from .._types import Call, InputError, Invocation, Output, SpeechlabError, Utterance
 from .runner import ModelLoadError, ModelPool, Runner, SerialExecutor
 
 __all__ = ["ProcessExecutor", "Retries", "SerialExecutor", "threads_environment"]
@@ -53,8 +53,15 @@ class Retries:
             pending.appendleft(unit)
             return []
         self.events.append(f"{who} died ({detail}) on {names} {tries} times; not retried again")
-        return [Output(u, error=InputError(u.source, f"the {what} died {tries} times on this utterance "
-                                                     f"(last {detail})", u.id)) for u in utterances]
+        return [failed(u, f"the {what} died {tries} times on this item (last {detail})") for u in utterances]
+
+
+def failed(item, message: str):
+    """The output of an item that could not be run: an utterance's input error, another item's
+    failed call."""
+    if isinstance(item, Utterance):
+        return Output(item, error=InputError(item.source, message, item.id))
+    return Call(item, Invocation(error=message))
 
 
 def _worker_main(conn, payload: bytes, worker_id: str, threads: int | None, path: list[str]) -> None:

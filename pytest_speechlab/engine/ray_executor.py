@@ -7,7 +7,7 @@ back whichever unit finished first, and a dead actor (``RayActorError``) loses o
 which goes to another actor. Ray Data would add a dataset layer that converts our values to blocks
 and buffers results, for no gain at this granularity.
 
-Audio is shipped, not shared: the session reads each file and sends its bytes with the unit, so a
+Every task runs here (ASR utterances, TTS texts, chat prompts). Audio is shipped, not shared: the session reads each file and sends its bytes with the unit, so a
 cluster (``ray://host:10001`` or ``auto``) needs no shared storage, only the model plugins installed
 on its nodes. Without an address a local Ray is started for the session (dashboard off, its files
 under a temporary folder, token files off) and stopped after it.
@@ -48,11 +48,11 @@ class _Actor:
         self.runner = Runner(repeats=repeats, timeout=timeout, worker=worker_id, seed=seed)
         self.folder = Path(tempfile.mkdtemp(prefix="speechlab-ray-"))
 
-    def run(self, unit: list[tuple[Utterance, bytes | None]]) -> list[Output]:
+    def run(self, unit: list[tuple[Any, bytes | None]]) -> list:
         local, originals = [], {}
         for i, (utt, data) in enumerate(unit):
             originals[utt.id] = utt
-            if data is None:  # the session could not read it: the runner reports it
+            if data is None:  # not audio (a text, a prompt), or the session could not read it (reported)
                 local.append(utt)
                 continue
             path = self.folder / f"{i}{Path(utt.audio_path).suffix[:10]}"
@@ -62,7 +62,8 @@ class _Actor:
         for path in self.folder.iterdir():
             path.unlink()
         for output in outputs:  # the records keep the session's own paths
-            output.utterance = originals[output.utterance.id]
+            if isinstance(output, Output):
+                output.utterance = originals[output.utterance.id]
         return outputs
 
     def threads(self):
@@ -119,7 +120,7 @@ class RayExecutor:
             out = []
             for utt in unit:
                 try:
-                    out.append((utt, Path(utt.audio_path).read_bytes()))
+                    out.append((utt, Path(utt.audio_path).read_bytes() if isinstance(utt, Utterance) else None))
                 except OSError:
                     out.append((utt, None))
             return out

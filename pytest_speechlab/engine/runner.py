@@ -29,8 +29,8 @@ from .._machine import compute_threads
 from .._perturb import chain_label, heard
 from .._registry import ModelSpec
 from .._text import storable, unicode_safe
-from .._types import InputError, Invocation, Output, Utterance, base_language
-from ..tasks import ASR, CHAT, EMBEDDING, TTS, Task, protocol_problem
+from .._types import Call, InputError, Invocation, Output, Utterance, base_language
+from ..tasks import ASR, EMBEDDING, TASKS, Task, protocol_problem
 from ..tasks.asr import (
     ASR_BATCH,
     batch_size_of,
@@ -268,26 +268,24 @@ class Runner:
         if cache is not None and not cache.reads_for(model.name):  # found stale since it was looked up
             hits = {}
         outputs = {}
+
+        def deliver(output) -> None:
+            if keep:
+                outputs[output.item_id] = output
+            else:
+                on_output(output)
+
         for utt in utterances:
             if utt.id in hits:
                 # a cached output is still an input checked like any other: a file that changed its
                 # declared duration, became unreadable or silent is an input error, never scored
-                checked = self._read(model, utt)
-                output = checked if isinstance(checked, Output) else hits[utt.id]
-                if keep:
-                    outputs[utt.id] = output
-                else:
-                    on_output(output)
+                checked = self._read(model, utt) if isinstance(utt, Utterance) else None
+                deliver(checked if isinstance(checked, Output) else hits[utt.id])
         misses = [u for u in utterances if u.id not in hits]
         for output in self.executor_for(model).run(self, model, self.plan(model, misses)):
             if cache is not None:
-                rows = cache.rows(model.name, output, keys.get(output.utterance.id, []))
-                if rows:
-                    cache.store.put_outputs(rows, replace=cache.replaces_for(model.name))
-            if keep:
-                outputs[output.utterance.id] = output
-            else:
-                on_output(output)
+                cache.put(model.name, output, keys.get(output.item_id, []))
+            deliver(output)
         return [outputs[u.id] for u in utterances] if keep else None
 
     def cached(self, model: LoadedModel, utterances: list[Utterance], cache: Any) -> tuple[dict, dict]:
@@ -306,10 +304,10 @@ class Runner:
         return ThreadExecutor(n) if n > 1 and isinstance(self.executor, SerialExecutor) else self.executor
 
     @staticmethod
-    def plan(model: LoadedModel, utterances: list[Utterance]) -> list[list[Utterance]]:
-        """Units of work: one utterance each, or with a ``batch_size`` above 1 batches of utterances
-        of similar length (sorted by duration, so that little of a batch is padding)."""
-        size = batch_size(model)
+    def plan(model: LoadedModel, utterances: list) -> list[list]:
+        """Units of work: one item each, or for ASR with a ``batch_size`` above 1 batches of
+        utterances of similar length (sorted by duration, so that little of a batch is padding)."""
+        size = batch_size(model) if model.spec.task == "asr" else 1
         if size <= 1:
             return [[u] for u in utterances]
         by_language = hints_language(model.spec.params)  # a batch then holds one language where it can
@@ -317,9 +315,22 @@ class Runner:
                                                     u.duration or header_duration(u.audio_path), u.id))
         return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
-    def run_unit(self, model: LoadedModel, unit: list[Utterance]) -> list[Output]:
-        """A batching model gets every unit through its batch method (a lone long recording too)."""
+    def run_unit(self, model: LoadedModel, unit: list) -> list:
+        """One unit of any task, where it runs (this process, a worker, a Ray actor): utterances are
+        read, checked and transcribed (a batching model gets every unit through its batch method, a
+        lone long recording too); other items are the task's request, timed (``run_call``)."""
+        task = TASKS[model.spec.task]
+        if task is not ASR:
+            return [self.run_call(model, task, item) for item in unit]
         return self.run_batch(model, unit) if batch_size(model) > 1 else [self.run_one(model, u) for u in unit]
+
+    def run_call(self, model: LoadedModel, task: Task, item: Any) -> Call:
+        """A text to synthesize or a conversation to answer: the task's request, timed, repeated
+        untimed where the task asks (a determinism check). Seeded by the request itself."""
+        request = task.request(item)
+        return Call(item, self.invoke(model, task, request, again=task.again(model.instance),
+                                      item=request if isinstance(request, str) else repr(request)),
+                    task.name, self.worker)
 
     def run_batch(self, model: LoadedModel, unit: list[Utterance]) -> list[Output]:
         """One batch: the files read and checked one by one (untimed), the batch decoded in one timed
@@ -397,13 +408,6 @@ class Runner:
         """Vectors from an embedding model (the chat relevance judge)."""
         return self.invoke(model, EMBEDDING, list(texts))
 
-    def synthesize(self, model: LoadedModel, text: str, repeat: bool = False) -> Invocation:
-        """Audio from a TTS model; with ``repeat``, a second, untimed synthesis in ``again``."""
-        return self.invoke(model, TTS, text, again=1 if repeat else 0, item=text)
-
-    def respond(self, model: LoadedModel, messages: list) -> Invocation:
-        """A chat model's Response, with the time to the first token where it streams."""
-        return self.invoke(model, CHAT, list(messages), item=repr(messages))
 
     @staticmethod
     def _where(utt: Utterance) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Sequence
 
+from .specs import SPECS
+
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 20261125
 # The fewest samples each judged figure needs ([tool.speechlab.min_samples]): below it the figure is
@@ -21,7 +23,7 @@ DEFAULT_SEED = 20261125
 # averaged into the macro), hallucination rates the clips of their kind, RTF the timed calls.
 # At 10 utterances the error-rate interval covered 0.85-0.94 of the time in simulation (few
 # utterances with skewed errors), 0.94-0.945 at 30: raise it where decisions need that.
-MIN_SAMPLES = {"wer": 10, "cer": 10, "hallucination_rate": 10, "nonspeech_hallucination_rate": 10, "rtf": 3}
+MIN_SAMPLES = {name: spec.min_samples for name, spec in SPECS.items() if spec.min_samples is not None}
 
 
 def number(value) -> float | None:

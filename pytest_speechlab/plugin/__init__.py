@@ -17,6 +17,7 @@ from .recording import Recorder
 from .selection import (  # noqa: F401
     pytest_collection_modifyitems,
     pytest_generate_tests,
+    pytest_runtest_setup,
     pytest_sessionstart,
 )
 from .session import SpeechlabSession, _usage, session_key
@@ -32,12 +33,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "speechlab_models(service=True): run this test only on models that are clients of a "
         "running service (the latency suite)")
-    if hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
-        raise pytest.UsageError(
-            "pytest-speechlab: pytest-xdist (-n) would build every model in every xdist worker and "
-            "evaluate each model x dataset once per worker that touches it (duplicated work and runs in "
-            "the results database). Run without -n and use --speechlab-workers N: one evaluation, its "
-            "model calls shared among N processes, one run recorded.")
     try:
         config.stash[session_key] = SpeechlabSession(config)
     except SpeechlabError as exc:
@@ -52,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
-        session.pool.close()
+        session.engine.pool.close()
         for name in ("speechlab-html", "speechlab-recorder", "speechlab-session"):
             plugin = config.pluginmanager.get_plugin(name)
             if plugin is not None:

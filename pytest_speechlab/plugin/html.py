@@ -26,7 +26,7 @@ class HtmlReport:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        speechlab = self.session
+        speechlab = self.session.engine
         record = speechlab.serialized()
         if record["evaluations"]:
             thresholds = {m: speechlab.thresholds(m) for m, _ in speechlab.results}
@@ -34,7 +34,7 @@ class HtmlReport:
             prefix.append(latency_html(record["evaluations"]))
             # the evidence of every evaluation, once, whether its tests passed or not
             postfix.append(all_evidence_html(record["evaluations"], self.audio_budget))
-        failures = [f for check in speechlab.metamorphic.values() for f in check.evidence()]
+        failures = [f for check in self.session.metamorphic.values() for f in check.evidence()]
         if failures:
             postfix.append(property_failures_html(failures, self.audio_budget))
         if record["robustness"]:
@@ -43,7 +43,7 @@ class HtmlReport:
             prefix.append(chat_html(record["chat"]))
 
     def run_description(self) -> dict:
-        speechlab = self.session
+        speechlab = self.session.engine
         commit = speechlab.git[0]
         here = machine()
         threads = ", ".join(f"{name}: {loaded.info.get('threads', '?')}" for name, loaded in speechlab.pool.loaded.items())

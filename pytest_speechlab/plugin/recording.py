@@ -4,6 +4,7 @@ gets each evaluation's figures as properties."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from pathlib import Path
@@ -25,6 +26,8 @@ from ..sinks.report import (
 )
 from .session import SpeechlabSession
 
+# the sections of Engine.serialized() the run file has its own places for; others are plugins' features
+BUILT_IN_SECTIONS = ("evaluations", "robustness_evaluations", "robustness", "tts", "chat", "spoken")
 REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json", "speechlab_openmetrics")
 
 
@@ -53,7 +56,7 @@ class Recorder:
         self.outcomes: list[dict] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.session.run_id is not None and (report.when == "call" or report.outcome != "passed"):
+        if self.session.engine.run_id is not None and (report.when == "call" or report.outcome != "passed"):
             message = None if report.passed else str(report.longrepr)[-2000:]
             self.outcomes.append({"nodeid": report.nodeid, "outcome": report.outcome,
                                   "duration": report.duration, "message": message})
@@ -77,73 +80,88 @@ class Recorder:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         # The run is finished in the database before any report is written: a report that cannot be
         # written must not leave the measured run "incomplete".
-        speechlab = self.session
-        speechlab.finish(self.outcomes)
+        speechlab, engine = self.session, self.session.engine
+        engine.finish(self.outcomes)
         self.write_reports(failed=session.exitstatus != 0)
-        speechlab.notices += speechlab.pool.close()  # before the summary, which shows them
-        speechlab.runner.executor.close()
+        engine.notices += engine.pool.close()  # before the summary, which shows them
+        engine.runner.executor.close()
         if speechlab.report_problems and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def write_reports(self, failed: bool = False) -> None:
-        """Markdown (and the GitHub step summary), benchmark JSON, the run file, the OpenMetrics file
-        and the MLflow run (marked FAILED when the session failed)."""
-        speechlab = self.session
-        record = speechlab.serialized()
+        """Every sink of the finished session, after the results database has it: the Markdown (and
+        the GitHub step summary), benchmark JSON, the run file, the OpenMetrics file, the MLflow run
+        (marked FAILED when the session failed) and the plugins' ``speechlab_write_results``. One
+        failure policy: a sink that fails is said once and costs no other sink its data."""
+        speechlab, engine = self.session, self.session.engine
+        record = engine.serialized()
         results, chats, spoken = record["evaluations"], record["chat"], record["spoken"]
         if not (results or chats):
             return
-        grades = speechlab.grades()
+        grades = engine.grades()
         option = speechlab.config.option
         mlflow_uri = option.speechlab_mlflow or os.environ.get("SPEECHLAB_MLFLOW")
-        text = None
-        if option.speechlab_markdown or os.environ.get("GITHUB_STEP_SUMMARY") or mlflow_uri:
-            text = ((scorecard_markdown(results, grades) + latency_markdown(results) if results else "")
-                    + robustness_markdown(record["robustness"]) + chat_markdown(chats))
-        if option.speechlab_markdown:
-            self._write("--speechlab-markdown", option.speechlab_markdown, text)
-        if os.environ.get("GITHUB_STEP_SUMMARY"):
-            try:
-                with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
-                    fh.write(text)
-            except OSError as exc:
-                speechlab.report_problems.append(f"$GITHUB_STEP_SUMMARY: not written ({type(exc).__name__}: {exc})")
-        benchmark = (json.dumps(storable(benchmark_json(results, grades, benchmark_machine_info(), chats)), indent=2)
-                     if option.speechlab_benchmark_json or mlflow_uri else None)
-        if option.speechlab_benchmark_json:
-            self._write("--speechlab-benchmark-json", option.speechlab_benchmark_json, benchmark)
-        meta = {"run_id": speechlab.run_id, "args": redact_args(list(speechlab.config.invocation_params.args))}
-        if option.speechlab_json or mlflow_uri:
-            figures = json.dumps(storable(run_file(results, grades, meta, chats, spoken, {
-                "curves": record["robustness"], "evaluations": record["robustness_evaluations"]})),
-                indent=1, ensure_ascii=False)
-        if option.speechlab_json:
-            self._write("--speechlab-json", option.speechlab_json, figures)
-        run_meta = {"run_id": speechlab.run_id, "git_commit": speechlab.git[0]}
-        if option.speechlab_openmetrics:
-            try:
-                openmetrics.write(option.speechlab_openmetrics, results, grades, chats, run_meta)
-            except OSError as exc:
-                speechlab.report_problems.append(f"--speechlab-openmetrics {option.speechlab_openmetrics}: not written "
-                                                 f"({type(exc).__name__}: {exc.strerror or exc})")
-        if mlflow_uri:
-            reports = {"results.json": figures, "scorecard.md": text, "benchmark.json": benchmark,
-                       "metrics.prom": openmetrics.text(results, grades, chats, run_meta)}
-            try:
-                mlflow_sink.log_run(mlflow_uri, option.speechlab_mlflow_experiment, results, grades, chats, run_meta,
-                                    reports, failed=failed)
-            except Exception as exc:  # noqa: BLE001 - a tracking server's problem never loses the run
-                speechlab.report_problems.append(redact(f"--speechlab-mlflow {mlflow_uri}: not logged "
-                                                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''})"))
+        meta = {"run_id": engine.run_id, "args": redact_args(list(speechlab.config.invocation_params.args))}
+        run_meta = {"run_id": engine.run_id, "git_commit": engine.git[0]}
 
-    def _write(self, flag: str, path: str, text: str) -> None:
-        """Atomically (a temporary file renamed into place); a failure is said, never a traceback."""
+        @functools.cache
+        def markdown() -> str:
+            return ((scorecard_markdown(results, grades) + latency_markdown(results) if results else "")
+                    + robustness_markdown(record["robustness"]) + chat_markdown(chats))
+
+        @functools.cache
+        def benchmark() -> str:
+            return json.dumps(storable(benchmark_json(results, grades, benchmark_machine_info(), chats)), indent=2)
+
+        @functools.cache
+        def figures() -> dict:
+            exported = engine.store.export_run(engine.run_id)["run"] if engine.store and engine.run_id else None
+            return storable(run_file(results, grades, meta, chats, spoken, {
+                "curves": record["robustness"], "evaluations": record["robustness_evaluations"]}, exported,
+                {key: value for key, value in record.items() if key not in BUILT_IN_SECTIONS}))
+
+        def step_summary() -> None:
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+                fh.write(markdown())
+
+        def mlflow() -> None:
+            reports = {"results.json": json.dumps(figures(), indent=1, ensure_ascii=False), "scorecard.md": markdown(),
+                       "benchmark.json": benchmark(), "metrics.prom": openmetrics.text(results, grades, chats, run_meta)}
+            mlflow_sink.log_run(mlflow_uri, option.speechlab_mlflow_experiment, results, grades, chats, run_meta,
+                                reports, failed=failed)
+
+        sinks = [
+            (option.speechlab_markdown, f"--speechlab-markdown {option.speechlab_markdown}",
+             lambda: self._write(option.speechlab_markdown, markdown())),
+            (os.environ.get("GITHUB_STEP_SUMMARY"), "$GITHUB_STEP_SUMMARY", step_summary),
+            (option.speechlab_benchmark_json, f"--speechlab-benchmark-json {option.speechlab_benchmark_json}",
+             lambda: self._write(option.speechlab_benchmark_json, benchmark())),
+            (option.speechlab_json, f"--speechlab-json {option.speechlab_json}",
+             lambda: self._write(option.speechlab_json, json.dumps(figures(), indent=1, ensure_ascii=False))),
+            (option.speechlab_openmetrics, f"--speechlab-openmetrics {option.speechlab_openmetrics}",
+             lambda: openmetrics.write(option.speechlab_openmetrics, results, grades, chats, run_meta)),
+            (mlflow_uri, f"--speechlab-mlflow {mlflow_uri}", mlflow),
+            *((True, f"plugin {name!r} (speechlab_write_results)", lambda sink=sink: sink(results=figures()))
+              for name, sink in engine.registry.sinks),
+        ]
+        for wanted, label, write in sinks:
+            if not wanted:
+                continue
+            try:
+                write()
+            except Exception as exc:  # noqa: BLE001 - one sink's failure never costs another sink its data
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:300] if str(exc) else ""
+                speechlab.report_problems.append(redact(f"{label}: not written ({type(exc).__name__}: {why})"))
+
+    @staticmethod
+    def _write(path: str, text: str) -> None:
+        """Atomically: a temporary file renamed into place (removed again when that fails)."""
         target = Path(path)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, target)
-        except OSError as exc:
+        except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            self.session.report_problems.append(f"{flag} {path}: not written ({type(exc).__name__}: {exc.strerror or exc})")
+            raise

@@ -7,20 +7,22 @@ import pytest
 
 from .._audio import header_duration
 from .._types import SpeechlabError
+from .fixtures import __all__ as _fixture_names
 from .recording import check_report_paths
-from .session import SpeechlabSession, _usage, session_key
+from .session import _usage, session_key
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Check an explicit selection before collection, so a typo is a usage error, not N errors."""
     config = session.config
     speechlab = config.stash[session_key]
+    engine = speechlab.engine
     try:
         if config.option.speechlab_models or config.getini("speechlab_models"):
-            speechlab.selected_models()
+            engine.selected_models()
         if config.option.speechlab_datasets or config.getini("speechlab_datasets"):
-            for ref in speechlab.selected_datasets():
-                speechlab.dataset(ref)
+            for ref in engine.selected_datasets():
+                engine.dataset(ref)
         check_report_paths(config)
         speechlab.check_gate()
     except SpeechlabError as exc:
@@ -36,7 +38,7 @@ def test_id(name: str) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    session: SpeechlabSession = metafunc.config.stash[session_key]
+    session = metafunc.config.stash[session_key].engine
     names = set(metafunc.fixturenames)
     try:
         only = metafunc.definition.get_closest_marker("speechlab_models")
@@ -68,39 +70,42 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise _usage(exc) from None
 
 
+FIXTURES = frozenset(_fixture_names)
+XDIST = ("pytest-speechlab: pytest-xdist (-n) would build every model in every xdist worker and evaluate "
+         "each model x dataset once per worker that touches it (duplicated work and runs in the results "
+         "database). Run the suites without -n and use --speechlab-workers N: one evaluation, its model calls "
+         "shared among N processes, one run recorded.")
+
+
+def uses_speechlab(item: pytest.Item) -> bool:
+    """Whether a test uses the plugin's fixtures (an evaluation suite)."""
+    return not FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Evaluation suites are refused under pytest-xdist before any model is built (other tests run
+    with -n as usual). Each refused test errors with the reason: xdist turns a usage error raised in a
+    worker into an internal error."""
+    if hasattr(item.config, "workerinput") and uses_speechlab(item):
+        pytest.fail(XDIST, pytrace=False)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect tests whose dataset filter (speechlab_datasets(kind=...)) matched no dataset, rather
     than reporting them as skipped: a non-speech test has nothing to do on a speech-only set."""
     def empty(item: pytest.Item) -> bool:
-        return any(name.startswith("speechlab_") for name in getattr(item, "fixturenames", ())) and any(
+        return uses_speechlab(item) and any(
             str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
             for m in item.iter_markers("skip")
         )
 
-    def needs_baseline(item: pytest.Item) -> bool:
-        return "speechlab_regression" in getattr(item, "fixturenames", ()) and not config.option.speechlab_baseline
-
-    def needs_two_models(item: pytest.Item) -> bool:
-        return ("speechlab_runtime_comparison" in getattr(item, "fixturenames", ())
-                and len(config.stash[session_key].selected_models("asr")) < 2)
-
-    def needs_batch_size(item: pytest.Item) -> bool:
-        return ("speechlab_batch_comparison" in getattr(item, "fixturenames", ())
-                and not config.option.speechlab_batch_equivalence)
-
-    def needs_robustness(item: pytest.Item) -> bool:
-        return ("speechlab_robustness" in getattr(item, "fixturenames", ())
-                and not (config.option.speechlab_robustness or config.stash[session_key].settings.robustness.enabled))
-
-    def quality_off(item: pytest.Item) -> bool:
-        return ("speechlab_tts_quality" in getattr(item, "fixturenames", ())
-                and not config.stash[session_key].settings.tts.quality)
-
-    def needs_properties(item: pytest.Item) -> bool:
-        return "speechlab_metamorphic" in getattr(item, "fixturenames", ()) and not config.option.speechlab_properties
-
-    unwanted = [item for item in items if empty(item) or needs_baseline(item) or needs_two_models(item)
-                or needs_batch_size(item) or needs_robustness(item) or needs_properties(item) or quality_off(item)]
+    # each feature says which of the plugin's fixtures have nothing to do this session
+    engine = config.stash[session_key].engine
+    idle = set().union(*(feature.idle() for feature in engine.features.values()))
+    if not config.option.speechlab_properties:
+        idle.add("speechlab_metamorphic")
+    unwanted = [item for item in items if empty(item) or not idle.isdisjoint(getattr(item, "fixturenames", ()))]
     if unwanted:
         config.hook.pytest_deselected(items=unwanted)
         items[:] = [item for item in items if item not in unwanted]

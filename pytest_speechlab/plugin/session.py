@@ -1,4 +1,4 @@
-"""The engine as one pytest session sees it: selection from options and ini values, progress on
+"""The pytest session's hold on the engine: selection from options and ini values, progress on
 pytest's terminal, the regression gate's problems as configuration-time warnings."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .._config import load_config
 from .._progress import Progress
 from .._text import terminal
 from .._types import SpeechlabError
+from ..engine.frontend import Frontend
 from ..engine.pipeline import Engine
 from ..grading import check_grade_name
 from ..sinks.store import default_url, normalize_url
@@ -26,27 +27,34 @@ def _pyproject(config: pytest.Config) -> Path:
     return config.rootpath / "pyproject.toml"
 
 
-class SpeechlabSession(Engine):
-    """The engine with its selection taken from pytest's options and ini values and its progress shown
-    on pytest's terminal (registered as a plugin for the current test's id)."""
+class SpeechlabSession(Frontend):
+    """The pytest side of an evaluation session: it holds the engine (``.engine``, what the
+    ``speechlab_session`` fixture gives tests) and is the engine's frontend: the selection from
+    pytest's options and ini values, the progress on pytest's terminal (given back to the current
+    test's line), conftest.py files' hook implementations. Registered as a plugin for the current
+    test's id."""
 
     def __init__(self, config: pytest.Config) -> None:
+        super().__init__()
         self.config = config
         option = config.option
         settings = load_config(_pyproject(config))
-        super().__init__(settings, config.rootpath, db_url=None if option.speechlab_no_db else self._configured_db(settings),
-                         repeats=option.speechlab_repeat, cache_mode=option.speechlab_cache,
-                         retime=option.speechlab_retime, args=list(config.invocation_params.args),
-                         workers=option.speechlab_workers, threads=option.speechlab_threads,
-                         executor=option.speechlab_executor, ray_address=option.speechlab_ray_address)
-        self.baseline = option.speechlab_baseline
-        self.fail_on_regression = option.speechlab_fail_on_regression
-        self.tts_judge_name = option.speechlab_tts_judge
-        self.batch_equivalence = option.speechlab_batch_equivalence
+        self.engine = Engine(settings, config.rootpath,
+                             db_url=None if option.speechlab_no_db else self._configured_db(settings),
+                             repeats=option.speechlab_repeat, cache_mode=option.speechlab_cache,
+                             retime=option.speechlab_retime, args=list(config.invocation_params.args),
+                             workers=option.speechlab_workers, threads=option.speechlab_threads,
+                             executor=option.speechlab_executor, ray_address=option.speechlab_ray_address, frontend=self)
+        self.engine.gate.baseline = option.speechlab_baseline
+        self.engine.gate.fail_on_regression = option.speechlab_fail_on_regression
+        self.engine.tts.judge_name = option.speechlab_tts_judge
+        self.engine.batching.size = option.speechlab_batch_equivalence
+        self.engine.robustness.enabled = option.speechlab_robustness or settings.robustness.enabled
         self.report_problems: list[str] = []
         self.current_nodeid: str | None = None
+        self.metamorphic: dict[tuple, object] = {}  # (model, speech set) -> MetamorphicCheck (the properties suite)
 
-        self.min_grade = config.option.speechlab_min_grade or self.settings.grades.min_grade
+        self.min_grade = config.option.speechlab_min_grade or settings.grades.min_grade
         if self.min_grade is not None:
             check_grade_name(self.min_grade, "--speechlab-min-grade")
 
@@ -57,35 +65,32 @@ class SpeechlabSession(Engine):
         configured = self.config.option.speechlab_db or os.environ.get("SPEECHLAB_DB") or settings.db
         return normalize_url(configured, root) if configured else default_url(root)
 
-    def build_registry(self, extra_plugins=()):
+    def local_plugins(self) -> list:
         # conftest.py files and pytest plugins that implement speechlab hooks take part too,
         # so a team can register a local model without packaging it.
-        local = [
-            plugin for plugin in self.config.pluginmanager.get_plugins()
-            if hasattr(plugin, "speechlab_register_models") or hasattr(plugin, "speechlab_register_datasets")
-        ]
-        return super().build_registry(local)
+        return [plugin for plugin in self.config.pluginmanager.get_plugins()
+                if hasattr(plugin, "speechlab_register_models") or hasattr(plugin, "speechlab_register_datasets")]
 
-    def selected_models(self, task: str | None = None) -> list[str]:
-        """The selected models (of one task when given). ASR defaults to DEFAULT_MODELS when nothing
-        is selected; TTS and chat have no default: their suites are deselected without a model."""
+    def models(self, engine) -> list[str]:
+        """ASR defaults to DEFAULT_MODELS when nothing is selected; TTS and chat have no default:
+        their suites are deselected without a model. Unknown names stop the run with the list of
+        known ones."""
         names = self.config.option.speechlab_models or self.config.getini("speechlab_models") or DEFAULT_MODELS
         for name in names:
-            self.registry.model(name)  # unknown names stop the run with the list of known ones
-        names = list(dict.fromkeys(names))
-        return names if task is None else [n for n in names if self.registry.model(n).task == task]
+            engine.registry.model(name)
+        return list(names)
 
-    def selected_datasets(self) -> list[str]:
+    def datasets(self, engine) -> list[str]:
         cli = self.config.option.speechlab_datasets
         if cli:
-            return list(dict.fromkeys(cli))
+            return list(cli)
         ini = self.config.getini("speechlab_datasets")
         if ini:
-            return [ref if ref in self.registry.datasets else str(self.config.rootpath / ref) for ref in ini]
+            return [ref if ref in engine.registry.datasets else str(self.config.rootpath / ref) for ref in ini]
         return list(DEFAULT_DATASETS)
 
     def check_gate(self) -> list[str]:
-        problems = super().check_gate()
+        problems = self.engine.gate.check()
         for problem in problems:  # before warnings capture starts: said at configuration time
             self.config.issue_config_time_warning(UserWarning(problem), stacklevel=2)
         return problems

@@ -28,8 +28,7 @@ def pytest_cmdline_main(config: pytest.Config):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            session = SpeechlabSession(config)
-            text = list_registered(session.registry)
+            text = list_registered(SpeechlabSession(config).engine.registry)
         except SpeechlabError as exc:
             raise _usage(exc) from None
     print(terminal(text))
@@ -40,17 +39,18 @@ def pytest_cmdline_main(config: pytest.Config):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    session = config.stash.get(session_key, None)
-    if session is None:
+    plugin = config.stash.get(session_key, None)
+    if plugin is None:
         return
+    session = plugin.engine
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and any(
             getattr(config.option, o) for o in ("speechlab_models", "speechlab_datasets", "speechlab_baseline")):
         terminalreporter.write_line(
             "pytest-speechlab: no tests were collected, so nothing was evaluated. The standard suites ship "
             "with the package: run `pytest --pyargs pytest_speechlab.suites ...`, or `speechlab init` to copy "
             "them into ./suites with a commented [tool.speechlab] block.")
-    if not (session.results or session.chat_evals):
-        for problem in session.report_problems:
+    if not (session.results or session.chat.evaluations()):
+        for problem in plugin.report_problems:
             terminalreporter.write_line(terminal(problem))
         return
 
@@ -83,17 +83,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     for spoken in record["spoken"]:
         for line in spoken_lines(spoken):
             write(line)
-    for comparisons in session.batch_comparisons.values():
+    for comparisons in session.batching.comparisons.values():
         for comparison in comparisons if isinstance(comparisons, list) else ():
             for line in comparison.report():
                 write(line)
-    for comparisons in session.runtime_comparisons.values():
+    for comparisons in session.cross_runtime.comparisons.values():
         for comparison in comparisons if isinstance(comparisons, list) else ():
             for line in comparison.report():
                 write(line)
-    for comparison in session.comparisons.values():
+    for comparison in session.gate.comparisons.values():
         write(comparison if isinstance(comparison, str) else comparison.report())
-    for problem in session.notices + session.report_problems:
+    for feature in session.features.values():
+        for line in feature.report_lines():
+            write(line)
+    for problem in session.notices + plugin.report_problems:
         write(problem)
     if session.run_id:
         write(f"recorded as run {session.run_id} in {session.store.shown_url if session.store else '?'}"

@@ -16,7 +16,9 @@ import statistics
 from typing import Iterable
 
 from .._text import terminal
+from ..metrics.specs import SPECS
 from ..metrics.stats import format_rate
+from .store import RESULTS_FORMAT
 
 AUDIO_EMBED_BUDGET = 2_000_000  # bytes of audio embedded per report; beyond it players link to files
 AUDIO_EMBED_MAX_FILE = 400_000
@@ -73,14 +75,15 @@ def scorecard_rows(records: Iterable[dict], grades: dict, thresholds: dict | Non
         # a figure too few to judge is never marked failing (nor best)
         unjudged = r.get("too_few") if isinstance(r.get("too_few"), dict) else {}
         failing = {key for key, metric in (("error_rate", "wer"), ("cer", "cer"), ("rtf", "rtf"))
-                   if r[key] is not None and metric in limits and r[key] > limits[metric] and metric not in unjudged}
+                   if r[key] is not None and metric in limits and not SPECS[metric].passes(r[key], limits[metric])
+                   and metric not in unjudged}
         failing |= {f"language:{lang['language']}" for lang in r["languages"] if len(r["languages"]) > 1
                     and not lang.get("too_few")
                     and lang["error_rate"] is not None and lang["error_rate"] > limits.get("wer", float("inf"))}
         if "rtf" in failing:
             failing.add("rtfx")
-        if ((r["speech_hallucination_rate"] or 0) > limits.get("hallucination_rate", 1.0)
-                or (r["nonspeech_hallucination_rate"] or 0) > limits.get("nonspeech_hallucination_rate", 1.0)):
+        if any(metric in limits and not SPECS[metric].passes(r[SPECS[metric].figure] or 0, limits[metric])
+               for metric in ("hallucination_rate", "nonspeech_hallucination_rate")):
             failing.add("hallucination_rate")
         rows.append({**r, "failing": sorted(failing),
                      "grade": grade.grade if grade else None, "grade_reason": grade.reason if grade else None})
@@ -449,14 +452,18 @@ def benchmark_json(records: list[dict], grades: dict, machine: dict, chats=()) -
             "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(), "version": BENCHMARK_VERSION}
 
 
-def run_file(records: list[dict], grades: dict, meta: dict, chats=(), spoken=(), robustness: dict | None = None) -> dict:
+def run_file(records: list[dict], grades: dict, meta: dict, chats=(), spoken=(), robustness: dict | None = None,
+             run: dict | None = None, features: dict | None = None) -> dict:
     """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML.
-    ``robustness``: {"curves": [...], "evaluations": [...]} of the robustness suite."""
+    ``robustness``: {"curves": [...], "evaluations": [...]} of the robustness suite; ``run``: the
+    run as the results database holds it (what ``speechlab export`` writes under "run"), so that
+    ``speechlab import`` reads this file too; None when the session recorded no run. ``features``:
+    the sections of features added by plugins (``speechlab_register_features``)."""
     return {
-        "format": "pytest-speechlab-results/2", "meta": json.loads(json.dumps(meta, default=str)),
+        "format": RESULTS_FORMAT, "meta": json.loads(json.dumps(meta, default=str)),
         "scorecard": scorecard_rows(records, grades),
         "evaluations": list(records), "chat": list(chats), "spoken": list(spoken),
-        "robustness": robustness or {"curves": [], "evaluations": []},
+        "robustness": robustness or {"curves": [], "evaluations": []}, "features": features or {}, "run": run,
     }
 
 

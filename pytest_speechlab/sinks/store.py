@@ -20,7 +20,8 @@ from .._text import redact, storable
 from .._types import SpeechlabError
 
 SCHEMA_VERSION = 7
-EXPORT_FORMAT = "pytest-speechlab-run/1"
+EXPORT_FORMAT = "pytest-speechlab-run/1"  # speechlab export
+RESULTS_FORMAT = "pytest-speechlab-results/2"  # --speechlab-json: the figures, and the run as exported
 
 
 def _schema(sa):
@@ -668,10 +669,14 @@ def _checked_export(data: object, tables: dict, where: str) -> tuple[dict, dict]
     def bad(problem: str) -> SpeechlabError:
         return SpeechlabError(f"{where}: not a pytest-speechlab run export ({problem})")
 
-    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in (EXPORT_FORMAT, RESULTS_FORMAT):
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise bad(f"format {found!r}, expected {EXPORT_FORMAT!r}")
+        raise bad(f"format {found!r}, expected {EXPORT_FORMAT!r} (speechlab export) or {RESULTS_FORMAT!r} "
+                  "(--speechlab-json)")
     run = data.get("run")
+    if run is None and data.get("format") == RESULTS_FORMAT:
+        raise SpeechlabError(f"{where}: this run file holds no recorded run (its session had no results database: "
+                             "--speechlab-no-db, or the database failed); run again with a database to import it")
     if not isinstance(run, dict):
         raise bad("'run' must be an object")
     run = dict(run)

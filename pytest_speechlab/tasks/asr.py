@@ -154,7 +154,7 @@ ASR_BATCH = Task("asr (batched)", ("transcribe_batch",), "transcribe_batch(list 
                  _transcribe_batch)
 
 ASR = Task("asr", ("transcribe",), "ASRModel: transcribe(audio) -> Transcript | str", _transcribe,
-           load=load_dataset, score=score_output, summarize=summarize)
+           load=load_dataset, score=score_output, summarize=summarize, item_kind="utterance", set_kind="speech set")
 
 
 def batch_size_of(params: dict) -> int:

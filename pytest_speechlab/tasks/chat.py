@@ -152,6 +152,8 @@ class ChatItem:
     judged: bool | None = None  # the judge model's verdict (None: no judge, no key, or no verdict in its reply)
     judge_reply: str = ""
     judge_cached: bool = False  # the verdict came from the inference cache
+    cached: bool = False  # the answer came from the inference cache (with the timing measured then)
+    worker: str = ""  # the worker process or Ray actor that answered ("" in the session's own process)
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -237,7 +239,8 @@ class ChatEval:
                 "mean_relevance": self.mean_relevance, "relevance_judge": self.relevance_judge,
                 "median_first_token_s": self.median_first_token_seconds,
                 "tokens_per_second": self.tokens_per_second, "flagged": len(self.flagged),
-                "hallucinated": len(self.flagged), "load_seconds": self.load_seconds, **self.judge_summary()}
+                "hallucinated": len(self.flagged), "load_seconds": self.load_seconds,
+                "cached": sum(i.cached for i in self.items), **self.judge_summary()}
 
     def judge_summary(self) -> dict:
         """The judge's pass rate with its interval, how often it agrees with the answer key, and how
@@ -262,7 +265,7 @@ class ChatEval:
             "items": [{"id": i.prompt.id, "question": i.prompt.question, "answer": i.answer, "passed": i.passed,
                        "missing": i.missing, "relevance": i.relevance, "problems": i.problems, "tokens": i.tokens,
                        "first_token_s": i.first_token_seconds, "seconds": i.seconds,
-                       "judged": i.judged, "judge_reply": i.judge_reply,
+                       "judged": i.judged, "judge_reply": i.judge_reply, "cached": i.cached, "worker": i.worker,
                        "error": str(i.error) if i.error else None} for i in self.items],
         }
 
@@ -348,6 +351,19 @@ def _embed(instance: Any, texts: list[str]) -> tuple[Any, None]:
     return instance.embed(list(texts)), None
 
 
+def encode_response(response: Response) -> dict:
+    return {"text": response.text, "tokens": response.tokens}
+
+
+def decode_response(record: dict) -> Response:
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        raise ValueError("not a cached reply")
+    tokens = record.get("tokens")
+    return Response(record["text"], tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None)
+
+
 CHAT = Task("chat", ("respond", "stream"), "ChatModel: respond(messages) -> Response | str, or stream(messages)",
-            _respond, load=load_prompts, score=score_chat, summarize=ChatEval)
+            _respond, load=load_prompts, score=score_chat, summarize=ChatEval,
+            request=lambda prompt: [dict(m) for m in prompt.messages], encode=encode_response,
+            decode=decode_response, item_kind="prompt", set_kind="chat prompt set")
 EMBEDDING = Task("embedding", ("embed",), "embed(texts) -> vectors", _embed)

@@ -8,8 +8,10 @@ results database treat a TTS model like any other.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,7 @@ class TTSEval:
     errors: list[InputError] = field(default_factory=list)
     folder: str = ""  # where the synthesized audio was written
     quality: Any = None  # QualityResult (DNSMOS, speaker similarity), None when not measured
+    synthesized_by: dict[str, int] = field(default_factory=dict)  # worker ("" this process) -> texts
 
     @property
     def model(self) -> str:
@@ -132,7 +135,7 @@ class TTSEval:
         of the session's results)."""
         return {"model": self.model, "texts": self.texts, "judge": self.judge, "folder": self.folder,
                 "claims_deterministic": self.claims_deterministic, "problems": dict(self.problems),
-                "nondeterministic": list(self.nondeterministic),
+                "nondeterministic": list(self.nondeterministic), "synthesized_by": dict(self.synthesized_by),
                 "quality": self.quality.summary() if self.quality is not None else None}
 
     def report(self) -> list[str]:
@@ -216,5 +219,29 @@ def _synthesize(instance: Any, text: str) -> tuple[Audio, None]:
     return as_audio(instance.synthesize(text)), None
 
 
+def _again(instance: Any) -> int:
+    """A model that claims to be deterministic synthesizes each text twice (the second untimed)."""
+    return 1 if bool(getattr(instance, "deterministic", False)) else 0
+
+
+def encode_audio(audio: Audio) -> dict:
+    """Synthesized audio as the inference cache keeps it: the float32 samples exactly (zlib, base64)."""
+    import numpy as np
+
+    data = np.ascontiguousarray(audio.samples, dtype="<f4").tobytes()
+    return {"sample_rate": audio.sample_rate, "float32_zlib": base64.b64encode(zlib.compress(data, 6)).decode("ascii")}
+
+
+def decode_audio(record: dict) -> Audio:
+    import numpy as np
+
+    if not isinstance(record, dict) or not isinstance(record.get("sample_rate"), int) \
+            or not isinstance(record.get("float32_zlib"), str):
+        raise ValueError("not a cached synthesis")
+    data = zlib.decompress(base64.b64decode(record["float32_zlib"]))
+    return Audio(np.frombuffer(data, dtype="<f4").astype(np.float32), record["sample_rate"])
+
+
 TTS = Task("tts", ("synthesize",), "TTSModel: synthesize(text) -> Audio", _synthesize,
-           load=load_texts, score=audio_problems, summarize=TTSEval)
+           load=load_texts, score=audio_problems, summarize=TTSEval, request=lambda item: item.text,
+           again=_again, encode=encode_audio, decode=decode_audio, item_kind="text", set_kind="TTS text set")

@@ -1,0 +1,105 @@
+"""The regression gate: this run's evaluations compared with a baseline run's, every selected ASR
+model x speech set at once with the family-wise correction applied over all of them."""
+from __future__ import annotations
+
+from .._text import redact
+from .._types import SpeechlabError
+from ..compare import Side, compare, family_size, judge
+from ..engine.runner import ModelLoadError
+from ..sinks.store import Store
+from .base import Feature
+
+
+class Gate(Feature):
+    name = "gate"
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.baseline: str | None = None  # a name, a run id or 'latest'
+        self.fail_on_regression = False
+        self.comparisons: dict[tuple[str, str], object] = {}  # (model, speech set) -> Comparison or a reason
+        self._store = None
+        self._run: str | None = None
+        self._issues: list[str] | None = None
+        self._judged = False
+
+    def problems(self) -> list[str]:
+        """Why the baseline cannot be compared with: no database, no such baseline, or a selected
+        model x speech set it has no results for. Checked before any model is built."""
+        engine, ref = self.engine, self.baseline
+        if engine.db_url() is None:
+            return [f"--speechlab-no-db: there is no results database to read baseline {ref!r} from "
+                    "(drop --speechlab-no-db, or give --speechlab-db)"]
+        try:
+            store = self._store = Store(engine.db_url(), read_only=True)
+            run_id = self._run = store.resolve(ref)
+            have = store.evaluations(run_id)
+        except SpeechlabError as exc:
+            return [f"baseline {ref!r}: {exc}"]
+        wanted = [(m, engine.dataset(d).name) for m in engine.selected_models("asr") for d in engine.selected_datasets()]
+        missing = [f"{m} on {d}" for m, d in wanted if (m, d) not in have]
+        if not missing:
+            return []
+        return [f"baseline {ref!r} (run {run_id[:8]}) has no results for {', '.join(missing)}; it has "
+                f"{', '.join(f'{m} on {d}' for m, d in sorted(have)) or 'no results at all'}. Fix: record a run "
+                f"with those models and datasets and point the baseline at it (`speechlab baseline set {ref} RUN`), "
+                "or select what the baseline has"]
+
+    def check(self) -> list[str]:
+        """Before anything is evaluated: with fail_on_regression, a baseline that cannot be compared
+        with is a SpeechlabError; otherwise the problems are returned (and kept as notices)."""
+        if not self.baseline:
+            if self.fail_on_regression:
+                raise SpeechlabError("--speechlab-fail-on-regression needs --speechlab-baseline NAME "
+                                     "(a name from `speechlab baseline set`, a run id or 'latest')")
+            return []
+        problems = self._issues = self.problems()
+        if problems and self.fail_on_regression:
+            raise SpeechlabError("the regression gate cannot compare, so it would pass without judging: "
+                                 + "; ".join(problems))
+        said = [redact(f"regression comparison: {problem}") for problem in problems]
+        self.engine.notices += said
+        return said
+
+    def compare(self, result):
+        """The comparison of ``result`` with the baseline run's same model x speech set, or a reason
+        why none. The first call judges the whole gate: every selected model x speech set is
+        evaluated and compared, and the family-wise correction is applied over all of them."""
+        if not self._judged:
+            self._judged = True
+            self._judge()
+        return self.comparisons.get((result.model, result.dataset),
+                                    f"{result.model} on {result.dataset} is not part of the regression gate")
+
+    def idle(self) -> set[str]:
+        return set() if self.baseline else {"speechlab_regression"}
+
+    def _judge(self) -> None:
+        engine, ref = self.engine, self.baseline
+        problems = self._issues if self._issues is not None else self.problems()
+        store, run_id = self._store, self._run
+        pairs = []
+        for model in engine.selected_models("asr"):
+            try:
+                loaded = engine.pool.get(engine.registry.model(model))
+            except ModelLoadError:
+                continue  # its own tests report the load failure
+            for dataset_ref in engine.selected_datasets():
+                result = engine.evaluate(loaded, engine.dataset(dataset_ref))
+                key = (result.model, result.dataset)
+                rows = store.utterances(run_id, *key) if store is not None and run_id else []
+                if not rows:
+                    self.comparisons[key] = "; ".join(problems) or (
+                        f"baseline {ref!r} (run {run_id[:8]}) has no results for {key[0]} on {key[1]}")
+                    continue
+                run = store.run(run_id)
+                identity = next((m.get("info") for m in run["models"] if m["name"] == key[0]), None)
+                where = next((a.get("environment") for a in run.get("aggregates", ())
+                              if (a.get("model"), a.get("dataset")) == key), None)
+                pairs.append((key, Side.from_rows(f"baseline {ref}, run {run_id[:8]}", *key, rows,
+                                                  run.get("cpu") or "", identity, where), Side.from_result("this run", result)))
+        policy = engine.settings.regression
+        family = family_size([(base, this) for _, base, this in pairs], policy)
+        judged = judge([compare(base, this, policy, family) for _, base, this in pairs], policy)
+        for (key, _, _), comparison in zip(pairs, judged):
+            self.comparisons[key] = comparison
