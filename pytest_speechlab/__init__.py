@@ -46,6 +46,7 @@ from ._types import (
 )
 from ._weights import cache_dir, local_model_path, weights_digest
 from .engine.api import evaluate_models
+from .features import Feature
 from .engine.pipeline import Engine
 from .engine.runner import LoadedModel, ModelPool, Runner
 from .grading import Grade, GradePolicy, grade_model
@@ -113,6 +114,7 @@ __all__ = [
     "default_threads",
     "evaluate",
     "evaluate_models",
+    "Feature",
     "get_normalizer",
     "grade_model",
     "hookimpl",

@@ -166,6 +166,7 @@ class SpeechlabConfig:
     unstable: str = "fail"  # a threshold verdict whose repeats fall on both sides of the limit: fail or warn
     busy_tolerance: float = BUSY_TOLERANCE  # share of the CPUs other processes may take before speed is not judged
     min_samples: dict[str, int] = field(default_factory=lambda: dict(MIN_SAMPLES))  # below: "too few to judge"
+    features: dict[str, dict] = field(default_factory=dict)  # [tool.speechlab.features.NAME]: each feature's own table
 
     def language_normalizers(self, dataset: str) -> LanguageNormalizers:
         """The normalizers and default language for scoring ``dataset``."""
@@ -198,7 +199,7 @@ class SpeechlabConfig:
 
 TOP_LEVEL = ("normalizer", "normalizers", "language", "dataset_languages", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
              "utterance_timeout", "cache", "retime", "perturbations", "robustness", "repeats", "seed", "unstable",
-             "busy_tolerance", "min_samples")
+             "busy_tolerance", "min_samples", "features")
 UNSTABLE_POLICIES = ("fail", "warn")
 
 
@@ -292,6 +293,8 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
         config.min_samples[metric] = check_value(value, int, where)
         if config.min_samples[metric] < 1:
             raise SpeechlabError(f"{where} must be 1 or more (the fewest samples the figure is judged on), got {value}")
+    for name, settings in check_value(table.get("features", {}), dict, "[tool.speechlab.features]").items():
+        config.features[name] = check_value(settings, dict, f"[tool.speechlab.features.{name}]")
     regression = check_value(table.get("regression", {}), dict, "[tool.speechlab.regression]")
     config.regression = GatePolicy(**{"min_samples": config.min_samples["wer"],
                                       **checked(GatePolicy, regression, "[tool.speechlab.regression]")})

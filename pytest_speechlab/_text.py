@@ -16,6 +16,9 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@")
+# key=value credentials: URL query parameters (?password=...), libpq keywords, messages quoting them
+_KEYED = re.compile(r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|sslpassword)\s*=\s*)"
+                    r"(?P<quote>['\"]?)(?P<value>[^\s&;'\",)]+)")
 
 MAX_TEXT_CHARS = 100_000  # model output kept for scoring, storage and display
 
@@ -49,8 +52,10 @@ def storable(value: Any) -> Any:
 
 
 def redact(text: object) -> str:
-    """Passwords in URLs (``postgresql://user:secret@host``) replaced by ``***``."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+    """Passwords in URLs (``postgresql://user:secret@host``) and key=value credentials
+    (``?password=secret``, ``token=secret``) replaced by ``***``."""
+    text = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+    return _KEYED.sub(lambda m: f"{m['key']}{m['quote']}***", text)
 
 
 def redact_args(args: list[str]) -> list[str]:

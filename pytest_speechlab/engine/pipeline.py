@@ -101,6 +101,9 @@ class Engine:
             self._registry = registry
             for cls in registry.features:
                 self.features.setdefault(cls.name, cls(self))
+            for name in set(self.settings.features) - set(self.features):
+                warnings.warn(f"[tool.speechlab.features.{name}]: no feature named {name!r} is installed "
+                              f"(installed: {', '.join(self.features)})", stacklevel=2)
         return self._registry
 
     def selected_models(self, task: str | None = None) -> list[str]:
@@ -370,9 +373,20 @@ class Engine:
             aside = self.aside()
             record = {"evaluations": [r.serialized() for (_, d), r in self.results.items() if d not in aside]}
             for feature in self.features.values():
-                record.update(feature.serialized())
+                record.update(self.asked(feature, "serialized", {}))
             self._serialized = (key, record)
         return self._serialized[1]
+
+    def asked(self, feature, question: str, otherwise: Any) -> Any:
+        """A feature's answer to ``serialized`` or ``report_lines``; a feature that raises is said
+        once in the summary and costs no other feature or sink its data."""
+        try:
+            return getattr(feature, question)()
+        except Exception as exc:  # noqa: BLE001 - a plugin's feature
+            notice = redact(f"feature {feature.name!r}: {question}() failed: {type(exc).__name__}: {exc}")
+            if notice not in self.notices:
+                self.notices.append(notice)
+            return otherwise
 
     def finish(self, outcomes: list[dict] = ()) -> None:
         """Record the test outcomes (if any), each model's grade, and that the run finished."""

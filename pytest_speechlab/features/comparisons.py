@@ -42,11 +42,18 @@ class CrossRuntime(Feature):
 
 class BatchEquivalence(Feature):
     name = "batching"
+    options = ((("--speechlab-batch-equivalence",), dict(
+        metavar="N", type=int, default=None,
+        help="run the batch equivalence suite: each selected model with a batch method at batch size N "
+        "against batch 1 (paired WER difference, differing transcripts, throughput of each).")),)
 
     def __init__(self, engine) -> None:
         super().__init__(engine)
         self.size: int | None = None  # the batch size compared with 1 (--speechlab-batch-equivalence)
         self.comparisons: dict[tuple, object] = {}  # (speech set, size) -> [BatchComparison] or a reason
+
+    def configure(self, option) -> None:
+        self.size = option.speechlab_batch_equivalence
 
     def compare(self, dataset):
         """Each selected ASR model that has a batch method, at ``size`` against batch 1 on

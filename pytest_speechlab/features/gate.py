@@ -12,6 +12,16 @@ from .base import Feature
 
 class Gate(Feature):
     name = "gate"
+    options = (
+        (("--speechlab-baseline",), dict(
+            metavar="NAME_OR_RUN", default=None,
+            help="compare every model x dataset with this baseline run (a name from `speechlab baseline "
+            "set`, a run id or 'latest'); the comparison shows in the summary.")),
+        (("--speechlab-fail-on-regression",), dict(
+            action="store_true", default=False,
+            help="with --speechlab-baseline: fail when WER/CER is significantly worse beyond the minimum "
+            "effect, or RTF grew beyond its tolerance ([tool.speechlab.regression]).")),
+    )
 
     def __init__(self, engine) -> None:
         super().__init__(engine)
@@ -22,6 +32,9 @@ class Gate(Feature):
         self._run: str | None = None
         self._issues: list[str] | None = None
         self._judged = False
+
+    def configure(self, option) -> None:
+        self.baseline, self.fail_on_regression = option.speechlab_baseline, option.speechlab_fail_on_regression
 
     def problems(self) -> list[str]:
         """Why the baseline cannot be compared with: no database, no such baseline, or a selected

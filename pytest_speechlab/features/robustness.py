@@ -13,12 +13,19 @@ from .base import Feature
 
 class RobustnessFeature(Feature):
     name = "robustness"
+    options = ((("--speechlab-robustness",), dict(
+        action="store_true", default=False,
+        help="run the robustness suite: each selected model on each speech dataset through every "
+        "[tool.speechlab.robustness] perturbation at four severities (WER, WERD, NWERD per severity).")),)
 
     def __init__(self, engine) -> None:
         super().__init__(engine)
         self.evals: dict[tuple, RobustnessEval] = {}  # (model, speech set) -> RobustnessEval
         self.only: set[str] = set()  # perturbed sets only this feature evaluated
         self.enabled = engine.settings.robustness.enabled  # or --speechlab-robustness
+
+    def configure(self, option) -> None:
+        self.enabled = option.speechlab_robustness or self.engine.settings.robustness.enabled
 
     def evaluate(self, loaded, dataset) -> RobustnessEval:
         key = (loaded.name, dataset.name)

@@ -28,12 +28,19 @@ from .base import Feature
 
 class TTSFeature(Feature):
     name = "tts"
+    options = ((("--speechlab-tts-judge",), dict(
+        metavar="NAME", default=None,
+        help="ASR model that transcribes synthesized speech for TTS intelligibility; "
+        "default: [tool.speechlab.tts] judge, else faster-whisper/tiny.en.")),)
 
     def __init__(self, engine) -> None:
         super().__init__(engine)
         self.evals: dict[tuple[str, str], object] = {}  # (model, text set reference) -> TTSEval
         self.judge_name: str | None = None  # default: [tool.speechlab.tts] judge
         self._reference_speaker = None  # its centroid embedding, once
+
+    def configure(self, option) -> None:
+        self.judge_name = option.speechlab_tts_judge
 
     def text_set(self, ref: str):
         return self.engine.load_set(TTS, ref)

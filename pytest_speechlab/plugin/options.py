@@ -4,12 +4,16 @@ from __future__ import annotations
 import pytest
 
 from .._types import CACHE_MODES
+from ..features import FEATURES
 
 DEFAULT_MODELS = ["faster-whisper/tiny.en"]
 DEFAULT_DATASETS = ["speechlab/speech", "speechlab/nonspeech"]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("speechlab", "speech model evaluation (pytest-speechlab)")
+    for feature in FEATURES:  # each feature's own options, declared with it
+        for flags, kwargs in feature.options:
+            group.addoption(*flags, **kwargs)
     group.addoption(
         "--speechlab-model", action="append", default=[], metavar="NAME", dest="speechlab_models",
         help="model to evaluate (repeatable); overrides the speechlab_models ini value. "
@@ -45,16 +49,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--speechlab-no-db", action="store_true", default=False,
         help="do not record this run in the results database.",
-    )
-    group.addoption(
-        "--speechlab-baseline", metavar="NAME_OR_RUN", default=None,
-        help="compare every model x dataset with this baseline run (a name from `speechlab baseline "
-        "set`, a run id or 'latest'); the comparison shows in the summary.",
-    )
-    group.addoption(
-        "--speechlab-fail-on-regression", action="store_true", default=False,
-        help="with --speechlab-baseline: fail when WER/CER is significantly worse beyond the minimum "
-        "effect, or RTF grew beyond its tolerance ([tool.speechlab.regression]).",
     )
     group.addoption(
         "--speechlab-markdown", metavar="PATH", default=None,
@@ -112,16 +106,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "choice in this process, the CPUs shared equally among workers.",
     )
     group.addoption(
-        "--speechlab-batch-equivalence", metavar="N", type=int, default=None,
-        help="run the batch equivalence suite: each selected model with a batch method at batch size N "
-        "against batch 1 (paired WER difference, differing transcripts, throughput of each).",
-    )
-    group.addoption(
-        "--speechlab-robustness", action="store_true", default=False,
-        help="run the robustness suite: each selected model on each speech dataset through every "
-        "[tool.speechlab.robustness] perturbation at four severities (WER, WERD, NWERD per severity).",
-    )
-    group.addoption(
         "--speechlab-properties", action="store_true", default=False,
         help="run the metamorphic property suites (hypothesis draws perturbations of each speech "
         "dataset's three shortest clips; $SPEECHLAB_PROPERTY_EXAMPLES examples per property, default 10).",
@@ -134,11 +118,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--speechlab-ray-address", metavar="ADDRESS", default=None,
         help="the Ray cluster for --speechlab-executor ray (ray://host:10001, or auto); default: a local "
         "Ray started for the session and stopped after it.",
-    )
-    group.addoption(
-        "--speechlab-tts-judge", metavar="NAME", default=None,
-        help="ASR model that transcribes synthesized speech for TTS intelligibility; "
-        "default: [tool.speechlab.tts] judge, else faster-whisper/tiny.en.",
     )
     parser.addini("speechlab_models", "models evaluated when no --speechlab-model is given",
                   type="linelist", default=[])

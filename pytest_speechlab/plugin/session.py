@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from .. import _hookspecs
 from .._config import load_config
 from .._progress import Progress
 from .._text import terminal
@@ -19,6 +20,7 @@ from ..sinks.store import default_url, normalize_url
 from .options import DEFAULT_DATASETS, DEFAULT_MODELS
 
 session_key = pytest.StashKey["SpeechlabSession"]()
+HOOKS = tuple(name for name in dir(_hookspecs) if name.startswith("speechlab_"))  # what a conftest.py may implement
 
 def _pyproject(config: pytest.Config) -> Path:
     inipath = config.inipath
@@ -45,11 +47,8 @@ class SpeechlabSession(Frontend):
                              retime=option.speechlab_retime, args=list(config.invocation_params.args),
                              workers=option.speechlab_workers, threads=option.speechlab_threads,
                              executor=option.speechlab_executor, ray_address=option.speechlab_ray_address, frontend=self)
-        self.engine.gate.baseline = option.speechlab_baseline
-        self.engine.gate.fail_on_regression = option.speechlab_fail_on_regression
-        self.engine.tts.judge_name = option.speechlab_tts_judge
-        self.engine.batching.size = option.speechlab_batch_equivalence
-        self.engine.robustness.enabled = option.speechlab_robustness or settings.robustness.enabled
+        for feature in self.engine.features.values():
+            feature.configure(option)
         self.report_problems: list[str] = []
         self.current_nodeid: str | None = None
         self.metamorphic: dict[tuple, object] = {}  # (model, speech set) -> MetamorphicCheck (the properties suite)
@@ -69,7 +68,7 @@ class SpeechlabSession(Frontend):
         # conftest.py files and pytest plugins that implement speechlab hooks take part too,
         # so a team can register a local model without packaging it.
         return [plugin for plugin in self.config.pluginmanager.get_plugins()
-                if hasattr(plugin, "speechlab_register_models") or hasattr(plugin, "speechlab_register_datasets")]
+                if any(hasattr(plugin, name) for name in HOOKS)]
 
     def models(self, engine) -> list[str]:
         """ASR defaults to DEFAULT_MODELS when nothing is selected; TTS and chat have no default:

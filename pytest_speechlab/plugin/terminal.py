@@ -94,7 +94,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     for comparison in session.gate.comparisons.values():
         write(comparison if isinstance(comparison, str) else comparison.report())
     for feature in session.features.values():
-        for line in feature.report_lines():
+        for line in session.asked(feature, "report_lines", []):
             write(line)
     for problem in session.notices + plugin.report_problems:
         write(problem)
