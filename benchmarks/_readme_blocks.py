@@ -32,6 +32,7 @@ def save_run(path: Path, meta: dict, keep_alignment: bool = True) -> dict:
             if not keep_alignment:
                 u.pop("alignment", None)
     run["meta"] = {"run_id": None, **meta}
+    run["run"] = None  # the database's copy of the run: this machine's, and a second copy of the figures
     path.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return run
 

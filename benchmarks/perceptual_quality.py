@@ -26,13 +26,11 @@ REAL = REPO.parent / "shared" / "data" / "realspeech-dev"
 
 def synthesized(model: str, texts: list[str]) -> list[tuple[np.ndarray, int]]:
     from pytest_speechlab import ModelPool, Runner, build_registry, make_plugin_manager
+    from pytest_speechlab.tasks.tts import TextItem
 
     loaded = ModelPool().get(build_registry(make_plugin_manager()).model(model))
-    runner, out = Runner(), []
-    for text in texts:
-        audio = runner.synthesize(loaded, text).value
-        out.append((audio.samples, audio.sample_rate))
-    return out
+    calls = Runner().run(loaded, [TextItem(f"t{i}", text) for i, text in enumerate(texts)])
+    return [(c.invocation.value.samples, c.invocation.value.sample_rate) for c in calls]
 
 
 def files(paths) -> list[tuple[np.ndarray, int]]:

@@ -52,3 +52,33 @@ def test_evaluate_models_outside_pytest_records_and_caches(tmp_path):
         check_below(untimed, "rtf", 1000.0)
     (unrecorded,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, plugins=[PLUGIN])
     assert unrecorded.cached_count == 0 and len(store.runs()) == 3
+
+
+def test_a_failing_inference_cache_degrades_to_computing_and_loses_no_figure(tmp_path, monkeypatch):
+    """The cache is an optimization: a write that fails (a full disk) or a read that fails (a
+    malformed row) turns it off for the session, said once; every output is computed and recorded."""
+    from pytest_speechlab.sinks.store import Store
+
+    manifest = make_fake_dataset(tmp_path / "data")
+    db = tmp_path / "results.db"
+
+    def full_disk(self, rows, replace=False):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Store, "put_outputs", full_disk)
+    with pytest.warns(UserWarning, match="inference cache off for the rest of the session: writing an output failed"):
+        (result,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN])
+    assert result.wer == 0.0 and len(result.processed) == 4 and result.cached_count == 0
+    store = Store(f"sqlite:///{db}", read_only=True)
+    assert len(store.utterances(store.resolve("latest"))) == 4  # the measured rows were recorded
+    monkeypatch.undo()
+
+    evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN])  # fills the cache
+
+    def malformed(self, keys):
+        raise ValueError("Expecting value: line 1 column 1 (char 0)")
+
+    monkeypatch.setattr(Store, "outputs", malformed)
+    with pytest.warns(UserWarning, match="reading cached outputs failed .ValueError"):
+        (again,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN])
+    assert again.cached_count == 0 and again.wer == result.wer and len(again.processed) == 4

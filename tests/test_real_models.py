@@ -85,7 +85,8 @@ def test_tiny_en_hallucinates_on_digital_silence_and_the_vad_variant_does_not(re
             assert {"nonspeech_text", "known_phrase"} <= {f.kind for f in u.findings}
             assert all(s.no_speech_prob > 0.6 for s in u.transcript.segments)
     assert grades["faster-whisper/tiny.en"].grade == "C"
-    assert grades["faster-whisper/tiny.en"].reason.startswith("hallucinated on 1/1 [0.21-1.00] non-speech clips: silence_10s 'You'")
+    reason = grades["faster-whisper/tiny.en"].reason  # what it invents on silence is this machine's; that it does is not
+    assert reason.startswith("hallucinated on 1/1 [0.21-1.00] non-speech clips: silence_10s '")
     assert grades["tiny-vad-test"].grade in ("A+", "A")
 
 

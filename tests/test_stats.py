@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_speechlab.metrics.stats import GatePolicy, bootstrap_ci, is_regression, mcnemar_exact, paired_compare
+from pytest_speechlab.metrics.stats import GatePolicy, bootstrap_ci, mcnemar_exact, paired_compare
 
 
 def test_bootstrap_ci_brackets_the_ratio_of_sums_and_narrows_with_data():

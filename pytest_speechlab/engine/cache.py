@@ -28,7 +28,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .._machine import compute_threads
 from .._perturb import chain_label, perturbation_code
+from .._text import redact
 from .._types import Call, Invocation, Output, Segment, Transcript, Utterance
 from ..tasks import ASR, TASKS
 from ..metrics.stats import number
@@ -183,6 +185,9 @@ class OutputCache:
     machine: dict | None = None
     # models whose cached outputs the re-timing audit found stale: recomputed, and replaced, this session
     stale: set = field(default_factory=set)
+    # why the cache stopped (the database failed reading or writing it): an optimization that fails
+    # degrades to computing, said once, and never costs a measured figure
+    problem: str | None = None
 
     def reads_for(self, model: str) -> bool:
         return self.reads and model not in self.stale
@@ -192,11 +197,15 @@ class OutputCache:
 
     @property
     def reads(self) -> bool:
-        return self.store is not None and self.mode in ("on", "read-only")
+        return self.store is not None and self.problem is None and self.mode in ("on", "read-only")
 
     @property
     def writes(self) -> bool:
-        return self.store is not None and self.mode in ("on", "refresh")
+        return self.store is not None and self.problem is None and self.mode in ("on", "refresh")
+
+    def _failed(self, doing: str, exc: Exception) -> None:
+        self.problem = redact(f"inference cache off for the rest of the session: {doing} failed ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}); outputs are computed instead")
 
     def keys(self, loaded, utterances: list, repeats: int, threads: int | None = None,
              seed: int | None = None) -> dict[str, list[str]]:
@@ -223,7 +232,11 @@ class OutputCache:
         """The outputs this cache has for every repeat of an utterance."""
         if not self.reads or not keys:
             return {}
-        found = self.store.outputs([k for ks in keys.values() for k in ks])
+        try:
+            found = self.store.outputs([k for ks in keys.values() for k in ks])
+        except Exception as exc:  # noqa: BLE001 - a malformed row, a dropped connection: compute instead
+            self._failed("reading cached outputs", exc)
+            return {}
         hits = {}
         for utt in utterances:
             records = [found.get(k) for k in keys.get(utt.id, ())]
@@ -266,7 +279,10 @@ class OutputCache:
         """Write a computed output under its keys (an error or a skip is never cached)."""
         rows = self.rows(model, output, keys)
         if rows:
-            self.store.put_outputs(rows, replace=self.replaces_for(model))
+            try:
+                self.store.put_outputs(rows, replace=self.replaces_for(model))
+            except Exception as exc:  # noqa: BLE001 - a full disk, a dropped connection: the run goes on
+                self._failed("writing an output", exc)
 
     def rows(self, model: str, output: Output, keys: list[str]) -> list[dict]:
         """The rows to write for a computed output (none for an error or a skip: never cached)."""
@@ -299,6 +315,45 @@ class OutputCache:
                  "audio_seconds": audio if isinstance(audio, (int, float)) else 0.0, "notes": [],
                  "run_id": self.run_id, "cpu": machine.get("cpu"), "host": machine.get("host")}
                 for i, (key, value) in enumerate(zip(keys, [invocation.value, *invocation.again]))]
+
+
+class CachedRun:
+    """The inference cache around the runner (lm-eval's CachingLM placement): outputs it has are
+    handed over as they are (they keep the timing measured when they were computed), and only the
+    misses reach the runner; each computed output is written as soon as it exists, so that a session
+    killed half-way resumes from there. Without a cache (``cache`` None) it is the runner itself."""
+
+    def __init__(self, runner, cache: OutputCache | None) -> None:
+        self.runner, self.cache = runner, cache
+
+    def lookup(self, model, items: list) -> tuple[dict, dict]:
+        """(keys, hits): each item's cache keys, and the outputs the cache has for every repeat of an
+        item (none where the cache is off or the model's outputs were found stale)."""
+        cache = self.cache
+        if cache is None:
+            return {}, {}
+        threads = compute_threads(model.info, self.runner.executor_for(model))
+        keys = cache.keys(model, items, self.runner.repeats, threads, self.runner.seed)
+        return keys, (cache.lookup(keys, items) if cache.reads_for(model.name) else {})
+
+    def run(self, model, items: list, on_output, found: tuple[dict, dict] | None = None) -> None:
+        """Every item's output handed to ``on_output``: cached ones first (an utterance's input is
+        checked again: a file that changed its declared duration, became unreadable or silent is an
+        input error, never scored), then the computed ones as they arrive. ``found``: ``lookup``'s
+        answer where the caller has it already."""
+        keys, hits = found if found is not None else self.lookup(model, items)
+        if self.cache is not None and not self.cache.reads_for(model.name):  # found stale since it was looked up
+            hits = {}
+        for item in items:
+            if item.id in hits:
+                on_output(self.runner.checked(model, item) or hits[item.id])
+
+        def computed(output) -> None:
+            if self.cache is not None:
+                self.cache.put(model.name, output, keys.get(output.item_id, []))
+            on_output(output)
+
+        self.runner.run(model, [i for i in items if i.id not in hits], on_output=computed)
 
 
 def _differs(cached, fresh) -> tuple[bool, bool] | None:

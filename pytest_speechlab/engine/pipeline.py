@@ -32,9 +32,10 @@ from .._types import Call, SpeechlabError
 from ..features import FEATURES
 from ..grading import grade_model
 from ..metrics.normalize import get_normalizer
-from ..sinks.store import RowsRejected, Store, run_metadata
+from ..sinks.recorder import RunRecorder
+from ..sinks.store import Store, run_metadata
 from ..tasks import ASR
-from .cache import OutputCache, cache_audit
+from .cache import CachedRun, OutputCache, cache_audit
 from .executors import threads_environment
 from .frontend import Frontend, make_executor
 from .runner import ModelPool, Runner, batch_size
@@ -71,10 +72,10 @@ class Engine:
         self.frontend = frontend or Frontend()
         self._datasets: dict[str, Any] = {}
         self.results: dict[tuple[str, str], Any] = {}
-        self.store = None  # opened at the first evaluation
-        self.run_id: str | None = None
-        self.store_problem: str | None = None
         self.notices: list[str] = []
+        # the results database, the run started at the first write
+        self.recorder = RunRecorder(db_url, lambda: run_metadata(self.git, get_normalizer(settings.normalizer).label,
+                                                                  self.run_config()), self.notices)
         self._cache = None
         self.pool = ModelPool()
         self.runner = Runner(executor=make_executor(executor, workers, threads, ray_address),
@@ -130,7 +131,7 @@ class Engine:
             base, chain = split_dataset_ref(ref, lambda r: r in self.registry.datasets or Path(r).exists())
             if chain:
                 self._datasets[ref] = self.perturbed(self.dataset(base), chain)
-            elif spec := self.registry.datasets.get(ref):
+            elif ref in self.registry.datasets:
                 self._datasets[ref] = ASR.load(self._registered(ref, ASR), name=ref, formats=self.registry.formats)
             else:
                 path = Path(ref).resolve()
@@ -182,18 +183,6 @@ class Engine:
 
     # -- the results database ------------------------------------------------------------------
 
-    def _open_store(self) -> None:
-        """Open the store and start this run's row, once; a database problem warns, never stops."""
-        if self.store is not None or self.store_problem or self.db_url() is None:
-            return
-        try:
-            store = Store(self.db_url())
-            self.run_id = store.start_run(run_metadata(self.git, get_normalizer(self.settings.normalizer).label,
-                                                       self.run_config()))
-            self.store = store
-        except Exception as exc:  # noqa: BLE001
-            self._store_failed(exc)
-
     @functools.cached_property
     def git(self) -> tuple[str | None, bool | None, str | None]:
         """(commit, dirty, commit time) of the checkout at the root: asked once per session, for the
@@ -202,23 +191,6 @@ class Engine:
 
     def db_url(self) -> str | None:
         return self._db_url
-
-    def _store_failed(self, exc: BaseException) -> None:
-        self.store, self.store_problem = None, redact(f"results database not written: {type(exc).__name__}: {exc}")
-        warnings.warn(self.store_problem, stacklevel=2)
-
-    def record(self, method: str, *args) -> None:
-        """Write to the results database (opened at the first write); a failure warns and stops
-        recording, rows the database rejects are said and the others kept."""
-        self._open_store()
-        if self.store is not None:
-            try:
-                getattr(self.store, method)(self.run_id, *args)
-            except RowsRejected as exc:  # the other rows were written: keep recording
-                self.notices.append(redact(str(exc)))
-                warnings.warn(self.notices[-1], stacklevel=2)
-            except Exception as exc:  # noqa: BLE001
-                self._store_failed(exc)
 
     # -- evaluating ------------------------------------------------------------------------------
 
@@ -242,8 +214,8 @@ class Engine:
         seeding = (f"seed({self.runner.seed}, utterance id, repeat) before every call" if seeded else
                    "not seeded: the model has no seed()" if self.runner.seed is not None else "seeding off (seed = false)")
         env = {**env, "repeats": self.repeats, "seed": self.runner.seed if seeded else None, "seeding": seeding}
-        self.record("record_model", info, subject.load_seconds)
-        self.record("record_progress", subject.name, dataset_name, len(utterances))
+        self.recorder.model(info, subject.load_seconds)
+        self.recorder.progress(subject.name, dataset_name, len(utterances))
         normalizers = self.settings.language_normalizers(dataset_name)
         scored, pending = [], []
 
@@ -251,7 +223,7 @@ class Engine:
 
         def flush() -> None:
             nonlocal flushed
-            self.record("record_utterances", subject.name, dataset_name, list(pending))
+            self.recorder.utterances(subject.name, dataset_name, list(pending))
             pending.clear()
             flushed = time.monotonic()
 
@@ -264,7 +236,8 @@ class Engine:
                 flush()
 
         cache = self.output_cache()
-        found = self.runner.cached(transcriber, utterances, cache)
+        cached = CachedRun(self.runner, cache)
+        found = cached.lookup(transcriber, utterances)
         # speed is never judged on cached timings alone, and cached outputs are audited: a sample of
         # them is decoded and timed again before the evaluation (a stale cache is then recomputed whole)
         if adjust is None and self.retime and found[1]:
@@ -272,7 +245,8 @@ class Engine:
         probe = ContentionProbe()
         started = time.perf_counter()
         with self.progress(f"{transcriber.name} x {dataset_name}", len(utterances)) as progress:
-            self.runner.run(transcriber, utterances, on_output=on_output, cache=cache, found=found)
+            cached.run(transcriber, utterances, on_output, found)
+        self._said(cache)
         wall = time.perf_counter() - started
         contention = probe.finish(self.settings.busy_tolerance)
         flush()
@@ -291,29 +265,36 @@ class Engine:
             result.cache_audit = retimed.pop("audit")
             if result.cached_count:
                 result.retimed = retimed
-        self.record("record_aggregate", subject.name, dataset_name, result.summary(), result.environment)
+        self.recorder.aggregate(subject.name, dataset_name, result.summary(), result.environment)
         return result
 
     def run_items(self, loaded, items: list, label: str) -> tuple[list, dict]:
         """Every item's output in order, through the runner's one loop (the session's executor, the
         inference cache), with progress shown; and the outputs that came from the cache."""
-        self._open_store()  # the cache lives in the results database
         cache = self.output_cache()
-        found = self.runner.cached(loaded, items, cache)
+        cached = CachedRun(self.runner, cache)
+        found = cached.lookup(loaded, items)
         outputs = {}
         with self.progress(label, len(items)) as progress:
             def on_output(output) -> None:
                 outputs[output.item_id] = output
                 progress.advance((_timing(output) or (0.0, 0.0))[0])
 
-            self.runner.run(loaded, items, on_output=on_output, cache=cache, found=found)
+            cached.run(loaded, items, on_output, found)
+        self._said(cache)
         return [outputs[item.id] for item in items], found[1]
+
+    def _said(self, cache) -> None:
+        """A cache that stopped (its database failed) is said once; the run went on without it."""
+        if cache is not None and cache.problem and cache.problem not in self.notices:
+            self.notices.append(cache.problem)
+            warnings.warn(cache.problem, stacklevel=3)
 
     def output_cache(self):
         """The inference cache of this session (None without a results database, or when off)."""
-        if self._cache is None:
-            mode = self.cache_mode
-            self._cache = OutputCache(self.store if mode != "off" else None, mode, self.run_id,
+        if self._cache is None:  # it lives in the results database
+            mode, store = self.cache_mode, self.recorder.open()
+            self._cache = OutputCache(store if mode != "off" else None, mode, self.recorder.run_id,
                                       {"cpu": machine()["cpu"], "host": machine()["host"]})
         return self._cache if self._cache.store is not None else None
 
@@ -390,11 +371,11 @@ class Engine:
 
     def finish(self, outcomes: list[dict] = ()) -> None:
         """Record the test outcomes (if any), each model's grade, and that the run finished."""
-        if self.run_id is None:
+        if self.recorder.run_id is None:
             return
         if outcomes:  # setup and call may both report: the last word per test wins
-            self.record("record_outcomes", list({o["nodeid"]: o for o in outcomes}.values()))
+            self.recorder.outcomes(list({o["nodeid"]: o for o in outcomes}.values()))
         for model in dict.fromkeys(m for m, _ in self.results):
             grade = self.grade(model)
-            self.record("record_grade", model, grade.grade, grade.reason)
-        self.record("finish_run")
+            self.recorder.grade(model, grade.grade, grade.reason)
+        self.recorder.finish()

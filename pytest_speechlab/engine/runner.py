@@ -25,7 +25,6 @@ from .._audio import (
     read_audio,
     silent_spans,
 )
-from .._machine import compute_threads
 from .._perturb import chain_label, heard
 from .._registry import ModelSpec
 from .._text import storable, unicode_safe
@@ -248,54 +247,24 @@ class Runner:
         self.timeout = timeout  # seconds one model call may take (None: no limit)
         self.worker = worker  # recorded with every output: which process computed it
 
-    def run(
-        self,
-        model: LoadedModel,
-        utterances: Iterable[Utterance],
-        on_output: Callable[[Output], None] | None = None,
-        cache: Any = None,
-        found: tuple[dict, dict] | None = None,
-    ) -> list[Output] | None:
-        """Every utterance's Output, in order (or, with ``on_output``, each handed over as it
-        arrives and none kept here). With an OutputCache, outputs it has are taken from it (they
-        keep the timing measured when they were computed) and only the misses reach the executor;
-        each computed output is written to the cache as soon as it exists, so that a session
-        killed half-way resumes from there. ``found``: this evaluation's (keys, hits) when the
-        caller has looked them up already (``cached``)."""
-        utterances = list(utterances)
-        keep = on_output is None
-        keys, hits = found if found is not None else self.cached(model, utterances, cache)
-        if cache is not None and not cache.reads_for(model.name):  # found stale since it was looked up
-            hits = {}
+    def run(self, model: LoadedModel, items: Iterable, on_output: Callable[[Any], None] | None = None) -> list | None:
+        """Every item's output, in order (or, with ``on_output``, each handed over as it arrives and
+        none kept here), computed on the session's executor. The inference cache wraps this
+        (``cache.CachedRun``): only its misses reach the runner."""
+        items = list(items)
         outputs = {}
-
-        def deliver(output) -> None:
-            if keep:
+        for output in self.executor_for(model).run(self, model, self.plan(model, items)):
+            if on_output is None:
                 outputs[output.item_id] = output
             else:
                 on_output(output)
+        return [outputs[item.id] for item in items] if on_output is None else None
 
-        for utt in utterances:
-            if utt.id in hits:
-                # a cached output is still an input checked like any other: a file that changed its
-                # declared duration, became unreadable or silent is an input error, never scored
-                checked = self._read(model, utt) if isinstance(utt, Utterance) else None
-                deliver(checked if isinstance(checked, Output) else hits[utt.id])
-        misses = [u for u in utterances if u.id not in hits]
-        for output in self.executor_for(model).run(self, model, self.plan(model, misses)):
-            if cache is not None:
-                cache.put(model.name, output, keys.get(output.item_id, []))
-            deliver(output)
-        return [outputs[u.id] for u in utterances] if keep else None
-
-    def cached(self, model: LoadedModel, utterances: list[Utterance], cache: Any) -> tuple[dict, dict]:
-        """(keys, hits): each utterance's cache keys, and the outputs the cache has for every repeat
-        of an utterance (none where the cache is off or the model's outputs were found stale)."""
-        if cache is None:
-            return {}, {}
-        threads = compute_threads(model.info, self.executor_for(model))
-        keys = cache.keys(model, utterances, self.repeats, threads, self.seed)
-        return keys, (cache.lookup(keys, utterances) if cache.reads_for(model.name) else {})
+    def checked(self, model: LoadedModel, item: Any) -> Output | None:
+        """An utterance's input read and checked again (untimed): the Output saying why it cannot be
+        run, or None when it can (a cached output is still an input checked like any other)."""
+        found = self._read(model, item) if isinstance(item, Utterance) else None
+        return found if isinstance(found, Output) else None
 
     def executor_for(self, model: LoadedModel) -> Executor:
         """The session's executor; for a model with a ``concurrency`` above 1 run in this process,

@@ -143,9 +143,9 @@ class ChatFeature(Feature):
     def _record(self, loaded, name: str, evaluation) -> None:
         """Chat and spoken-pipeline results go to the results database like ASR and TTS results."""
         engine = self.engine
-        engine.record("record_model", loaded.info, loaded.load_seconds)
-        engine.record("record_utterances", loaded.name, name, evaluation.rows())
-        engine.record("record_aggregate", loaded.name, name, evaluation.summary(), environment(loaded.info))
+        engine.recorder.model(loaded.info, loaded.load_seconds)
+        engine.recorder.utterances(loaded.name, name, evaluation.rows())
+        engine.recorder.aggregate(loaded.name, name, evaluation.summary(), environment(loaded.info))
 
     def reports(self) -> tuple[list, list]:
         """The chat evaluations and spoken-question pipelines of this session (reasons left out)."""

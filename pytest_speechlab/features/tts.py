@@ -93,7 +93,7 @@ class TTSFeature(Feature):
         engine.results[key] = result
         self.evals[key] = TTS.summarize(result, judge.name, claims, problems, differing, errors, str(folder), quality,
                                         dict(Counter(call.worker for call in calls if call.cached is None)))
-        engine.record("annotate_aggregate", loaded.name, texts.name, "tts", self.evals[key].serialized())
+        engine.recorder.annotate(loaded.name, texts.name, "tts", self.evals[key].serialized())
         return self.evals[key]
 
     def quality(self, clips: dict) -> QualityResult:

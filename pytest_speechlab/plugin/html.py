@@ -47,6 +47,7 @@ class HtmlReport:
         commit = speechlab.git[0]
         here = machine()
         threads = ", ".join(f"{name}: {loaded.info.get('threads', '?')}" for name, loaded in speechlab.pool.loaded.items())
-        return {"run": speechlab.run_id or "not recorded (--speechlab-no-db or no database)",
+        recorder = speechlab.recorder
+        return {"run": recorder.run_id or "not recorded (--speechlab-no-db or no database)",
                 "commit": commit[:12] if commit else None, "cpu": f"{here['cpu']} ({here['cpu_count']} CPUs)",
-                "threads": threads, "database": speechlab.store.shown_url if speechlab.store else None}
+                "threads": threads, "database": recorder.store.shown_url if recorder.store else None}

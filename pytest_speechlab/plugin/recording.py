@@ -56,7 +56,7 @@ class Recorder:
         self.outcomes: list[dict] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.session.engine.run_id is not None and (report.when == "call" or report.outcome != "passed"):
+        if self.session.engine.recorder.run_id is not None and (report.when == "call" or report.outcome != "passed"):
             message = None if report.passed else str(report.longrepr)[-2000:]
             self.outcomes.append({"nodeid": report.nodeid, "outcome": report.outcome,
                                   "duration": report.duration, "message": message})
@@ -101,8 +101,9 @@ class Recorder:
         grades = engine.grades()
         option = speechlab.config.option
         mlflow_uri = option.speechlab_mlflow or os.environ.get("SPEECHLAB_MLFLOW")
-        meta = {"run_id": engine.run_id, "args": redact_args(list(speechlab.config.invocation_params.args))}
-        run_meta = {"run_id": engine.run_id, "git_commit": engine.git[0]}
+        recorder = engine.recorder
+        meta = {"run_id": recorder.run_id, "args": redact_args(list(speechlab.config.invocation_params.args))}
+        run_meta = {"run_id": recorder.run_id, "git_commit": engine.git[0]}
 
         @functools.cache
         def markdown() -> str:
@@ -115,7 +116,7 @@ class Recorder:
 
         @functools.cache
         def figures() -> dict:
-            exported = engine.store.export_run(engine.run_id)["run"] if engine.store and engine.run_id else None
+            exported = recorder.store.export_run(recorder.run_id)["run"] if recorder.store and recorder.run_id else None
             return storable(run_file(results, grades, meta, chats, spoken, {
                 "curves": record["robustness"], "evaluations": record["robustness_evaluations"]}, exported,
                 {key: value for key, value in record.items() if key not in BUILT_IN_SECTIONS}))

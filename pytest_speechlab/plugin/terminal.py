@@ -98,8 +98,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             write(line)
     for problem in session.notices + plugin.report_problems:
         write(problem)
-    if session.run_id:
-        write(f"recorded as run {session.run_id} in {session.store.shown_url if session.store else '?'}"
-              + (f" ({session.store_problem})" if session.store_problem else ""))
-    elif session.store_problem:
-        write(session.store_problem)
+    recorder = session.recorder
+    if recorder.run_id:
+        write(f"recorded as run {recorder.run_id} in {recorder.store.shown_url if recorder.store else '?'}"
+              + (f" ({recorder.problem})" if recorder.problem else ""))
+    elif recorder.problem:
+        write(recorder.problem)
