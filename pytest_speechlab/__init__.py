@@ -46,7 +46,7 @@ from ._types import (
 )
 from ._weights import cache_dir, local_model_path, weights_digest
 from .engine.api import evaluate_models
-from .features import Feature
+from .engine.features import Feature
 from .engine.pipeline import Engine
 from .engine.runner import LoadedModel, ModelPool, Runner
 from .grading import Grade, GradePolicy, grade_model

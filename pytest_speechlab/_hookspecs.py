@@ -76,7 +76,7 @@ def speechlab_write_results(results):
 def speechlab_register_features(register):
     """Add features to every evaluation session (``docs/contributing.md`` shows one end to end).
 
-    :param register: ``register(cls)``, ``cls`` a subclass of ``pytest_speechlab.features.Feature``
+    :param register: ``register(cls)``, ``cls`` a subclass of ``pytest_speechlab.Feature``
         with a ``name`` (an identifier): built once per session with the engine, reached by suites
         as ``speechlab_session.features[name]``; its ``serialized()`` sections go to the run file,
         its ``report_lines()`` to the terminal summary, its ``cap()`` limits grades and its

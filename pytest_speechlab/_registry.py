@@ -63,7 +63,7 @@ class Registry:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     formats: list[DatasetFormat] = field(default_factory=list)  # from plugins; the built-in ones come after
     sinks: list[tuple[str, Any]] = field(default_factory=list)  # (plugin, speechlab_write_results implementation)
-    features: list[type] = field(default_factory=list)  # from speechlab_register_features (features.Feature classes)
+    features: list[type] = field(default_factory=list)  # from speechlab_register_features (pytest_speechlab.Feature classes)
 
     def model(self, name: str) -> ModelSpec:
         try:
@@ -142,7 +142,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         def register(feature, label=impl.plugin_name):
             name = getattr(feature, "name", None)
             if not isinstance(feature, type) or not isinstance(name, str) or not name.isidentifier():
-                raise SpeechlabError(f"plugin {label!r}: a feature is a class (features.Feature) whose name is "
+                raise SpeechlabError(f"plugin {label!r}: a feature is a class (pytest_speechlab.Feature) whose name is "
                                      f"an identifier, got {feature!r}")
             registry.features.append(feature)
 

@@ -17,7 +17,7 @@ LAYERS = [  # bottom first; a module may import its own layer and those before i
                "properties"]),
     ("record", ["sinks"]),
     ("settings", ["_config", "_listing"]),
-    ("features", ["features"]),
+    ("features", ["engine.features"]),
     ("engine", ["engine.frontend", "engine.pipeline", "engine.api", "engine"]),
     ("viewer", ["view"]),
     ("front ends", ["cli", "plugin", "ct2whisper"]),

@@ -6,7 +6,7 @@ reach it), each output is scored as it arrives and recorded in batches, and the 
 ``EvalResult``. Every task's items go through the same loop (``run_items``: the runner, the session's
 executor, the inference cache). What goes beyond one model on one set lives in ``features`` (TTS,
 chat, the regression gate, robustness, cross-runtime and batch comparisons), each built here with the
-engine and asked the same questions (``features.Feature``).
+engine and asked the same questions (``engine.features.Feature``).
 
 Whoever drives the engine is its ``Frontend``: the selection, the progress display and local hook
 implementations. ``evaluate_models`` drives it from Python or the ``speechlab`` command; the pytest
@@ -29,7 +29,7 @@ from .._perturb import chain_label, missing_library, parse_chain, split_dataset_
 from .._registry import build_registry, make_plugin_manager
 from .._text import redact, redact_args
 from .._types import Call, SpeechlabError
-from ..features import FEATURES
+from .features import FEATURES
 from ..grading import grade_model
 from ..metrics.normalize import get_normalizer
 from ..sinks.recorder import RunRecorder

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from .._types import CACHE_MODES
-from ..features import FEATURES
+from ..engine.features import FEATURES
 
 DEFAULT_MODELS = ["faster-whisper/tiny.en"]
 DEFAULT_DATASETS = ["speechlab/speech", "speechlab/nonspeech"]

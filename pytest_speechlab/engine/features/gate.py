@@ -2,11 +2,11 @@
 model x speech set at once with the family-wise correction applied over all of them."""
 from __future__ import annotations
 
-from .._text import redact
-from .._types import SpeechlabError
-from ..compare import Side, compare, family_size, judge
-from ..engine.runner import ModelLoadError
-from ..sinks.store import Store
+from ..._text import redact
+from ..._types import SpeechlabError
+from ...compare import Side, compare, family_size, judge
+from ..runner import ModelLoadError
+from ...sinks.store import Store
 from .base import Feature
 
 

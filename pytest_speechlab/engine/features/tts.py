@@ -9,11 +9,11 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
-from .._audio import AudioError, read_audio
-from .._machine import environment
-from .._types import InputError, SpeechlabError, Utterance
-from ..grading import cap_grade
-from ..metrics.quality import (
+from ..._audio import AudioError, read_audio
+from ..._machine import environment
+from ..._types import InputError, SpeechlabError, Utterance
+from ...grading import cap_grade
+from ...metrics.quality import (
     QualityResult,
     centroid,
     missing_quality_library,
@@ -21,8 +21,8 @@ from ..metrics.quality import (
     similarity,
     speaker_embedding,
 )
-from ..tasks import TTS
-from ..tasks.tts import audio_file_name, write_wav
+from ...tasks import TTS
+from ...tasks.tts import audio_file_name, write_wav
 from .base import Feature
 
 

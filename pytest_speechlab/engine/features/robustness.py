@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 
-from .._perturb import chain_label, ladder, seeds_of
-from ..engine.runner import ModelLoadError
-from ..robustness import Curve, RobustnessEval
+from ..._perturb import chain_label, ladder, seeds_of
+from ..runner import ModelLoadError
+from ...robustness import Curve, RobustnessEval
 from .base import Feature
 
 
