@@ -1,6 +1,7 @@
 """The pytest plugin (``pytest11`` entry point), thin glue split by concern the way pytest's own
-plugins are: options, selection, fixtures, the session (the engine seen from pytest), recording
-(outcomes, the database run, the report files), html (pytest-html) and terminal.
+plugins are: options (each feature's own come with it), selection, fixtures (the common ones; each
+feature's in tts_chat, gate, comparisons, robustness), the session (which holds the engine),
+recording (outcomes, the database run, the report files), html (pytest-html) and terminal.
 
 Imported by every pytest run in an environment where pytest-speechlab is installed, so it imports
 nothing heavy: registries, manifests and models are built only when a test asks for them.
@@ -10,7 +11,12 @@ from __future__ import annotations
 import pytest
 
 from .._types import SpeechlabError
-from .fixtures import *  # noqa: F401,F403 - pytest finds fixtures as attributes of the plugin module
+# pytest finds fixtures as attributes of the plugin module: the common ones, then each feature's
+from .comparisons import *  # noqa: F401,F403
+from .fixtures import *  # noqa: F401,F403
+from .gate import *  # noqa: F401,F403
+from .robustness import *  # noqa: F401,F403
+from .tts_chat import *  # noqa: F401,F403
 from .html import HtmlReport
 from .options import pytest_addoption  # noqa: F401
 from .recording import Recorder

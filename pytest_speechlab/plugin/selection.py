@@ -7,7 +7,7 @@ import pytest
 
 from .._audio import header_duration
 from .._types import SpeechlabError
-from .fixtures import __all__ as _fixture_names
+from . import comparisons, fixtures, gate, robustness, tts_chat
 from .recording import check_report_paths
 from .session import _usage, session_key
 
@@ -70,7 +70,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise _usage(exc) from None
 
 
-FIXTURES = frozenset(_fixture_names)
+FIXTURES = frozenset(name for module in (fixtures, tts_chat, gate, comparisons, robustness) for name in module.__all__)
 XDIST = ("pytest-speechlab: pytest-xdist (-n) would build every model in every xdist worker and evaluate "
          "each model x dataset once per worker that touches it (duplicated work and runs in the results "
          "database). Run the suites without -n and use --speechlab-workers N: one evaluation, its model calls "
