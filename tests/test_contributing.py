@@ -22,13 +22,19 @@ def test_the_guide_adds_a_feature_in_three_files():
     assert sorted(blocks()) == ["conftest.py", "pyproject.toml", "suites/test_verbosity.py"]
 
 
-def test_the_worked_example_runs_as_written(speechlab_project):
+def add_the_feature(project, pyproject_text: str) -> None:
+    """The guide's feature and suite written into ``project``, ``pyproject_text`` added to its pyproject.toml."""
     code = blocks()
-    conftest = speechlab_project.path / "conftest.py"
+    conftest = project.path / "conftest.py"
     conftest.write_text(conftest.read_text() + "\n" + code["conftest.py"])
-    (speechlab_project.path / "suites" / "test_verbosity.py").write_text(code["suites/test_verbosity.py"])
-    pyproject = speechlab_project.path / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + "\n" + code["pyproject.toml"])
+    (project.path / "suites" / "test_verbosity.py").write_text(code["suites/test_verbosity.py"])
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n" + pyproject_text)
+
+
+def test_the_worked_example_runs_as_written(speechlab_project):
+    add_the_feature(speechlab_project, blocks()["pyproject.toml"])
+    conftest = speechlab_project.path / "conftest.py"
 
     good = speechlab_project.runpytest("suites/test_verbosity.py", "--speechlab-no-db", "--speechlab-json", "good.json")
     good.assert_outcomes(passed=1)
@@ -44,13 +50,8 @@ def test_the_worked_example_runs_as_written(speechlab_project):
 
 
 def test_a_bad_setting_of_the_feature_is_its_clear_error(speechlab_project):
-    code = blocks()
-    conftest = speechlab_project.path / "conftest.py"
-    conftest.write_text(conftest.read_text() + "\n" + code["conftest.py"])
-    (speechlab_project.path / "suites" / "test_verbosity.py").write_text(code["suites/test_verbosity.py"])
-    pyproject = speechlab_project.path / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + '\n[tool.speechlab.features.verbosity]\nmax_ratio = "lots"\n'
-                         '[tool.speechlab.features.nosuch]\nx = 1\n')
+    add_the_feature(speechlab_project, '[tool.speechlab.features.verbosity]\nmax_ratio = "lots"\n'
+                                       '[tool.speechlab.features.nosuch]\nx = 1\n')
     with pytest.warns(UserWarning, match=r"\[tool.speechlab.features.nosuch\]: no feature named 'nosuch' is installed"):
         result = speechlab_project.runpytest("suites/test_verbosity.py", "--speechlab-no-db", "--speechlab-json", "run.json")
     result.assert_outcomes(failed=1)

@@ -377,7 +377,6 @@ class Runner:
         """Vectors from an embedding model (the chat relevance judge)."""
         return self.invoke(model, EMBEDDING, list(texts))
 
-
     @staticmethod
     def _where(utt: Utterance) -> str:
         return f"{utt.source}: audio '{os.path.basename(utt.audio_path)}'"
