@@ -49,6 +49,7 @@ Example::
 """
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ class SpeechlabConfig:
     repeats: int = 1  # each utterance decoded this many times, every repeat scored (nondeterminism measured)
     seed: int | None = 0  # models with seed(n) are seeded per call from (seed, utterance id, repeat); None: never
     unstable: str = "fail"  # a threshold verdict whose repeats fall on both sides of the limit: fail or warn
+    db_failure: str = "fail"  # the results database not written: the session fails (exit 6), or only warns
     busy_tolerance: float = BUSY_TOLERANCE  # share of the CPUs other processes may take before speed is not judged
     min_samples: dict[str, int] = field(default_factory=lambda: dict(MIN_SAMPLES))  # below: "too few to judge"
     features: dict[str, dict] = field(default_factory=dict)  # [tool.speechlab.features.NAME]: each feature's own table
@@ -199,7 +201,7 @@ class SpeechlabConfig:
 
 TOP_LEVEL = ("normalizer", "normalizers", "language", "dataset_languages", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
              "utterance_timeout", "cache", "retime", "perturbations", "robustness", "repeats", "seed", "unstable",
-             "busy_tolerance", "min_samples", "features")
+             "busy_tolerance", "min_samples", "features", "db_failure")
 UNSTABLE_POLICIES = ("fail", "warn")
 
 
@@ -219,8 +221,8 @@ def _check_thresholds(table: Any, where: str) -> dict[str, float]:
         if key not in METRICS:
             raise SpeechlabError(f"{where}: unknown metric {key!r}{nearest(key, METRICS)}; known: {', '.join(METRICS)}")
         value = check_value(value, float, f"{where}.{key}")
-        if value < 0:
-            raise SpeechlabError(f"{where}.{key} must be a non-negative number, got {value!r}")
+        if not math.isfinite(value) or value < 0:  # nan passes every comparison as False: "0.0 <= nan"
+            raise SpeechlabError(f"{where}.{key} must be a finite non-negative number, got {value!r}")
         out[key] = value
     return out
 
@@ -333,6 +335,10 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
             config.seed = check_value(seed, int, "[tool.speechlab] seed (a whole number, or false: never seed)")
             if config.seed < 0:
                 raise SpeechlabError(f"[tool.speechlab] seed must be 0 or more (false: never seed), got {config.seed}")
+    if "db_failure" in table:
+        config.db_failure = check_value(table["db_failure"], str, "[tool.speechlab] db_failure")
+        if config.db_failure not in UNSTABLE_POLICIES:
+            raise SpeechlabError(f"[tool.speechlab] db_failure {config.db_failure!r}: choose fail or warn")
     if "unstable" in table:
         config.unstable = check_value(table["unstable"], str, "[tool.speechlab] unstable")
         if config.unstable not in UNSTABLE_POLICIES:

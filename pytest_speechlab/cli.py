@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -14,7 +15,7 @@ from ._text import format_table, redact, terminal, terminal_width
 from ._types import SpeechlabError
 from .compare import compare, family_size, judge, pair_sides
 from .metrics.stats import format_rate
-from .sinks.store import Store, default_url, normalize_url
+from .sinks.store import IN_PROGRESS_HOURS, Store, default_url, normalize_url
 from .view.app import serve
 
 
@@ -225,12 +226,19 @@ def baseline_group() -> None:
     """Name runs as baselines (e.g. 'main') for `pytest --speechlab-baseline NAME`."""
 
 
+def _check_baseline_name(name: str) -> None:
+    if not name.strip() or len(name) > 200 or name != name.strip() or not name.isprintable():
+        raise Problem(f"baseline name {name[:60]!r}{'...' if len(name) > 60 else ''}: give 1-200 printable "
+                      "characters without leading or trailing spaces")
+
+
 @baseline_group.command("set")
 @click.argument("name")
 @click.argument("run")
 @click.pass_context
 def baseline_set(ctx, name: str, run: str) -> None:
     """Point baseline NAME at RUN (an id, an id prefix, another baseline or 'latest')."""
+    _check_baseline_name(name)
     store = _store(ctx.parent, read_only=False)
     try:
         run_id = store.set_baseline(name, run)
@@ -254,12 +262,25 @@ def baseline_list(ctx) -> None:
 def export_cmd(ctx, run: str, output: str | None) -> None:
     """Write a run as one self-contained JSON file (to keep a baseline in git, or to move it)."""
     store = _store(ctx)
-    text = json.dumps(store.export_run(_resolve(store, run)), indent=1, ensure_ascii=False)
+    try:  # standard JSON only: a NaN or an infinity is refused, not written as a bare token
+        text = json.dumps(store.export_run(_resolve(store, run)), indent=1, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise Problem(f"run {run}: cannot be written as standard JSON ({exc})") from None
     if output:
-        Path(output).write_text(text + "\n", encoding="utf-8")
+        try:
+            Path(output).write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise Problem(f"-o {output}: not written ({type(exc).__name__}: {exc.strerror or exc})") from None
         echo(f"wrote {output}", err=True)
     else:
         echo(text)
+
+
+MAX_IMPORT_BYTES = 1 << 30  # speechlab import reads at most this much
+
+
+def _no_constant(token: str):
+    raise ValueError(f"{token} is not a number standard JSON allows")
 
 
 @main.command("import")
@@ -267,14 +288,21 @@ def export_cmd(ctx, run: str, output: str | None) -> None:
 @click.option("--baseline", "baseline_name", help="also name the imported run as this baseline")
 @click.pass_context
 def import_cmd(ctx, path: str, baseline_name: str | None) -> None:
-    """Read a run exported with `speechlab export` into this database."""
+    """Read a run exported with `speechlab export` (or a --speechlab-json run file) into this database."""
+    if baseline_name is not None:
+        _check_baseline_name(baseline_name)
     store = _store(ctx, read_only=False)
+    info = os.stat(path)  # bounded: /dev/zero, a FIFO or a runaway file is an error, not a hang
+    if not stat.S_ISREG(info.st_mode):
+        raise Problem(f"{path}: not a regular file (a device, a pipe or a socket); give an exported run's file")
+    if info.st_size > MAX_IMPORT_BYTES:
+        raise Problem(f"{path}: {info.st_size >> 20} MiB, larger than the {MAX_IMPORT_BYTES >> 20} MiB a run export may be")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constant)
         run_id = store.import_run(data, source=os.path.basename(path))
         if baseline_name:
             store.set_baseline(baseline_name, run_id)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise Problem(f"{path}: not a JSON run export ({type(exc).__name__}: {str(exc)[:200]})") from None
     except SpeechlabError as exc:
         raise Problem(str(exc)) from None
@@ -287,11 +315,15 @@ def import_cmd(ctx, path: str, baseline_name: str | None) -> None:
 @click.pass_context
 def prune_cmd(ctx, keep: int, yes: bool) -> None:
     """Delete old runs."""
+    if keep < 0:
+        raise Problem(f"--keep {keep}: give the number of newest runs to keep (0 or more)")
     store = _store(ctx, read_only=False)
     if not yes:
-        click.confirm(f"delete all but the newest {keep} runs (baselines kept) from {store.shown_url}?", abort=True)
+        click.confirm(f"delete all but the newest {keep} runs (baselines and runs in progress kept) from "
+                      f"{store.shown_url}?", abort=True)
     doomed = store.prune(keep)
-    echo(f"deleted {len(doomed)} run(s)")
+    echo(f"deleted {len(doomed)} run(s); baselines and runs that may be in progress (incomplete, started "
+         f"in the last {IN_PROGRESS_HOURS} hours) are kept")
 
 
 CONFIG_BLOCK = """

@@ -110,7 +110,10 @@ def test_unknown_model_lists_the_known_ones():
 
 @pytest.mark.parametrize("toml, problem", [
     ('[tool.speechlab.thresholds]\nwer = "low"\n', r"thresholds\]\.wer must be a number, got a string 'low'"),
-    ('[tool.speechlab.thresholds]\nwer = -1\n', "must be a non-negative number"),
+    ('[tool.speechlab.thresholds]\nwer = -1\n', "must be a finite non-negative number"),
+    ('[tool.speechlab.thresholds]\nwer = nan\n', r"thresholds\]\.wer must be a finite non-negative number, got nan"),
+    ('[tool.speechlab.thresholds]\nrtf = inf\n', "must be a finite non-negative number, got inf"),
+    ('[tool.speechlab]\ndb_failure = "ignore"\n', "db_failure 'ignore': choose fail or warn"),
     ('[tool.speechlab.thresholds]\nbleu = 0.3\n', "unknown metric 'bleu'"),
     ('[tool.speechlab.thresholds]\nwre = 0.3\n', "unknown metric 'wre' \\(did you mean 'wer'\\?\\)"),
     ('[tool.speechlab]\nnormalizer = "shouty"\n', "normalizer 'shouty' is unknown"),

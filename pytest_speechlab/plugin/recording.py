@@ -26,6 +26,7 @@ from ..sinks.report import (
 )
 from .session import SpeechlabSession
 
+DB_NOT_WRITTEN = 6  # the exit status of a session whose tests passed but whose results database failed
 # the sections of Engine.serialized() the run file has its own places for; others are plugins' features
 BUILT_IN_SECTIONS = ("evaluations", "robustness_evaluations", "robustness", "tts", "chat", "spoken")
 REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json", "speechlab_openmetrics")
@@ -87,6 +88,9 @@ class Recorder:
         engine.runner.executor.close()
         if speechlab.report_problems and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if engine.recorder.problem and session.exitstatus == 0 and engine.settings.db_failure == "fail":
+            # the tests passed but the history (and the gate's next baseline) was not written
+            session.exitstatus = speechlab.exit_status = DB_NOT_WRITTEN
 
     def write_reports(self, failed: bool = False) -> None:
         """Every sink of the finished session, after the results database has it: the Markdown (and

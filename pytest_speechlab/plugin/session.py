@@ -50,6 +50,7 @@ class SpeechlabSession(Frontend):
         for feature in self.engine.features.values():
             feature.configure(option)
         self.report_problems: list[str] = []
+        self.exit_status: int | None = None  # set where the plugin changed the session's (DB_NOT_WRITTEN)
         self.current_nodeid: str | None = None
         self.metamorphic: dict[tuple, object] = {}  # (model, speech set) -> MetamorphicCheck (the properties suite)
 

@@ -17,6 +17,7 @@ from ..sinks.report import (
 from ..sinks.terminal import chat_summary_lines, summary_lines
 from ..tasks.spoken import report_lines as spoken_lines
 from ..tasks.tts import report_lines as tts_lines
+from .recording import DB_NOT_WRITTEN
 from .session import SpeechlabSession, _usage, session_key
 
 
@@ -104,3 +105,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
               + (f" ({recorder.problem})" if recorder.problem else ""))
     elif recorder.problem:
         write(recorder.problem)
+    if plugin.exit_status == DB_NOT_WRITTEN:
+        write(f"exit status {DB_NOT_WRITTEN}: the tests passed, but the results database was not written (the run's "
+              'history and the next baseline are missing); [tool.speechlab] db_failure = "warn" keeps the tests\' status')

@@ -20,6 +20,7 @@ from .._text import redact, storable
 from .._types import SpeechlabError
 
 SCHEMA_VERSION = 7
+IN_PROGRESS_HOURS = 24  # an incomplete run younger than this may be in progress: prune keeps it
 EXPORT_FORMAT = "pytest-speechlab-run/1"  # speechlab export
 RESULTS_FORMAT = "pytest-speechlab-results/2"  # --speechlab-json: the figures, and the run as exported
 
@@ -216,7 +217,7 @@ class Store:
             parsed = sa.engine.make_url(url)
         except Exception as exc:  # noqa: BLE001
             raise SpeechlabError(f"results database {redact(url)!r}: not a database URL ({exc})") from None
-        self.shown_url = parsed.render_as_string(hide_password=True)
+        self.shown_url = redact(parsed.render_as_string(hide_password=True))  # and ?password=...
         sqlite = parsed.get_backend_name() == "sqlite"
         if sqlite:
             db = parsed.database
@@ -624,9 +625,15 @@ class Store:
         return run["id"]
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest ``keep`` runs; runs named as baselines are always kept."""
+        """Delete all but the newest ``keep`` runs. Runs named as baselines are always kept, and so
+        is every run that may still be in progress: incomplete and started less than
+        ``IN_PROGRESS_HOURS`` ago (a session killed half-way stays incomplete; it goes after that)."""
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+            raise SpeechlabError(f"--keep {keep!r}: give the number of newest runs to keep (0 or more)")
         protected = {b["run_id"] for b in self.baselines()}
-        doomed = [r["id"] for r in self.runs()[keep:] if r["id"] not in protected]
+        recent = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(hours=IN_PROGRESS_HOURS)).isoformat()
+        doomed = [r["id"] for r in self.runs()[keep:] if r["id"] not in protected
+                  and not (r["status"] == "incomplete" and (r["started_at"] or "") >= recent)]
         if doomed:
             with self.engine.begin() as conn:
                 for name in ("utterances", "languages", "aggregates", "grades", "outcomes", "models", "progress"):

@@ -23,11 +23,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-import re
 import secrets
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote_plus, urlencode
 
 from .._text import redact, terminal
 from .._types import SpeechlabError
@@ -37,12 +36,33 @@ from . import data
 
 HERE = Path(__file__).resolve().parent
 TOKEN_ENV = "SPEECHLAB_VIEW_TOKEN"
-_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s]*")
 REFRESH_MS = 2000
 NEEDS_EXTRA = "speechlab view needs the [view] extra: pip install 'pytest-speechlab[view]'"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "media-src 'self'; connect-src 'self'; font-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
+
+
+def redacted_request_line(line: str) -> str:
+    """A request line with the token's value replaced by ***, the parameter's name read the way the
+    application reads it (percent-decoded: ``?%74oken=`` is the token too)."""
+    parts = line.split(" ")
+    if len(parts) < 2 or "?" not in parts[1]:
+        return line
+    path, query = parts[1].split("?", 1)
+    pairs = []
+    for pair in query.split("&"):
+        name = pair.split("=", 1)[0]
+        pairs.append(f"{name}=***" if unquote_plus(name).strip() == "token" else pair)
+    parts[1] = path + "?" + "&".join(pairs)
+    return " ".join(parts)
+
+
+def local_target(path: str, args: list[tuple[str, str]]) -> str:
+    """The address of ``path`` on this host: one leading slash and the path percent-encoded (a tab,
+    a backslash or a second slash that a browser would drop or read as "//" can never make it
+    "//other.host/"), then the query."""
+    return "/" + quote(path.lstrip("/\\\t\n\r "), safe="/") + ("?" + urlencode(args) if args else "")
 
 
 def plotly_js() -> Path:
@@ -108,9 +128,7 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
                                   f"or send the token set in ${TOKEN_ENV}\n", 401, mimetype="text/plain")
         if "token" in flask.request.args:  # trade the token in the address for a cookie
             args = [(k, v) for k, v in flask.request.args.items(multi=True) if k != "token"]
-            # one leading slash: "//host/" would be a redirect to another host
-            target = "/" + flask.request.path.lstrip("/") + ("?" + urlencode(args) if args else "")
-            response = flask.redirect(target, 303)
+            response = flask.redirect(local_target(flask.request.path, args), 303)
             response.set_cookie(cookie, token, httponly=True, samesite="Strict", path="/")
             return response
         return None
@@ -216,7 +234,7 @@ def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[s
         *** and the request line's control characters shown as escapes (it is the client's text)."""
 
         def log_request(self, code="-", size="-") -> None:
-            line = _TOKEN_IN_URL.sub(r"\1***", str(self.requestline))
+            line = redacted_request_line(str(self.requestline))
             self.log("info", "%s", terminal(f'"{line}" {code} {size}', one_line=True))
 
     given = os.environ.get(TOKEN_ENV, "")

@@ -1,0 +1,151 @@
+"""Faults that must not lose a run or leak a secret (issue 29, in part): runs in progress survive a
+prune, a results database that was not written fails the session distinctly, credentials in every URL
+form are redacted, the command line refuses what it cannot do with one clear line, and the viewer
+redacts its token however it is spelled and redirects only to its own paths."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from pytest_speechlab._text import redact
+from pytest_speechlab.cli import main as speechlab
+from pytest_speechlab.sinks.store import IN_PROGRESS_HOURS, Store
+
+UNREACHABLE = "postgresql+psycopg://speechlab@127.0.0.1:9/none"  # nothing listens on port 9
+
+
+def cli(*args: str, db: str):
+    result = CliRunner().invoke(speechlab, ["--db", db, *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result
+
+
+def started(store: Store, hours_ago: float, status: str = "incomplete") -> str:
+    when = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(hours=hours_ago)).isoformat()
+    return store.start_run({"started_at": when, "status": status})
+
+
+def test_prune_keeps_baselines_and_runs_that_may_be_in_progress(db_url):
+    store = Store(db_url)
+    running = started(store, 0.1)  # a session recording right now
+    killed = started(store, IN_PROGRESS_HOURS + 1)  # killed yesterday: it stays incomplete forever
+    old = started(store, 48, status="complete")
+    named = started(store, 72, status="complete")
+    store.set_baseline("main", named)
+    result = cli("prune", "--keep", "0", "--yes", db=db_url)
+    assert result.exit_code == 0 and "deleted 2 run(s)" in result.output
+    assert {r["id"] for r in store.runs()} == {running, named}
+    assert killed not in {r["id"] for r in store.runs()} and old not in {r["id"] for r in store.runs()}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["prune", "--keep", "-1", "--yes"], "--keep -1: give the number of newest runs to keep (0 or more)"),
+    (["baseline", "set", "", "latest"], "baseline name '': give 1-200 printable characters"),
+    (["baseline", "set", "x" * 5000, "latest"], "give 1-200 printable characters"),
+    (["baseline", "set", " main", "latest"], "without leading or trailing spaces"),
+])
+def test_the_command_line_refuses_what_it_cannot_do_in_one_line(tmp_path, args, message):
+    db = str(tmp_path / "r.db")
+    Store(f"sqlite:///{db}").start_run({})
+    result = cli(*args, db=db)
+    assert result.exit_code == 2 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_export_into_a_missing_folder_and_import_of_non_standard_json_are_clear_errors(tmp_path):
+    db = str(tmp_path / "r.db")
+    store = Store(f"sqlite:///{db}")
+    store.finish_run(store.start_run({}))
+    missing = cli("export", "latest", "-o", str(tmp_path / "no" / "such" / "run.json"), db=db)
+    assert missing.exit_code == 2 and "not written (FileNotFoundError" in missing.output
+    good = cli("export", "latest", "-o", str(tmp_path / "run.json"), db=db)
+    assert good.exit_code == 0
+    text = (tmp_path / "run.json").read_text().replace('"status": "complete"', '"status": "complete", "x": NaN', 1)
+    (tmp_path / "nan.json").write_text(text)
+    refused = cli("import", str(tmp_path / "nan.json"), db=str(tmp_path / "other.db"))
+    assert refused.exit_code == 2 and "NaN is not a number standard JSON allows" in refused.output
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero on this system")
+def test_import_of_a_device_or_a_pipe_returns_at_once_with_the_reason(tmp_path):
+    result = cli("import", "/dev/zero", db=str(tmp_path / "r.db"))
+    assert result.exit_code == 2 and "/dev/zero: not a regular file" in result.output
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = cli("import", str(fifo), db=str(tmp_path / "r.db"))
+    assert result.exit_code == 2 and "not a regular file" in result.output
+
+
+@pytest.mark.parametrize("text", [
+    "postgresql+psycopg://speechlab@db.example/results?password=S3cret&sslmode=require",
+    "postgresql+psycopg://speechlab:S3cret@db.example/results",
+    "host=db.example user=speechlab password=S3cret dbname=results",
+    "postgresql://db.example/results?user=speechlab&PASSWORD=S3cret",
+    "mysql+pymysql://u@h/d?passwd=S3cret",
+    "the service said: api_key='S3cret' is invalid",
+])
+def test_every_credential_form_is_redacted(text):
+    assert "S3cret" not in redact(text) and "***" in redact(text)
+
+
+def test_a_password_in_the_url_query_is_never_printed_or_stored(speechlab_project):
+    url = UNREACHABLE + "?password=S3cret-Query"
+    result = speechlab_project.runpytest("suites", "--speechlab-db", url, "--speechlab-json", "run.json")
+    out = result.stdout.str() + result.stderr.str()
+    assert "S3cret-Query" not in out and "password=***" in out
+    assert "S3cret-Query" not in (speechlab_project.path / "run.json").read_text()
+
+
+def test_a_database_that_was_not_written_fails_the_session_distinctly(speechlab_project):
+    result = speechlab_project.runpytest("suites", "--speechlab-db", UNREACHABLE, "--speechlab-json", "run.json")
+    out = result.stdout.str()
+    assert result.ret == 6  # the tests passed; the history was not written
+    assert "results database not written" in out
+    assert "exit status 6: the tests passed, but the results database was not written" in out
+    record = json.loads((speechlab_project.path / "run.json").read_text())
+    assert record["evaluations"] and record["run"] is None  # every measured figure kept in the run file
+    with open(speechlab_project.path / "pyproject.toml", "a") as fh:
+        fh.write('\n[tool.speechlab]\ndb_failure = "warn"\n')
+    warned = speechlab_project.runpytest("suites", "--speechlab-db", UNREACHABLE)
+    assert warned.ret == 0 and "results database not written" in warned.stdout.str()
+
+
+def test_a_failing_test_keeps_its_own_exit_status_when_the_database_also_failed(speechlab_project):
+    conftest = speechlab_project.path / "conftest.py"
+    conftest.write_text(conftest.read_text().replace('"the cat sat on the mat"', '"a dog ran"'))  # a WER failure
+    result = speechlab_project.runpytest("suites", "--speechlab-db", UNREACHABLE)
+    assert result.ret == 1
+
+
+def test_the_viewer_log_redacts_the_token_however_its_name_is_spelled():
+    from pytest_speechlab.view.app import redacted_request_line
+
+    for line in ("GET /runs?token=abc HTTP/1.1", "GET /runs?%74oken=abc&x=1 HTTP/1.1",
+                 "GET /runs?x=1&%74%6F%6B%65%6E=abc HTTP/1.1", "GET /?tok%65n=abc HTTP/1.1"):
+        assert "abc" not in redacted_request_line(line), line
+    assert redacted_request_line("GET /runs?tokens=abc HTTP/1.1").endswith("tokens=abc HTTP/1.1")
+
+
+# PATH_INFO as the server hands it over, percent-decoded ("/%09/evil.example/" arrives as the first)
+@pytest.mark.parametrize("path", ["/\t/evil.example/", "//evil.example/", "/\\evil.example/", "/ /evil.example/",
+                                  "/\n//evil.example/"])
+def test_the_viewer_redirects_only_to_a_path_on_this_host(tmp_path, path):
+    pytest.importorskip("flask", reason="the viewer needs the [view] extra (flask)")
+    from pytest_speechlab.view.app import create_app
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    Store(db).start_run({})
+    app = create_app(lambda: Store(db, read_only=True), "T0ken", port_label="1")
+    client = app.test_client()
+    client.set_cookie("speechlab_view_1", "T0ken")  # the cookie of an earlier visit, and an empty token=
+    response = client.get("/?token=", environ_overrides={"PATH_INFO": path}, follow_redirects=False)
+    location = response.headers.get("Location", "")
+    assert response.status_code in (303, 404) and "T0ken" not in location
+    if response.status_code == 303:
+        assert location.startswith("/") and not location.startswith(("//", "/\\"))  # a path here, never a host
+        assert not any(c in location for c in "\t\n\r \\")
