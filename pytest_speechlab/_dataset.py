@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -260,9 +261,7 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
         raise _LineError(f"'offset' must be a number of seconds from the start of the file, got {_shown(offset)}", utt_id)
     audio_path = _confined(base, audio, utt_id)
     if not audio_path.is_file():
-        raise _LineError(
-            f"audio {audio!r} not found (relative to {display_path(base) or '.'}/)", utt_id
-        )
+        raise _LineError(f"audio {audio!r} {not_a_file(audio_path)} (relative to {display_path(base) or '.'}/)", utt_id)
     return Utterance(
         id=utt_id,
         audio_path=str(audio_path),
@@ -328,6 +327,22 @@ def _load_table(path: Path, name: str) -> Dataset:
 
     _add_entries(dataset, entries(), base, shown)
     return dataset
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path`` is not an audio file: missing, or what it is instead (a folder, a FIFO, a device)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"is {what}, not an audio file"
+    return "is not a regular file"
 
 
 def _confined(base: Path, audio: str, utt_id: str | None) -> Path:

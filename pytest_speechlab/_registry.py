@@ -130,7 +130,12 @@ def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginMa
             )
     for plugin in extra_plugins:
         if not pm.is_registered(plugin):
-            pm.register(plugin, name=_local_plugin_name(plugin))
+            name = _local_plugin_name(plugin)
+            try:
+                pm.register(plugin, name=name)
+            except pluggy.PluginValidationError as exc:  # this project's own code: a usage error, said plainly
+                raise SpeechlabError(f"{name}: a speechlab hook does not match its specification: "
+                                     + " ".join(str(exc).split())) from None
     return pm
 
 

@@ -149,3 +149,47 @@ def test_the_viewer_redirects_only_to_a_path_on_this_host(tmp_path, path):
     if response.status_code == 303:
         assert location.startswith("/") and not location.startswith(("//", "/\\"))  # a path here, never a host
         assert not any(c in location for c in "\t\n\r \\")
+
+
+def test_a_folder_a_pipe_or_a_device_as_audio_says_what_it_is(tmp_path):
+    from helpers import write_audio, write_manifest
+
+    from pytest_speechlab import load_dataset
+
+    write_audio(tmp_path / "good.wav", 1.0)
+    (tmp_path / "folder.wav").mkdir()
+    os.mkfifo(tmp_path / "pipe.wav")
+    if os.path.exists("/dev/zero"):
+        os.symlink("/dev/zero", tmp_path / "zero.wav")
+    lines = [{"id": name, "audio": f"{name}.wav", "text": "a"} for name in ("good", "folder", "pipe", "zero", "gone")]
+    dataset = load_dataset(write_manifest(tmp_path / "m.jsonl", lines))
+    assert [u.id for u in dataset.utterances] == ["good"]  # the good line is kept
+    said = {e.utterance_id: e.message for e in dataset.errors}
+    assert "is a folder, not an audio file" in said["folder"]
+    assert "is a named pipe (FIFO), not an audio file" in said["pipe"]
+    assert "not found" in said["gone"]
+    if "zero" in said:
+        assert "is a character device, not an audio file" in said["zero"]
+
+
+def test_a_lambda_loader_is_refused_for_workers_and_ray_with_the_reason():
+    from pytest_speechlab._registry import ModelSpec
+    from pytest_speechlab._types import SpeechlabError
+    from pytest_speechlab.engine.executors import worker_payload
+    from pytest_speechlab.engine.runner import Runner
+
+    spec = ModelSpec("local/asr", "asr", lambda params: None)
+    for where in ("worker processes", "Ray actors"):
+        refused = rf"'local/asr' cannot be sent to {where} \((PicklingError|AttributeError).*not a lambda"
+        with pytest.raises(SpeechlabError, match=refused):
+            worker_payload(Runner(), spec, where)
+
+
+def test_a_conftest_hook_with_a_wrong_signature_is_a_usage_error(pytester):
+    pytester.makeconftest("from pytest_speechlab import hookimpl\n\n\n@hookimpl\n"
+                          "def speechlab_register_models(register, extra):\n    pass\n")
+    pytester.makepyfile(test_x="def test_x(speechlab_eval):\n    pass\n")
+    result = pytester.runpytest_subprocess("--speechlab-no-db", "-p", "no:cacheprovider")
+    text = result.stdout.str() + result.stderr.str()
+    assert "conftest.py: a speechlab hook does not match its specification" in text and "{'extra'}" in text
+    assert "INTERNALERROR" not in text and "Traceback" not in text and result.ret != 0

@@ -64,6 +64,18 @@ def failed(item, message: str):
     return Call(item, Invocation(error=message))
 
 
+def worker_payload(runner, spec, where: str) -> bytes:
+    """What a worker process or Ray actor builds the model from: its spec and the runner's settings,
+    pickled; a loader a new process cannot import (a lambda, a local function) is a clear error."""
+    try:
+        return pickle.dumps((spec, runner.repeats, runner.timeout, runner.seed))
+    except Exception as exc:  # noqa: BLE001 - PicklingError, AttributeError, TypeError...
+        raise SpeechlabError(
+            f"model {spec.name!r} cannot be sent to {where} ({type(exc).__name__}: {exc}); its loader must be "
+            "importable (a module-level function of an installed plugin or a conftest.py, not a lambda); "
+            "run it without --speechlab-workers") from None
+
+
 def _worker_main(conn, payload: bytes, worker_id: str, threads: int | None, path: list[str]) -> None:
     """A worker process: build the model once, then run every unit it is sent until told to stop."""
     os.environ.update(threads_environment(threads))
@@ -104,13 +116,7 @@ class ProcessExecutor:
 
     def run(self, runner, model, units):
         spec = model.spec
-        try:
-            payload = pickle.dumps((spec, runner.repeats, runner.timeout, runner.seed))
-        except Exception as exc:  # noqa: BLE001 - a loader defined where a new process cannot import it
-            raise SpeechlabError(
-                f"model {spec.name!r} cannot be sent to worker processes ({type(exc).__name__}: {exc}); its "
-                "loader must be importable (a module-level function of an installed plugin or a conftest.py); "
-                "run it without --speechlab-workers") from exc
+        payload = worker_payload(runner, spec, "worker processes")
         import multiprocessing  # not at import: the plugin loads this module in every pytest run
         from multiprocessing.connection import wait
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._types import Output, SpeechlabError, Utterance
-from .executors import Retries, threads_environment
+from .executors import Retries, threads_environment, worker_payload
 from .runner import ModelPool, Runner
 
 INSTALL = 'pip install "pytest-speechlab[ray]"'
@@ -107,7 +107,7 @@ class RayExecutor:
 
     def run(self, runner, model, units):
         ray = self._connect()
-        payload = pickle.dumps((model.spec, runner.repeats, runner.timeout, runner.seed))
+        payload = worker_payload(runner, model.spec, "Ray actors")
         remote = ray.remote(num_cpus=self.threads, max_restarts=0)(_Actor)
         count = 0
 

@@ -102,7 +102,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     # each feature says which of the plugin's fixtures have nothing to do this session
     engine = config.stash[session_key].engine
-    idle = set().union(*(feature.idle() for feature in engine.features.values()))
+    try:
+        idle = set().union(*(feature.idle() for feature in engine.features.values()))
+    except SpeechlabError as exc:  # the registry, built here at the latest: a broken hook of this project
+        raise _usage(exc) from None
     if not config.option.speechlab_properties:
         idle.add("speechlab_metamorphic")
     unwanted = [item for item in items if empty(item) or not idle.isdisjoint(getattr(item, "fixturenames", ()))]

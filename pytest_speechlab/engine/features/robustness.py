@@ -73,6 +73,8 @@ class RobustnessFeature(Feature):
 
     def aside(self) -> set[str]:
         """The perturbed sets only this feature evaluated (not selected as speech sets)."""
+        if not self.only:
+            return set()
         return self.only - {self.engine.dataset(ref).name for ref in self.engine.selected_datasets()}
 
     def serialized(self) -> dict:
