@@ -14,8 +14,8 @@ Models (declare a variant with the service's ``base_url``; nothing here has a de
 Parameters: ``base_url``; ``served_model`` (the served model name; omitted when empty) and ``model_field``
 (the form field that carries it: ``model`` for OpenAI, ``model_name`` for faster-whisper-server);
 ``language``, ``temperature``, ``response_format``, ``stream``; ``form`` (a table of extra form
-fields, or for TTS extra JSON fields); ``voice`` (TTS); ``timeout`` (seconds per request, default
-60) and ``connect_timeout`` (5); ``retries`` (how many times an HTTP 429 or 5xx, or a refused
+fields, or for TTS extra JSON fields); ``voice`` (TTS); ``timeout`` (seconds a request may take in all,
+reading a streamed response included, default 60) and ``connect_timeout`` (5); ``retries`` (how many times an HTTP 429 or 5xx, or a refused
 connection, is retried with exponential back-off, default 3; ``Retry-After`` is honoured up to
 ``max_backoff`` seconds, default 8); ``concurrency`` (requests in flight at once, default 1);
 ``max_response_mb`` (a bigger response is an error, default 4); ``api_key_env``: the name of the
@@ -156,24 +156,56 @@ class ServiceClient:
                 reported["models"] = sorted(str(m.get("id"))[:100] for m in data["data"][:50] if isinstance(m, dict))
         if not answered:
             raise ConnectionError(f"{self.name}: the service at {self.base_url} does not answer (is it running?)")
-        return reported
+        return self._withheld(reported)
+
+    def _withheld(self, value: Any) -> Any:
+        """What the service reported, with every value that holds the API key (or its first 8
+        characters: a cut echo) withheld: it becomes the identity, stored and printed."""
+        if isinstance(value, dict):
+            return {k: self._withheld(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._withheld(v) for v in value]
+        if isinstance(value, str) and self._key and (self._key in value or self._key[:8] in value):
+            return "[withheld: it held the API key]"
+        return value
 
     def identity(self, endpoint: str) -> dict:
         return {"url": self.base_url, "endpoint": endpoint, "served_model": self.served_model,
                 "model_field": self.model_field, "reported": self.reported,
                 "api_key": f"from ${self.key_env}" if self.key_env else None}
 
-    def _read(self, response, limit: int | None = None) -> bytes:
+    def _blocks(self, response, limit: int | None = None) -> Iterator[bytes]:
+        """The response body, block by block, within the request's deadline (``timeout`` is the whole
+        request's, however slowly the service trickles bytes) and within ``limit`` bytes."""
         limit = limit or self.max_bytes
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise ServiceError(f"response too large: {int(declared):,} bytes declared (limit {limit:,}; max_response_mb)")
-        body = bytearray()
-        for block in response.iter_bytes():
-            body += block
-            if len(body) > limit:
+        deadline, read = getattr(response, "speechlab_deadline", None), 0
+        for block in response.iter_bytes():  # each block as it arrives (a chunk size would wait to fill it)
+            read += len(block)
+            if read > limit:
                 raise ServiceError(f"response too large: more than {limit:,} bytes (max_response_mb)")
-        return bytes(body)
+            if deadline is not None and time.monotonic() > deadline:
+                raise ServiceError(f"no complete response within {self.timeout:g} s (timeout: a deadline for the "
+                                   f"whole request, streaming included; {read:,} bytes had arrived)")
+            yield block
+
+    def _read(self, response, limit: int | None = None) -> bytes:
+        return b"".join(self._blocks(response, limit))
+
+    def lines(self, response) -> Iterator[str]:
+        """The body's lines (a server-sent event stream), none longer than ``max_response_mb`` and all
+        within the request's deadline: a line that never ends cannot fill the memory."""
+        pending = bytearray()
+        for block in self._blocks(response):
+            pending += block
+            *complete, rest = pending.split(b"\n")
+            for line in complete:
+                yield line.rstrip(b"\r").decode("utf-8", "replace")
+            pending = bytearray(rest)
+        if pending:
+            yield pending.rstrip(b"\r").decode("utf-8", "replace")
 
     def _pause(self, attempt: int, response=None) -> None:
         wait = min(self.max_backoff, 0.25 * 2 ** attempt) * (0.5 + random.random() / 2)
@@ -194,7 +226,9 @@ class ServiceClient:
             last = attempt == self.retries
             try:
                 request = self.http.build_request("POST", url, **kwargs)
+                deadline = time.monotonic() + self.timeout  # the whole request's, reading included
                 response = self.http.send(request, stream=True)
+                response.speechlab_deadline = deadline
             except self.httpx.TimeoutException as exc:
                 raise ServiceError(f"timed out after {self.timeout:g} s (timeout) waiting for POST {url} "
                                    f"({type(exc).__name__})") from None
@@ -347,11 +381,8 @@ class OpenAIASR:
 
     def _events(self, response) -> Iterator[Any]:
         """Server-sent events: ``transcript.text.delta`` pieces, then ``transcript.text.done``."""
-        read, pieces = 0, []
-        for line in response.iter_lines():
-            read += len(line) + 1
-            if read > self.client.max_bytes:
-                raise ServiceError(f"event stream larger than {self.client.max_bytes:,} bytes (max_response_mb)")
+        pieces = []
+        for line in self.client.lines(response):
             if not line.startswith("data:"):
                 continue
             payload = line[5:].strip()

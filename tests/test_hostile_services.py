@@ -1,0 +1,128 @@
+"""A hostile service on 127.0.0.1 against the OpenAI-compatible client: a body trickled a byte at a
+time and an event stream that never ends stop at the request's deadline; a line that never ends
+stops at ``max_response_mb`` (peak RSS measured in a subprocess); a service that echoes the API key
+does not get it into the model's identity."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+api = pytest.importorskip("speechlab_openai_api", reason="speechlab-openai-api (model_plugins/openai-api) is not installed")
+
+KEY = "sk-test-0123456789abcdef"
+
+
+class Hostile(BaseHTTPRequestHandler):
+    mode = "trickle"
+
+    def log_message(self, *args) -> None:
+        return None
+
+    def do_GET(self) -> None:  # the client's probes: an echo of the Authorization header, as some proxies do
+        body = json.dumps({"info": {"title": "hostile", "version": "1"}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Server-Version", f"echo {self.headers.get('Authorization', '')}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        try:
+            getattr(self, f"_{self.server.mode}")()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _trickle(self) -> None:  # one byte every 0.2 s of a body that would take a minute
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "300")
+        self.end_headers()
+        for _ in range(300):
+            self.wfile.write(b" ")
+            self.wfile.flush()
+            time.sleep(0.2)
+
+    def _endless_events(self) -> None:  # a small event every 0.2 s, never "done"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for _ in range(1000):
+            self.wfile.write(b'data: {"type": "transcript.text.delta", "delta": "a"}\n\n')
+            self.wfile.flush()
+            time.sleep(0.2)
+
+    def _endless_line(self) -> None:  # 150 MB of one event line without a newline
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(b"data: ")
+        block = b"x" * (1 << 20)
+        for _ in range(150):
+            self.wfile.write(block)
+
+
+@pytest.fixture
+def hostile():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def client(server, mode: str, **params):
+    server.mode = mode
+    return api.OpenAIASR({**api.COMMON, "response_format": "json", "base_url": f"http://127.0.0.1:{server.server_port}",
+                          "retries": 0, **params})
+
+
+@pytest.mark.parametrize("mode, params", [("trickle", {}), ("endless_events", {"stream": True})])
+def test_a_request_stops_at_its_deadline_however_slowly_the_service_answers(hostile, mode, params):
+    asr = client(hostile, mode, timeout=1.5, **params)
+    started = time.monotonic()
+    with pytest.raises(api.ServiceError, match=r"no complete response within 1.5 s \(timeout: a deadline for the whole"):
+        asr.transcribe(np.zeros(16000, dtype=np.float32))
+    assert time.monotonic() - started < 6  # not the minute the service would take
+
+
+def test_the_api_key_echoed_by_the_service_is_withheld_from_the_identity(hostile, monkeypatch):
+    monkeypatch.setenv("HOSTILE_KEY", KEY)
+    asr = client(hostile, "trickle", api_key_env="HOSTILE_KEY")
+    identity = json.dumps(asr.info())
+    assert KEY not in identity and KEY[:8] not in identity
+    assert "[withheld: it held the API key]" in identity
+
+
+CHILD = """
+import resource, sys
+import numpy as np
+import speechlab_openai_api as api
+asr = api.OpenAIASR({**api.COMMON, "response_format": "json", "stream": True, "retries": 0, "timeout": 60,
+                     "max_response_mb": 4, "base_url": sys.argv[1]})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    asr.transcribe(np.zeros(16000, dtype=np.float32))
+except api.ServiceError as exc:
+    print("ERROR", exc)
+print("GROWTH_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def test_a_line_that_never_ends_stops_at_max_response_mb_in_bounded_memory(hostile):
+    hostile.mode = "endless_line"
+    out = subprocess.run([sys.executable, "-c", CHILD, f"http://127.0.0.1:{hostile.server_port}"],
+                         capture_output=True, text=True, timeout=120)
+    assert "ERROR response too large: more than 4,194,304 bytes (max_response_mb)" in out.stdout, out.stdout + out.stderr
+    growth_mb = int(out.stdout.split("GROWTH_KB")[1]) / 1024
+    assert growth_mb < 40, f"peak RSS grew {growth_mb:.0f} MB reading a 150 MB line with max_response_mb = 4"
