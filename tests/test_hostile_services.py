@@ -5,6 +5,7 @@ does not get it into the model's identity."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -126,3 +127,45 @@ def test_a_line_that_never_ends_stops_at_max_response_mb_in_bounded_memory(hosti
     assert "ERROR response too large: more than 4,194,304 bytes (max_response_mb)" in out.stdout, out.stdout + out.stderr
     growth_mb = int(out.stdout.split("GROWTH_KB")[1]) / 1024
     assert growth_mb < 40, f"peak RSS grew {growth_mb:.0f} MB reading a 150 MB line with max_response_mb = 4"
+
+
+# -- a hostile Wyoming server ------------------------------------------------------------------------
+
+def wyoming_server(reply: bytes):
+    """A TCP server that answers every connection with ``reply`` (then 50 MB more), whatever it was sent."""
+    import socketserver
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            try:
+                self.request.sendall(reply)
+                block = b"\0" * (1 << 20)
+                for _ in range(50):
+                    self.request.sendall(block)
+            except OSError:
+                pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("reply, message", [
+    (b'{"type": "transcript", "payload_length": 2000000000}\n',  # then 50 MB: never read
+     "declaring payload_length 2000000000: more than the 1,048,576 bytes this client reads"),
+    (b"not json at all\n", "sent an event that is not JSON (it starts b'not json at all"),
+    (b'{"data": {"text": "x"}}\n', "sent an event without a type"),
+    (b"x" * 200_000, "sent an event header longer than 64 KiB without a newline"),
+], ids=["payload-2e9", "not-json", "no-type", "endless-header"])
+def test_a_hostile_wyoming_event_is_a_clear_error_read_in_bounded_memory(reply, message):
+    wyoming = pytest.importorskip("speechlab_wyoming", reason="speechlab-wyoming (model_plugins/wyoming) is not installed")
+    server = wyoming_server(reply)
+    try:
+        asr = wyoming.WyomingASR({"uri": f"tcp://127.0.0.1:{server.server_address[1]}", "timeout": 5, "retries": 0})
+        assert asr.reported == {"asr": "the server did not describe itself"}
+        with pytest.raises(wyoming.ServiceError, match=re.escape(message)):
+            asr.transcribe(np.zeros(16000, dtype=np.float32))
+    finally:
+        server.shutdown()
+        server.server_close()

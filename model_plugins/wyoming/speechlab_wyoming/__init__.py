@@ -21,6 +21,7 @@ streams transcripts) is recorded and is part of the cache key with the URI.
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import threading
 from importlib.metadata import version
@@ -34,10 +35,46 @@ COMMON = {"pacing": "fast", "chunk_ms": 100, "timeout": 60.0, "connect_timeout":
           "concurrency": 1}
 KNOWN = {"uri", "language", *COMMON}
 MAX_EVENTS = 10_000
+MAX_EVENT_BYTES = 1 << 20  # an event's data or payload this client reads (transcripts, errors: no audio)
 
 
 class ServiceError(Exception):
     """A failed utterance: the message names the server and the cause."""
+
+
+async def read_event(reader: asyncio.StreamReader, uri: str) -> tuple[str, dict] | None:
+    """One event from the server, (type, data), or None when it closed the connection. Bounded: the
+    header line by the stream's limit (64 KiB), the data and payload by MAX_EVENT_BYTES, whatever
+    the header declares; an event that is not Wyoming says so (the wyoming library's reader returns
+    None for it, as if the server had closed the connection, and reads any declared length)."""
+    try:
+        line = await reader.readline()
+    except ValueError:  # asyncio's LimitOverrunError: no newline within the limit
+        raise ServiceError(f"{uri} sent an event header longer than 64 KiB without a newline") from None
+    if not line:
+        return None
+    try:
+        header = json.loads(line)
+    except ValueError:
+        raise ServiceError(f"{uri} sent an event that is not JSON (it starts {line[:60]!r})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+        raise ServiceError(f"{uri} sent an event without a type (it starts {line[:60]!r})")
+    data = header.get("data") if isinstance(header.get("data"), dict) else {}
+    for key in ("data_length", "payload_length"):
+        length = header.get(key)
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int)
+                                   or not 0 <= length <= MAX_EVENT_BYTES):
+            raise ServiceError(f"{uri} sent a {header['type']!r} event declaring {key} {length!r}: more than the "
+                               f"{MAX_EVENT_BYTES:,} bytes this client reads of an event, or not a length")
+    if header.get("data_length"):
+        try:
+            extra = json.loads(await reader.readexactly(header["data_length"]))
+        except ValueError:
+            raise ServiceError(f"{uri} sent a {header['type']!r} event whose data is not JSON") from None
+        data.update(extra if isinstance(extra, dict) else {})
+    if header.get("payload_length"):
+        await reader.readexactly(header["payload_length"])  # no event this client reads carries one it uses
+    return header["type"], data
 
 
 def _check(params: dict, name: str) -> dict:
@@ -76,6 +113,7 @@ class WyomingASR:
         return self.client_type(s["host"], s["port"], connect_timeout=s["connect_timeout"])
 
     async def _describe(self) -> dict:
+        from wyoming.event import Event
         from wyoming.info import Describe, Info
 
         client = self._client()
@@ -87,17 +125,18 @@ class WyomingASR:
         try:
             await client.write_event(Describe().event())
             for _ in range(20):
-                event = await asyncio.wait_for(client.read_event(), self.settings["connect_timeout"])
+                event = await asyncio.wait_for(read_event(client._reader, self.settings["uri"]),
+                                               self.settings["connect_timeout"])
                 if event is None:
                     break
-                if Info.is_type(event.type):
-                    info = Info.from_event(event)
+                if Info.is_type(event[0]):
+                    info = Info.from_event(Event(type=event[0], data=event[1]))
                     return {"asr": [{"name": str(p.name)[:100], "version": str(p.version)[:40],
                                      "streaming": bool(getattr(p, "supports_transcript_streaming", False)),
                                      "models": [f"{str(m.name)[:100]} {str(m.version)[:40]}" for m in p.models[:20]]}
                                     for p in info.asr[:5]]}
-        except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError):
-            pass
+        except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError, AttributeError, ServiceError):
+            pass  # best effort: the identity then says the server did not describe itself
         finally:
             await client.disconnect()
         return {"asr": "the server did not describe itself"}
@@ -187,19 +226,19 @@ class WyomingASR:
         from wyoming.error import Error
 
         for _ in range(MAX_EVENTS):
-            event = await client.read_event()
+            event = await read_event(client._reader, self.settings["uri"])  # the connected client's stream
             if event is None:
                 raise ServiceError(f"{self.settings['uri']} closed the connection before sending a transcript")
-            data = event.data if isinstance(event.data, dict) else {}
-            if WyTranscript.is_type(event.type):
+            kind, data = event
+            if WyTranscript.is_type(kind):
                 text = data.get("text")
                 if not isinstance(text, str):
                     raise ServiceError(f"the transcript event's text is {type(text).__name__}, not a string")
                 language = data.get("language") if isinstance(data.get("language"), str) else None
                 return Transcript(text.strip(), (), language, {"protocol": "wyoming"})
-            if TranscriptChunk.is_type(event.type) and isinstance(data.get("text"), str):
+            if TranscriptChunk.is_type(kind) and isinstance(data.get("text"), str):
                 put(Partial(data["text"]))
-            elif Error.is_type(event.type):
+            elif Error.is_type(kind):
                 raise ServiceError(f"the server sent an error: {str(data.get('text'))[:300]!r} (code {data.get('code')!r})")
         raise ServiceError(f"more than {MAX_EVENTS:,} events without a transcript")
 
