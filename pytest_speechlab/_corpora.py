@@ -52,6 +52,26 @@ def read_head(path: Path, size: int = 4096) -> bytes:
         return b""
 
 
+MAX_LINE_BYTES = 16 << 20  # one line of a manifest is a record, not a file: a longer one is skipped, unread
+
+
+def bounded_lines(fh, shown: str, errors: list[InputError]) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each line of ``fh``; a line longer than MAX_LINE_BYTES becomes an
+    error and is skipped in bounded pieces, never held whole (a gzip of a gigabyte line is small)."""
+    lineno = 0
+    while True:
+        lineno += 1
+        line = fh.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES:
+            errors.append(InputError(f"{shown} line {lineno}", f"longer than {MAX_LINE_BYTES >> 20} MiB: skipped"))
+            while line and not line.endswith(b"\n"):
+                line = fh.readline(1 << 20)
+            continue
+        yield lineno, line
+
+
 def _open(path: Path):
     """A binary file, gunzipped when it is gzip."""
     return gzip.open(path, "rb") if read_head(path, 2) == b"\x1f\x8b" else open(path, "rb")
@@ -186,7 +206,7 @@ def _records(path: Path, shown: str, errors: list[InputError]) -> Iterator[tuple
     """(where, object) per line of a .jsonl or .jsonl.gz file."""
     try:
         with _open(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
+            for lineno, raw in bounded_lines(fh, shown, errors):
                 where = f"{shown} line {lineno}"
                 try:
                     line = raw.decode("utf-8").strip()

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ._corpora import COLUMNS, huggingface_entries, is_huggingface, is_lhotse, lhotse_entries, read_head
+from ._corpora import (
+    COLUMNS,
+    bounded_lines,
+    huggingface_entries,
+    is_huggingface,
+    is_lhotse,
+    lhotse_entries,
+    read_head,
+)
 from ._text import unicode_safe
 from ._types import InputError, SpeechlabError, Utterance
 
@@ -167,7 +175,7 @@ def json_lines(path: Path, errors: list[InputError]):
     """(where, parsed JSON) for each line of a JSONL file (manifests, TTS texts, chat prompts); blank
     and ``#`` lines are skipped, a line that is not UTF-8 or not JSON becomes an error instead."""
     with open(path, "rb") as fh:
-        for where, line in _decoded_lines(fh, display_path(path), errors):
+        for where, line in _decoded_lines(fh, display_path(path), errors):  # lines bounded in length
             if not line or line.startswith("#"):
                 continue
             try:
@@ -178,9 +186,10 @@ def json_lines(path: Path, errors: list[InputError]):
                 errors.append(InputError(where, "not valid JSON (nested too deeply)"))
 
 
-def _decoded_lines(lines, shown: str, errors: list[InputError]):
-    """(where, stripped text) for each line; a line that is not UTF-8 becomes an error instead."""
-    for lineno, raw in enumerate(lines, start=1):
+def _decoded_lines(fh, shown: str, errors: list[InputError]):
+    """(where, stripped text) for each line of a binary file; a line that is not UTF-8, or longer
+    than MAX_LINE_BYTES, becomes an error instead."""
+    for lineno, raw in bounded_lines(fh, shown, errors):
         where = f"{shown} line {lineno}"
         try:
             yield where, raw.decode("utf-8").strip()
@@ -366,7 +375,9 @@ def _load_librispeech(root: Path, name: str) -> Dataset:
         raise SpeechlabError(f"dataset folder {display_path(root)!r} has no *.trans.txt files (LibriSpeech layout)")
     seen: dict[str, str] = {}
     for trans in transcripts:
-        for where, line in _decoded_lines(trans.read_bytes().splitlines(), display_path(trans), dataset.errors):
+        with open(trans, "rb") as fh:
+            lines = list(_decoded_lines(fh, display_path(trans), dataset.errors))
+        for where, line in lines:
             if not line:
                 continue
             utt_id, _, text = line.partition(" ")

@@ -193,3 +193,37 @@ def test_a_conftest_hook_with_a_wrong_signature_is_a_usage_error(pytester):
     text = result.stdout.str() + result.stderr.str()
     assert "conftest.py: a speechlab hook does not match its specification" in text and "{'extra'}" in text
     assert "INTERNALERROR" not in text and "Traceback" not in text and result.ret != 0
+
+
+def test_a_gigabyte_line_in_a_small_gzip_is_one_error_read_in_bounded_memory(tmp_path):
+    """A 1.2 MB gzipped lhotse manifest whose one line is 1.2 GB: the good lines load, the long one
+    is an error, and peak RSS (measured in a subprocess) stays far below the line's size."""
+    import gzip
+    import subprocess
+    import sys
+
+    from helpers import write_audio
+
+    write_audio(tmp_path / "a.wav", 1.0)
+    recording = {"id": "a", "sources": [{"type": "file", "channels": [0], "source": "a.wav"}],
+                 "sampling_rate": 16000, "num_samples": 16000, "duration": 1.0}
+    with gzip.open(tmp_path / "recordings.jsonl.gz", "wb") as fh:
+        fh.write(json.dumps(recording).encode() + b"\n")
+    with gzip.open(tmp_path / "supervisions.jsonl.gz", "wb", compresslevel=9) as fh:
+        fh.write(json.dumps({"id": "s1", "recording_id": "a", "start": 0.0, "duration": 1.0, "channel": 0,
+                             "text": "one", "language": "en"}).encode() + b"\n")
+        fh.write(b'{"id": "huge", "text": "')
+        block = b"a" * (1 << 24)
+        for _ in range(72):  # 1.2 GB
+            fh.write(block)
+        fh.write(b'"}\n')
+    assert (tmp_path / "supervisions.jsonl.gz").stat().st_size < 4 << 20
+    child = ("import resource, sys\nfrom pytest_speechlab import load_dataset\n"
+             "d = load_dataset(sys.argv[1])\n"
+             "print([u.id for u in d.utterances], [e.message for e in d.errors])\n"
+             "print('PEAK_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", child, str(tmp_path / "supervisions.jsonl.gz")],
+                         capture_output=True, text=True, timeout=300)
+    assert "longer than 16 MiB: skipped" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "['s1']" in out.stdout  # the good line is kept
+    assert int(out.stdout.split("PEAK_MB")[1]) < 400, out.stdout
