@@ -227,3 +227,15 @@ def test_a_gigabyte_line_in_a_small_gzip_is_one_error_read_in_bounded_memory(tmp
     assert "longer than 16 MiB: skipped" in out.stdout, out.stdout + out.stderr[-2000:]
     assert "['s1']" in out.stdout  # the good line is kept
     assert int(out.stdout.split("PEAK_MB")[1]) < 400, out.stdout
+
+
+def test_implausible_segment_times_are_said_and_clamped_to_the_audio():
+    from pytest_speechlab import Segment, Transcript
+    from pytest_speechlab.tasks.asr import repaired
+
+    out, notes = repaired(Transcript("a b c", (Segment(-1e308, 1e308, "a"), Segment(0.2, 0.9, "b"),
+                                               Segment(1.0, 0.5, "c"))), 1.5)
+    (note,) = notes
+    assert note.startswith("2 segment(s) with times outside the 1.50 s of audio or reversed (first: -1e+308 to 1e+308")
+    assert [(s.start, s.end) for s in out.segments] == [(0.0, 1.5), (0.2, 0.9), (1.0, 1.0)]
+    assert repaired(Transcript("a", (Segment(0.0, 1.52, "a"),)), 1.5)[1] == ()  # frame rounding is not a finding

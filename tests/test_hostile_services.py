@@ -42,6 +42,12 @@ class Hostile(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
+    def _redirect(self) -> None:
+        self.send_response(307)
+        self.send_header("Location", "http://elsewhere.invalid/v1/audio/transcriptions")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _trickle(self) -> None:  # one byte every 0.2 s of a body that would take a minute
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -95,6 +101,13 @@ def test_a_request_stops_at_its_deadline_however_slowly_the_service_answers(host
     with pytest.raises(api.ServiceError, match=r"no complete response within 1.5 s \(timeout: a deadline for the whole"):
         asr.transcribe(np.zeros(16000, dtype=np.float32))
     assert time.monotonic() - started < 6  # not the minute the service would take
+
+
+def test_a_redirect_is_said_as_such(hostile):
+    asr = client(hostile, "redirect")
+    with pytest.raises(api.ServiceError, match=r"answered HTTP 307, a redirect to 'http://elsewhere.invalid/v1/audio/"
+                                               r"transcriptions': redirects are not followed"):
+        asr.transcribe(np.zeros(16000, dtype=np.float32))
 
 
 def test_the_api_key_echoed_by_the_service_is_withheld_from_the_identity(hostile, monkeypatch):

@@ -244,6 +244,12 @@ class ServiceClient:
                 response.close()
                 self._pause(attempt, response)
                 continue
+            if 300 <= response.status_code < 400:
+                target = self._clean(response.headers.get("location", "(no Location header)"))[:200]
+                response.close()
+                raise ServiceError(f"POST {url} answered HTTP {response.status_code}, a redirect to {target!r}: "
+                                   "redirects are not followed (the request would be sent elsewhere); set base_url "
+                                   "to where the service is")
             if response.status_code >= 400:
                 try:
                     body = self._read(response, limit=4096).decode("utf-8", "replace")
