@@ -78,7 +78,13 @@ def _open(path: Path):
 
 
 def audio_dir() -> Path:
-    return Path(os.environ.get("SPEECHLAB_AUDIO_DIR") or Path.home() / ".cache" / "pytest-speechlab" / "audio")
+    """Where embedded audio is written: $SPEECHLAB_AUDIO_DIR (made absolute where it is read, so
+    that the paths kept in the dataset hold wherever the run goes on), else the user's cache."""
+    configured = os.environ.get("SPEECHLAB_AUDIO_DIR")
+    folder = Path(configured).resolve() if configured else Path.home() / ".cache" / "pytest-speechlab" / "audio"
+    if folder.exists() and not folder.is_dir():
+        raise SpeechlabError(f"SPEECHLAB_AUDIO_DIR={configured}: {folder} is a file, not a folder for embedded audio")
+    return folder
 
 
 def store_audio(data: bytes, name_hint: str = "") -> Path:
@@ -89,7 +95,11 @@ def store_audio(data: bytes, name_hint: str = "") -> Path:
         hint = Path(name_hint).suffix.lower()
         suffix = hint if hint[1:].isalnum() and len(hint) <= 6 else ".bin"
     folder = audio_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpeechlabError(f"embedded audio cannot be written to {folder} ({exc.strerror or exc}); set "
+                             "SPEECHLAB_AUDIO_DIR to a writable folder") from None
     path = folder / (hashlib.sha256(data).hexdigest()[:40] + suffix)
     if not path.is_file():
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -239,3 +239,17 @@ def test_implausible_segment_times_are_said_and_clamped_to_the_audio():
     assert note.startswith("2 segment(s) with times outside the 1.50 s of audio or reversed (first: -1e+308 to 1e+308")
     assert [(s.start, s.end) for s in out.segments] == [(0.0, 1.5), (0.2, 0.9), (1.0, 1.0)]
     assert repaired(Transcript("a", (Segment(0.0, 1.52, "a"),)), 1.5)[1] == ()  # frame rounding is not a finding
+
+
+def test_a_relative_or_wrong_speechlab_audio_dir_for_embedded_audio(tmp_path, monkeypatch):
+    from pytest_speechlab._corpora import audio_dir, store_audio
+    from pytest_speechlab._types import SpeechlabError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPEECHLAB_AUDIO_DIR", "embedded")  # relative: made absolute where it is read
+    path = store_audio(b"RIFF....WAVEfmt ", "x.wav")
+    assert path.is_absolute() and path.parent == tmp_path / "embedded" and audio_dir() == tmp_path / "embedded"
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("SPEECHLAB_AUDIO_DIR", str(tmp_path / "a-file"))
+    with pytest.raises(SpeechlabError, match="SPEECHLAB_AUDIO_DIR=.*a-file is a file, not a folder for embedded audio"):
+        store_audio(b"RIFF....WAVEfmt ", "x.wav")
