@@ -305,6 +305,9 @@ def _load_table(path: Path, name: str) -> Dataset:
     start = next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("#")), None)
     if start is None:
         return dataset
+    if "\x00" in lines[start]:  # else every row would be "missing 'text'" for a column name spoilt by it
+        raise SpeechlabError(f"{shown} line {start + 1}: the header holds a NUL byte (at character "
+                             f"{lines[start].index(chr(0)) + 1}); the file is damaged or not a CSV/TSV")
     delimiter, names = _columns(lines[start])
     if names is None:
         raise SpeechlabError(f"{shown} line {start + 1}: the header names no audio column "

@@ -253,3 +253,12 @@ def test_a_relative_or_wrong_speechlab_audio_dir_for_embedded_audio(tmp_path, mo
     monkeypatch.setenv("SPEECHLAB_AUDIO_DIR", str(tmp_path / "a-file"))
     with pytest.raises(SpeechlabError, match="SPEECHLAB_AUDIO_DIR=.*a-file is a file, not a folder for embedded audio"):
         store_audio(b"RIFF....WAVEfmt ", "x.wav")
+
+
+def test_a_nul_byte_in_a_csv_header_is_named_once(tmp_path):
+    from pytest_speechlab import load_dataset
+    from pytest_speechlab._types import SpeechlabError
+
+    (tmp_path / "data.csv").write_bytes(b"audio,te\x00xt\na.wav,one\nb.wav,two\n")
+    with pytest.raises(SpeechlabError, match=r"data.csv line 1: the header holds a NUL byte \(at character 9\)"):
+        load_dataset(tmp_path / "data.csv")
