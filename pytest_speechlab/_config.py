@@ -166,6 +166,7 @@ class SpeechlabConfig:
     seed: int | None = 0  # models with seed(n) are seeded per call from (seed, utterance id, repeat); None: never
     unstable: str = "fail"  # a threshold verdict whose repeats fall on both sides of the limit: fail or warn
     db_failure: str = "fail"  # the results database not written: the session fails (exit 6), or only warns
+    isolate: bool = False  # the model in a worker process even with one worker (--speechlab-isolate)
     busy_tolerance: float = BUSY_TOLERANCE  # share of the CPUs other processes may take before speed is not judged
     min_samples: dict[str, int] = field(default_factory=lambda: dict(MIN_SAMPLES))  # below: "too few to judge"
     features: dict[str, dict] = field(default_factory=dict)  # [tool.speechlab.features.NAME]: each feature's own table
@@ -201,7 +202,7 @@ class SpeechlabConfig:
 
 TOP_LEVEL = ("normalizer", "normalizers", "language", "dataset_languages", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
              "utterance_timeout", "cache", "retime", "perturbations", "robustness", "repeats", "seed", "unstable",
-             "busy_tolerance", "min_samples", "features", "db_failure")
+             "busy_tolerance", "min_samples", "features", "db_failure", "isolate")
 UNSTABLE_POLICIES = ("fail", "warn")
 
 
@@ -335,6 +336,8 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
             config.seed = check_value(seed, int, "[tool.speechlab] seed (a whole number, or false: never seed)")
             if config.seed < 0:
                 raise SpeechlabError(f"[tool.speechlab] seed must be 0 or more (false: never seed), got {config.seed}")
+    if "isolate" in table:
+        config.isolate = check_value(table["isolate"], bool, "[tool.speechlab] isolate")
     if "db_failure" in table:
         config.db_failure = check_value(table["db_failure"], str, "[tool.speechlab] db_failure")
         if config.db_failure not in UNSTABLE_POLICIES:

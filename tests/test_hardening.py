@@ -262,3 +262,36 @@ def test_a_nul_byte_in_a_csv_header_is_named_once(tmp_path):
     (tmp_path / "data.csv").write_bytes(b"audio,te\x00xt\na.wav,one\nb.wav,two\n")
     with pytest.raises(SpeechlabError, match=r"data.csv line 1: the header holds a NUL byte \(at character 9\)"):
         load_dataset(tmp_path / "data.csv")
+
+
+CRASHING = '''
+
+class Crashing(LengthModel):
+    def transcribe(self, audio):
+        if f"{len(audio) / self.sample_rate:.2f}" == "2.00":
+            os._exit(3)  # what a model that aborts (or segfaults) does to its process
+        return super().transcribe(audio)
+
+
+def load_crashing(params):
+    return Crashing(params)
+
+
+@hookimpl(specname="speechlab_register_models")
+def register_crashing(register):
+    register("fake/crashing", task="asr", load=load_crashing, backend="fake")
+'''
+
+
+def test_with_isolate_a_model_that_kills_its_process_loses_only_that_utterance(speechlab_project):
+    conftest = speechlab_project.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + CRASHING)
+    result = speechlab_project.runpytest_subprocess("suites", "--speechlab-model", "fake/crashing", "--speechlab-isolate",
+                                                    "--speechlab-json", "run.json", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert "INTERNALERROR" not in out and "speechlab summary" in out
+    (evaluation,) = json.loads((speechlab_project.path / "run.json").read_text())["evaluations"]
+    by_id = {u["utterance_id"]: u for u in evaluation["utterances"]}
+    assert "the worker process died 3 times on this item" in by_id["c"]["error"]
+    assert by_id["a"]["hypothesis"] == "the cat sat on the mat" and by_id["b"]["hypothesis"] == "a quick brown fox"
+    assert "worker w1 died (exit code 3)" in out  # said in the summary

@@ -39,8 +39,10 @@ class Frontend:
         return []
 
 
-def make_executor(kind: str = "local", workers: int = 1, threads: int | None = None, address: str | None = None):
-    """``local``: serial with one worker, worker processes with more; ``ray``: Ray actors."""
+def make_executor(kind: str = "local", workers: int = 1, threads: int | None = None, address: str | None = None,
+                  isolate: bool = False):
+    """``local``: serial with one worker (or, with ``isolate``, one worker process: a model that
+    crashes loses only its utterance), worker processes with more; ``ray``: Ray actors."""
     if workers < 1:
         raise SpeechlabError(f"--speechlab-workers must be at least 1, got {workers}")
     if threads is not None and threads < 1:
@@ -49,4 +51,4 @@ def make_executor(kind: str = "local", workers: int = 1, threads: int | None = N
         return RayExecutor(workers, threads, address)
     if kind != "local":
         raise SpeechlabError(f"--speechlab-executor {kind!r}: choose local or ray")
-    return ProcessExecutor(workers, threads) if workers > 1 else SerialExecutor()
+    return ProcessExecutor(workers, threads) if workers > 1 or isolate else SerialExecutor()

@@ -57,7 +57,8 @@ class Engine:
     def __init__(self, settings: SpeechlabConfig, root: Path, *, db_url: str | None, repeats: int | None = None,
                  cache_mode: str | None = None, retime: int | None = None, args: list[str] | tuple = (),
                  plugins: list | tuple = (), workers: int = 1, threads: int | None = None,
-                 executor: str = "local", ray_address: str | None = None, frontend: Frontend | None = None) -> None:
+                 executor: str = "local", ray_address: str | None = None, frontend: Frontend | None = None,
+                 isolate: bool | None = None) -> None:
         self.settings = settings
         self.root = Path(root)
         self._db_url = db_url  # None: nothing is recorded (and nothing cached)
@@ -78,7 +79,8 @@ class Engine:
                                                                   self.run_config()), self.notices)
         self._cache = None
         self.pool = ModelPool()
-        self.runner = Runner(executor=make_executor(executor, workers, threads, ray_address),
+        isolate = settings.isolate if isolate is None else isolate  # the model in a worker process even alone
+        self.runner = Runner(executor=make_executor(executor, workers, threads, ray_address, isolate),
                              repeats=self.repeats, timeout=settings.utterance_timeout, seed=settings.seed)
         if threads and self.runner.executor.workers == 1:  # models built in this process read it
             os.environ.update(threads_environment(threads))
@@ -312,10 +314,10 @@ class Engine:
         with self.progress(f"{model.name} x {set_name} (re-timing {len(sample)} cached)", len(sample)) as progress:
             probe = ContentionProbe()
             outputs = []
-            for unit in self.runner.plan(model, sample):
-                for output in self.runner.run_unit(model, unit):
-                    outputs.append(output)
-                    progress.advance((_timing(output) or (0.0, 0.0))[0])
+            # where the outputs were computed: the session's executor (a crash stays in a worker)
+            for output in self.runner.executor_for(model).run(self.runner, model, self.runner.plan(model, sample)):
+                outputs.append(output)
+                progress.advance((_timing(output) or (0.0, 0.0))[0])
             contention = probe.finish(self.settings.busy_tolerance)
         timed = [t for o in outputs if (t := _timing(o)) is not None]
         audio, seconds = sum(a for a, _ in timed), sum(s for _, s in timed)

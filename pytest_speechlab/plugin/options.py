@@ -101,6 +101,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "not pytest-xdist, to evaluate in parallel.",
     )
     group.addoption(
+        "--speechlab-isolate", action="store_true", default=False,
+        help="run the model in a worker process even with one worker: a model that crashes the process "
+        "(os._exit, a segfault) loses only the utterance it was on (retried on a new worker, then failed "
+        "with the reason) and the session writes its reports; costs a second load of the model. "
+        "Default: [tool.speechlab] isolate, else off.",
+    )
+    group.addoption(
         "--speechlab-threads", metavar="N", type=int, default=None,
         help="CPU threads per model (per worker with --speechlab-workers); default: the model's own "
         "choice in this process, the CPUs shared equally among workers.",

@@ -46,6 +46,7 @@ class SpeechlabSession(Frontend):
                              repeats=option.speechlab_repeat, cache_mode=option.speechlab_cache,
                              retime=option.speechlab_retime, args=list(config.invocation_params.args),
                              workers=option.speechlab_workers, threads=option.speechlab_threads,
+                             isolate=option.speechlab_isolate or None,
                              executor=option.speechlab_executor, ray_address=option.speechlab_ray_address, frontend=self)
         for feature in self.engine.features.values():
             feature.configure(option)
