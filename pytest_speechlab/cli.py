@@ -440,7 +440,8 @@ def view_cmd(ctx, host: str, port: int) -> None:
     extra (Flask, plotly): pip install 'pytest-speechlab[view]'."""
     policy = load_config(Path.cwd() / "pyproject.toml").regression
     try:
-        serve(lambda: ctx.obj(True), host, port, echo, policy=policy)
+        serve(lambda: ctx.obj(True), host, port, echo, policy=policy,
+              reveal=lambda text: click.echo(terminal(text)))  # the token is shown on purpose, once
     except OSError as exc:
         raise Problem(f"speechlab view: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 

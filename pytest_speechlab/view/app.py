@@ -225,8 +225,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[str], None], policy=None) -> None:
-    """Start the viewer and serve until interrupted."""
+def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[str], None], policy=None,
+          reveal: Callable[[str], None] | None = None) -> None:
+    """Start the viewer and serve until interrupted. ``echo`` prints (redacting credentials);
+    ``reveal`` prints the address with the generated token, once (default: ``echo``)."""
+    reveal = reveal or echo
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class RequestLog(WSGIRequestHandler):
@@ -248,7 +251,7 @@ def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[s
     if given:
         echo(f"speechlab view: {base} (read-only; the token is the one in ${TOKEN_ENV})")
     else:
-        echo(f"speechlab view: {base}?token={token}")
+        reveal(f"speechlab view: {base}?token={token}")  # the one place the token is printed
         echo(f"  read-only; every request needs this token (set ${TOKEN_ENV} to choose it)")
     if not is_loopback(host):
         echo(f"  WARNING: listening on {host}, not 127.0.0.1: any machine that reaches this address and has the "
