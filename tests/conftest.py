@@ -83,6 +83,7 @@ SLOW_TESTS = {  # long simulations, busy-machine runs, an editable install (7-22
     "test_tts_chat.py::test_tts_and_chat_run_in_workers_and_on_ray_cached_with_the_serial_figures",  # 3 runs, Ray
     "test_hardening.py::test_a_gigabyte_line_in_a_small_gzip_is_one_error_read_in_bounded_memory",  # writes 1.2 GB
     "test_hardening.py::test_with_isolate_a_model_that_kills_its_process_loses_only_that_utterance",  # 3 spawns
+    "test_hardening.py::test_the_sessions_own_ray_refuses_a_process_without_its_token",  # starts Ray
 }
 TIERS = ("unit", "e2e", "real_model", "services", "browser", "postgres", "slow")
 

@@ -295,3 +295,38 @@ def test_with_isolate_a_model_that_kills_its_process_loses_only_that_utterance(s
     assert "the worker process died 3 times on this item" in by_id["c"]["error"]
     assert by_id["a"]["hypothesis"] == "the cat sat on the mat" and by_id["b"]["hypothesis"] == "a quick brown fox"
     assert "worker w1 died (exit code 3)" in out  # said in the summary
+
+
+RAY_ATTACH = r"""
+import os, subprocess, sys
+from pytest_speechlab.engine.ray_executor import RayExecutor
+executor = RayExecutor(1, 1, None)
+ray = executor._connect()
+address = ray.get_runtime_context().gcs_address
+stranger = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
+attach = "import ray; ray.init(address=sys.argv[1], log_to_driver=False); print('ATTACHED')"
+out = subprocess.run([sys.executable, "-c", "import sys; " + attach, address], env=stranger,
+                     capture_output=True, text=True, timeout=120)
+print("STRANGER", "ATTACHED" in out.stdout, "AuthenticationError" in out.stderr)
+executor.close()
+again = RayExecutor(1, 1, None)  # a second session in the same process starts and works
+print("AGAIN", again._connect().is_initialized())
+again.close()
+print("FILE", os.path.exists(os.path.expanduser("~/.ray/auth_token")))
+"""
+
+
+def test_the_sessions_own_ray_refuses_a_process_without_its_token(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'pytest-speechlab[ray]')")
+    command = [sys.executable, "-c", RAY_ATTACH]
+    if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip"):  # Ray's servers reachable from nowhere else
+        command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    out = subprocess.run(command, env={**env, "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"},
+                         capture_output=True, text=True, timeout=300)
+    assert "STRANGER False True" in out.stdout, out.stdout + out.stderr[-3000:]
+    assert "AGAIN True" in out.stdout and "FILE False" in out.stdout  # no token written under $HOME

@@ -7,16 +7,19 @@ back whichever unit finished first, and a dead actor (``RayActorError``) loses o
 which goes to another actor. Ray Data would add a dataset layer that converts our values to blocks
 and buffers results, for no gain at this granularity.
 
-Every task runs here (ASR utterances, TTS texts, chat prompts). Audio is shipped, not shared: the session reads each file and sends its bytes with the unit, so a
-cluster (``ray://host:10001`` or ``auto``) needs no shared storage, only the model plugins installed
+Every task runs here (ASR utterances, TTS texts, chat prompts). Audio is shipped, not shared: the
+session reads each file and sends its bytes with the unit, so a cluster (``ray://host:10001`` or ``auto``) needs no shared storage, only the model plugins installed
 on its nodes. Without an address a local Ray is started for the session (dashboard off, its files
-under a temporary folder, token files off) and stopped after it.
+under a temporary folder, token authentication on with a token made for the session and kept in its
+environment, never in a file) and stopped after it.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import pickle
+import secrets
+import sys
 import tempfile
 from collections import deque
 from pathlib import Path
@@ -83,13 +86,19 @@ class RayExecutor:
     def _connect(self):
         if self._ray is not None:
             return self._ray
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if not self.address and "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules:
+            # the session's own Ray takes a token only this process and its workers know: its servers
+            # listen beyond 127.0.0.1, and without one any local user could attach. Set before Ray is
+            # imported (it reads the mode then, once per process: a later session here keeps the token);
+            # given in the environment, Ray writes no token file.
+            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_urlsafe(32))
         ray = _import_ray()
         if not ray.is_initialized():
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file in $HOME
-            if self.address:
+            if self.address:  # a cluster's own authentication (RAY_AUTH_MODE, its token) is the user's
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
             else:
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # Ray imported before us: as it was
                 self._temp = tempfile.TemporaryDirectory(prefix="speechlab-ray-")
                 ray.init(num_cpus=self.workers * self.threads, include_dashboard=False, log_to_driver=False,
                          _temp_dir=self._temp.name, _node_ip_address="127.0.0.1")
