@@ -98,7 +98,7 @@ def _interval(ci) -> str:
 
 
 @main.command("runs")
-@click.option("--limit", default=20, show_default=True, help="how many runs to list")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="how many runs to list")
 @click.pass_context
 def runs_cmd(ctx, limit: int) -> None:
     """List runs, newest first: id, time, status, commit, models."""
