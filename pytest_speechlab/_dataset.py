@@ -204,6 +204,7 @@ class _LineError(ValueError):
 
 
 MAX_ID_CHARS = 1000
+MAX_TABLE_BYTES = 1 << 30  # a CSV/TSV manifest (Common Voice's largest TSVs are a few hundred MB)
 MAX_TEXT_CHARS = 1_000_000  # a reference longer than this is not a transcript
 
 
@@ -296,6 +297,9 @@ def _load_table(path: Path, name: str) -> Dataset:
     Common Voice release, to the ``clips/`` folder beside it."""
     shown = display_path(path)
     dataset = Dataset(name, str(path))
+    if path.stat().st_size > MAX_TABLE_BYTES:  # read whole (a quoted field may span lines): bounded first
+        raise SpeechlabError(f"{shown}: {path.stat().st_size >> 20} MiB, more than the {MAX_TABLE_BYTES >> 20} MiB "
+                             "a CSV/TSV manifest is read up to; split it, or write JSONL (read line by line)")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
