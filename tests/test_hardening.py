@@ -332,3 +332,15 @@ def test_the_sessions_own_ray_refuses_a_process_without_its_token(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert "STRANGER False True" in out.stdout, out.stdout + out.stderr[-3000:]
     assert "AGAIN True" in out.stdout and "FILE False" in out.stdout  # no token written under $HOME
+
+
+def test_a_csv_manifest_over_a_gibibyte_is_refused_before_it_is_read(tmp_path):
+    from pytest_speechlab import load_dataset
+    from pytest_speechlab._types import SpeechlabError
+
+    path = tmp_path / "huge.csv"
+    with open(path, "wb") as fh:  # sparse: the size without the disk
+        fh.write(b"audio,text\na.wav,one\n")
+        fh.truncate((1 << 30) + 1)
+    with pytest.raises(SpeechlabError, match="huge.csv: 1024 MiB, more than the 1024 MiB a CSV/TSV manifest is read up to"):
+        load_dataset(path)
