@@ -82,3 +82,19 @@ def test_a_failing_inference_cache_degrades_to_computing_and_loses_no_figure(tmp
     with pytest.warns(UserWarning, match="reading cached outputs failed .ValueError"):
         (again,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN])
     assert again.cached_count == 0 and again.wer == result.wer and len(again.processed) == 4
+
+
+def test_a_damaged_cached_output_is_computed_again_and_the_others_still_come_from_the_cache(tmp_path):
+    """A row of the outputs table whose JSON cannot be decoded (SQLite stores it as text, so it can
+    be damaged; PostgreSQL's json type refuses such a value) is a miss, said once; the rest are hits."""
+    import sqlite3
+
+    manifest = make_fake_dataset(tmp_path / "data")
+    db = tmp_path / "results.db"
+    evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN])
+    with sqlite3.connect(db) as conn:
+        (key,) = conn.execute("SELECT key FROM outputs LIMIT 1").fetchone()
+        conn.execute("UPDATE outputs SET transcript = '{\"text\": ' WHERE key = ?", (key,))
+    with pytest.warns(UserWarning, match=r"inference cache: 1 cached output\(s\) could not be decoded"):
+        (again,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN])
+    assert again.cached_count == len(again.processed) - 1 and again.wer == 0.0

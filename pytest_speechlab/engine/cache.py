@@ -188,6 +188,7 @@ class OutputCache:
     # why the cache stopped (the database failed reading or writing it): an optimization that fails
     # degrades to computing, said once, and never costs a measured figure
     problem: str | None = None
+    said: list = field(default_factory=list)  # what the session should say of the cache (each once)
 
     def reads_for(self, model: str) -> bool:
         return self.reads and model not in self.stale
@@ -206,6 +207,7 @@ class OutputCache:
     def _failed(self, doing: str, exc: Exception) -> None:
         self.problem = redact(f"inference cache off for the rest of the session: {doing} failed ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:300] if str(exc) else ''}); outputs are computed instead")
+        self.said.append(self.problem)
 
     def keys(self, loaded, utterances: list, repeats: int, threads: int | None = None,
              seed: int | None = None) -> dict[str, list[str]]:
@@ -232,11 +234,15 @@ class OutputCache:
         """The outputs this cache has for every repeat of an utterance."""
         if not self.reads or not keys:
             return {}
+        unreadable = getattr(self.store, "unreadable_outputs", 0)
         try:
             found = self.store.outputs([k for ks in keys.values() for k in ks])
-        except Exception as exc:  # noqa: BLE001 - a malformed row, a dropped connection: compute instead
+        except Exception as exc:  # noqa: BLE001 - a dropped connection, a damaged table: compute instead
             self._failed("reading cached outputs", exc)
             return {}
+        if skipped := getattr(self.store, "unreadable_outputs", 0) - unreadable:
+            self.said.append(f"inference cache: {skipped} cached output(s) could not be decoded (damaged rows in "
+                             "the outputs table): computed again")
         hits = {}
         for utt in utterances:
             records = [found.get(k) for k in keys.get(utt.id, ())]

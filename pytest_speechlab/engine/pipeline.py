@@ -287,10 +287,12 @@ class Engine:
         return [outputs[item.id] for item in items], found[1]
 
     def _said(self, cache) -> None:
-        """A cache that stopped (its database failed) is said once; the run went on without it."""
-        if cache is not None and cache.problem and cache.problem not in self.notices:
-            self.notices.append(cache.problem)
-            warnings.warn(cache.problem, stacklevel=3)
+        """What the cache has to say (it stopped: its database failed; rows it could not decode), once
+        each; the run went on without it."""
+        for message in cache.said if cache is not None else ():
+            if message not in self.notices:
+                self.notices.append(message)
+                warnings.warn(message, stacklevel=3)
 
     def output_cache(self):
         """The inference cache of this session (None without a results database, or when off)."""

@@ -203,6 +203,7 @@ class RowsRejected(SpeechlabError):
 
 class Store:
     BATCH = 16
+    unreadable_outputs = 0  # cached outputs left out because their stored JSON could not be decoded
 
     def __init__(self, url: str, read_only: bool = False) -> None:
         """Open (and create or migrate) the store; ``read_only`` never creates, migrates or writes:
@@ -457,18 +458,29 @@ class Store:
     # -- reading -----------------------------------------------------------------------------
 
     def outputs(self, keys: list[str]) -> dict[str, dict]:
-        """Cached outputs by key (a database written before the cache existed has none)."""
-        table = self.t["outputs"]
+        """Cached outputs by key (a database written before the cache existed has none). The JSON
+        columns are decoded here, row by row: a damaged row is left out (a miss, computed again) and
+        counted in ``unreadable_outputs``, never the reason the other rows are not read."""
+        table, sa = self.t["outputs"], self.sa
+        columns = [c if c.name not in ("transcript", "notes") else sa.cast(c, sa.Text).label(c.name)
+                   for c in table.c]
         found: dict[str, dict] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             try:
-                rows = self._query(self.sa.select(table).where(table.c.key.in_(chunk)))
+                rows = self._query(sa.select(*columns).where(table.c.key.in_(chunk)))
             except SpeechlabError:
                 if self.read_only:  # an older schema read as it is
                     return {}
                 raise
-            found.update({r["key"]: r for r in rows})
+            for row in rows:
+                try:
+                    row["transcript"] = json.loads(row["transcript"]) if row["transcript"] is not None else None
+                    row["notes"] = json.loads(row["notes"]) if row["notes"] is not None else None
+                except (TypeError, ValueError, RecursionError):
+                    self.unreadable_outputs += 1
+                    continue
+                found[row["key"]] = row
         return found
 
     def _query(self, query) -> list[dict]:
