@@ -11,7 +11,6 @@ from .metrics.specs import SPECS
 from .metrics.stats import format_rate
 
 
-
 class NotJudged(Exception):
     """A check that cannot be judged on this evidence: it neither passes nor fails; the pytest
     plugin reports it as skipped with the reason (too few samples, a busy machine, cached timings)."""

@@ -32,8 +32,8 @@ from .._machine import compute_threads
 from .._perturb import chain_label, perturbation_code
 from .._text import redact
 from .._types import Call, Invocation, Output, Segment, Transcript, Utterance
-from ..tasks import ASR, TASKS
 from ..metrics.stats import number
+from ..tasks import ASR, TASKS
 
 RESAMPLER = "soxr HQ"
 # info() keys that describe a run, not the output: its name and where the weights sit. The thread

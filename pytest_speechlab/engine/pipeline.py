@@ -29,7 +29,6 @@ from .._perturb import chain_label, missing_library, parse_chain, split_dataset_
 from .._registry import build_registry, make_plugin_manager
 from .._text import redact, redact_args
 from .._types import Call, SpeechlabError
-from .features import FEATURES
 from ..grading import grade_model
 from ..metrics.normalize import get_normalizer
 from ..sinks.recorder import RunRecorder
@@ -37,6 +36,7 @@ from ..sinks.store import Store, run_metadata
 from ..tasks import ASR
 from .cache import CachedRun, OutputCache, cache_audit
 from .executors import threads_environment
+from .features import FEATURES
 from .frontend import Frontend, make_executor
 from .runner import ModelPool, Runner, batch_size
 

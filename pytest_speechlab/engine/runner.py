@@ -38,7 +38,6 @@ from ..tasks.asr import (
     supports_language,
 )
 
-
 DEFAULT_SEED = 0  # [tool.speechlab] seed
 
 

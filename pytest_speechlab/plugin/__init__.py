@@ -11,15 +11,15 @@ from __future__ import annotations
 import pytest
 
 from .._types import SpeechlabError
-# pytest finds fixtures as attributes of the plugin module: the common ones, then each feature's
+
+# pytest finds fixtures as attributes of the plugin module (the star imports: fixtures.py and each feature's module)
 from .comparisons import *  # noqa: F401,F403
 from .fixtures import *  # noqa: F401,F403
 from .gate import *  # noqa: F401,F403
-from .robustness import *  # noqa: F401,F403
-from .tts_chat import *  # noqa: F401,F403
 from .html import HtmlReport
 from .options import pytest_addoption  # noqa: F401
 from .recording import Recorder
+from .robustness import *  # noqa: F401,F403
 from .selection import (  # noqa: F401
     pytest_collection_modifyitems,
     pytest_generate_tests,
@@ -28,6 +28,7 @@ from .selection import (  # noqa: F401
 )
 from .session import SpeechlabSession, _usage, session_key
 from .terminal import pytest_cmdline_main, pytest_terminal_summary  # noqa: F401
+from .tts_chat import *  # noqa: F401,F403
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,13 +8,13 @@ import warnings
 
 from ..._machine import environment
 from ..._types import SpeechlabError
-from ..runner import ModelLoadError
 from ...metrics.normalize import get_normalizer
 from ...metrics.wer import score_words
 from ...tasks import CHAT
 from ...tasks.chat import ChatEval, Prompt, judge_messages, parse_verdict
 from ...tasks.spoken import SpokenEval, SpokenItem
 from ...tasks.tts import TextItem
+from ..runner import ModelLoadError
 from .base import Feature
 
 NO_TTS = ("no TTS model for the spoken-question pipeline: select one "

@@ -5,7 +5,12 @@ from __future__ import annotations
 import contextlib
 
 from ...batching import BatchComparison, batched_name
-from ...crossruntime import COMPARABLE_DECODE, RuntimeComparison, comparable_name, runtime_groups
+from ...crossruntime import (
+    COMPARABLE_DECODE,
+    RuntimeComparison,
+    comparable_name,
+    runtime_groups,
+)
 from ..runner import ModelLoadError, batch_size
 from .base import Feature
 

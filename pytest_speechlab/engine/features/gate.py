@@ -5,8 +5,8 @@ from __future__ import annotations
 from ..._text import redact
 from ..._types import SpeechlabError
 from ...compare import Side, compare, family_size, judge
-from ..runner import ModelLoadError
 from ...sinks.store import Store
+from ..runner import ModelLoadError
 from .base import Feature
 
 

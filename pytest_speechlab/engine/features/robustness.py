@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 
 from ..._perturb import chain_label, ladder, seeds_of
-from ..runner import ModelLoadError
 from ...robustness import Curve, RobustnessEval
+from ..runner import ModelLoadError
 from .base import Feature
 
 
