@@ -47,18 +47,17 @@ def repaired(transcript: Transcript, audio_seconds: float) -> tuple[Transcript, 
                      dataclasses.replace(s, text=bounded(unicode_safe(s.text), limit)[0]) for s in transcript.segments[:10_000])
     if len(transcript.segments) > 10_000:
         notes.append(f"{len(transcript.segments):,} segments: the first 10,000 kept")
-    # segment times outside the audio (a little slack for frame rounding) cannot be where the words are:
-    # said, and clamped so that nothing downstream (silence overlap, the viewer's timeline) reads them
-    slack = 1.0 + 0.05 * audio_seconds
-
+    # segment times that cannot be times (not finite, before the start, ending before they begin) are
+    # said and repaired; text after the end of the audio is left as reported: the past_end detector's
+    # finding, with the times as evidence
     def plausible(s) -> bool:
-        return _finite(s.start) and _finite(s.end) and -slack <= s.start <= s.end <= audio_seconds + slack
+        return _finite(s.start) and _finite(s.end) and -1.0 <= s.start <= s.end
 
     implausible = [s for s in segments if not plausible(s)]
     if implausible:
         first = implausible[0]
-        notes.append(f"{len(implausible)} segment(s) with times outside the {audio_seconds:.2f} s of audio or "
-                     f"reversed (first: {first.start!r} to {first.end!r} s): clamped to the audio")
+        notes.append(f"{len(implausible)} segment(s) with impossible times (not finite, before the start of the "
+                     f"{audio_seconds:.2f} s of audio, or reversed; first: {first.start!r} to {first.end!r} s): repaired")
         segments = tuple(s if plausible(s) else _clamped(s, audio_seconds) for s in segments)
     if not notes and segments == tuple(transcript.segments):
         return transcript, ()
@@ -66,8 +65,9 @@ def repaired(transcript: Transcript, audio_seconds: float) -> tuple[Transcript, 
 
 
 def _clamped(segment, audio_seconds: float):
-    start = min(max(segment.start, 0.0), audio_seconds) if _finite(segment.start) else 0.0
-    end = min(max(segment.end, start), audio_seconds) if _finite(segment.end) else audio_seconds
+    """Start at 0 or later, end at the start or later; an end past the audio stays (it is evidence)."""
+    start = max(segment.start, 0.0) if _finite(segment.start) else 0.0
+    end = segment.end if _finite(segment.end) else audio_seconds
     return dataclasses.replace(segment, start=start, end=max(start, end))
 
 
