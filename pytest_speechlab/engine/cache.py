@@ -267,9 +267,8 @@ class OutputCache:
     def _call(item, records: list[dict]) -> Call | None:
         """A cached synthesis or reply (None where a record is not one: computed again)."""
         first = records[0]
-        task = next((t for t in TASKS.values() if t.decode and isinstance(first.get("transcript"), dict)
-                     and first["transcript"].get("task") == t.name), None)
-        if task is None:
+        task = TASKS.get(first["transcript"].get("task")) if isinstance(first.get("transcript"), dict) else None
+        if task is None or task.decode is None:
             return None
         try:
             values = [task.decode(r["transcript"].get("value")) for r in records]

@@ -178,6 +178,9 @@ def chat_summary_lines(chats: list[dict]) -> list[str]:
                          f" ({s['judge_passed']}/{s['judge_checked']}); agrees with the answer key on "
                          f"{num(s['judge_agreement'])}; no verdict in {s['judge_no_verdict']} repl(ies); "
                          f"{s['judge_cached']} verdict(s) from the cache")
+        if s.get("cached"):  # their TTFT and tokens/s are the timings measured when they were computed
+            lines.append(f"  [{s['model']}] {s['cached']} of {s['utterances']} answers from the inference cache: "
+                         "their timings are those measured when they were computed")
         for line in [*c["failures"], *c["errors"]]:
             lines.append(f"  [{c['summary']['model']}] {line}")
     return lines
