@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import types
+import warnings
 
 import pytest
 
@@ -98,3 +99,52 @@ def test_a_damaged_cached_output_is_computed_again_and_the_others_still_come_fro
     with pytest.warns(UserWarning, match=r"inference cache: 1 cached output\(s\) could not be decoded"):
         (again,) = evaluate_models(["echo/asr"], [str(manifest)], pyproject=None, db=str(db), plugins=[PLUGIN])
     assert again.cached_count == len(again.processed) - 1 and again.wer == 0.0
+
+
+class Dropper(Echo):
+    """Echo that, on its second clip, has PostgreSQL drop every other connection to the database:
+    the session's pooled connections die under it, as when a server restarts or a proxy times out."""
+
+    url = ""
+    dropped = 0
+
+    def transcribe(self, audio):
+        if Echo.calls == 2 and Dropper.url:
+            import psycopg
+
+            with psycopg.connect(Dropper.url) as conn:
+                Dropper.dropped = len(conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
+        return super().transcribe(audio)
+
+
+@hookimpl
+def speechlab_register_dropper(register):
+    register("drop/asr", task="asr", load=lambda params: Dropper(), backend="echo")
+
+
+def test_a_dropped_postgresql_connection_loses_no_figure_and_no_row(tmp_path, db_url):
+    """The server drops the session's connections mid-run: the cache and the recorder reconnect, and
+    every output is computed, recorded and cached (SQLite runs the same flow without the drop)."""
+    from sqlalchemy.engine import make_url
+
+    from pytest_speechlab.sinks.store import Store
+
+    plugin = types.SimpleNamespace(speechlab_register_models=speechlab_register_dropper)
+    postgres = db_url.startswith("postgresql")
+    Dropper.url = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False) if postgres else ""
+    Dropper.dropped = 0
+    manifest = make_fake_dataset(tmp_path / "data")
+    Echo.calls = 0
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        (result,) = evaluate_models(["drop/asr"], [str(manifest)], pyproject=None, db=db_url, plugins=[plugin])
+    assert not [w for w in said if "inference cache off" in str(w.message)]  # reconnected, not degraded
+    assert Dropper.dropped >= (1 if postgres else 0)  # the session's connections were dropped
+    assert result.wer == 0.0 and len(result.processed) == 4 and not result.errors
+    store = Store(db_url, read_only=True)
+    run = store.run(store.resolve("latest"))
+    assert run["status"] == "complete" and len(store.utterances(run["id"])) == 4
+    (again,) = evaluate_models(["drop/asr"], [str(manifest)], pyproject=None, db=db_url, plugins=[plugin])
+    assert again.cached_count == 4  # the outputs written after the drop are in the cache

@@ -53,6 +53,8 @@ class Hostile:
             return Transcript("x", (Segment(float("nan"), 1.0, "x"),))
         if mode == "raise_escapes":
             raise RuntimeError("boom \x1b[2J\x1b]0;pwned\x07")
+        if mode == "raise_bidi":  # a bidirectional override would reorder what the terminal shows
+            raise RuntimeError("boom \u202etxt.exe\u2066")
         if mode == "hang":
             time.sleep(30)
         return "something else"
@@ -252,6 +254,7 @@ OUTPUT_CASES = [
     ("text_none", "returned a Transcript whose text is NoneType, not str", None),
     ("nan_segment", "segments that are not Segments with text and finite start/end", None),
     ("raise_escapes", "model fake/hostile raised RuntimeError: boom \\x1b[2J\\x1b]0;pwned\\x07", None),
+    ("raise_bidi", "model fake/hostile raised RuntimeError: boom \\u202etxt.exe\\u2066", None),
 ]
 
 
@@ -261,7 +264,7 @@ def test_hostile_model_output(hostile, monkeypatch, mode, error, note):
     path = manifest(hostile, [{"id": "odd", "audio": "odd.wav", "text": "the quick brown fox"}])
     result, text = run(hostile, "--speechlab-dataset", path, "--speechlab-json", "run.json",
                        "--speechlab-markdown", "score.md")
-    assert "\x1b" not in text  # no control character reached the terminal
+    assert "\x1b" not in text and "\u202e" not in text  # no control character reached the terminal
     rows = assert_good_measured(hostile, text)
     if error:
         from pytest_speechlab._text import terminal

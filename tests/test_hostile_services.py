@@ -1,5 +1,5 @@
-"""A hostile service on 127.0.0.1 against the OpenAI-compatible client: a body trickled a byte at a
-time and an event stream that never ends stop at the request's deadline; a line that never ends
+"""A hostile service on 127.0.0.1 against the OpenAI-compatible client: headers or a body trickled a
+byte at a time and an event stream that never ends stop at the request's deadline; a line that never ends
 stops at ``max_response_mb`` (peak RSS measured in a subprocess); a service that echoes the API key
 does not get it into the model's identity."""
 from __future__ import annotations
@@ -59,6 +59,12 @@ class Hostile(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.2)
 
+    def _header_trickle(self) -> None:  # the status line and headers a byte every 0.2 s, never complete
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 300:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.2)
+
     def _endless_events(self) -> None:  # a small event every 0.2 s, never "done"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -95,11 +101,18 @@ def client(server, mode: str, **params):
                           "retries": 0, **params})
 
 
-@pytest.mark.parametrize("mode, params", [("trickle", {}), ("endless_events", {"stream": True})])
-def test_a_request_stops_at_its_deadline_however_slowly_the_service_answers(hostile, mode, params):
+LATE_BODY = r"no complete response within 1.5 s \(timeout: a deadline for the whole"
+
+
+@pytest.mark.parametrize("mode, params, message", [
+    ("trickle", {}, LATE_BODY),
+    ("header_trickle", {}, r"timed out after 1.5 s \(timeout\) waiting for POST .*\(the response headers were not complete\)"),
+    ("endless_events", {"stream": True}, LATE_BODY),
+])
+def test_a_request_stops_at_its_deadline_however_slowly_the_service_answers(hostile, mode, params, message):
     asr = client(hostile, mode, timeout=1.5, **params)
     started = time.monotonic()
-    with pytest.raises(api.ServiceError, match=r"no complete response within 1.5 s \(timeout: a deadline for the whole"):
+    with pytest.raises(api.ServiceError, match=message):
         asr.transcribe(np.zeros(16000, dtype=np.float32))
     assert time.monotonic() - started < 6  # not the minute the service would take
 

@@ -229,8 +229,10 @@ class Store:
                 if not read_only:
                     Path(db).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 60}
-        elif read_only and parsed.get_backend_name() == "postgresql":
-            kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+        else:  # a server restart or a proxy's idle timeout drops pooled connections: test each on checkout
+            kwargs["pool_pre_ping"] = True
+            if read_only and parsed.get_backend_name() == "postgresql":
+                kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
         try:
             self.engine = sa.create_engine(url, **kwargs)
         except Exception as exc:  # noqa: BLE001 - bad URL, missing driver

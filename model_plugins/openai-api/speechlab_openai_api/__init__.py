@@ -15,7 +15,7 @@ Parameters: ``base_url``; ``served_model`` (the served model name; omitted when 
 (the form field that carries it: ``model`` for OpenAI, ``model_name`` for faster-whisper-server);
 ``language``, ``temperature``, ``response_format``, ``stream``; ``form`` (a table of extra form
 fields, or for TTS extra JSON fields); ``voice`` (TTS); ``timeout`` (seconds a request may take in all,
-reading a streamed response included, default 60) and ``connect_timeout`` (5); ``retries`` (how many times an HTTP 429 or 5xx, or a refused
+its headers and a streamed response included, default 60; each request has its own connection) and ``connect_timeout`` (5); ``retries`` (how many times an HTTP 429 or 5xx, or a refused
 connection, is retried with exponential back-off, default 3; ``Retry-After`` is honoured up to
 ``max_backoff`` seconds, default 8); ``concurrency`` (requests in flight at once, default 1);
 ``max_response_mb`` (a bigger response is an error, default 4); ``api_key_env``: the name of the
@@ -33,6 +33,8 @@ import json
 import os
 import random
 import re
+import socket
+import threading
 import time
 from contextlib import closing
 from importlib.metadata import version
@@ -84,6 +86,41 @@ def _number(params: dict, key: str, name: str, low: float = 0.0) -> float:
     return float(value)
 
 
+class Deadline:
+    """One request's deadline (``timeout``), kept whatever the service does: httpx's timeouts are per
+    read, so a service that trickles its headers or body a byte at a time would hold the request
+    without end. When the deadline passes, the request's connection is shut down (each request
+    has its own connection for that reason), which ends the read that waits on it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._stream = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict) -> None:
+        """httpcore's ``trace`` extension: the connection this request opened."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            self._stream = info.get("return_value")
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self._stream.get_extra_info("socket") if self._stream is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed already
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() > self.at
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 class ServiceClient:
     """What the ASR and TTS clients share: the checked parameters, the HTTP client, the key, the
     retry loop with back-off, the bounded and checked reading of a response, the identity probe."""
@@ -119,6 +156,7 @@ class ServiceClient:
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         self.http = httpx.Client(headers=headers, follow_redirects=False, trust_env=False,
+                                 limits=httpx.Limits(max_keepalive_connections=0),  # a connection per request (Deadline)
                                  timeout=httpx.Timeout(self.timeout, connect=_number(params, "connect_timeout", name, 0.001)))
         self.httpx = httpx
         self.reported = self.probe()
@@ -182,14 +220,27 @@ class ServiceClient:
         if declared and declared.isdigit() and int(declared) > limit:
             raise ServiceError(f"response too large: {int(declared):,} bytes declared (limit {limit:,}; max_response_mb)")
         deadline, read = getattr(response, "speechlab_deadline", None), 0
-        for block in response.iter_bytes():  # each block as it arrives (a chunk size would wait to fill it)
-            read += len(block)
-            if read > limit:
-                raise ServiceError(f"response too large: more than {limit:,} bytes (max_response_mb)")
-            if deadline is not None and time.monotonic() > deadline:
-                raise ServiceError(f"no complete response within {self.timeout:g} s (timeout: a deadline for the "
-                                   f"whole request, streaming included; {read:,} bytes had arrived)")
-            yield block
+        try:
+            for block in response.iter_bytes():  # each block as it arrives (a chunk size would wait to fill it)
+                read += len(block)
+                if read > limit:
+                    raise ServiceError(f"response too large: more than {limit:,} bytes (max_response_mb)")
+                if deadline is not None and deadline.passed():
+                    raise self._late(read)
+                yield block
+            if deadline is not None and deadline.expired:  # a body read to its close: the deadline closed it
+                raise self._late(read)
+        except self.httpx.TransportError:
+            if deadline is not None and deadline.passed():
+                raise self._late(read) from None
+            raise
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+
+    def _late(self, read: int) -> ServiceError:
+        return ServiceError(f"no complete response within {self.timeout:g} s (timeout: a deadline for the whole "
+                            f"request, streaming included; {read:,} bytes had arrived)")
 
     def _read(self, response, limit: int | None = None) -> bytes:
         return b"".join(self._blocks(response, limit))
@@ -224,15 +275,17 @@ class ServiceClient:
         url = self.base_url + path
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
+            deadline = Deadline(self.timeout)  # the whole request's: headers and reading included
             try:
-                request = self.http.build_request("POST", url, **kwargs)
-                deadline = time.monotonic() + self.timeout  # the whole request's, reading included
+                request = self.http.build_request("POST", url, extensions={"trace": deadline.trace}, **kwargs)
                 response = self.http.send(request, stream=True)
                 response.speechlab_deadline = deadline
-            except self.httpx.TimeoutException as exc:
-                raise ServiceError(f"timed out after {self.timeout:g} s (timeout) waiting for POST {url} "
-                                   f"({type(exc).__name__})") from None
             except self.httpx.TransportError as exc:
+                deadline.cancel()
+                if deadline.expired or isinstance(exc, self.httpx.TimeoutException):
+                    cause = "the response headers were not complete" if deadline.expired else type(exc).__name__
+                    raise ServiceError(f"timed out after {self.timeout:g} s (timeout) waiting for POST {url} "
+                                       f"({cause})") from None
                 detail = self._clean(str(exc) or type(exc).__name__)[:200]
                 if last:
                     raise ServiceError(f"connection to {url} failed {attempt + 1} time(s): {detail}") from None
@@ -242,11 +295,13 @@ class ServiceClient:
             if response.status_code in RETRIED and not last:
                 yield Fault(f"http_{response.status_code}", f"{url} answered HTTP {response.status_code}")
                 response.close()
+                deadline.cancel()
                 self._pause(attempt, response)
                 continue
             if 300 <= response.status_code < 400:
                 target = self._clean(response.headers.get("location", "(no Location header)"))[:200]
                 response.close()
+                deadline.cancel()
                 raise ServiceError(f"POST {url} answered HTTP {response.status_code}, a redirect to {target!r}: "
                                    "redirects are not followed (the request would be sent elsewhere); set base_url "
                                    "to where the service is")
