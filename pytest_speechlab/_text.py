@@ -6,6 +6,7 @@ sink passes them through one of these functions.
 """
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from typing import Any
@@ -32,6 +33,18 @@ def terminal(text: object, one_line: bool = False) -> str:
     """Control characters shown as escapes (``\\x1b``), so outside text cannot drive the terminal."""
     pattern = _CONTROL_ONE_LINE if one_line else _CONTROL
     return pattern.sub(_escape, unicode_safe(str(text)))
+
+
+def esc(value: object) -> str:
+    """Untrusted text in HTML, in any element or attribute: quotes included; control characters shown."""
+    return html.escape(terminal(value), quote=True)
+
+
+def md(value: object) -> str:
+    """Untrusted text in a Markdown table cell: HTML escaped, Markdown punctuation backslashed,
+    one line, control characters shown as escapes, so it can neither add markup nor break the table."""
+    text = terminal(html.escape(str(value), quote=False).replace("\r", " ").replace("\n", " "), one_line=True)
+    return re.sub(r"([\\`*_\[\]#!|~])", r"\\\1", text)
 
 
 def unicode_safe(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ._text import terminal
+from . import gate_report
 from .metrics.results import SIGNAL_ONLY, too_few
 from .metrics.stats import (
     GatePolicy,
@@ -294,59 +294,88 @@ class Comparison:
             return f"; no rise is detectable with 80% power on {cmp.n} utterances"
         return f"; detectable with 80% power: {cmp.mde:+.4f}"
 
-    def report(self, limit: int = 10) -> str:
-        a, b = self.baseline, self.candidate
-        lines = [f"{a.model} ({a.label}) -> {b.model} ({b.label}) on {b.dataset}"]
-        changes = self.identity_changes
-        if changes:
-            lines.append("  model identity changed: " + ", ".join(changes))
-        moved = self.machine_changes
-        if moved:
-            lines.append(f"  machine changed: {', '.join(moved)}: {MACHINE_NOTE}")
+    def hallucination_verdict(self) -> str:
+        h = self.hallucination
+        if self.hallucination_regressed():
+            return "REGRESSION"
+        if not self.policy.hallucination:
+            return "not judged"
+        if mcnemar_exact(h.n, len(h.better)) >= self.policy.alpha / max(h.family, 1):
+            return f"not testable with n = {h.n}"
+        return too_few(h.n, self.policy.min_samples) or "within noise"
+
+    def headline(self) -> str:
+        """The verdict in one line, with what it could have seen: "no regression larger than +0.0450
+        on these 26 utterances", never a bare "no regression"."""
+        if self.regressions:
+            return "REGRESSION: " + "; ".join(self.regressions)
+        judged = [(name, c) for name, c in self.figures if c is not None]
+        if not judged:
+            return "not judged: no scored utterances in common"
+        bounds, unjudged = [], 0
+        for name, cmp in judged:
+            verdict = self.verdict(cmp)
+            if verdict.startswith(("not testable", "too few")):
+                bounds.append(f"{name} {verdict}")
+                unjudged += 1
+            elif cmp.mde is None:
+                bounds.append(f"{name}: no rise is detectable on these {cmp.n} utterances")
+            else:
+                bounds.append(f"{name} larger than {cmp.mde:+.4f}")
+        lead = "not judged" if unjudged == len(judged) else "no regression"
+        return f"{lead} ({'; '.join(bounds)}) on these {judged[0][1].n} utterances"
+
+    def analysis(self) -> dict:
+        """The whole comparison as plain data (numbers and strings): what every renderer of the gate
+        (terminal, Markdown, HTML, JUnit, run file, viewer) reads; ``sinks.gate_report`` renders it."""
+        a, b, policy = self.baseline, self.candidate, self.policy
+        figures = []
         for name, cmp in self.figures:
             if cmp is None:
-                lines.append(f"  {name}: no scored utterances in common")
+                figures.append({"name": name, "verdict": "no scored utterances in common"})
                 continue
-            verdict = self.verdict(cmp)
-            mde = self.detectable(cmp)
-            lines.append(
-                f"  {name} {cmp.rate_a:.4f} -> {cmp.rate_b:.4f}  difference {cmp.delta:+.4f} "
-                f"[{cmp.confidence:.0%} CI {cmp.ci[0]:+.4f}, {cmp.ci[1]:+.4f}]  {self._p(cmp)}  {verdict}{mde}"
-            )
+            adjusted = cmp.p_adjusted if cmp.family > 1 and cmp.correction != "none" else None
+            figures.append({"name": name, "baseline": cmp.rate_a, "candidate": cmp.rate_b, "difference": cmp.delta,
+                            "ci": [cmp.ci[0], cmp.ci[1]], "confidence": cmp.confidence, "n": cmp.n,
+                            "p": cmp.p_value, "p_adjusted": adjusted, "family": cmp.family,
+                            "correction": _CORRECTION_NAMES.get(cmp.correction, cmp.correction),
+                            "mde": cmp.mde, "detectable": self.detectable(cmp)[2:], "verdict": self.verdict(cmp)})
+        out = {
+            "baseline": {"model": a.model, "label": a.label, "dataset": a.dataset, "cpu": a.cpu},
+            "candidate": {"model": b.model, "label": b.label, "dataset": b.dataset, "cpu": b.cpu},
+            "regressed": bool(self.regressions), "headline": self.headline(), "regressions": self.regressions,
+            "policy": {"alpha": policy.alpha, "min_effect": policy.min_effect, "correction": policy.correction,
+                       "rtf_tolerance": policy.rtf_tolerance, "min_samples": policy.min_samples},
+            "identity_changes": self.identity_changes, "machine_changes": self.machine_changes,
+            "machine_note": MACHINE_NOTE if self.machine_changes else None,
+            "figures": figures, "flips": None, "hallucination": None, "rtf": None,
+            "worse": [{"id": k, "errors_a": a.words[k][0], "errors_b": b.words[k][0], "hyp_a": a.hypotheses[k],
+                       "hyp_b": b.hypotheses[k]} for k in self.worse()],
+        }
+        worse = {w["id"] for w in out["worse"]}
+        out["changed"] = [{"id": k, "hyp_a": a.hypotheses[k], "hyp_b": b.hypotheses[k]} for k in self.changed()
+                          if k not in worse]
         if self.wer is not None:
-            lines.append(f"  {self.wer.note}; utterances correct->wrong {len(self.wer.flipped_worse)}, "
-                         f"wrong->correct {len(self.wer.flipped_better)} (exact test p = {self.wer.mcnemar_p:.4f})")
+            out["flips"] = {"note": self.wer.note, "correct_to_wrong": len(self.wer.flipped_worse),
+                            "wrong_to_correct": len(self.wer.flipped_better), "p": self.wer.mcnemar_p}
         h = self.hallucination
         if h is not None:
-            testable = mcnemar_exact(h.n, len(h.better)) < self.policy.alpha / max(h.family, 1)
-            verdict = "REGRESSION" if self.hallucination_regressed() else (
-                "not judged" if not self.policy.hallucination else f"not testable with n = {h.n}" if not testable
-                else too_few(h.n, self.policy.min_samples) or "within noise")
-            lines.append(f"  hallucinations {format_rate(h.count_a, h.n)} -> {format_rate(h.count_b, h.n)}  "
-                         f"newly flagged {len(h.worse)}, no longer {len(h.better)}  exact {self._p(h)}  {verdict}; "
-                         f"{h.detectable(self.policy.alpha)}")
-            for k in h.worse[:limit]:
-                lines.append(f"    newly flagged {k}: {b.hypotheses.get(k, '')[:80]!r}")
-        ratio = self.rtf_ratio
-        unjudged = self.rtf_unjudged
-        if unjudged:
-            lines.append(f"  RTF not judged: {unjudged}")
-        if ratio is not None:
-            verdict = ("not judged" if unjudged else
-                       "REGRESSION" if ratio > 1 + self.policy.rtf_tolerance else "within tolerance")
-            lines.append(f"  RTF {a.rtf:.3f} -> {b.rtf:.3f} (x{ratio:.2f}, tolerance x{1 + self.policy.rtf_tolerance:.2f}: "
-                         f"{verdict}; machines: {a.cpu or '?'} -> {b.cpu or '?'})")
-        worse = self.worse()
-        if worse:
-            lines.append(f"  got worse ({len(worse)}):")
-            for k in worse[:limit]:
-                lines.append(f"    {k}: errors {a.words[k][0]} -> {b.words[k][0]}: {a.hypotheses[k]!r} -> {b.hypotheses[k]!r}")
-        changed = [k for k in self.changed() if k not in worse]
-        if changed:
-            lines.append(f"  other changed transcripts ({len(changed)}):")
-            for k in changed[:limit]:
-                lines.append(f"    {k}: {a.hypotheses[k]!r} -> {b.hypotheses[k]!r}")
-        return terminal("\n".join(lines))
+            out["hallucination"] = {
+                "baseline": h.count_a, "candidate": h.count_b, "n": h.n, "p": h.p_value,
+                "p_adjusted": h.p_adjusted if h.family > 1 and h.correction != "none" else None,
+                "family": h.family, "correction": _CORRECTION_NAMES.get(h.correction, h.correction),
+                "verdict": self.hallucination_verdict(), "detectable": h.detectable(policy.alpha),
+                "no_longer": len(h.better), "newly_flagged": [{"id": k, "hypothesis": b.hypotheses.get(k, "")} for k in h.worse]}
+        ratio, unjudged = self.rtf_ratio, self.rtf_unjudged
+        if ratio is not None or unjudged:
+            out["rtf"] = {"baseline": a.rtf, "candidate": b.rtf, "ratio": ratio, "tolerance": 1 + policy.rtf_tolerance,
+                          "unjudged": unjudged, "verdict": "not judged" if unjudged or ratio is None else
+                          "REGRESSION" if ratio > 1 + policy.rtf_tolerance else "within tolerance"}
+        return out
+
+    def report(self, limit: int = 10) -> str:
+        """The terminal's form of :meth:`analysis`."""
+        return gate_report.text(self.analysis(), limit)
 
 
 _CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}

@@ -13,7 +13,7 @@ LAYERS = [  # bottom first; a module may import its own layer and those before i
     ("metrics", ["metrics"]),
     ("tasks", ["tasks"]),
     ("execute", ["engine.runner", "engine.cache", "engine.executors", "engine.ray_executor"]),
-    ("judge", ["grading", "compare", "crossruntime", "batching", "_assertions", "robustness", "metamorphic",
+    ("judge", ["grading", "gate_report", "compare", "crossruntime", "batching", "_assertions", "robustness", "metamorphic",
                "properties"]),
     ("record", ["sinks"]),
     ("settings", ["_config", "_listing"]),

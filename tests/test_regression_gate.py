@@ -249,6 +249,42 @@ def test_the_comparison_names_identity_changes_and_compares_hallucinations(gate_
     assert compare.exit_code == 0 and "beam_size 5 -> 1" in compare.output
 
 
+def test_the_gates_analysis_is_in_every_report(gate_project, monkeypatch):
+    """The identity change, each figure's difference with its interval, p, adjusted p, the minimum
+    detectable effect and the verdict: in the Markdown scorecard (a CI step summary), the HTML
+    report, the JUnit properties and the run file, all rendered from one analysis."""
+    import xml.etree.ElementTree as ET
+
+    gate_project.runpytest("suites")
+    cli("baseline", "set", "main", "latest")
+    monkeypatch.setenv("SPEECHLAB_TEST_BEAM", "1")
+    summary = gate_project.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = gate_project.runpytest("suites", "--speechlab-baseline", "main", "--speechlab-markdown", "score.md",
+                                    "--html", "report.html", "--junitxml", "junit.xml", "--speechlab-json", "run.json")
+    assert result.ret == 0
+    scorecard = (gate_project.path / "score.md").read_text()
+    assert scorecard == summary.read_text()
+    page = (gate_project.path / "report.html").read_text()
+    for text in (scorecard, page):
+        assert "Regression gate" in text
+        assert "beam_size 5 -&gt; 1" in text or "beam\\_size 5 -&gt; 1" in text
+        assert "within noise" in text and "Holm" in text and "detectable" in text
+        assert "no regression (WER larger than +0.0" in text  # the verdict says what it could have seen
+    assert "<details><summary>fake/lookup (baseline main, run " in scorecard
+    run = json.loads((gate_project.path / "run.json").read_text())
+    (analysis,) = run["gate"]["comparisons"]
+    assert analysis["identity_changes"] == ["beam_size 5 -> 1"] and analysis["regressed"] is False
+    wer = analysis["figures"][0]
+    assert wer["name"] == "WER" and wer["verdict"] == "within noise" and wer["mde"] > 0 and wer["p_adjusted"] is not None
+    assert run["gate"]["baseline"] == "main" and run["gate"]["baseline_run"]
+    props = {p.get("name"): p.get("value") for case in ET.parse(gate_project.path / "junit.xml").iter("testcase")
+             if case.get("name").startswith("test_no_regression_against_baseline") for p in case.iter("property")}
+    assert props["speechlab_gate_identity_changes"] == "beam_size 5 -> 1"
+    assert props["speechlab_gate_wer_verdict"] == "within noise" and float(props["speechlab_gate_wer_mde"]) > 0
+    assert props["speechlab_gate_verdict"].startswith("no regression (WER larger than")
+
+
 def test_compare_tells_a_regression_from_a_usage_error(gate_project, monkeypatch):
     gate_project.runpytest("suites")
     assert cli("compare", "latest", "nosuchrun").exit_code == 2

@@ -42,7 +42,7 @@ if MISSING and os.environ.get("CI"):
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 CONFTEST = '''
-import json, time
+import json, os, time
 from pathlib import Path
 from pytest_speechlab import hookimpl, Transcript, Segment
 
@@ -63,7 +63,8 @@ class Tracked:
         return Transcript(text, (Segment(0.0, seconds, text),))
 
     def info(self):
-        return {"threads": 1, "device": "cpu", "backend_version": "fake 1.0", "languages": ["en"]}
+        return {"threads": 1, "device": "cpu", "backend_version": "fake 1.0", "languages": ["en"],
+                "decode": {"beam_size": int(os.environ.get("TRACKED_BEAM", "5"))}}
 
 
 @hookimpl
@@ -76,7 +77,8 @@ CLIPS = [(f"u{i}", 1.0 + 0.25 * i, f"{WORDS[i]} {WORDS[(i + 1) % 8]} {WORDS[(i +
 # the model's transcripts at each commit: A exact, B one word wrong, C three words wrong
 COMMITS = [("A", "2026-01-01T10:00:00+00:00", {}), ("B", "2026-01-02T10:00:00+00:00", {"u1": "bravo xray delta"}),
            ("C", "2026-01-03T10:00:00+00:00", {"u1": "bravo xray delta", "u2": "charlie", "u5": "foxtrot golf"})]
-RUN_ORDER = ["B", "A", "C"]  # the runs start in this order: the trend must still go A, B, C
+RUN_ORDER = ["B", "A", "C", "D"]  # the runs start in this order: the trend must still go A, B, C, D
+# D: commit C again, with the decode setting changed (beam 1): the trend marks the change
 
 
 def _git(root: Path, *args: str, date: str | None = None) -> str:
@@ -140,9 +142,13 @@ def history(tmp_path_factory):
         commits[name] = _git(root, "rev-parse", "HEAD")
     runs = {}
     for name in RUN_ORDER:
-        _git(root, "checkout", "-q", commits[name])
-        extra = ("--speechlab-baseline", "main") if name == "C" else ()
-        out = _pytest(root, db, *extra)
+        _git(root, "checkout", "-q", commits["C" if name == "D" else name])
+        extra = ("--speechlab-baseline", "main") if name in "CD" else ()
+        os.environ["TRACKED_BEAM"] = "1" if name == "D" else "5"
+        try:
+            out = _pytest(root, db, *extra)
+        finally:
+            os.environ.pop("TRACKED_BEAM")
         assert out.returncode in (0, 1), out.stdout[-3000:]
         runs[name] = re.search(r"recorded as run ([0-9a-f-]{36})", out.stdout).group(1)
         if name == "A":
@@ -294,17 +300,64 @@ def test_the_trend_has_one_point_per_run_in_commit_order(page, viewer, history):
     page.wait_for_function("document.querySelector('.plot').dataset.points !== undefined")
     section = page.locator("section.trend", has_text="fake/tracked on data/manifest.jsonl")
     rows = section.locator("table.trend-table tbody tr")
-    assert rows.count() == 4  # the runs at A, B and C, and the import of A's run
-    commits = [rows.nth(i).locator("code").inner_text() for i in range(4)]
-    assert commits == [history["commits"][c][:10] for c in ("A", "A", "B", "C")]  # commit order, not run order
-    wers = [float(rows.nth(i).locator("td").nth(4).inner_text().split()[0]) for i in range(4)]
+    assert rows.count() == 5  # the runs at A, B, C and C with beam 1, and the import of A's run
+    commits = [rows.nth(i).locator("code").inner_text() for i in range(5)]
+    assert commits == [history["commits"][c][:10] for c in ("A", "A", "B", "C", "C")]  # commit order, not run order
+    wers = [float(rows.nth(i).locator("td").nth(4).inner_text().split()[0]) for i in range(5)]
     assert wers[0] == wers[1] == 0.0 and wers[1] < wers[2] < wers[3]
     assert sum("★ main" in rows.nth(i).inner_text() for i in range(2)) == 1  # the baseline marked
+    changes = [rows.nth(i).locator("td.changes").inner_text() for i in range(5)]
+    assert changes == ["", "", "", "", "◆ beam_size 5 -> 1"]  # what changed, where it changed
+    assert "against main" in rows.nth(3).inner_text()  # the gated runs link to their comparisons
+    assert rows.nth(3).locator("a", has_text="against main").get_attribute("href").startswith("/compare?a=")
     plot = section.locator(".plot")
-    assert plot.get_attribute("data-points") == "4"
-    assert section.locator(".plot .scatterlayer .point").count() == 4
+    assert plot.get_attribute("data-points") == "5" and plot.get_attribute("data-changes") == "1"
+    assert section.locator(".plot .scatterlayer .point").count() == 5
     label = plot.get_attribute("aria-label")  # the plot's text equivalent
-    assert plot.get_attribute("role") == "img" and "across 4 runs" in label and "from 0.000" in label
+    assert plot.get_attribute("role") == "img" and "across 5 runs" in label and "from 0.000" in label
+
+
+def test_a_run_shows_its_models_and_links_its_gate_to_the_comparison(page, viewer, history):
+    runs = history["runs"]
+    visit(page, viewer, f"/runs/{runs['D']}", "run-identity")
+    model = page.locator("table.models tbody tr").first.inner_text()
+    assert "fake/tracked" in model and "fake fake 1.0" in model and "beam_size=1" in model and "cpu" in model
+    link = page.locator("table.scorecard a", has_text="against main")
+    verdict = link.inner_text().split()[0]
+    link.click()
+    page.wait_for_load_state("networkidle")
+    assert f"a={runs['A']}" in page.url and f"b={runs['D']}" in page.url
+    assert "Model identity changed: beam_size 5 -> 1" in page.locator("section.pair").inner_text()
+    headline = page.locator("section.pair .headline").inner_text()
+    assert headline.startswith("REGRESSION" if verdict == "regressed" else "not judged")  # the same verdict
+    assert "too few to judge (n = 8 < 10)" in headline or "REGRESSION" in headline  # never a bare "no regression"
+
+
+WIDTHS = (375, 1024, 1440)  # a phone, a small laptop, a desktop
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_fits_the_width_of_a_phone_a_laptop_and_a_desktop(browser, viewer, history, width):
+    """No horizontal overflow of the page at any width (wide tables scroll inside their own box), the
+    scorecard's columns stay readable (not one letter wide), and axe-core finds no violation."""
+    runs = history["runs"]
+    context = browser.new_context(bypass_csp=True, viewport={"width": width, "height": 900})
+    pg = context.new_page()
+    pg.goto(viewer.url + "?token=" + TOKEN)
+    paths = ["/", f"/runs/{runs['D']}", f"/runs/{runs['C']}/evaluation?model=fake%2Ftracked&dataset=data%2Fmanifest.jsonl",
+             f"/compare?a={runs['A']}&b={runs['D']}", "/trends?metric=wer", f"/runs/{runs['evil']}"]
+    for path in paths:
+        visit(pg, viewer, path, f"w{width}-{path.strip('/').split('?')[0].replace('/', '-')[:40] or 'runs'}")
+        overflow = pg.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        widest = pg.evaluate("""() => [...document.querySelectorAll('body *')].filter(e => !e.closest('.scroll') || e.matches('.scroll'))
+            .map(e => [e.getBoundingClientRect().right, e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 40)])
+            .sort((a, b) => b[0] - a[0]).slice(0, 3)""")
+        assert overflow <= 0, (width, path, overflow, widest)
+        if path.startswith("/runs/") and "evaluation" not in path and width >= 1024:
+            narrowest = pg.evaluate("Math.min(...[...document.querySelectorAll('table.scorecard thead th')]"
+                                    ".map(th => th.getBoundingClientRect().width))")
+            assert narrowest >= 40, (width, path, narrowest)
+    context.close()
 
 
 def test_no_request_without_the_token(viewer, history):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from .. import gate_report
 from .._machine import machine
 from ..sinks.report import (
     AudioBudget,
@@ -37,6 +38,9 @@ class HtmlReport:
         failures = [f for check in self.session.metamorphic.values() for f in check.evidence()]
         if failures:
             postfix.append(property_failures_html(failures, self.audio_budget))
+        gate = record.get("gate")
+        if gate:
+            prefix.append(gate_report.html(gate["comparisons"], gate["problems"]))
         if record["robustness"]:
             prefix.append(robustness_html(record["robustness"]))
         if record["chat"]:

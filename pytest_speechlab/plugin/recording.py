@@ -16,6 +16,7 @@ from .._machine import benchmark_machine_info
 from .._text import redact, redact_args, storable, terminal
 from .._types import SpeechlabError
 from ..sinks import mlflow_sink, openmetrics
+from .. import gate_report
 from ..sinks.report import (
     benchmark_json,
     chat_markdown,
@@ -28,7 +29,7 @@ from .session import SpeechlabSession
 
 DB_NOT_WRITTEN = 6  # the exit status of a session whose tests passed but whose results database failed
 # the sections of Engine.serialized() the run file has its own places for; others are plugins' features
-BUILT_IN_SECTIONS = ("evaluations", "robustness_evaluations", "robustness", "tts", "chat", "spoken")
+BUILT_IN_SECTIONS = ("evaluations", "robustness_evaluations", "robustness", "tts", "chat", "spoken", "gate")
 REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json", "speechlab_openmetrics")
 
 
@@ -64,12 +65,16 @@ class Recorder:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call):
-        evaluation = getattr(item, "funcargs", {}).get("speechlab_eval")
+        fixtures = getattr(item, "funcargs", {})
+        evaluation = fixtures.get("speechlab_eval")
         if evaluation is not None and call.when == "call":  # JUnit XML properties
             figures = evaluation.summary()
             for key in ("model", "dataset", "error_metric", "error_rate", "wer", "cer", "rtf", "hallucination_rate", "normalizer"):
                 value = figures[key]
                 item.user_properties.append((f"speechlab_{key}", "" if value is None else terminal(value)))
+            comparison = fixtures.get("speechlab_regression")
+            if comparison is not None and not isinstance(comparison, str):  # the gate's analysis
+                item.user_properties += gate_report.properties(comparison.analysis())
         report = yield
         if call.excinfo is not None and call.excinfo.errisinstance(NotJudged):
             # too few samples, a busy machine, cached timings with none re-timed here: neither passed nor failed
@@ -111,7 +116,9 @@ class Recorder:
 
         @functools.cache
         def markdown() -> str:
+            gate = record.get("gate") or {}
             return ((scorecard_markdown(results, grades) + latency_markdown(results) if results else "")
+                    + gate_report.markdown(gate.get("comparisons", ()), gate.get("problems", ()))
                     + robustness_markdown(record["robustness"]) + chat_markdown(chats))
 
         @functools.cache
@@ -123,7 +130,7 @@ class Recorder:
             exported = recorder.store.export_run(recorder.run_id)["run"] if recorder.store and recorder.run_id else None
             return storable(run_file(results, grades, meta, chats, spoken, {
                 "curves": record["robustness"], "evaluations": record["robustness_evaluations"]}, exported,
-                {key: value for key, value in record.items() if key not in BUILT_IN_SECTIONS}))
+                {key: value for key, value in record.items() if key not in BUILT_IN_SECTIONS}, record.get("gate")))
 
         def step_summary() -> None:
             with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:

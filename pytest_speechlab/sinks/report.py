@@ -15,7 +15,7 @@ import re
 import statistics
 from typing import Iterable
 
-from .._text import terminal
+from .._text import esc, md, terminal
 from ..metrics.specs import SPECS
 from ..metrics.stats import format_rate
 from .store import RESULTS_FORMAT
@@ -42,20 +42,8 @@ _STYLE = """
 """
 
 
-def esc(value: object) -> str:
-    """Every value in every element and attribute: quotes included; control characters shown."""
-    return html.escape(terminal(value), quote=True)
-
-
 def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
-
-
-def md(value: object) -> str:
-    """Untrusted text in a Markdown table cell: HTML escaped, Markdown punctuation backslashed,
-    one line, control characters shown as escapes, so it can neither add markup nor break the table."""
-    text = terminal(html.escape(str(value), quote=False).replace("\r", " ").replace("\n", " "), one_line=True)
-    return re.sub(r"([\\`*_\[\]#!|~])", r"\\\1", text)
 
 
 # -- the scorecard --------------------------------------------------------------------------
@@ -453,17 +441,19 @@ def benchmark_json(records: list[dict], grades: dict, machine: dict, chats=()) -
 
 
 def run_file(records: list[dict], grades: dict, meta: dict, chats=(), spoken=(), robustness: dict | None = None,
-             run: dict | None = None, features: dict | None = None) -> dict:
+             run: dict | None = None, features: dict | None = None, gate: dict | None = None) -> dict:
     """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML.
     ``robustness``: {"curves": [...], "evaluations": [...]} of the robustness suite; ``run``: the
     run as the results database holds it (what ``speechlab export`` writes under "run"), so that
     ``speechlab import`` reads this file too; None when the session recorded no run. ``features``:
-    the sections of features added by plugins (``speechlab_register_features``)."""
+    the sections of features added by plugins (``speechlab_register_features``); ``gate``: the
+    regression gate's analyses (None without ``--speechlab-baseline``)."""
     return {
         "format": RESULTS_FORMAT, "meta": json.loads(json.dumps(meta, default=str)),
         "scorecard": scorecard_rows(records, grades),
         "evaluations": list(records), "chat": list(chats), "spoken": list(spoken),
         "robustness": robustness or {"curves": [], "evaluations": []}, "features": features or {}, "run": run,
+        "gate": gate,
     }
 
 

@@ -579,11 +579,12 @@ class Store:
         return self._query(self.sa.select(*(t.c[c] for c in columns)).distinct())
 
     def history(self) -> list[dict]:
-        """Every aggregate with its run's commit, commit time, start and status (the viewer's trends)."""
+        """Every aggregate (its figures and where it ran) with its run's commit, commit time, start and
+        status (the viewer's trends)."""
         a, r = self.t["aggregates"], self.t["runs"]
         columns = [r.c[name] for name in ("git_commit", "git_dirty", "git_commit_time", "started_at", "status")
                    if name in r.c]
-        return self._query(self.sa.select(a.c.run_id, a.c.model, a.c.dataset, a.c.metrics, *columns)
+        return self._query(self.sa.select(a.c.run_id, a.c.model, a.c.dataset, a.c.metrics, a.c.environment, *columns)
                            .join(r, r.c.id == a.c.run_id))
 
     def evaluations(self, run_id: str) -> set[tuple[str, str]]:

@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote_plus, urlencode
 
 from .._text import redact, terminal
 from .._types import SpeechlabError
-from ..compare import MACHINE_NOTE
+from .. import gate_report
 from ..metrics.stats import GatePolicy, format_rate, interval, number
 from . import data
 
@@ -200,7 +200,7 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
         listing = data.runs(store())["runs"]
         view = data.comparison(store(), a, b, policy) if a and b else None
         return flask.render_template("compare.html", title="Compare runs", view=view, runs=listing, a=a, b=b,
-                                     machine_note=MACHINE_NOTE)
+                                     header=gate_report.HEADER)
 
     @app.get("/trends")
     def trends_page():

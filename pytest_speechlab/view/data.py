@@ -11,7 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from .._types import SpeechlabError
-from ..compare import compare, family_size, judge, pair_sides
+from .. import gate_report
+from ..compare import compare, family_size, identity_changes, judge, machine_changes, pair_sides
 from ..metrics.stats import interval, number
 from ..metrics.wer import score_words
 from ..sinks.report import AUDIO_TYPES, verdict_notes
@@ -92,13 +93,27 @@ def run(store, run_id: str) -> dict:
         per_language = languages.get((a["model"], a["dataset"]), [])
         scorecard.append({"model": a["model"], "dataset": a["dataset"], "metrics": x,
                           "grade": (grades.get(a["model"]) or {}).get("grade"),
+                          "gate": x.get("gate") if isinstance(x.get("gate"), dict) else None,
                           "languages": per_language if len(per_language) > 1 else []})
     tts = [{**row, "tts": row["metrics"]["tts"]} for row in scorecard if isinstance(row["metrics"].get("tts"), dict)]
-    return {"run": data, "scorecard": scorecard, "chats": chats, "tts": tts, "grades": list(grades.values()),
+    return {"run": data, "scorecard": scorecard, "models": [model_identity(m) for m in data["models"]], "chats": chats, "tts": tts, "grades": list(grades.values()),
             "notes": notes(data["aggregates"]),
             "failed": [o for o in data["outcomes"] if o["outcome"] not in ("passed", "skipped")],
             "skipped": [o for o in data["outcomes"] if o["outcome"] == "skipped"],
             "progress": live(store, run_id, data["status"])}
+
+
+def model_identity(row: dict) -> dict:
+    """What a run's model was: backend and version, weights and their digest, decode settings,
+    threads and device (as the model reported them; every value shown as text, escaped)."""
+    info = row.get("info") if isinstance(row.get("info"), dict) else {}
+    decode = info.get("decode") if isinstance(info.get("decode"), dict) else row.get("params")
+    digest = row.get("weights_sha256") or info.get("weights_sha256") or info.get("weights_digest")
+    return {"name": row.get("name"), "backend": row.get("backend") or info.get("backend"),
+            "version": row.get("backend_version") or info.get("backend_version"),
+            "weights": row.get("weights") or info.get("weights"), "digest": str(digest)[:19] if digest else None,
+            "decode": ", ".join(f"{k}={v}" for k, v in sorted(decode.items())) if isinstance(decode, dict) else None,
+            "threads": info.get("threads"), "device": info.get("device"), "load_seconds": number(row.get("load_seconds"))}
 
 
 def notes(aggregates: list[dict]) -> list[str]:
@@ -207,21 +222,13 @@ def comparison(store, ref_a: str, ref_b: str, policy) -> dict:
     family = family_size(pairs, policy) if pairs else 0
     found = []
     for cmp in judge([compare(a, b, policy, family) for a, b in pairs], policy) if pairs else []:
-        a, b = cmp.baseline, cmp.candidate
-        by_id = {r["utterance_id"]: r for r in grouped[1][(b.model, b.dataset)]}
-        found.append({
-            "model": b.model, "dataset": b.dataset, "identity_changes": cmp.identity_changes,
-            "machine_changes": cmp.machine_changes, "rtf_unjudged": cmp.rtf_unjudged,
-            "figures": [{"name": name, "cmp": c, "verdict": cmp.verdict(c) if c is not None else "no scored utterances in common"}
-                        for name, c in cmp.figures],
-            "hallucination": cmp.hallucination, "hallucination_regressed": cmp.hallucination_regressed(),
-            "rtf": (a.rtf, b.rtf, cmp.rtf_ratio), "regressions": cmp.regressions,
-            "worse": [{"id": k, "errors_a": a.words[k][0], "errors_b": b.words[k][0], "hyp_a": a.hypotheses[k],
-                       "hyp_b": b.hypotheses[k], "reference": (by_id.get(k) or {}).get("reference"),
-                       "playable": playable((by_id.get(k) or {}).get("audio_path")) is not None}
-                      for k in cmp.worse()],
-            "changed": len(cmp.changed()),
-        })
+        analysis = cmp.analysis()  # what the terminal, the reports and the JUnit properties show
+        by_id = {r["utterance_id"]: r for r in grouped[1][(cmp.candidate.model, cmp.candidate.dataset)]}
+        for w in analysis["worse"]:
+            row = by_id.get(w["id"]) or {}
+            w.update(reference=row.get("reference"), playable=playable(row.get("audio_path")) is not None)
+        found.append({**analysis, "model": cmp.candidate.model, "dataset": cmp.candidate.dataset,
+                      "rows": gate_report.rows(analysis)})
     return {"a": store.run(ida), "b": store.run(idb), "comparisons": found, "family": family, "policy": policy}
 
 
@@ -235,6 +242,8 @@ def trends(store, metric: str = "wer", model: str = "", dataset: str = "") -> di
     named = defaultdict(list)
     for b in store.baselines():
         named[b["run_id"]].append(b["name"])
+    identities = {(m["run_id"], m["name"]): m["info"] if isinstance(m["info"], dict) else {}
+                  for m in store.all_rows("models", "run_id", "name", "info")}
     series: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in store.history():
         x = row["metrics"] if isinstance(row["metrics"], dict) else {}
@@ -244,11 +253,20 @@ def trends(store, metric: str = "wer", model: str = "", dataset: str = "") -> di
             "run_id": row["run_id"], "commit": _short(row["git_commit"]), "dirty": bool(row["git_dirty"]),
             "commit_time": row["git_commit_time"], "started_at": row["started_at"], "status": row["status"],
             "baselines": named.get(row["run_id"], []), "cached": int(number(x.get("cached")) or 0),
+            "identity": identities.get((row["run_id"], row["model"]), {}),
+            "environment": row["environment"] if isinstance(row["environment"], dict) else {},
+            "gate": x.get("gate") if isinstance(x.get("gate"), dict) else None,
             "figures": {key: {"value": number(x.get(key)), "ci": interval(x.get(ci)) if ci else None}
                         for key, (_, ci) in TREND_METRICS.items()}})
     out = []
     for (m, d), points in sorted(series.items()):
         points.sort(key=lambda p: (p["commit_time"] or p["started_at"] or "", p["started_at"] or ""))
+        for before, point in zip([None, *points], points):  # what changed since the run plotted before it
+            point["changes"] = [] if before is None else [
+                *identity_changes(before["identity"], point["identity"]),
+                *machine_changes(before["environment"], point["environment"], before["identity"], point["identity"])]
+        for point in points:
+            del point["identity"], point["environment"]
         out.append({"model": m, "dataset": d, "points": points})
     return {"metric": metric, "label": label, "metrics": {k: v[0] for k, v in TREND_METRICS.items()},
             "series": out, "filters": {"model": model, "dataset": dataset}}

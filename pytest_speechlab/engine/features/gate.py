@@ -84,6 +84,15 @@ class Gate(Feature):
         return self.comparisons.get((result.model, result.dataset),
                                     f"{result.model} on {result.dataset} is not part of the regression gate")
 
+    def serialized(self) -> dict:
+        """The gate's analyses (``Comparison.analysis``) and why a selected pair had none: the run
+        file's ``gate`` section, which the Markdown, HTML and JUnit renderers read."""
+        if not self.baseline or not self._judged:
+            return {}
+        analyses = [c.analysis() for c in self.comparisons.values() if not isinstance(c, str)]
+        return {"gate": {"baseline": self.baseline, "baseline_run": self._run, "comparisons": analyses,
+                         "problems": sorted({c for c in self.comparisons.values() if isinstance(c, str)})}}
+
     def idle(self) -> set[str]:
         return set() if self.baseline else {"speechlab_regression"}
 
@@ -116,3 +125,7 @@ class Gate(Feature):
         judged = judge([compare(base, this, policy, family) for _, base, this in pairs], policy)
         for (key, _, _), comparison in zip(pairs, judged):
             self.comparisons[key] = comparison
+            # the viewer links a gated evaluation to its comparison
+            engine.recorder.annotate(*key, "gate", {"baseline": ref, "baseline_run": run_id,
+                                                    "regressed": bool(comparison.regressions),
+                                                    "headline": comparison.headline()})

@@ -42,19 +42,28 @@
     window.setTimeout(poll, every);
   }
 
+  function plain(s) {  // model identities come from outside: no markup in Plotly's hover text
+    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
   function plots() {
     if (typeof window.Plotly === "undefined") return;
     document.querySelectorAll(".plot[data-series]").forEach(function (div) {
       var data = JSON.parse(document.getElementById(div.dataset.series).textContent);
-      var xs = [], ys = [], up = [], down = [], text = [], symbols = [];
+      var xs = [], ys = [], up = [], down = [], text = [], symbols = [], shapes = [];
       data.points.forEach(function (p, i) {
         var f = p.figures[data.metric];
         xs.push((i + 1) + " · " + p.commit);
         ys.push(f.value);
         up.push(f.ci ? f.ci[1] - f.value : 0);
         down.push(f.ci ? f.value - f.ci[0] : 0);
-        text.push("run " + p.run_id.slice(0, 8) + (p.baselines.length ? " (baseline " + p.baselines.join(", ") + ")" : ""));
-        symbols.push(p.baselines.length ? "star" : "circle");
+        text.push("run " + p.run_id.slice(0, 8) + (p.baselines.length ? " (baseline " + p.baselines.join(", ") + ")" : "")
+                  + (p.changes.length ? "<br>changed: " + plain(p.changes.join("; ")) : ""));
+        symbols.push(p.baselines.length ? "star" : p.changes.length ? "diamond" : "circle");
+        if (p.changes.length) {  // a dashed line where the model or the machine changed
+          shapes.push({type: "line", xref: "x", yref: "paper", x0: xs[i], x1: xs[i], y0: 0, y1: 1,
+                       line: {color: "#c25400", width: 1, dash: "dash"}});
+        }
       });
       var trace = {x: xs, y: ys, text: text, mode: "lines+markers", type: "scatter", name: data.label,
                    hovertemplate: "%{x}<br>" + data.label + " %{y:.3f}<br>%{text}<extra></extra>",
@@ -62,12 +71,28 @@
                    line: {color: "#0b4f9c"},
                    error_y: {type: "data", symmetric: false, array: up, arrayminus: down, color: "#555", visible: true}};
       var layout = {margin: {l: 60, r: 20, t: 10, b: 60}, xaxis: {title: {text: "run, in commit order"}, type: "category"},
-                    yaxis: {title: {text: data.label}, rangemode: "tozero"}, font: {color: "#1a1a1a"}, showlegend: false};
+                    yaxis: {title: {text: data.label}, rangemode: "tozero"}, font: {color: "#1a1a1a"}, showlegend: false,
+                    shapes: shapes};
       window.Plotly.newPlot(div, [trace], layout, {displayModeBar: false, responsive: true}).then(function () {
         div.dataset.points = String(data.points.length);
+        div.dataset.changes = String(shapes.length);
       });
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { live(); plots(); });
+  function scrollers() {  // a table wider than the page scrolls in its box, which the keyboard can then reach
+    document.querySelectorAll(".scroll").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth) {
+        var caption = box.querySelector("caption");
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", (caption ? caption.textContent : "table") + " (scrolls sideways)");
+      } else {
+        ["tabindex", "role", "aria-label"].forEach(function (a) { box.removeAttribute(a); });
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { live(); plots(); scrollers(); });
+  window.addEventListener("resize", scrollers);
 })();
