@@ -155,6 +155,8 @@ class SpeechlabConfig:
     grades: GradePolicy = field(default_factory=GradePolicy)
     db: str | None = None  # results database: SQLAlchemy URL or SQLite path
     regression: GatePolicy = field(default_factory=GatePolicy)
+    # [tool.speechlab.regression.baseline_models]: candidate model -> the baseline run's model it is gated against
+    baseline_models: dict[str, str] = field(default_factory=dict)
     tts: TTSSettings = field(default_factory=lambda: TTSSettings.from_table({}, "[tool.speechlab.tts]"))
     chat: ChatSettings = field(default_factory=ChatSettings)
     utterance_timeout: float | None = None  # seconds one model call may take; None: no limit
@@ -298,7 +300,10 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
             raise SpeechlabError(f"{where} must be 1 or more (the fewest samples the figure is judged on), got {value}")
     for name, settings in check_value(table.get("features", {}), dict, "[tool.speechlab.features]").items():
         config.features[name] = check_value(settings, dict, f"[tool.speechlab.features.{name}]")
-    regression = check_value(table.get("regression", {}), dict, "[tool.speechlab.regression]")
+    regression = dict(check_value(table.get("regression", {}), dict, "[tool.speechlab.regression]"))
+    where = "[tool.speechlab.regression.baseline_models]"
+    for candidate, baseline in check_value(regression.pop("baseline_models", {}), dict, where).items():
+        config.baseline_models[candidate] = check_value(baseline, str, f"{where} {candidate!r}")
     config.regression = GatePolicy(**{"min_samples": config.min_samples["wer"],
                                       **checked(GatePolicy, regression, "[tool.speechlab.regression]")})
     if config.regression.correction not in CORRECTIONS:

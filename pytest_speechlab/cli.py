@@ -13,7 +13,7 @@ import click
 from ._config import load_config
 from ._text import format_table, redact, terminal, terminal_width
 from ._types import SpeechlabError
-from .compare import compare, family_size, judge, pair_sides
+from .compare import compare, family_size, judge, pair_sides, unpaired
 from .metrics.stats import format_rate
 from .sinks.store import IN_PROGRESS_HOURS, Store, default_url, normalize_url
 from .view.app import serve
@@ -205,10 +205,19 @@ def compare_cmd(ctx, baseline: str, candidate: str, model_a, model_b, dataset) -
     if dataset:
         rows_a = {k: v for k, v in rows_a.items() if k[1] == dataset}
         rows_b = {k: v for k, v in rows_b.items() if k[1] == dataset}
+    if bool(model_a) != bool(model_b):
+        raise Problem("give both --model-a and --model-b (the baseline's model and the candidate's), or neither "
+                      "(pair by model name)")
     pairs = pair_sides(store.run(ida), rows_a, store.run(idb), rows_b, model_a, model_b)
     if not pairs:
-        raise Problem("nothing to compare: no model x dataset in common "
-                                   "(use --model-a/--model-b to compare two different models)")
+        could = unpaired(rows_a, rows_b)
+        hint = (f"; the runs have {'; '.join(could)}: to compare different models say so, e.g. --model-a "
+                f"{could[0].split(',')[0].split(' in ')[0]} --model-b ...") if could and not model_a else ""
+        raise Problem(f"nothing to compare: no model x dataset in common{hint}" if not model_a else
+                      f"nothing to compare: no dataset has {model_a} in the baseline and {model_b} in the candidate")
+    for a, b in pairs:
+        echo(f"paired: {a.model} (baseline, {a.label}) with {b.model} (candidate, {b.label}) on {b.dataset}"
+             + ("" if a.model == b.model else "  [different names, as asked]"))
     policy = load_config(Path.cwd() / "pyproject.toml").regression
     family = family_size(pairs, policy)
     comparisons = judge([compare(a, b, policy, family) for a, b in pairs], policy)

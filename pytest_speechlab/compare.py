@@ -418,8 +418,9 @@ def family_size(pairs: list[tuple[Side, Side]], policy: GatePolicy) -> int:
 
 def pair_sides(run_a: dict, rows_a: dict, run_b: dict, rows_b: dict, model_a: str | None = None,
                model_b: str | None = None) -> list[tuple[Side, Side]]:
-    """Pair evaluations of two stored runs: same model and dataset; or, with model_a/model_b (or
-    one model per run), the two models on each dataset both runs have."""
+    """Pair evaluations of two stored runs: same model and dataset; or, with model_a and model_b,
+    model_a of run A with model_b of run B on each dataset both have. Two different names are never
+    paired unless asked (:func:`unpaired` says what could be)."""
     def sides(run, rows, model):
         label = f"run {run['id'][:8]}"
         identities = {m.get("name"): m.get("info") or {} for m in run.get("models", ())}
@@ -428,13 +429,18 @@ def pair_sides(run_a: dict, rows_a: dict, run_b: dict, rows_b: dict, model_a: st
                 for (m, d), r in rows.items() if model is None or m == model}
 
     sa, sb = sides(run_a, rows_a, model_a), sides(run_b, rows_b, model_b)
-    same = sorted(set(sa) & set(sb))
-    if same and not (model_a or model_b):
-        return [(sa[k], sb[k]) for k in same]
-    pairs = []
-    for dataset in sorted({d for _, d in sa} & {d for _, d in sb}):
-        left = [s for (m, d), s in sa.items() if d == dataset]
-        right = [s for (m, d), s in sb.items() if d == dataset]
-        if len(left) == 1 and len(right) == 1:
-            pairs.append((left[0], right[0]))
-    return pairs
+    if not (model_a or model_b):
+        return [(sa[k], sb[k]) for k in sorted(set(sa) & set(sb))]
+    return [(sa[(ma, d)], sb[(mb, d)]) for (ma, d) in sorted(sa) for (mb, db) in sorted(sb) if d == db]
+
+
+def unpaired(rows_a: dict, rows_b: dict) -> list[str]:
+    """What two runs could be paired on if told: per dataset both have, the model names each has
+    when no name is in both ("tiny.en in A, tiny-greedy in B on speech")."""
+    found = []
+    for dataset in sorted({d for _, d in rows_a} & {d for _, d in rows_b}):
+        left, right = {m for m, d in rows_a if d == dataset}, {m for m, d in rows_b if d == dataset}
+        if not left & right:
+            found.append(f"{', '.join(sorted(left))} in the baseline and {', '.join(sorted(right))} in the candidate "
+                         f"on {dataset}")
+    return found

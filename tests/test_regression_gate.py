@@ -41,6 +41,7 @@ class Lookup:
 @hookimpl
 def speechlab_register_models(register):
     register("fake/lookup", task="asr", load=Lookup, backend="fake")
+    register("fake/lookup-greedy", task="asr", load=Lookup, backend="fake")  # the same under a new name
 '''
 
 
@@ -283,6 +284,37 @@ def test_the_gates_analysis_is_in_every_report(gate_project, monkeypatch):
     assert props["speechlab_gate_identity_changes"] == "beam_size 5 -> 1"
     assert props["speechlab_gate_wer_verdict"] == "within noise" and float(props["speechlab_gate_wer_mde"]) > 0
     assert props["speechlab_gate_verdict"].startswith("no regression (WER larger than")
+
+
+def test_a_candidate_under_a_new_name_is_gated_against_the_baseline_model_it_names(gate_project, monkeypatch):
+    gate_project.runpytest("suites")
+    cli("baseline", "set", "main", "latest")
+    greedy = ("suites", "--speechlab-model", "fake/lookup-greedy", "--speechlab-baseline", "main",
+              "--speechlab-fail-on-regression")
+    refused = gate_project.runpytest(*greedy)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    assert ("has no results for fake/lookup-greedy on data/manifest.jsonl; it has fake/lookup on data/manifest.jsonl"
+            in refused.stderr.str())
+    assert "--speechlab-baseline-model fake/lookup-greedy=fake/lookup" in refused.stderr.str()  # what to do
+    monkeypatch.setenv("SPEECHLAB_TEST_DROP", "3")
+    gated = gate_project.runpytest(*greedy, "--speechlab-baseline-model", "fake/lookup-greedy=fake/lookup")
+    text = gated.stdout.str()
+    assert gated.ret == pytest.ExitCode.TESTS_FAILED and gated.parseoutcomes()["failed"] == 1
+    assert "fake/lookup (baseline main, run " in text and ") -> fake/lookup-greedy (this run) on data/manifest.jsonl" in text
+    assert "verdict: REGRESSION: WER" in text
+    monkeypatch.delenv("SPEECHLAB_TEST_DROP")
+    toml = gate_project.path / "pyproject.toml"
+    toml.write_text(toml.read_text() + '\n[tool.speechlab.regression.baseline_models]\n"fake/lookup-greedy" = "fake/lookup"\n')
+    assert gate_project.runpytest(*greedy).ret == 0  # the mapping from the configuration
+    compare = cli("compare", "main", "latest")
+    assert compare.exit_code == 2
+    assert ("the runs have fake/lookup in the baseline and fake/lookup-greedy in the candidate on data/manifest.jsonl"
+            in compare.output)  # different names are not paired unless asked
+    compare = cli("compare", "main", "latest", "--model-a", "fake/lookup", "--model-b", "fake/lookup-greedy")
+    assert compare.exit_code == 0
+    assert "paired: fake/lookup (baseline, run " in compare.output and "[different names, as asked]" in compare.output
+    bad = gate_project.runpytest(*greedy, "--speechlab-baseline-model", "fake/lookup-greedy")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR and "give CANDIDATE=BASELINE" in bad.stderr.str()
 
 
 def test_compare_tells_a_regression_from_a_usage_error(gate_project, monkeypatch):

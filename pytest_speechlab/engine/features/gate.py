@@ -17,6 +17,10 @@ class Gate(Feature):
             metavar="NAME_OR_RUN", default=None,
             help="compare every model x dataset with this baseline run (a name from `speechlab baseline "
             "set`, a run id or 'latest'); the comparison shows in the summary.")),
+        (("--speechlab-baseline-model",), dict(
+            action="append", default=[], metavar="CANDIDATE=BASELINE",
+            help="gate model CANDIDATE against model BASELINE of the baseline run (a decode change under a new "
+            "name); repeatable; adds to [tool.speechlab.regression.baseline_models].")),
         (("--speechlab-fail-on-regression",), dict(
             action="store_true", default=False,
             help="with --speechlab-baseline: fail when WER/CER is significantly worse beyond the minimum "
@@ -32,9 +36,21 @@ class Gate(Feature):
         self._run: str | None = None
         self._issues: list[str] | None = None
         self._judged = False
+        # candidate model -> the baseline run's model it is compared with
+        self.models: dict[str, str] = dict(engine.settings.baseline_models)
 
     def configure(self, option) -> None:
         self.baseline, self.fail_on_regression = option.speechlab_baseline, option.speechlab_fail_on_regression
+        for pair in option.speechlab_baseline_model or ():
+            candidate, sep, baseline = pair.partition("=")
+            if not sep or not candidate.strip() or not baseline.strip():
+                raise SpeechlabError(f"--speechlab-baseline-model {pair!r}: give CANDIDATE=BASELINE, two model names "
+                                     "(e.g. faster-whisper/tiny-greedy=faster-whisper/tiny.en)")
+            self.models[candidate.strip()] = baseline.strip()
+
+    def baseline_model(self, model: str) -> str:
+        """The baseline run's model that ``model`` is gated against: its own name unless mapped."""
+        return self.models.get(model, model)
 
     def problems(self) -> list[str]:
         """Why the baseline cannot be compared with: no database, no such baseline, or a selected
@@ -50,13 +66,19 @@ class Gate(Feature):
         except SpeechlabError as exc:
             return [f"baseline {ref!r}: {exc}"]
         wanted = [(m, engine.dataset(d).name) for m in engine.selected_models("asr") for d in engine.selected_datasets()]
-        missing = [f"{m} on {d}" for m, d in wanted if (m, d) not in have]
+        missing = [(m, d) for m, d in wanted if (self.baseline_model(m), d) not in have]
         if not missing:
             return []
-        return [f"baseline {ref!r} (run {run_id[:8]}) has no results for {', '.join(missing)}; it has "
-                f"{', '.join(f'{m} on {d}' for m, d in sorted(have)) or 'no results at all'}. Fix: record a run "
-                f"with those models and datasets and point the baseline at it (`speechlab baseline set {ref} RUN`), "
-                "or select what the baseline has"]
+        named = ", ".join(f"{m} on {d}" + (f" (as {self.baseline_model(m)})" if self.baseline_model(m) != m else "")
+                          for m, d in missing)
+        fix = (f"Fix: record a run with those models and datasets and point the baseline at it (`speechlab baseline "
+               f"set {ref} RUN`), or select what the baseline has")
+        others = sorted({b for b, d in have if any(d == dm for _, dm in missing)})
+        if others:  # a candidate under a new name (a decode change) is gated against a model the baseline has
+            fix += (f", or gate a candidate against one of its models: --speechlab-baseline-model "
+                    f"{missing[0][0]}={others[0]} ([tool.speechlab.regression.baseline_models])")
+        return [f"baseline {ref!r} (run {run_id[:8]}) has no results for {named}; it has "
+                f"{', '.join(f'{m} on {d}' for m, d in sorted(have)) or 'no results at all'}. {fix}"]
 
     def check(self) -> list[str]:
         """Before anything is evaluated: with fail_on_regression, a baseline that cannot be compared
@@ -109,16 +131,17 @@ class Gate(Feature):
             for dataset_ref in engine.selected_datasets():
                 result = engine.evaluate(loaded, engine.dataset(dataset_ref))
                 key = (result.model, result.dataset)
-                rows = store.utterances(run_id, *key) if store is not None and run_id else []
+                base = self.baseline_model(result.model)
+                rows = store.utterances(run_id, base, result.dataset) if store is not None and run_id else []
                 if not rows:
                     self.comparisons[key] = "; ".join(problems) or (
                         f"baseline {ref!r} (run {run_id[:8]}) has no results for {key[0]} on {key[1]}")
                     continue
                 run = store.run(run_id)
-                identity = next((m.get("info") for m in run["models"] if m["name"] == key[0]), None)
+                identity = next((m.get("info") for m in run["models"] if m["name"] == base), None)
                 where = next((a.get("environment") for a in run.get("aggregates", ())
-                              if (a.get("model"), a.get("dataset")) == key), None)
-                pairs.append((key, Side.from_rows(f"baseline {ref}, run {run_id[:8]}", *key, rows,
+                              if (a.get("model"), a.get("dataset")) == (base, key[1])), None)
+                pairs.append((key, Side.from_rows(f"baseline {ref}, run {run_id[:8]}", base, key[1], rows,
                                                   run.get("cpu") or "", identity, where), Side.from_result("this run", result)))
         policy = engine.settings.regression
         family = family_size([(base, this) for _, base, this in pairs], policy)
