@@ -64,11 +64,15 @@ class Registry:
     formats: list[DatasetFormat] = field(default_factory=list)  # from plugins; the built-in ones come after
     sinks: list[tuple[str, Any]] = field(default_factory=list)  # (plugin, speechlab_write_results implementation)
     features: list[type] = field(default_factory=list)  # from speechlab_register_features (pytest_speechlab.Feature classes)
+    # variants declared in the configuration whose base model's plugin is not installed: name -> why
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelSpec:
         try:
             return self.models[name]
         except KeyError:
+            if name in self.unavailable:
+                raise SpeechlabError(self.unavailable[name]) from None
             known = ", ".join(sorted(self.models)) or "none (is a model plugin installed?)"
             raise SpeechlabError(
                 f"unknown model {name!r}; registered models: {known}. "
@@ -95,6 +99,7 @@ class Registry:
                     raise SpeechlabError(f"{where}: model {base!r} is not registered{hint}")
                 absent.append(f"{where}: model {base!r} is not registered (is its plugin installed?); "
                               f"the variant {name!r} is not available")
+                self.unavailable[name] = absent[-1]  # said when the variant is selected, not before
                 continue
             self.models[name] = self.model(base).variant(name, table, source)
         return absent

@@ -46,6 +46,14 @@ def test_ngram_loop_fires_and_names_the_phrase():
     assert "'the meal' repeated 4 times in a row" in finding.evidence
 
 
+def test_loop_evidence_quotes_the_transcript_as_written():
+    """ "oh" is "0" once normalized: the finding quotes what the model wrote, the normalized form beside it."""
+    u = result("Oh, oh, oh, oh, oh.", "hello there")
+    (finding,) = [f for f in u.findings if f.kind == "repetition"]
+    assert "'oh' repeated 5 times in a row (normalized: '0')" in finding.evidence
+    assert finding.span == "oh oh oh oh oh"
+
+
 def test_compression_ratio_fires_on_a_long_loop():
     loop = "I'm sorry. " * 20
     assert compression_ratio(loop) > 2.4

@@ -196,3 +196,23 @@ def test_repeat_measures_nondeterminism(speechlab_project):
     assert "nondet" in text.split("WER/CER: corpus level")[0]
     assert row(text, "fake/flaky")[-1] == "0.250"      # 1 of 4 utterances changed between runs
     assert row(text, "fake/perfect")[-1] == "0.000"
+
+
+def test_the_summary_ends_saying_where_to_look_next(speechlab_project):
+    """The last line names the commands that show this run (and they work as printed) and the report."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from pytest_speechlab.cli import main as speechlab
+
+    db = speechlab_project.path / "where.db"
+    result = speechlab_project.runpytest("suites/test_asr_accuracy.py", "--speechlab-db", str(db))
+    (line,) = [line for line in result.stdout.lines if line.startswith("next: ")]
+    show, view, report = line.removeprefix("next: ").split("; ")
+    assert view.startswith(f"speechlab --db {db} view") and report.startswith("--html report.html")
+    command = shlex.split(show.split(" (")[0])
+    shown = CliRunner().invoke(speechlab, command[1:])
+    assert shown.exit_code == 0 and "fake/perfect" in shown.output
+    with_html = speechlab_project.runpytest("suites/test_asr_accuracy.py", "--speechlab-db", str(db), "--html", "r.html")
+    assert [line for line in with_html.stdout.lines if line.startswith("next: ")][0].endswith("the evidence: r.html")

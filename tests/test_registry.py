@@ -179,6 +179,23 @@ def test_a_variant_cannot_take_a_registered_name_or_an_unknown_base(tmp_path):
     (absent,) = registry.add_variants({"chunked": {"model": "someone-else/whisper-xl"}}, "pyproject.toml")
     assert "model 'someone-else/whisper-xl' is not registered (is its plugin installed?)" in absent
     assert "chunked" not in registry.models
+    with pytest.raises(SpeechlabError, match="the variant 'chunked' is not available"):  # said when selected
+        registry.model("chunked")
+
+
+def test_a_projects_optional_models_warn_only_when_selected(speechlab_project):
+    """A variant (or thresholds) of a model whose plugin is not installed here is not a warning in
+    a run that does not select it (a newcomer's first run); selecting it is one clear error."""
+    toml = speechlab_project.path / "pyproject.toml"
+    toml.write_text(toml.read_text() + '\n[tool.speechlab.models.xl-chunked]\nmodel = "someone-else/whisper-xl"\n'
+                    '[tool.speechlab.thresholds.models."espeak-ng/en-us"]\nwer = 0.2\n')
+    result = speechlab_project.runpytest("suites/test_asr_accuracy.py")
+    assert result.ret == 0
+    assert "not registered" not in result.stdout.str() + result.stderr.str()
+    selected = speechlab_project.runpytest("suites/test_asr_accuracy.py", "--speechlab-model", "xl-chunked")
+    assert selected.ret == pytest.ExitCode.USAGE_ERROR
+    assert ("[tool.speechlab.models.xl-chunked]: model 'someone-else/whisper-xl' is not registered (is its plugin "
+            "installed?); the variant 'xl-chunked' is not available") in selected.stderr.str()
 
 
 def test_every_hook_is_documented_with_its_parameters():

@@ -98,9 +98,10 @@ class Engine:
     def registry(self):
         if self._registry is None:
             registry = build_registry(make_plugin_manager([*self._plugins, *self.frontend.local_plugins()]))
-            missing = registry.add_variants(self.settings.variants, self.settings.source)
-            for absent in [*missing, *self.settings.check_models(set(registry.models))]:
-                warnings.warn(absent, stacklevel=2)
+            # a variant or thresholds of a model whose plugin is not installed here (a project's optional
+            # models) are said only when that model is selected: a first run has no warning about them
+            registry.add_variants(self.settings.variants, self.settings.source)
+            self.settings.check_models(set(registry.models))  # a near miss of a registered name: an error
             self._registry = registry
             for cls in registry.features:
                 self.features.setdefault(cls.name, cls(self))

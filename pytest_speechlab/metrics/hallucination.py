@@ -8,6 +8,7 @@ names its kind, the span of hypothesis text it is about and the evidence (number
 from __future__ import annotations
 
 import re
+import string
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -170,10 +171,21 @@ def repetition(u, cfg, normalizer):
     if loops:
         gram, n = max(loops, key=lambda item: (item[1] * len(item[0]), len(item[0])))
         phrase = " ".join(gram)
-        found.append(Finding("repetition", " ".join([phrase] * n),
-                             f"{phrase!r} repeated {n} times in a row"
+        said = _as_said(u.hypothesis, len(gram), n) or phrase  # the transcript's own words ("oh", not "0")
+        found.append(Finding("repetition", " ".join([said] * n),
+                             f"{said!r} repeated {n} times in a row"
+                             + (f" (normalized: {phrase!r})" if said != phrase else "")
                              + (" (more than in the reference)" if u.reference_normalized else "")))
     return found
+
+
+def _as_said(text: str, size: int, times: int) -> str | None:
+    """The loop of ``size`` words repeated ``times`` times in a row as the transcript wrote it (case
+    and surrounding punctuation aside), or None where normalizing made it (numbers spelled out...)."""
+    words = [w.strip(string.punctuation + "¿¡«»“”‘’…").lower() for w in text.split()]
+    loops = max_consecutive_repeats([w for w in words if w], size)
+    found = [gram for gram, n in loops.items() if len(gram) == size and n == times]
+    return " ".join(found[0]) if found else None
 
 
 def insertion_run(u, cfg, normalizer):

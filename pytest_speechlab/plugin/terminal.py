@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from shlex import quote as shell_quote
 
 import pytest
 
@@ -37,6 +38,23 @@ def pytest_cmdline_main(config: pytest.Config):
         print(f"warning: {w.message}")
     return 0
 
+
+
+def next_steps(plugin: SpeechlabSession) -> str:
+    """The summary's last word: where to look next (the run's figures, the history in a browser,
+    the evidence with audio, the gate's comparison)."""
+    option, recorder = plugin.config.option, plugin.engine.recorder
+    steps = []
+    if recorder.run_id and recorder.store:
+        db = f"--db {shell_quote(option.speechlab_db)} " if option.speechlab_db else ""
+        steps.append(f"speechlab {db}show {recorder.run_id[:8]} (figures, grades, failed tests)")
+        gate = plugin.engine.gate
+        if gate.baseline and any(not isinstance(c, str) and c.regressions for c in gate.comparisons.values()):
+            steps.append(f"speechlab {db}compare {shell_quote(gate.baseline)} {recorder.run_id[:8]} (the regression)")
+        steps.append(f"speechlab {db}view (history, trends, comparisons in a browser)")
+    html = getattr(option, "htmlpath", None)
+    steps.append(f"the evidence: {html}" if html else "--html report.html for the evidence (audio, alignments)")
+    return "next: " + "; ".join(steps)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -105,6 +123,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
               + (f" ({recorder.problem})" if recorder.problem else ""))
     elif recorder.problem:
         write(recorder.problem)
+    write(next_steps(plugin))
     if plugin.exit_status == DB_NOT_WRITTEN:
         write(f"exit status {DB_NOT_WRITTEN}: the tests passed, but the results database was not written (the run's "
               'history and the next baseline are missing); [tool.speechlab] db_failure = "warn" keeps the tests\' status')
