@@ -109,3 +109,19 @@ def test_the_package_imports_without_a_cycle():
     for module in graph:
         if not state.get(module):
             visit(module, [])
+
+
+def test_every_package_and_data_folder_is_in_the_wheel():
+    """pyproject.toml lists the packages by hand (fixtures and suites are mapped in from elsewhere): a
+    new subpackage or data folder left out of it is missing from the wheel (as engine.features was)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    listed = set(config["packages"])
+    on_disk = {".".join(("pytest_speechlab", *p.relative_to(PACKAGE).parts)).rstrip(".")
+               for p in [PACKAGE, *PACKAGE.rglob("*")] if p.is_dir() and p.name != "__pycache__"
+               and any(f.is_file() and f.suffix != ".pyc" for f in p.iterdir())}
+    assert on_disk - listed == set(), f"in pytest_speechlab/ but not in [tool.setuptools] packages: {on_disk - listed}"
