@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Packaging checks (CI): a wheel and an sdist of pytest-speechlab and of every model plugin, each
-# checked by `twine check --strict`; the shipped CI examples validated against the GitHub workflow
-# and GitLab CI schemas (check-jsonschema's vendored copies: offline). In a venv of their own.
+# Packaging and documentation checks (CI): a wheel and an sdist of pytest-speechlab and of every
+# model plugin, each checked by `twine check --strict`; the shipped CI examples validated against the
+# GitHub workflow and GitLab CI schemas (check-jsonschema's vendored copies: offline); the
+# documentation site built with `mkdocs build --strict`. In a venv of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .ci/tools
 . .ci/tools/bin/activate
-pip install -q build==1.6.1 twine==7.0.0 check-jsonschema==0.39.0
+pip install -q build==1.6.1 twine==7.0.0 check-jsonschema==0.39.0 mkdocs==1.6.1 mkdocs-material==9.8.2
 rm -rf dist
 for project in . model_plugins/*/; do
   python -m build --sdist --wheel --outdir dist "$project" >/dev/null
@@ -15,6 +16,8 @@ ls dist
 twine check --strict dist/*
 check-jsonschema --builtin-schema vendor.github-workflows docs/ci/github-actions.yml
 check-jsonschema --builtin-schema vendor.gitlab-ci docs/ci/gitlab-ci.yml
+# The documentation site: no broken link or anchor, every page in the navigation.
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir .ci/site && rm -rf .ci/site
 deactivate
 
 # The wheel works outside a clone: installed alone in a fresh venv, `speechlab init` writes the suites

@@ -1,5 +1,5 @@
-"""What the README-figure scripts share: running pytest for a run file, keeping that file free of
-this machine's paths, and replacing a marked README block with what the script rendered."""
+"""What the figure scripts share: running pytest for a run file, keeping that file free of this
+machine's paths, and replacing a marked block of README.md or a docs page with what the script rendered."""
 from __future__ import annotations
 
 import json
@@ -38,10 +38,13 @@ def save_run(path: Path, meta: dict, keep_alignment: bool = True) -> dict:
 
 
 def write_block(start: str, end: str, body: str) -> None:
-    """Replace the README's block between the ``start`` and ``end`` markers with ``body``, and print it."""
-    readme = README.read_text(encoding="utf-8")
-    if start not in readme or end not in readme:
-        sys.exit(f"README.md has no {start} ... {end} block")
-    current = readme[readme.index(start):readme.index(end) + len(end)]
-    README.write_text(readme.replace(current, f"{start}\n{body}\n{end}"), encoding="utf-8")
-    print(body)
+    """Replace the block between the ``start`` and ``end`` markers (in README.md or the docs page
+    that holds it) with ``body``, and print it."""
+    for page in (README, *sorted((REPO / "docs").glob("*.md"))):
+        text = page.read_text(encoding="utf-8")
+        if start in text and end in text:
+            current = text[text.index(start):text.index(end) + len(end)]
+            page.write_text(text.replace(current, f"{start}\n{body}\n{end}"), encoding="utf-8")
+            print(body)
+            return
+    sys.exit(f"no page has a {start} ... {end} block (README.md, docs/*.md)")

@@ -29,7 +29,7 @@ PHRASES_FILE = Path(__file__).parent.parent / "data" / "hallucination_phrases.tx
 
 @dataclass(frozen=True)
 class HallucinationConfig:
-    """``[tool.speechlab.hallucination]``; the defaults are documented in the README."""
+    """``[tool.speechlab.hallucination]``; the defaults are documented in docs/hallucination.md and docs/reference.md."""
 
     compression_ratio: float = 2.4
     ngram_repeats: int = 3

@@ -28,7 +28,7 @@ class Task:
 
     name: str  # the ``task`` a model registers with
     methods: tuple[str, ...]  # an instance implements at least one
-    protocol: str  # as the README names it, for the load-time error
+    protocol: str  # as the documentation names it, for the load-time error
     call: Callable[[Any, Any], tuple[Any, float | None]]
     load: Callable[..., Any] | None = None
     score: Callable[..., Any] | None = None

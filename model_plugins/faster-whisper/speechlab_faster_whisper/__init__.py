@@ -51,7 +51,7 @@ class FasterWhisperASR:
     def seed(self, value: int) -> None:
         """Seeds CTranslate2's sampler (temperature fallback) before a call; pytest-speechlab calls it
         with a seed per utterance and repeat. It does not make every sampled decoding repeatable:
-        README, "Repeats, seeds and nondeterminism", has the measured rates."""
+        documentation (docs/reproducibility.md, "Repeats, seeds and nondeterminism") has the measured rates."""
         import ctranslate2
 
         ctranslate2.set_random_seed(value)
