@@ -9,9 +9,15 @@ python3 -m venv .ci/tools
 . .ci/tools/bin/activate
 pip install -q build==1.6.1 twine==7.0.0 check-jsonschema==0.39.0 mkdocs==1.6.1 mkdocs-material==9.8.2
 rm -rf dist
+# built from a copy of the files git knows (tracked, and new ones not ignored): a build writes
+# NAME.egg-info into the project's folder, which would make an uninstalled plugin look installed
+# to any process that puts that folder on sys.path (the tests of lfm-audio do)
+copy=$(mktemp -d)
+git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$copy"
 for project in . model_plugins/*/; do
-  python -m build --sdist --wheel --outdir dist "$project" >/dev/null
+  python -m build --sdist --wheel --outdir "$PWD/dist" "$copy/$project" >/dev/null
 done
+rm -rf "$copy"
 ls dist
 twine check --strict dist/*
 check-jsonschema --builtin-schema vendor.github-workflows docs/ci/github-actions.yml

@@ -64,6 +64,9 @@ class Progress:
             with self.suspend():
                 self.new_line()
                 self._bar.start()
+        elif self.mode == "lines" and self.total:  # a log says what runs before its first item ends
+            with self.suspend():
+                self.write_line(f"speechlab: {self.label}: started, {self.total} items")
         return self
 
     def advance(self, audio_seconds: float) -> None:

@@ -166,8 +166,15 @@ def test_progress_lines_for_ci_logs(speechlab_project, monkeypatch):
     monkeypatch.setattr(progress, "LINE_INTERVAL_S", 0.0)
     result = speechlab_project.runpytest("suites", "--speechlab-progress", "lines")
     result.stdout.fnmatch_lines([
+        "speechlab: fake/perfect x data/manifest.jsonl: started, 4 items",
         "speechlab: fake/perfect x data/manifest.jsonl: 1/4 items, 1.0 s audio, * s elapsed, ETA * s",
         "speechlab: fake/perfect x data/manifest.jsonl: 4/4 items, 7.5 s audio, * s elapsed",
+    ])
+    # a second run takes its outputs from the cache and times a sample again: said as it starts
+    again = speechlab_project.runpytest("suites", "--speechlab-progress", "lines")
+    again.stdout.fnmatch_lines([
+        "speechlab: fake/perfect x data/manifest.jsonl (re-timing 4 cached): started, 4 items",
+        "speechlab: fake/perfect x data/manifest.jsonl (re-timing 4 cached): 4/4 items, 7.5 s audio, * s elapsed",
     ])
 
 

@@ -578,6 +578,12 @@ class Store:
         t = self.t[table]
         return self._query(self.sa.select(*(t.c[c] for c in columns)).distinct())
 
+    def identities(self) -> dict[tuple[str, str], dict]:
+        """Every run's models' identities, by (run id, model name) (the viewer's trends)."""
+        t = self.t["models"]
+        rows = self._query(self.sa.select(t.c.run_id, t.c.name, t.c.info))  # no DISTINCT: PostgreSQL's json has no "="
+        return {(r["run_id"], r["name"]): r["info"] if isinstance(r["info"], dict) else {} for r in rows}
+
     def history(self) -> list[dict]:
         """Every aggregate (its figures and where it ran) with its run's commit, commit time, start and
         status (the viewer's trends)."""

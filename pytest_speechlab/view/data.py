@@ -242,8 +242,7 @@ def trends(store, metric: str = "wer", model: str = "", dataset: str = "") -> di
     named = defaultdict(list)
     for b in store.baselines():
         named[b["run_id"]].append(b["name"])
-    identities = {(m["run_id"], m["name"]): m["info"] if isinstance(m["info"], dict) else {}
-                  for m in store.all_rows("models", "run_id", "name", "info")}
+    identities = store.identities()
     series: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in store.history():
         x = row["metrics"] if isinstance(row["metrics"], dict) else {}
