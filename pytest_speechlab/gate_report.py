@@ -8,6 +8,7 @@ renderer of its place: ``terminal``, ``md`` or ``esc``.
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from ._text import esc, md, terminal
@@ -142,19 +143,17 @@ def markdown(analyses: Iterable[dict], problems: Iterable[str] = ()) -> str:
     return "\n".join(out) + "\n"
 
 
-def html(analyses: Iterable[dict], problems: Iterable[str] = (), link=None) -> str:
-    """The HTML report's section (and the viewer's compare page): every figure, and every utterance
-    that got worse. ``link(analysis)``: an optional URL for each analysis's heading."""
+def html(analyses: Iterable[dict], problems: Iterable[str] = ()) -> str:
+    """The HTML report's section: every figure, and every utterance that got worse (the viewer's
+    compare page shows the same rows, from ``rows``, with audio players)."""
     analyses, problems = list(analyses), list(problems)
     if not analyses and not problems:
         return ""
     out = ['<section class="speechlab gate"><h2>Regression gate</h2>']
     out += [f'<p class="problem">{esc(p)}</p>' for p in problems]
     for x in analyses:
-        href = link(x) if link else None
-        name = esc(title(x))
         verdict_class = "verdict-bad" if x["regressed"] else "verdict-ok"
-        out.append(f'<h3>{f"<a href={chr(34)}{esc(href)}{chr(34)}>{name}</a>" if href else name}</h3>')
+        out.append(f"<h3>{esc(title(x))}</h3>")
         out.append(f'<p class="{verdict_class}"><strong>{esc(x["headline"])}</strong></p>')
         if x["identity_changes"]:
             out.append(f'<p>Model identity changed: {esc(", ".join(x["identity_changes"]))}</p>')
@@ -192,7 +191,7 @@ def properties(x: dict) -> list[tuple[str, str]]:
     for f in x["figures"]:
         if "difference" not in f:
             continue
-        key = "speechlab_gate_" + f["name"].lower().replace(" ", "_")
+        key = "speechlab_gate_" + re.sub(r"\W+", "_", f["name"].lower())  # "WER", "en error": a language's
         props += [(f"{key}_difference", f"{f['difference']:+.4f}"), (f"{key}_ci", f"{f['ci'][0]:+.4f},{f['ci'][1]:+.4f}"),
                   (f"{key}_p", f"{f['p']:.4f}"), (f"{key}_p_adjusted", "" if f["p_adjusted"] is None else f"{f['p_adjusted']:.4f}"),
                   (f"{key}_mde", "" if f["mde"] is None else f"{f['mde']:+.4f}"), (f"{key}_verdict", f["verdict"])]

@@ -38,6 +38,8 @@ _STYLE = """
 .speechlab .sub{background:#fde2a7}.speechlab .del{background:#f8c4c4;text-decoration:line-through}
 .speechlab .ins{background:#c9e4f8}
 .speechlab figure{display:inline-block;margin:0 1em}
+.speechlab .scroll{max-width:100%;overflow-x:auto}
+.speechlab .verdict-bad,.speechlab .problem{color:#a00;font-weight:bold}.speechlab .verdict-ok{color:#1d6b2c}
 </style>
 """
 
