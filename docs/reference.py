@@ -65,7 +65,14 @@ def _table(title: str, where: str, rows: list[tuple[str, str]]) -> list[str]:
 def render() -> str:
     import click
 
-    from pytest_speechlab._config import TOP_LEVEL, ChatSettings, RobustnessSettings, SpeechlabConfig, TTSSettings
+    from pytest_speechlab._config import (
+        TOP_LEVEL,
+        ChatSettings,
+        RobustnessSettings,
+        SliceSettings,
+        SpeechlabConfig,
+        TTSSettings,
+    )
     from pytest_speechlab.cli import main as speechlab
     from pytest_speechlab.grading import GradePolicy
     from pytest_speechlab.metrics.hallucination import HallucinationConfig
@@ -106,7 +113,7 @@ def render() -> str:
     top = dict(_fields(SpeechlabConfig))
     lines += [f"| `{key}` | {_cell(top.get(key, 'a table: below'))} |" for key in TOP_LEVEL
               if key not in ("thresholds", "hallucination", "grades", "regression", "tts", "chat", "robustness",
-                             "min_samples", "models")]
+                             "min_samples", "models", "slices")]
     lines += ["", "### Thresholds", "", "`[tool.speechlab.thresholds]` (and per model: "
               "`[tool.speechlab.thresholds.models.\"NAME\"]`); `[tool.speechlab.min_samples]` for the fewest "
               "samples a figure is judged on.", "",
@@ -124,6 +131,7 @@ def render() -> str:
     lines += _table("TTS audio sanity", "[tool.speechlab.tts.sanity]", _fields(SanityConfig))
     lines += _table("Chat", "[tool.speechlab.chat]", _fields(ChatSettings))
     lines += _table("Robustness", "[tool.speechlab.robustness]", _fields(RobustnessSettings))
+    lines += _table("Error rates by slice", "[tool.speechlab.slices]", _fields(SliceSettings))
     return "\n".join(lines).rstrip() + "\n"
 
 

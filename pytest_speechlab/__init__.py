@@ -14,6 +14,7 @@ from ._assertions import (
     check_no_input_errors,
     check_quality,
     check_robustness,
+    check_slices,
 )
 from ._config import SpeechlabConfig, load_config
 from ._dataset import Dataset, DatasetFormat, load_dataset
@@ -107,6 +108,7 @@ __all__ = [
     "check_no_input_errors",
     "check_quality",
     "check_robustness",
+    "check_slices",
     "apply_chain",
     "chain_label",
     "ladder",

@@ -335,3 +335,37 @@ def check_quality(tts_eval, metric: str, minimum: float, worst: int = 5) -> floa
             + (f" (to {quality.reference})" if figure == "speaker_similarity" else "")
             + "\nlowest: " + ", ".join(f"{i} {v:.2f}" for i, v in low))
     return value
+
+
+def check_slices(found: list, metric: str, limit: float, where: str, alpha: float = 0.05) -> float:
+    """Judge an evaluation's slices (``metrics.slices.slice_report``): ``slice_wer``, the worst
+    slice's error rate at or below ``limit``; ``slice_gap``, no field whose worst and best slices
+    differ (heterogeneity test, family-adjusted p < ``alpha``) by more than ``limit``. Slices too
+    small to judge are never ranked; with none to judge the check is not judged. Returns the figure."""
+    __tracebackhide__ = True
+    spec = SPECS[metric]
+    judged = [f for f in found if (f.judged if metric == "slice_wer" else f.p_value is not None)]
+    if not judged:
+        minimum = next((s.minimum for f in found for s in f.slices), None)
+        raise TooFewToJudge(f"{spec.label} of {where} not judged: no field has "
+                            f"{'a slice' if metric == 'slice_wer' else 'two slices'} with {minimum or 'enough'} scored "
+                            f"utterances ([tool.speechlab.slices] min_size); fields: "
+                            + ", ".join(f"{f.field} ({len(f.slices)} slices)" for f in found))
+    if metric == "slice_wer":
+        worst = max((f.worst for f in judged), key=lambda s: s.rate)
+        failing = [f.worst for f in judged if f.worst.rate > limit]
+        if not failing:
+            return worst.rate
+        raise SpeechlabAssertionError(
+            f"{spec.label} above threshold {_fmt(limit)} for {where}:\n" + "\n".join(
+                f"  {s.field} = {s.value}: {_fmt(s.rate)} [95% CI {_fmt(s.ci[0])}, {_fmt(s.ci[1])}] over "
+                f"{len(s.scored)} utterances" for s in failing))
+    largest = max(judged, key=lambda f: f.gap)
+    failing = [f for f in judged if f.gap > limit and f.differs(alpha)]
+    if not failing:
+        return largest.gap
+    raise SpeechlabAssertionError(
+        f"{spec.label} above threshold {_fmt(limit)} for {where}, and the slices differ:\n" + "\n".join(
+            f"  {f.field}: {f.worst.value} {_fmt(f.worst.rate)} - {f.best.value} {_fmt(f.best.rate)} = "
+            f"{f.gap:+.4f} [95% CI {f.gap_ci[0]:+.4f}, {f.gap_ci[1]:+.4f}], heterogeneity p = {f.p_value:.4f}"
+            + (f" (Holm over {f.family} fields: {f.p_adjusted:.4f})" if f.family > 1 else "") for f in failing))

@@ -110,6 +110,27 @@ class ChatSettings:
         return cls(**checked(cls, table, where, types={"tts": str, "judge": str}))
 
 
+@dataclass
+class SliceSettings:
+    """``[tool.speechlab.slices]``: the fields error rates are broken down by (manifest fields such as
+    gender, age, accent or speaker; ``language``; the derived bands ``duration``, ``speaking_rate`` and
+    ``snr``), the fewest scored utterances a slice is judged on, and the correction over the fields."""
+
+    fields: list[str] = field(default_factory=list)
+    min_size: int = 10
+    correction: str = "holm"
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> SliceSettings:
+        settings = cls(**checked(cls, table, where))
+        if settings.min_size < 2:
+            raise SpeechlabError(f"{where} min_size must be 2 or more, got {settings.min_size}")
+        if settings.correction not in CORRECTIONS:
+            raise SpeechlabError(f"{where} correction {settings.correction!r} is unknown; choose one of "
+                                 f"{', '.join(CORRECTIONS)}")
+        return settings
+
+
 ROBUSTNESS_KINDS = ("noise", "babble", "ambient", "reverb", "speed", "clip", "telephone", "mp3", "dropout")
 
 
@@ -164,6 +185,7 @@ class SpeechlabConfig:
     retime: int = 20  # utterances timed again here when an evaluation's outputs come from the cache (0: speed not judged)
     perturbations: dict[str, str] = field(default_factory=dict)  # name -> chain ([tool.speechlab.perturbations])
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
+    slices: SliceSettings = field(default_factory=SliceSettings)
     repeats: int = 1  # each utterance decoded this many times, every repeat scored (nondeterminism measured)
     seed: int | None = 0  # models with seed(n) are seeded per call from (seed, utterance id, repeat); None: never
     unstable: str = "fail"  # a threshold verdict whose repeats fall on both sides of the limit: fail or warn
@@ -204,7 +226,7 @@ class SpeechlabConfig:
 
 TOP_LEVEL = ("normalizer", "normalizers", "language", "dataset_languages", "thresholds", "models", "hallucination", "grades", "db", "regression", "tts", "chat",
              "utterance_timeout", "cache", "retime", "perturbations", "robustness", "repeats", "seed", "unstable",
-             "busy_tolerance", "min_samples", "features", "db_failure", "isolate")
+             "busy_tolerance", "min_samples", "features", "db_failure", "isolate", "slices")
 UNSTABLE_POLICIES = ("fail", "warn")
 
 
@@ -314,6 +336,7 @@ def _fill(config: SpeechlabConfig, table: dict) -> None:
     config.tts = TTSSettings.from_table(table.get("tts", {}), "[tool.speechlab.tts]")
     config.chat = ChatSettings.from_table(table.get("chat", {}), "[tool.speechlab.chat]")
     config.robustness = RobustnessSettings.from_table(table.get("robustness", {}), "[tool.speechlab.robustness]")
+    config.slices = SliceSettings.from_table(table.get("slices", {}), "[tool.speechlab.slices]")
     for name, chain in check_value(table.get("perturbations", {}), dict, "[tool.speechlab.perturbations]").items():
         where = f"[tool.speechlab.perturbations] {name}"
         if not re.fullmatch(r"[A-Za-z][\w-]{0,40}", name) or name in KINDS:

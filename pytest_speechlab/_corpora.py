@@ -195,6 +195,10 @@ def huggingface_entries(path: Path, shown: str, errors: list[InputError]) -> Ite
                 for column, field_name in fields.items():
                     if values[column] not in (None, "") and field_name not in entry:
                         entry[field_name] = values[column]
+                others = {n: v for n, v in values.items() if n != audio and n not in fields
+                          and isinstance(v, (str, int, float, bool))}  # gender, accent...: slice fields
+                if others:
+                    entry["fields"] = others
                 cell = values[audio]
                 if isinstance(cell, dict) and isinstance(cell.get("bytes"), (bytes, bytearray)) and cell["bytes"]:
                     entry["audio"] = str(store_audio(bytes(cell["bytes"]), str(cell.get("path") or "")))
@@ -294,7 +298,7 @@ def _source(recording: dict) -> str | None:
     return None
 
 
-def _segment(where: str, errors, recording, uid, start, duration, text, language, kind="speech"):
+def _segment(where: str, errors, recording, uid, start, duration, text, language, kind="speech", sup=None):
     if not isinstance(recording, dict):
         errors.append(InputError(where, "no recording", uid if isinstance(uid, str) else None))
         return None
@@ -305,8 +309,12 @@ def _segment(where: str, errors, recording, uid, start, duration, text, language
                                         f"(sources of type {', '.join(types) or 'none'} are not read)",
                                  uid if isinstance(uid, str) else None))
         return None
-    return {"id": uid, "audio": audio, "offset": start, "duration": duration, "text": text,
-            "language": _language(language), "kind": kind}
+    entry = {"id": uid, "audio": audio, "offset": start, "duration": duration, "text": text,
+             "language": _language(language), "kind": kind}
+    if isinstance(sup, dict):  # a supervision's speaker, gender and custom fields: slice fields
+        entry["fields"] = {**{k: sup[k] for k in ("speaker", "gender") if sup.get(k) is not None},
+                           **(sup.get("custom") if isinstance(sup.get("custom"), dict) else {})}
+    return entry
 
 
 def lhotse_entries(path: Path, shown: str, errors: list[InputError]) -> Iterator[tuple[str, dict]]:
@@ -320,7 +328,7 @@ def lhotse_entries(path: Path, shown: str, errors: list[InputError]) -> Iterator
             texts = [s["text"] for s in sups if isinstance(s.get("text"), str) and s["text"].strip()]
             entry = _segment(where, errors, cut.get("recording"), cut.get("id"), cut.get("start"), cut.get("duration"),
                              " ".join(texts) if texts else None, next((s.get("language") for s in sups), None),
-                             "speech" if texts else "nonspeech")
+                             "speech" if texts else "nonspeech", sups[0] if sups else None)
             if entry:
                 yield where, entry
         return
@@ -333,6 +341,6 @@ def lhotse_entries(path: Path, shown: str, errors: list[InputError]) -> Iterator
                                             f"{recordings_path.name}", sup.get("id") if isinstance(sup.get("id"), str) else None))
             continue
         entry = _segment(where, errors, recording, sup.get("id"), sup.get("start"), sup.get("duration"),
-                         sup.get("text"), sup.get("language"))
+                         sup.get("text"), sup.get("language"), sup=sup)
         if entry:
             yield where, entry

@@ -236,6 +236,30 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
+# the fields every format reads into the utterance itself; any other is kept as a slice field
+MANIFEST_KEYS = frozenset({"id", "audio", "audio_filepath", "text", "kind", "language", "duration", "duration_s",
+                           "offset", "fields"})
+MAX_FIELDS, MAX_FIELD_NAME, MAX_FIELD_VALUE = 64, 64, 200
+
+
+def _extra_fields(entry: dict) -> tuple[tuple[str, str], ...]:
+    """An entry's other fields (and its ``fields`` table: lhotse's custom fields), as text: scalars
+    only (a list or an object is no slice), names and values bounded, control characters kept out."""
+    extra = {k: v for k, v in entry.items() if k not in MANIFEST_KEYS}
+    if isinstance(entry.get("fields"), dict):
+        extra.update(entry["fields"])
+    out = {}
+    for name, value in list(extra.items())[:MAX_FIELDS]:
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(name, str) or not isinstance(value, (str, int, float)) or value == "":
+            continue
+        name, text = unicode_safe(name.strip())[:MAX_FIELD_NAME], unicode_safe(str(value).strip())[:MAX_FIELD_VALUE]
+        if name and text:
+            out[name] = text
+    return tuple(sorted(out.items()))
+
+
 def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest: str) -> Utterance:
     if not isinstance(entry, dict):
         raise _LineError(f"expected a JSON object, got {_json_type(entry)}")
@@ -281,6 +305,7 @@ def _utterance_from_entry(entry: object, base: Path, where: str, shown_manifest:
         duration=float(duration) if duration is not None else None,
         source=where,
         offset=float(offset) if offset is not None else None,
+        fields=_extra_fields(entry),
     )
 
 
@@ -333,6 +358,8 @@ def _load_table(path: Path, name: str) -> Dataset:
                 field_name = COLUMNS.get(column)
                 if field_name and cell.strip() and field_name not in entry:
                     entry[field_name] = cell.strip()
+                elif not field_name and cell.strip():  # age, gender, accents...: a slice field
+                    entry.setdefault("fields", {})[column] = cell.strip()
             for number in ("duration", "offset"):
                 if number in entry:
                     try:

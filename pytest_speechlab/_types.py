@@ -144,6 +144,9 @@ class Utterance:
     source: str = ""  # where it was declared, e.g. "fixtures/speech/manifest.jsonl:7"
     offset: float | None = None  # a segment of the file: from offset seconds, for ``duration`` (NeMo's offset)
     perturbation: tuple = ()  # Perturbation steps applied when the audio is read (a perturbed dataset)
+    # the manifest's other fields (speaker, gender, age, accent...: what slices are cut by), as
+    # sorted (name, text) pairs
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

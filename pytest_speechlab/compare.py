@@ -44,6 +44,10 @@ class Side:
     languages: dict[str, str] = field(default_factory=dict)  # id -> language of each scored utterance
     speed_unjudged: str | None = None  # why this side has no timing to judge (cached outputs, retime 0, busy)
     environment: dict = field(default_factory=dict)  # where it ran: cpu, cpu_count, threads, arch, python
+    # the slice each utterance falls in, per slice field ({field: {utterance id: value}}): the gate
+    # also compares each slice large enough (a regression in one slice caught on a flat whole set)
+    slices: dict[str, dict[str, str]] = field(default_factory=dict)
+    slice_min: int = 10
 
     def by_language(self) -> dict[str, dict[str, tuple[int, int]]]:
         """The scored utterances' (errors, reference units) per language."""
@@ -193,13 +197,17 @@ class Comparison:
     hallucination: HallucinationComparison | None = None
     # across several languages: each language's figure compared on its own (WER and CER are then None)
     languages: dict[str, PairedComparison] = field(default_factory=dict)
+    # each slice large enough to judge ("WER accent=b"), compared on its own utterances
+    slices: dict[str, PairedComparison] = field(default_factory=dict)
 
     @property
     def figures(self) -> list[tuple[str, PairedComparison | None]]:
         """(name, comparison) of each error figure judged: WER and CER, or one per language."""
         if self.languages:
-            return [(f"{lang} error", cmp) for lang, cmp in self.languages.items()]
-        return [("WER", self.wer), ("CER", self.cer)]
+            found = [(f"{lang} error", cmp) for lang, cmp in self.languages.items()]
+        else:
+            found = [("WER", self.wer), ("CER", self.cer)]
+        return found + list(self.slices.items())
 
     @property
     def tests(self) -> list:
@@ -389,13 +397,31 @@ def compare(baseline: Side, candidate: Side, policy: GatePolicy | None = None, f
     policy = policy or GatePolicy()
     kw = dict(confidence=1 - 2 * policy.alpha, alpha=policy.alpha, family=family, detectable=detectable)
     languages = _languages(baseline, candidate)
+    slices = {name: paired_compare({k: baseline.words[k] for k in ids}, {k: candidate.words[k] for k in ids}, **kw)
+              for name, ids in slice_subsets(baseline, candidate).items()}
     if languages:  # never a figure pooled across languages: one comparison per language
         a, b = baseline.by_language(), candidate.by_language()
         return Comparison(baseline, candidate, None, None, policy, HallucinationComparison.of(baseline, candidate),
-                          {lang: paired_compare(a.get(lang, {}), b.get(lang, {}), **kw) for lang in languages})
+                          {lang: paired_compare(a.get(lang, {}), b.get(lang, {}), **kw) for lang in languages}, slices)
     return Comparison(baseline, candidate, paired_compare(baseline.words, candidate.words, **kw),
                       paired_compare(baseline.chars, candidate.chars, **kw), policy,
-                      HallucinationComparison.of(baseline, candidate))
+                      HallucinationComparison.of(baseline, candidate), slices=slices)
+
+
+def slice_subsets(a: Side, b: Side) -> dict[str, list[str]]:
+    """The scored utterances both sides have, by slice of the candidate's slice fields: each slice
+    with at least ``slice_min`` of them ("WER accent=b" -> ids); a field with one slice adds none."""
+    common = set(a.words) & set(b.words)
+    found = {}
+    for name, values in sorted(b.slices.items()):
+        groups: dict[str, list[str]] = {}
+        for uid in common:
+            if values.get(uid) is not None:
+                groups.setdefault(values[uid], []).append(uid)
+        if len(groups) > 1:
+            found.update({f"WER {name}={value}": sorted(ids) for value, ids in sorted(groups.items())
+                          if len(ids) >= b.slice_min})
+    return found
 
 
 def _languages(a: Side, b: Side) -> list[str]:
@@ -412,8 +438,10 @@ def judge(comparisons: list[Comparison], policy: GatePolicy) -> list[Comparison]
 
 def family_size(pairs: list[tuple[Side, Side]], policy: GatePolicy) -> int:
     """The number of tests a gate over these (baseline, candidate) pairs judges: WER and CER for
-    each pair (one figure per language instead across several languages), and hallucinations."""
-    return sum(len(_languages(a, b)) or 2 for a, b in pairs) + (len(pairs) if policy.hallucination else 0)
+    each pair (one figure per language instead across several languages), each slice large enough,
+    and hallucinations."""
+    return (sum((len(_languages(a, b)) or 2) + len(slice_subsets(a, b)) for a, b in pairs)
+            + (len(pairs) if policy.hallucination else 0))
 
 
 def pair_sides(run_a: dict, rows_a: dict, run_b: dict, rows_b: dict, model_a: str | None = None,
@@ -425,13 +453,31 @@ def pair_sides(run_a: dict, rows_a: dict, run_b: dict, rows_b: dict, model_a: st
         label = f"run {run['id'][:8]}"
         identities = {m.get("name"): m.get("info") or {} for m in run.get("models", ())}
         environments = {(x.get("model"), x.get("dataset")): x.get("environment") for x in run.get("aggregates", ())}
-        return {(m, d): Side.from_rows(label, m, d, r, run.get("cpu") or "", identities.get(m), environments.get((m, d)))
-                for (m, d), r in rows.items() if model is None or m == model}
+        stored = {(x.get("model"), x.get("dataset")): (x.get("metrics") or {}).get("slices")
+                  for x in run.get("aggregates", ()) if isinstance(x.get("metrics"), dict)}
+        found = {}
+        for (m, d), r in rows.items():
+            if model is None or m == model:
+                found[(m, d)] = side = Side.from_rows(label, m, d, r, run.get("cpu") or "", identities.get(m),
+                                                      environments.get((m, d)))
+                side.slices = stored_slices(stored.get((m, d)))
+        return found
 
     sa, sb = sides(run_a, rows_a, model_a), sides(run_b, rows_b, model_b)
     if not (model_a or model_b):
         return [(sa[k], sb[k]) for k in sorted(set(sa) & set(sb))]
     return [(sa[(ma, d)], sb[(mb, d)]) for (ma, d) in sorted(sa) for (mb, db) in sorted(sb) if d == db]
+
+
+def stored_slices(summaries) -> dict[str, dict[str, str]]:
+    """{field: {utterance id: slice}} from an evaluation's recorded slice summaries (its aggregate's
+    ``slices``: ``metrics.slices.FieldSlices.summary``), whatever shape an imported run gives them."""
+    found: dict[str, dict[str, str]] = {}
+    for f in summaries if isinstance(summaries, list) else ():
+        if isinstance(f, dict) and isinstance(f.get("field"), str) and isinstance(f.get("slices"), list):
+            found[f["field"]] = {str(uid): str(s.get("value")) for s in f["slices"] if isinstance(s, dict)
+                                 for uid in (s.get("ids") if isinstance(s.get("ids"), list) else ())}
+    return found
 
 
 def unpaired(rows_a: dict, rows_b: dict) -> list[str]:

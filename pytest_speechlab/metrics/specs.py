@@ -48,6 +48,13 @@ SPECS: dict[str, MetricSpec] = {spec.name: spec for spec in (
                about="share of utterances whose greedy transcripts differ between runtimes of the same weights"),
     MetricSpec("batch_disagreement_rate", "batch disagreement rate", 0.10,
                about="share of utterances whose transcripts differ between batch N and batch 1"),
+    # by slice (--speechlab-slice, [tool.speechlab.slices]): the worst slice large enough to judge, and
+    # the largest gap between two, failed only where the heterogeneity test says the slices differ
+    MetricSpec("slice_wer", "worst slice's error rate", 0.30,
+               about="the highest error rate of a slice with at least [tool.speechlab.slices] min_size scored utterances"),
+    MetricSpec("slice_gap", "largest gap between slices", 0.10,
+               about="worst minus best slice's error rate; fails when above the limit and the slices differ "
+                     "(permutation test, Holm over the fields)"),
     # a window dropped between two 30 s chunks loses some 60-80 words
     MetricSpec("longform_deleted_run", "longest run of deleted reference words", 30, unit="words"),
     MetricSpec("latency_p95_s", "95th percentile latency", 5.0, unit="seconds"),

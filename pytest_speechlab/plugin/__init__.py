@@ -1,6 +1,6 @@
 """The pytest plugin (``pytest11`` entry point), thin glue split by concern the way pytest's own
 plugins are: options (each feature's own come with it), selection, fixtures (the common ones; each
-feature's in tts_chat, gate, comparisons, robustness), the session (which holds the engine),
+feature's in tts_chat, gate, comparisons, robustness, slices), the session (which holds the engine),
 recording (outcomes, the database run, the report files), html (pytest-html) and terminal.
 
 Imported by every pytest run in an environment where pytest-speechlab is installed, so it imports
@@ -27,6 +27,7 @@ from .selection import (  # noqa: F401
     pytest_sessionstart,
 )
 from .session import SpeechlabSession, _usage, session_key
+from .slices import *  # noqa: F401,F403
 from .terminal import pytest_cmdline_main, pytest_terminal_summary  # noqa: F401
 from .tts_chat import *  # noqa: F401,F403
 

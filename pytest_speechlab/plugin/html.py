@@ -14,6 +14,7 @@ from ..sinks.report import (
     property_failures_html,
     robustness_html,
     scorecard_html,
+    slices_html,
 )
 from .session import SpeechlabSession
 
@@ -41,6 +42,8 @@ class HtmlReport:
         gate = record.get("gate")
         if gate:
             prefix.append(gate_report.html(gate["comparisons"], gate["problems"]))
+        if record.get("slices"):
+            prefix.append(slices_html(record["slices"]))
         if record["robustness"]:
             prefix.append(robustness_html(record["robustness"]))
         if record["chat"]:

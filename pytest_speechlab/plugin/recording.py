@@ -24,12 +24,13 @@ from ..sinks.report import (
     robustness_markdown,
     run_file,
     scorecard_markdown,
+    slices_markdown,
 )
 from .session import SpeechlabSession
 
 DB_NOT_WRITTEN = 6  # the exit status of a session whose tests passed but whose results database failed
 # the sections of Engine.serialized() the run file has its own places for; others are plugins' features
-BUILT_IN_SECTIONS = ("evaluations", "robustness_evaluations", "robustness", "tts", "chat", "spoken", "gate")
+BUILT_IN_SECTIONS = ("evaluations", "robustness_evaluations", "robustness", "tts", "chat", "spoken", "gate", "slices")
 REPORT_OPTIONS = ("speechlab_markdown", "speechlab_benchmark_json", "speechlab_json", "speechlab_openmetrics")
 
 
@@ -119,6 +120,7 @@ class Recorder:
             gate = record.get("gate") or {}
             return ((scorecard_markdown(results, grades) + latency_markdown(results) if results else "")
                     + gate_report.markdown(gate.get("comparisons", ()), gate.get("problems", ()))
+                    + slices_markdown(record.get("slices"))
                     + robustness_markdown(record["robustness"]) + chat_markdown(chats))
 
         @functools.cache
@@ -130,7 +132,8 @@ class Recorder:
             exported = recorder.store.export_run(recorder.run_id)["run"] if recorder.store and recorder.run_id else None
             return storable(run_file(results, grades, meta, chats, spoken, {
                 "curves": record["robustness"], "evaluations": record["robustness_evaluations"]}, exported,
-                {key: value for key, value in record.items() if key not in BUILT_IN_SECTIONS}, record.get("gate")))
+                {key: value for key, value in record.items() if key not in BUILT_IN_SECTIONS},
+                {key: record[key] for key in ("gate", "slices") if key in record}))
 
         def step_summary() -> None:
             with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:

@@ -443,19 +443,20 @@ def benchmark_json(records: list[dict], grades: dict, machine: dict, chats=()) -
 
 
 def run_file(records: list[dict], grades: dict, meta: dict, chats=(), spoken=(), robustness: dict | None = None,
-             run: dict | None = None, features: dict | None = None, gate: dict | None = None) -> dict:
+             run: dict | None = None, features: dict | None = None, sections: dict | None = None) -> dict:
     """Every per-utterance output and metric: nothing shown in the HTML is only in the HTML.
     ``robustness``: {"curves": [...], "evaluations": [...]} of the robustness suite; ``run``: the
     run as the results database holds it (what ``speechlab export`` writes under "run"), so that
     ``speechlab import`` reads this file too; None when the session recorded no run. ``features``:
-    the sections of features added by plugins (``speechlab_register_features``); ``gate``: the
-    regression gate's analyses (None without ``--speechlab-baseline``)."""
+    the sections of features added by plugins (``speechlab_register_features``); ``sections``: the
+    built-in features' own: ``gate`` (the regression gate's analyses, None without
+    ``--speechlab-baseline``) and ``slices`` (each evaluation by slice, None without slice fields)."""
     return {
         "format": RESULTS_FORMAT, "meta": json.loads(json.dumps(meta, default=str)),
         "scorecard": scorecard_rows(records, grades),
         "evaluations": list(records), "chat": list(chats), "spoken": list(spoken),
         "robustness": robustness or {"curves": [], "evaluations": []}, "features": features or {}, "run": run,
-        "gate": gate,
+        "gate": None, "slices": None, **(sections or {}),
     }
 
 
@@ -794,3 +795,57 @@ def _speed_lines(records: list[dict]) -> list[str]:
         if s.get("speed_unjudged") and (contention or {}).get("busy"):  # cached timings: said with the cache above
             lines.append(s["speed_unjudged"])
     return lines
+
+
+# -- error rates by slice (the run file's "slices" section) -------------------------------------
+
+SLICE_HEADER = ("slice", "utterances", "error rate [95% CI]", "hallucinated [95% CI]", "judged")
+
+
+def _slice_rows(f: dict) -> list[list[str]]:
+    rows = []
+    for s in sorted(f["slices"], key=lambda s: (s["too_few"] is not None, -(s["error_rate"] or 0))):
+        ci = f" [{s['ci'][0]:.3f}-{s['ci'][1]:.3f}]" if s["ci"] else ""
+        rows.append([s["value"], str(s["utterances"]), f"{_fmt(s['error_rate'])}{ci}",
+                     format_rate(s["hallucinated"], s["processed"]), s["too_few"] or "yes"])
+    return rows
+
+
+def _slice_test(f: dict) -> str:
+    if f["p_value"] is None:
+        return "gap not judged: fewer than two slices large enough to judge"
+    adjusted = f" (Holm over {f['family']} fields: {f['p_adjusted']:.4f})" if f["family"] > 1 else ""
+    return (f"gap {f['worst']} - {f['best']}: {f['gap']:+.3f} [95% CI {f['gap_ci'][0]:+.3f}, {f['gap_ci'][1]:+.3f}], "
+            f"heterogeneity p = {f['p_value']:.4f}{adjusted}")
+
+
+def slices_markdown(sections: list[dict] | None) -> str:
+    if not sections:
+        return ""
+    lines = ["## Error rates by slice", ""]
+    for section in sections:
+        for f in section["fields"]:
+            lines += [f"**{md(section['model'])} on {md(section['dataset'])} by {md(f['field'])}**: "
+                      f"{md(_slice_test(f))}", "", "| " + " | ".join(SLICE_HEADER) + " |", "|---|---:|---:|---:|---|"]
+            lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in _slice_rows(f)[:30]]
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def slices_html(sections: list[dict] | None) -> str:
+    """Per evaluation and field: a bar chart of the slices' error rates and the table behind it."""
+    if not sections:
+        return ""
+    out = [f'{_STYLE}<div class="speechlab slices"><h2>Error rates by slice</h2>']
+    for section in sections:
+        for f in section["fields"]:
+            title = f"{section['model']} on {section['dataset']} by {f['field']}"
+            bars = [(s["value"], s["error_rate"]) for s in f["slices"] if s["error_rate"] is not None and not s["too_few"]]
+            out.append(f"<h3>{esc(title)}</h3><p>{esc(_slice_test(f))}</p>")
+            out.append(_svg_bars(bars[:30], f"error rate by {f['field']} (slices large enough to judge)"))
+            out.append('<div class="scroll"><table><thead><tr>' + "".join(f'<th class="t">{esc(h)}</th>' for h in SLICE_HEADER)
+                       + "</tr></thead><tbody>" + "".join(
+                           "<tr>" + "".join(f'<td class="{"t" if i in (0, 4) else "n"}">{esc(c)}</td>' for i, c in enumerate(row))
+                           + "</tr>" for row in _slice_rows(f)) + "</tbody></table></div>")
+    out.append("</div>")
+    return "\n".join(out)

@@ -183,7 +183,8 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
         except ValueError:
             page = 1
         view = data.evaluation(store(), store().resolve(run_id[:64]), arg("model", 2000), arg("dataset", 4000),
-                               sort=arg("sort", 20) or "errors", page=page)
+                               sort=arg("sort", 20) or "errors", page=page, slice_field=arg("field", 200),
+                               slice_value=arg("value", 400))
         return flask.render_template("evaluation.html", title=f"{view['model']} on {view['dataset']}", view=view)
 
     @app.get("/audio")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .._types import SpeechlabError
 from .. import gate_report
-from ..compare import compare, family_size, identity_changes, judge, machine_changes, pair_sides
+from ..compare import compare, family_size, identity_changes, judge, machine_changes, pair_sides, stored_slices
 from ..metrics.stats import interval, number
 from ..metrics.wer import score_words
 from ..sinks.report import AUDIO_TYPES, verdict_notes
@@ -94,6 +94,8 @@ def run(store, run_id: str) -> dict:
         scorecard.append({"model": a["model"], "dataset": a["dataset"], "metrics": x,
                           "grade": (grades.get(a["model"]) or {}).get("grade"),
                           "gate": x.get("gate") if isinstance(x.get("gate"), dict) else None,
+                          "slices": [f for f in x.get("slices") or () if isinstance(f, dict) and isinstance(f.get("slices"), list)]
+                          if isinstance(x.get("slices"), list) else [],
                           "languages": per_language if len(per_language) > 1 else []})
     tts = [{**row, "tts": row["metrics"]["tts"]} for row in scorecard if isinstance(row["metrics"].get("tts"), dict)]
     return {"run": data, "scorecard": scorecard, "models": [model_identity(m) for m in data["models"]], "chats": chats, "tts": tts, "grades": list(grades.values()),
@@ -154,13 +156,24 @@ def _counts(r: dict) -> tuple[int, int] | None:
     return subs + dels + ins, hits + subs + dels
 
 
-def evaluation(store, run_id: str, model: str, dataset: str, sort: str = "errors", page: int = 1) -> dict:
-    """One evaluation's utterances in the chosen order, a page at a time; the page's rows get their
-    word alignment (recomputed from the stored normalized texts) and whether their audio can be
-    served."""
+def evaluation(store, run_id: str, model: str, dataset: str, sort: str = "errors", page: int = 1,
+               slice_field: str = "", slice_value: str = "") -> dict:
+    """One evaluation's utterances in the chosen order, a page at a time (only one slice's, with
+    ``slice_field`` and ``slice_value``: the utterances behind that slice's figure); the page's rows
+    get their word alignment (recomputed from the stored normalized texts) and whether their audio
+    can be served."""
     rows = store.utterances(run_id, model, dataset)
     if not rows:
         raise SpeechlabError(f"run {run_id[:8]} has no utterances of {model!r} on {dataset!r}")
+    aggregate = next((a["metrics"] for a in store.run(run_id)["aggregates"]
+                      if (a["model"], a["dataset"]) == (model, dataset)), None)
+    aggregate = aggregate if isinstance(aggregate, dict) else None
+    if slice_field:
+        members = {uid for uid, value in stored_slices((aggregate or {}).get("slices")).get(slice_field, {}).items()
+                   if value == slice_value}
+        if not members:
+            raise SpeechlabError(f"run {run_id[:8]} recorded no slice {slice_field} = {slice_value!r} of {model!r} on {dataset!r}")
+        rows = [r for r in rows if str(r["utterance_id"]) in members]
     items = []
     for r in rows:
         counts = _counts(r)
@@ -177,11 +190,10 @@ def evaluation(store, run_id: str, model: str, dataset: str, sort: str = "errors
             if u["scored"] else ()
         u["alignment"] = [(op.op, " ".join(op.ref), " ".join(op.hyp)) for op in alignment]
         u["playable"] = playable(u.get("audio_path")) is not None
-    aggregate = next((a["metrics"] for a in store.run(run_id)["aggregates"]
-                      if (a["model"], a["dataset"]) == (model, dataset)), None)
     return {"run_id": run_id, "model": model, "dataset": dataset, "sort": sort if sort in SORTS else "errors",
             "sorts": list(SORTS), "page": page, "pages": pages, "count": len(items),
-            "utterances": shown, "metrics": aggregate if isinstance(aggregate, dict) else None}
+            "utterances": shown, "metrics": aggregate,
+            "slice": {"field": slice_field, "value": slice_value} if slice_field else None}
 
 
 def playable(path: object) -> Path | None:

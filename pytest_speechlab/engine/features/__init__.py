@@ -22,8 +22,10 @@ from .chat import ChatFeature
 from .comparisons import BatchEquivalence, CrossRuntime
 from .gate import Gate
 from .robustness import RobustnessFeature
+from .slices import SliceFeature
 from .tts import TTSFeature
 
-FEATURES: tuple[type[Feature], ...] = (TTSFeature, ChatFeature, Gate, RobustnessFeature, CrossRuntime, BatchEquivalence)
+FEATURES: tuple[type[Feature], ...] = (TTSFeature, ChatFeature, Gate, RobustnessFeature, CrossRuntime, BatchEquivalence,
+                                       SliceFeature)
 
 __all__ = ["FEATURES", "Feature"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..._text import redact
 from ..._types import SpeechlabError
-from ...compare import Side, compare, family_size, judge
+from ...compare import Side, compare, family_size, judge, stored_slices
 from ...sinks.store import Store
 from ..runner import ModelLoadError
 from .base import Feature
@@ -141,8 +141,13 @@ class Gate(Feature):
                 identity = next((m.get("info") for m in run["models"] if m["name"] == base), None)
                 where = next((a.get("environment") for a in run.get("aggregates", ())
                               if (a.get("model"), a.get("dataset")) == (base, key[1])), None)
+                candidate = Side.from_result("this run", result)
+                slicer = engine.features.get("slices")
+                if slicer is not None and slicer.fields:  # each slice gated too (and recorded with the run)
+                    candidate.slices = stored_slices([f.summary() for f in slicer.of(result)])
+                    candidate.slice_min = engine.settings.slices.min_size
                 pairs.append((key, Side.from_rows(f"baseline {ref}, run {run_id[:8]}", base, key[1], rows,
-                                                  run.get("cpu") or "", identity, where), Side.from_result("this run", result)))
+                                                  run.get("cpu") or "", identity, where), candidate))
         policy = engine.settings.regression
         family = family_size([(base, this) for _, base, this in pairs], policy)
         judged = judge([compare(base, this, policy, family) for _, base, this in pairs], policy)

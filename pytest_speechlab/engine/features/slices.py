@@ -1,0 +1,48 @@
+"""Error rates by slice ([tool.speechlab.slices], --speechlab-slice): each evaluation broken down by
+the configured fields, its slices' figures recorded with the evaluation (database, run file)."""
+from __future__ import annotations
+
+from ...metrics import slices
+from .base import Feature
+
+
+class SliceFeature(Feature):
+    name = "slices"
+    options = (
+        (("--speechlab-slice",), dict(
+            action="append", default=[], metavar="FIELD", dest="speechlab_slices",
+            help="break error rates down by FIELD (a manifest field such as gender, age, accent or speaker; "
+            "language; duration, speaking_rate or snr bands) and test whether the slices differ; repeatable; "
+            "adds to [tool.speechlab.slices] fields.")),
+    )
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.fields: list[str] = list(engine.settings.slices.fields)
+        self.found: dict[tuple[str, str], list[slices.FieldSlices]] = {}
+
+    def configure(self, option) -> None:
+        self.fields = list(dict.fromkeys([*self.fields, *(option.speechlab_slices or ())]))
+
+    def idle(self) -> set[str]:
+        return set() if self.fields else {"speechlab_slices"}
+
+    def of(self, result) -> list[slices.FieldSlices]:
+        """The evaluation's slices by every configured field (computed once, recorded with it)."""
+        key = (result.model, result.dataset)
+        if key not in self.found:
+            settings = self.engine.settings.slices
+            self.found[key] = slices.slice_report(result.utterances, self.fields, settings.min_size,
+                                                  settings.correction)
+            self.engine.recorder.annotate(*key, "slices", [f.summary() for f in self.found[key]])
+        return self.found[key]
+
+    def serialized(self) -> dict:
+        if not self.found:
+            return {}
+        return {"slices": [{"model": m, "dataset": d, "fields": [f.summary() for f in found]}
+                           for (m, d), found in self.found.items()]}
+
+    def report_lines(self) -> list[str]:
+        alpha = self.engine.settings.regression.alpha
+        return [line for (m, d), found in self.found.items() for line in slices.lines(m, d, found, alpha)]
