@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 
-from helpers import write_audio
+from helpers import REPO, write_audio
 from pytest_speechlab import Output, Transcript, Utterance, get_normalizer
 from pytest_speechlab._dataset import load_dataset
 from pytest_speechlab.metrics.results import EditCounts, UtteranceResult
@@ -124,7 +124,7 @@ def speechlab_register_models(register):
 def slice_project(pytester, monkeypatch, n: int = 60):
     texts, lines = {}, []
     for i in range(n):
-        seconds, accent = 1.0 + 0.05 * i, "abc"[i % 3]
+        seconds, accent = 3.0 + 0.05 * i, "abc"[i % 3]  # 8 words in 3 s or more: a plausible rate
         text = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(8))
         write_audio(pytester.path / "data" / f"{i}.wav", seconds)
         texts[f"{seconds:.2f}"] = (i, accent, text)
@@ -135,8 +135,6 @@ def slice_project(pytester, monkeypatch, n: int = 60):
     monkeypatch.setenv("TEXTS_JSON", str(pytester.path / "texts.json"))
     monkeypatch.chdir(pytester.path)
     pytester.makeconftest(SLICE_CONFTEST)
-    from helpers import REPO
-
     (pytester.path / "suites").mkdir()
     for suite in ("test_slices.py", "test_asr_accuracy.py", "test_regression.py"):
         (pytester.path / "suites" / suite).write_text((REPO / "suites" / suite).read_text())
@@ -235,3 +233,12 @@ def test_the_viewer_shows_the_slices_and_the_utterances_behind_each(pytester, mo
     assert behind.status_code == 200 and "20 utterances" in behind.text and "Only the slice accent = b" in behind.text
     assert client.get(f"/runs/{run_id}/evaluation?model=fake%2Flookup&dataset=data%2Fmanifest.jsonl"
                       "&field=accent&value=zz", headers=auth).status_code == 404
+
+
+def test_the_grade_follows_the_worst_slice_where_the_slices_differ(pytester, monkeypatch):
+    project = slice_project(pytester, monkeypatch)
+    monkeypatch.setenv("SLICE_WORSE", "2")  # accent b at 0.25 (within C), the whole set at 0.083 (A)
+    (project.path / "suites" / "test_readiness.py").write_text((REPO / "suites" / "test_readiness.py").read_text())
+    result = project.runpytest("suites/test_readiness.py", "suites/test_asr_accuracy.py")
+    text = result.stdout.str()
+    assert "worst slice accent = b: error rate 0.250" in text and "the whole set alone: A" in text

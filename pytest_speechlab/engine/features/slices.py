@@ -2,6 +2,7 @@
 the configured fields, its slices' figures recorded with the evaluation (database, run file)."""
 from __future__ import annotations
 
+from ...grading import GRADES, Grade, rank
 from ...metrics import slices
 from .base import Feature
 
@@ -36,6 +37,27 @@ class SliceFeature(Feature):
                                                   settings.correction)
             self.engine.recorder.annotate(*key, "slices", [f.summary() for f in self.found[key]])
         return self.found[key]
+
+    def cap(self, grade, model: str):
+        """A model whose slices differ (the heterogeneity test) is graded by its worst judged slice
+        too: the grade that slice's error rate allows, where that is worse than the whole set's."""
+        if not self.fields:
+            return grade
+        engine = self.engine
+        policy, alpha, aside = engine.settings.grades, engine.settings.regression.alpha, engine.aside()
+        evaluated = [r for (m, d), r in engine.results.items() if m == model and d not in aside]
+        worst = [(f, f.worst) for r in evaluated for f in self.of(r) if f.worst is not None and f.differs(alpha)]
+        if not worst or not grade.judged:
+            return grade
+        f, s = max(worst, key=lambda pair: pair[1].rate)
+        letter = next((g for g in GRADES[:-1] if s.rate <= policy.levels.get(g, {}).get("wer", -1)), GRADES[-1])
+        if rank(letter) <= rank(grade.grade):
+            return grade
+        why = (f"worst slice {f.field} = {s.value}: error rate {s.rate:.3f} [{s.ci[0]:.3f}-{s.ci[1]:.3f}] "
+               f"(the slices differ: p = {f.p_adjusted if f.p_adjusted is not None else f.p_value:.4f}); "
+               f"the whole set alone: {grade.grade}")
+        return Grade(grade.model, letter, f"{why}; {grade.reason}", grade.production_ready and rank(letter) <
+                     rank(policy.hallucination_cap), grade.datasets)
 
     def serialized(self) -> dict:
         if not self.found:
