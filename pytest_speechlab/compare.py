@@ -317,7 +317,7 @@ class Comparison:
         on these 26 utterances", never a bare "no regression"."""
         if self.regressions:
             return "REGRESSION: " + "; ".join(self.regressions)
-        judged = [(name, c) for name, c in self.figures if c is not None]
+        judged = [(name, c) for name, c in self.figures if c is not None and name not in self.slices]
         if not judged:
             return "not judged: no scored utterances in common"
         bounds, unjudged = [], 0
@@ -331,7 +331,8 @@ class Comparison:
             else:
                 bounds.append(f"{name} larger than {cmp.mde:+.4f}")
         lead = "not judged" if unjudged == len(judged) else "no regression"
-        return f"{lead} ({'; '.join(bounds)}) on these {judged[0][1].n} utterances"
+        sliced = f"; {len(self.slices)} slices compared, none regressed" if self.slices else ""
+        return f"{lead} ({'; '.join(bounds)}) on these {judged[0][1].n} utterances{sliced}"
 
     def analysis(self) -> dict:
         """The whole comparison as plain data (numbers and strings): what every renderer of the gate
