@@ -14,9 +14,8 @@ rm -rf dist
 # to any process that puts that folder on sys.path (the tests of lfm-audio do)
 copy=$(mktemp -d)
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$copy"
-for project in . model_plugins/*/; do
-  python -m build --sdist --wheel --outdir "$PWD/dist" "$copy/$project" >/dev/null
-done
+(cd "$copy" && printf '%s\n' . model_plugins/*/) \
+  | xargs -P 2 -I{} python -m build --sdist --wheel --outdir "$PWD/dist" "$copy/{}" >/dev/null
 rm -rf "$copy"
 ls dist
 twine check --strict dist/*
