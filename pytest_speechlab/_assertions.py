@@ -358,8 +358,8 @@ def check_slices(found: list, metric: str, limit: float, where: str, alpha: floa
             return worst.rate
         raise SpeechlabAssertionError(
             f"{spec.label} above threshold {_fmt(limit)} for {where}:\n" + "\n".join(
-                f"  {s.field} = {s.value}: {_fmt(s.rate)} [95% CI {_fmt(s.ci[0])}, {_fmt(s.ci[1])}] over "
-                f"{len(s.scored)} utterances" for s in failing))
+                f"  {s.field} = {s.value}: {_fmt(s.rate)}" + (f" [95% CI {_fmt(s.ci[0])}, {_fmt(s.ci[1])}]" if s.ci else "")
+                + f" over {len(s.scored)} utterances" for s in failing))
     largest = max(judged, key=lambda f: f.gap)
     failing = [f for f in judged if f.gap > limit and f.differs(alpha)]
     if not failing:

@@ -15,7 +15,6 @@ from .metrics.stats import (
     GatePolicy,
     PairedComparison,
     apply_correction,
-    format_rate,
     is_regression,
     mcnemar_exact,
     paired_compare,

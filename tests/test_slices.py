@@ -7,6 +7,7 @@ import json
 import random
 
 from helpers import REPO, write_audio
+
 from pytest_speechlab import Output, Transcript, Utterance, get_normalizer
 from pytest_speechlab._dataset import load_dataset
 from pytest_speechlab.metrics.results import EditCounts, UtteranceResult

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from .. import gate_report
 from .._assertions import NotJudged
 from .._machine import benchmark_machine_info
 from .._text import redact, redact_args, storable, terminal
 from .._types import SpeechlabError
 from ..sinks import mlflow_sink, openmetrics
-from .. import gate_report
 from ..sinks.report import (
     benchmark_json,
     chat_markdown,

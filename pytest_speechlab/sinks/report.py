@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
 import json
 import os
-import re
 import statistics
 from typing import Iterable
 
-from .._text import esc, md, terminal
+from .._text import esc, md
 from ..metrics.specs import SPECS
 from ..metrics.stats import format_rate
 from .store import RESULTS_FORMAT

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, unquote_plus, urlencode
 
+from .. import gate_report
 from .._text import redact, terminal
 from .._types import SpeechlabError
-from .. import gate_report
 from ..metrics.stats import GatePolicy, format_rate, interval, number
 from . import data
 

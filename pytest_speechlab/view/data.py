@@ -10,9 +10,17 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from .._types import SpeechlabError
 from .. import gate_report
-from ..compare import compare, family_size, identity_changes, judge, machine_changes, pair_sides, stored_slices
+from .._types import SpeechlabError
+from ..compare import (
+    compare,
+    family_size,
+    identity_changes,
+    judge,
+    machine_changes,
+    pair_sides,
+    stored_slices,
+)
 from ..metrics.stats import interval, number
 from ..metrics.wer import score_words
 from ..sinks.report import AUDIO_TYPES, verdict_notes

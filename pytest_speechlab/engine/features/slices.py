@@ -53,7 +53,8 @@ class SliceFeature(Feature):
         letter = next((g for g in GRADES[:-1] if s.rate <= policy.levels.get(g, {}).get("wer", -1)), GRADES[-1])
         if rank(letter) <= rank(grade.grade):
             return grade
-        why = (f"worst slice {f.field} = {s.value}: error rate {s.rate:.3f} [{s.ci[0]:.3f}-{s.ci[1]:.3f}] "
+        ci = f" [{s.ci[0]:.3f}-{s.ci[1]:.3f}]" if s.ci else ""
+        why = (f"worst slice {f.field} = {s.value}: error rate {s.rate:.3f}{ci} "
                f"(the slices differ: p = {f.p_adjusted if f.p_adjusted is not None else f.p_value:.4f}); "
                f"the whole set alone: {grade.grade}")
         return Grade(grade.model, letter, f"{why}; {grade.reason}", grade.production_ready and rank(letter) <
