@@ -43,6 +43,12 @@ def speechlab_register_datasets(register):
         description="18 sentences, two in each of de es fr it pt ru hi zh ja, spoken by eSpeak NG (generated; not a default)",
     )
     register(
+        "speechlab/accents",
+        path=root / "accents" / "manifest.jsonl",
+        description="12 English sentences in each of four eSpeak NG accents, with the slice fields accent and "
+                    "voice (generated; not a default): --speechlab-slice accent",
+    )
+    register(
         "speechlab/longform",
         path=longform_manifest(),
         description="one recording of 10+ minutes: the speech fixtures with pauses, noise, 60 s of silence "

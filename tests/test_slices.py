@@ -243,3 +243,14 @@ def test_the_grade_follows_the_worst_slice_where_the_slices_differ(pytester, mon
     result = project.runpytest("suites/test_readiness.py", "suites/test_asr_accuracy.py")
     text = result.stdout.str()
     assert "worst slice accent = b: error rate 0.250" in text and "the whole set alone: A" in text
+
+
+def test_the_accents_fixture_has_four_slices_of_twelve():
+    from pytest_speechlab import build_registry
+    from pytest_speechlab._registry import make_plugin_manager
+
+    dataset = load_dataset(build_registry(make_plugin_manager([])).datasets["speechlab/accents"].path)
+    accents = [dict(u.fields)["accent"] for u in dataset.utterances]
+    assert not dataset.errors and {a: accents.count(a) for a in set(accents)} == {
+        "american": 12, "british-rp": 12, "scottish": 12, "caribbean": 12}
+    assert all(dict(u.fields)["voice"].startswith("espeak-ng en") for u in dataset.utterances)
