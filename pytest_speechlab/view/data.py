@@ -102,15 +102,21 @@ def run(store, run_id: str) -> dict:
         scorecard.append({"model": a["model"], "dataset": a["dataset"], "metrics": x,
                           "grade": (grades.get(a["model"]) or {}).get("grade"),
                           "gate": x.get("gate") if isinstance(x.get("gate"), dict) else None,
-                          "slices": [f for f in x.get("slices") or () if isinstance(f, dict) and isinstance(f.get("slices"), list)]
-                          if isinstance(x.get("slices"), list) else [],
+                          "slices": _slice_fields(x.get("slices")),
                           "languages": per_language if len(per_language) > 1 else []})
     tts = [{**row, "tts": row["metrics"]["tts"]} for row in scorecard if isinstance(row["metrics"].get("tts"), dict)]
-    return {"run": data, "scorecard": scorecard, "models": [model_identity(m) for m in data["models"]], "chats": chats, "tts": tts, "grades": list(grades.values()),
+    return {"run": data, "scorecard": scorecard, "models": [model_identity(m) for m in data["models"]],
+            "chats": chats, "tts": tts, "grades": list(grades.values()),
             "notes": notes(data["aggregates"]),
             "failed": [o for o in data["outcomes"] if o["outcome"] not in ("passed", "skipped")],
             "skipped": [o for o in data["outcomes"] if o["outcome"] == "skipped"],
             "progress": live(store, run_id, data["status"])}
+
+
+def _slice_fields(value) -> list[dict]:
+    """An evaluation's recorded slice summaries of the shape this version writes (an imported run's
+    may be anything)."""
+    return [f for f in value if isinstance(f, dict) and isinstance(f.get("slices"), list)] if isinstance(value, list) else []
 
 
 def model_identity(row: dict) -> dict:
