@@ -5,6 +5,7 @@ import warnings
 
 from ._text import terminal
 from .grading import rank
+from .metrics.listening import mos
 from .metrics.quality import QUALITY_MINIMUMS
 from .metrics.results import EvalResult, UtteranceResult
 from .metrics.specs import SPECS
@@ -369,3 +370,18 @@ def check_slices(found: list, metric: str, limit: float, where: str, alpha: floa
             f"  {f.field}: {f.worst.value} {_fmt(f.worst.rate)} - {f.best.value} {_fmt(f.best.rate)} = "
             f"{f.gap:+.4f} [95% CI {f.gap_ci[0]:+.4f}, {f.gap_ci[1]:+.4f}], heterogeneity p = {f.p_value:.4f}"
             + (f" (Holm over {f.family} fields: {f.p_adjusted:.4f})" if f.family > 1 else "") for f in failing))
+
+
+def check_human_mos(scores: list[float], limit: float, where: str, minimum: int) -> float:
+    """Listeners' mean opinion score (ACR ratings from ``speechlab view --listening``) at or above
+    ``limit``; not judged below ``minimum`` ratings (``[tool.speechlab.min_samples] human_mos``)."""
+    __tracebackhide__ = True
+    found = mos(scores)
+    if found["n"] < minimum:
+        raise TooFewToJudge(f"listeners' MOS of {where} not judged: {found['n']} ratings < {minimum} "
+                            "([tool.speechlab.min_samples] human_mos; rate its clips in `speechlab view --listening`)")
+    if found["mos"] >= limit:
+        return found["mos"]
+    ci = f" [95% CI {found['ci'][0]:.2f}, {found['ci'][1]:.2f}]" if found["ci"] else ""
+    raise SpeechlabAssertionError(f"listeners' MOS {found['mos']:.2f}{ci} over {found['n']} ratings < threshold "
+                                  f"{limit:.2f} for {where}")

@@ -14,7 +14,9 @@ from ._config import load_config
 from ._text import format_table, redact, terminal, terminal_width
 from ._types import SpeechlabError
 from .compare import compare, family_size, judge, pair_sides, unpaired
+from .metrics.listening import figures as listening_figures
 from .metrics.stats import format_rate
+from .sinks.listening import create_test
 from .sinks.store import IN_PROGRESS_HOURS, Store, default_url, normalize_url
 from .view.app import serve
 
@@ -439,8 +441,10 @@ def cache_prune(ctx, days: float, model: str | None, yes: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="address to listen on; anything but loopback is said on start, with what it exposes")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="port (0: any free one)")
+@click.option("--listening", is_flag=True, help="also serve the listening tests' rating pages (/listen): the one "
+              "thing the viewer writes, ratings, each form with a CSRF token")
 @click.pass_context
-def view_cmd(ctx, host: str, port: int) -> None:
+def view_cmd(ctx, host: str, port: int, listening: bool) -> None:
     """A read-only web viewer over the results database: runs (with the gate's outcome), a run's
     scorecard and tests, an evaluation's utterances with alignment and audio, two runs compared as
     the gate compares them, and trends across commits; a run in progress refreshes by itself.
@@ -450,9 +454,74 @@ def view_cmd(ctx, host: str, port: int) -> None:
     policy = load_config(Path.cwd() / "pyproject.toml").regression
     try:
         serve(lambda: ctx.obj(True), host, port, echo, policy=policy,
-              reveal=lambda text: click.echo(terminal(text)))  # the token is shown on purpose, once
+              reveal=lambda text: click.echo(terminal(text)),  # the token is shown on purpose, once
+              listening=(lambda: ctx.obj(False)) if listening else None)
     except OSError as exc:
         raise Problem(f"speechlab view: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
+@main.group("listen")
+def listen_group() -> None:
+    """Listening tests of TTS models: ACR mean opinion scores and A/B preference, rated in
+    `speechlab view --listening`."""
+
+
+@listen_group.command("create")
+@click.argument("name")
+@click.argument("systems", nargs=-1, required=True, metavar="RUN:MODEL[:TEXT_SET]...")
+@click.option("--kind", type=click.Choice(["acr", "ab"]), default="acr", show_default=True,
+              help="acr: rate each clip 1-5; ab: which of two systems' clips of a text is better")
+@click.option("--folder", default=".speechlab/listening", show_default=True,
+              help="where the test's clips are copied (they outlive pytest's temporary folder)")
+@click.pass_context
+def listen_create(ctx, name: str, systems: tuple[str, ...], kind: str, folder: str) -> None:
+    """Make listening test NAME from recorded TTS evaluations (e.g. `latest:piper/joe` and
+    `main:espeak-ng/en-us`): every text all the systems have a clip of."""
+    store = _store(ctx, read_only=False)
+    try:
+        spec = create_test(store, name, kind, list(systems), Path(folder))
+    except SpeechlabError as exc:
+        raise Problem(str(exc)) from None
+    echo(f"listening test {name!r} ({kind}): {len(spec['items'])} texts x {len(spec['systems'])} systems, clips in "
+         f"{spec['folder']}; rate them in `speechlab view --listening`")
+
+
+@listen_group.command("results")
+@click.argument("name")
+@click.pass_context
+def listen_results(ctx, name: str) -> None:
+    """The figures of listening test NAME: MOS with its interval per system (ACR), or the preference
+    with its exact sign test (A/B), and how far the raters agree."""
+    store = _store(ctx)
+    try:
+        test = store.listening_test(name)
+    except SpeechlabError as exc:
+        raise Problem(str(exc)) from None
+    for line in listening_lines(test, listening_figures(test, store.ratings(name))):
+        echo(line)
+
+
+def listening_lines(test: dict, found: dict) -> list[str]:
+    names = {s["label"]: f"{s['model']} (run {s['run'][:8]})" for s in test["spec"]["systems"]}
+    lines = [f"{test['name']} ({test['kind']}): {found['ratings']} ratings by {len(found['raters'])} raters"]
+    if found["kind"] == "acr":
+        for label, m in found["systems"].items():
+            ci = f" [95% CI {m['ci'][0]:.2f}-{m['ci'][1]:.2f}]" if m["ci"] else ""
+            lines.append(f"  {names[label]}: MOS {m['mos']:.2f}{ci} over {m['n']} ratings" if m["mos"] is not None
+                         else f"  {names[label]}: no rating yet")
+    else:
+        (a, ka), (b, kb) = found["systems"].items()
+        ci = f" [95% CI {found['share_ci'][0]:.2f}-{found['share_ci'][1]:.2f}]" if found["share_ci"] else ""
+        lines.append(f"  {names[a]} preferred {ka} times, {names[b]} {kb} times; share preferring the second "
+                     f"{found['share_second'] if found['share_second'] is None else round(found['share_second'], 3)}{ci}; "
+                     f"exact sign test p = {found['p']:.4f}")
+    for pair in found["agreement"]:
+        what = (f"Pearson r {pair['pearson']:.2f}, within one point {pair['within_one']:.0%}" if found["kind"] == "acr"
+                and pair["pearson"] is not None else f"within one point {pair['within_one']:.0%}"
+                if found["kind"] == "acr" else f"agreed on {pair['agreed']:.0%}")
+        lines.append(f"  raters {pair['raters'][0]} and {pair['raters'][1]}: {what} of "
+                     f"{pair.get('clips', pair.get('items'))} in common")
+    return lines
 
 
 @main.command("init")

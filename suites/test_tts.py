@@ -10,6 +10,7 @@ import pytest
 from pytest_speechlab import (
     check_below,
     check_grade,
+    check_human_mos,
     check_no_input_errors,
     check_quality,
 )
@@ -44,6 +45,14 @@ def test_tts_deterministic_when_claimed(speechlab_tts_eval):
 def test_tts_mos(speechlab_tts_quality, speechlab_session):
     """DNSMOS OVRL (offline, speechmos): a voice can be intelligible yet sound broken."""
     check_quality(speechlab_tts_quality, "mos", speechlab_session.thresholds(speechlab_tts_quality.model)["mos"])
+
+
+def test_tts_human_mos(speechlab_tts_eval, speechlab_session):
+    """What listeners said: the ACR ratings of this model's clips in listening tests (`speechlab listen
+    create`, rated in `speechlab view --listening`), from the results database."""
+    model = speechlab_tts_eval.model
+    check_human_mos(speechlab_session.tts.human_ratings(model), speechlab_session.thresholds(model)["human_mos"],
+                    model, speechlab_session.settings.min_samples["human_mos"])
 
 
 def test_tts_speaker_similarity(speechlab_tts_quality, speechlab_session):

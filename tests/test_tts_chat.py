@@ -174,7 +174,7 @@ def test_tts_suite_round_trips_through_the_judge(tts_chat_project):
                                         "--speechlab-model", "fake/tts", "--speechlab-model", "fake/tts-wrong")
     out = result.stdout.str()
     # fake/tts: all pass (readiness skips); fake/tts-wrong: the judge hears nothing -> WER 1.0
-    result.assert_outcomes(passed=9, failed=1, skipped=2)
+    result.assert_outcomes(passed=9, failed=1, skipped=4)  # human_mos: no ratings without a database
     assert "FAILED suites/test_tts.py::test_tts_intelligibility[fake/tts-wrong-texts.jsonl]" in out
     assert "corpus WER 1.0000 > threshold 0.1000 for fake/tts-wrong" in out
     assert "intelligibility judged by fake/perfect" in out
@@ -251,7 +251,7 @@ def test_verdicts_are_read_from_the_first_yes_or_no_word():
 
 def test_asr_suites_are_deselected_when_only_tts_is_selected(tts_chat_project):
     result = tts_chat_project.runpytest("suites", "--speechlab-no-db", "--speechlab-model", "fake/tts")
-    result.assert_outcomes(passed=5, skipped=1)  # the TTS suite alone; readiness skips
+    result.assert_outcomes(passed=5, skipped=2)  # the TTS suite alone; readiness and human_mos skip
     assert "deselected" in result.stdout.str()
 
 
@@ -344,9 +344,9 @@ def test_chat_and_spoken_results_reach_the_database_show_and_the_benchmark_json(
 def test_a_tts_rerun_takes_its_synthesis_from_the_cache_and_times_a_sample_again(tts_chat_project):
     args = ("suites/test_tts.py", "--speechlab-db", str(tts_chat_project.path / "r.db"), "--speechlab-model", "fake/tts")
     first = tts_chat_project.runpytest(*args, "--speechlab-json", "first.json")
-    first.assert_outcomes(passed=5, skipped=1)
+    first.assert_outcomes(passed=5, skipped=2)
     again = tts_chat_project.runpytest(*args, "--speechlab-json", "again.json")
-    again.assert_outcomes(passed=5, skipped=1)  # the RTF test judges the sample synthesized again here
+    again.assert_outcomes(passed=5, skipped=2)  # the RTF test judges the sample synthesized again here
     again.stdout.fnmatch_lines(["inference cache: 2 outputs from the cache, 0 computed*"])
     runs = [json.loads((tts_chat_project.path / name).read_text())["evaluations"][0]["summary"]
             for name in ("first.json", "again.json")]

@@ -182,13 +182,13 @@ def history(tmp_path_factory):
 
 
 class Viewer:
-    def __init__(self, db: Path, cwd: Path, token: str | None = TOKEN, host: str = "127.0.0.1"):
+    def __init__(self, db: Path, cwd: Path, token: str | None = TOKEN, host: str = "127.0.0.1", extra=()):
         env = {**os.environ}
         env.pop("SPEECHLAB_VIEW_TOKEN", None)
         if token:
             env["SPEECHLAB_VIEW_TOKEN"] = token
         self.process = subprocess.Popen([sys.executable, "-m", "pytest_speechlab.cli", "--db", str(db), "view", "--host",
-                                         host, "--port", "0"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                         host, "--port", "0", *extra], cwd=cwd, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
         self.lines = []
         while True:

@@ -67,6 +67,8 @@ SPECS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     MetricSpec("werd", "WER degradation", 0.25, about="how far WER may rise over the clean set"),
     # without a reference speaker, the centroid of the voice's other clips: a voice that drifts fails
     MetricSpec("mos", "DNSMOS OVRL", 2.5, direction="min", unit="score", about="mean DNSMOS OVRL over the text set"),
+    MetricSpec("human_mos", "listeners' mean opinion score (ACR)", 3.5, direction="min", unit="score", min_samples=20,
+               about="mean of the ACR ratings (1-5) listeners gave the model's clips in listening tests"),
     MetricSpec("speaker_similarity", "speaker similarity", 0.75, direction="min", unit="score",
                about="mean cosine between each clip's speaker embedding and the reference speaker's"),
 )}

@@ -19,7 +19,7 @@ from .._machine import machine
 from .._text import redact, storable
 from .._types import SpeechlabError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 IN_PROGRESS_HOURS = 24  # an incomplete run younger than this may be in progress: prune keeps it
 EXPORT_FORMAT = "pytest-speechlab-run/1"  # speechlab export
 RESULTS_FORMAT = "pytest-speechlab-results/2"  # --speechlab-json: the figures, and the run as exported
@@ -108,6 +108,17 @@ def _schema(sa):
             sa.Column("dataset", text, primary_key=True),
             sa.Column("total", integer), sa.Column("started_at", text),
         ),
+        listening_tests=sa.Table(  # a listening test: its kind and the clips of each system per item
+            "listening_tests", md,
+            sa.Column("name", text, primary_key=True),
+            sa.Column("kind", text), sa.Column("spec", js), sa.Column("created_at", text),
+        ),
+        ratings=sa.Table(  # one rater's answer to one item of a listening test
+            "ratings", md,
+            sa.Column("id", sa.String(36), primary_key=True),
+            sa.Column("test", text), sa.Column("rater", text), sa.Column("item", text),
+            sa.Column("shown", js), sa.Column("score", js), sa.Column("created_at", text),
+        ),
         baselines=sa.Table(
             "baselines", md,
             sa.Column("name", text, primary_key=True),
@@ -177,8 +188,14 @@ def _migrate_6_to_7(conn, sa, md, tables):
         conn.execute(sa.text("ALTER TABLE utterances ADD COLUMN snr_db REAL"))
 
 
+def _migrate_7_to_8(conn, sa, md, tables):
+    """Listening tests and their ratings."""
+    for name in ("listening_tests", "ratings"):
+        _create(conn, sa, tables[name])
+
+
 MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4, _migrate_4_to_5, _migrate_5_to_6,
-              _migrate_6_to_7]  # MIGRATIONS[n] takes the schema from version n to n + 1
+              _migrate_6_to_7, _migrate_7_to_8]  # MIGRATIONS[n] takes the schema from version n to n + 1
 
 
 def now() -> str:
@@ -619,6 +636,33 @@ class Store:
 
     def baselines(self) -> list[dict]:
         return self._rows("baselines")
+
+    # -- listening tests ------------------------------------------------------------------------
+
+    def create_listening_test(self, name: str, kind: str, spec: dict) -> None:
+        t = self.t["listening_tests"]
+        with self.engine.begin() as conn:
+            if conn.execute(self.sa.select(t.c.name).where(t.c.name == name)).first():
+                raise SpeechlabError(f"a listening test named {name!r} exists already")
+            conn.execute(t.insert().values(name=name, kind=kind, spec=storable(spec), created_at=now()))
+
+    def listening_tests(self) -> list[dict]:
+        return sorted(self._rows("listening_tests"), key=lambda r: r["created_at"] or "")
+
+    def listening_test(self, name: str) -> dict:
+        found = self._rows("listening_tests", name=name)
+        if not found:
+            raise SpeechlabError(f"no listening test named {name!r}")
+        return found[0]
+
+    def add_rating(self, test: str, rater: str, item: str, shown: list, score: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.t["ratings"].insert().values(
+                id=str(uuid.uuid4()), test=test, rater=rater, item=item, shown=storable(shown),
+                score=storable(score), created_at=now()))
+
+    def ratings(self, test: str | None = None) -> list[dict]:
+        return self._rows("ratings", **({"test": test} if test else {}))
 
     def export_run(self, run_id: str) -> dict:
         run = self.run(run_id)

@@ -9,7 +9,8 @@ Security model (the lab's web UI had none):
   cookie for this port and a redirect to the same page without it), as that cookie, or as an
   ``Authorization: Bearer`` header. Anything else is answered 401, static files included.
 - Nothing writes: the store is opened read-only (SQLite ``query_only``, PostgreSQL read-only
-  transactions) and only GET and HEAD are routed.
+  transactions) and only GET and HEAD are routed; with ``--listening`` the rating pages of listening
+  tests (``view.listening``) also take POSTs, each with a CSRF token, and write ratings only.
 - Audio is served only as the file the database names for one utterance, and only when it is an
   existing regular file with an audio extension that soundfile reads (``data.playable``): the
   request names a row, never a path.
@@ -33,6 +34,7 @@ from .._text import redact, terminal
 from .._types import SpeechlabError
 from ..metrics.stats import GatePolicy, format_rate, interval, number
 from . import data
+from . import listening as listening_pages
 
 HERE = Path(__file__).resolve().parent
 TOKEN_ENV = "SPEECHLAB_VIEW_TOKEN"
@@ -90,11 +92,13 @@ def _rate(k: Any, n: Any) -> str:
     return format_rate(k, n) if isinstance(k, int) and isinstance(n, int) and n else "-"
 
 
-def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", policy=None):
+def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", policy=None,
+               listening: Callable[[], Any] | None = None):
     """The Flask application; ``open_store`` returns a read-only Store, opened once (on the first
     request) and shared by the server's threads: each query takes its own pooled connection, so a
     run in progress is read as it is now. ``policy`` is the regression gate's
-    (``[tool.speechlab.regression]``), for the comparison page."""
+    (``[tool.speechlab.regression]``), for the comparison page. ``listening``: the store ratings
+    are written to, for the listening-test pages (``speechlab view --listening``; else none)."""
     policy = policy or GatePolicy()
     try:
         import flask
@@ -121,7 +125,8 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
 
     @app.before_request
     def check_token():
-        if flask.request.method not in ("GET", "HEAD"):
+        rating = listening is not None and flask.request.path.startswith("/listen")
+        if flask.request.method not in ("GET", "HEAD") and not (rating and flask.request.method == "POST"):
             return flask.Response("read-only: no write endpoint\n", 405, {"Allow": "GET, HEAD"}, mimetype="text/plain")
         if not authorized():
             return flask.Response("401: this viewer needs its token: open the address `speechlab view` printed, "
@@ -214,6 +219,16 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
     def plotly():
         return flask.send_file(js, mimetype="text/javascript", conditional=True, max_age=86400)
 
+    app.context_processor(lambda: {"listening": listening is not None})
+    if listening is not None:
+        rated: list = []
+
+        def ratings_store():
+            if not rated:
+                rated.append(listening())
+            return rated[0]
+
+        listening_pages.register(app, flask, ratings_store, port_label)
     return app
 
 
@@ -227,7 +242,7 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[str], None], policy=None,
-          reveal: Callable[[str], None] | None = None) -> None:
+          reveal: Callable[[str], None] | None = None, listening: Callable[[], Any] | None = None) -> None:
     """Start the viewer and serve until interrupted. ``echo`` prints (redacting credentials);
     ``reveal`` prints the address with the generated token, once (default: ``echo``)."""
     reveal = reveal or echo
@@ -243,10 +258,12 @@ def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[s
 
     given = os.environ.get(TOKEN_ENV, "")
     token = given or secrets.token_urlsafe(32)
+    ratings = listening() if listening is not None else None  # opened (and migrated) first, then read
     store = open_store()  # a missing or unreadable database is said before anything listens
     # the port first (0: any free one), for the cookie's name
     server = make_server(host, port, None, threaded=True, request_handler=RequestLog)
-    server.app = create_app(lambda: store, token, port_label=str(server.server_port), policy=policy)
+    server.app = create_app(lambda: store, token, port_label=str(server.server_port), policy=policy,
+                            listening=(lambda: ratings) if ratings is not None else None)
     shown_host = f"[{host}]" if ":" in host else host
     base = f"http://{shown_host}:{server.server_port}/"
     if given:
@@ -254,6 +271,8 @@ def serve(open_store: Callable[[], Any], host: str, port: int, echo: Callable[[s
     else:
         reveal(f"speechlab view: {base}?token={token}")  # the one place the token is printed
         echo(f"  read-only; every request needs this token (set ${TOKEN_ENV} to choose it)")
+    if listening is not None:
+        echo(f"  listening tests: {base}listen (ratings are written to the results database)")
     if not is_loopback(host):
         echo(f"  WARNING: listening on {host}, not 127.0.0.1: any machine that reaches this address and has the "
              "token can read every result, transcript and audio file in the database, over plain HTTP "

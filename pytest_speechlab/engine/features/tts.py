@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..._audio import AudioError, read_audio
 from ..._machine import environment
+from ...sinks.listening import model_scores
 from ..._types import InputError, SpeechlabError, Utterance
 from ...grading import cap_grade
 from ...metrics.quality import (
@@ -95,6 +96,11 @@ class TTSFeature(Feature):
                                         dict(Counter(call.worker for call in calls if call.cached is None)))
         engine.recorder.annotate(loaded.name, texts.name, "tts", self.evals[key].serialized())
         return self.evals[key]
+
+    def human_ratings(self, model: str) -> list[float]:
+        """Listeners' ACR ratings of ``model``'s clips in the listening tests of the results database
+        (none without one)."""
+        return model_scores(self.engine.recorder.open(), model)
 
     def quality(self, clips: dict) -> QualityResult:
         """DNSMOS of each synthesized clip, and each clip's speaker similarity to the reference
