@@ -54,6 +54,9 @@ def listening(tts_chat_project):  # noqa: F811
     assert made.exit_code == 0 and "2 texts x 2 systems" in made.output, made.output
     assert cli("listen", "create", "quality", "latest:fake/tts", "--folder", folder, db=db).exit_code == 0
     assert cli("listen", "create", "voices", "latest:fake/tts", db=db).exit_code == 2  # names are unique
+    assert "none of /" in cli("listen", "create", "a/b", "latest:fake/tts", db=db).output
+    assert "an A/B test compares two systems" in cli("listen", "create", "x", "latest:fake/tts", "--kind", "ab",
+                                                      db=db).output
     return project, db
 
 

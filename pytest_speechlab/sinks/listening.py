@@ -33,8 +33,9 @@ def create_test(store: Store, name: str, kind: str, refs: list[str], folder: Pat
     copied under ``folder``. Returns its spec."""
     if kind not in KINDS:
         raise SpeechlabError(f"kind {kind!r}: one of {', '.join(KINDS)}")
-    if not name.strip() or len(name) > 100 or not name.isprintable():
-        raise SpeechlabError("a listening test's name: 1-100 printable characters")
+    if not name.strip() or len(name) > 100 or not name.isprintable() or any(c in name for c in "/\\?#%"):
+        raise SpeechlabError("a listening test's name: 1-100 printable characters, none of / \\ ? # % (it is part "
+                             "of the rating pages' addresses)")
     if (kind == "ab") != (len(refs) == 2) or not refs:
         raise SpeechlabError("an A/B test compares two systems; an ACR test rates one or more")
     systems, clips = [], {}

@@ -108,7 +108,7 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
 
     app = flask.Flask("pytest_speechlab.view", template_folder=str(HERE / "templates"),
                       static_folder=str(HERE / "static"), static_url_path="/static")
-    app.config.update(MAX_CONTENT_LENGTH=1024, SEND_FILE_MAX_AGE_DEFAULT=3600)
+    app.config.update(MAX_CONTENT_LENGTH=16384 if listening else 1024, SEND_FILE_MAX_AGE_DEFAULT=3600)  # a rating's form
     app.jinja_env.autoescape = True
     app.jinja_env.filters.update(fmt=_fmt, ci=_ci, term=lambda v: terminal(v, one_line=False) if v is not None else "",
                                  rate=_rate)
