@@ -47,7 +47,7 @@ def test_tts_mos(speechlab_tts_quality, speechlab_session):
     check_quality(speechlab_tts_quality, "mos", speechlab_session.thresholds(speechlab_tts_quality.model)["mos"])
 
 
-def test_tts_human_mos(speechlab_tts_eval, speechlab_session):
+def test_tts_listeners_opinion(speechlab_tts_eval, speechlab_session):
     """What listeners said: the ACR ratings of this model's clips in listening tests (`speechlab listen
     create`, rated in `speechlab view --listening`), from the results database."""
     model = speechlab_tts_eval.model

@@ -107,10 +107,10 @@ def test_two_raters_rate_an_ab_and_an_acr_test_through_the_viewer(listening):
     # the TTS suite judges human_mos from the stored ratings
     toml = project.path / "pyproject.toml"
     toml.write_text(toml.read_text().replace("[tool.speechlab.min_samples]\n", "[tool.speechlab.min_samples]\nhuman_mos = 4\n"))
-    judged = project.runpytest("suites/test_tts.py", "-k", "human_mos", "--speechlab-model", "fake/tts", "-rs")
+    judged = project.runpytest("suites/test_tts.py", "-k", "listeners_opinion", "--speechlab-model", "fake/tts", "-rs")
     judged.assert_outcomes(passed=1)
     toml.write_text(toml.read_text().replace("human_mos = 4", "human_mos = 5"))
-    unjudged = project.runpytest("suites/test_tts.py", "-k", "human_mos", "--speechlab-model", "fake/tts", "-rs")
+    unjudged = project.runpytest("suites/test_tts.py", "-k", "listeners_opinion", "--speechlab-model", "fake/tts", "-rs")
     unjudged.assert_outcomes(skipped=1)
     assert "4 ratings < 5" in unjudged.stdout.str()
 

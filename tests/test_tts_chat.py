@@ -446,7 +446,7 @@ def test_tts_and_chat_run_in_workers_and_on_ray_cached_with_the_serial_figures(t
         result = project.runpytest_subprocess(*common, "--speechlab-db", f"{name}.db", "--speechlab-json",
                                               f"{name}.json", *extra)
         outcomes = result.parseoutcomes()  # the speed test may skip on a busy machine ("not judged")
-        assert outcomes.get("passed", 0) + outcomes.get("skipped", 0) == 11 and outcomes.get("passed", 0) >= 8, outcomes
+        assert outcomes.get("passed", 0) + outcomes.get("skipped", 0) == 12 and outcomes.get("passed", 0) >= 8, outcomes
         return json.loads((project.path / f"{name}.json").read_text())
 
     def figures(record: dict) -> dict:
