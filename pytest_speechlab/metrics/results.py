@@ -221,15 +221,13 @@ def _macro_ci(languages, counts) -> tuple[float, float] | None:
                                for lang in languages])
 
 
-@dataclass
-class LanguageResult:
-    """One language of an evaluation: its headline figure (WER, or CER for a language written
-    without spaces) over its scored utterances, with a bootstrap interval and the normalizer used."""
+class ScoredGroup:
+    """Some utterances of an evaluation (a language, a slice) and their error rate: scored utterances,
+    the pooled counts, the rate and its 95% interval, "too few to judge" below ``minimum``.
+    Subclasses are dataclasses with ``utterances`` and ``minimum``."""
 
-    language: str
     utterances: list[UtteranceResult]
-    normalizer: str = ""
-    minimum: int = MIN_SAMPLES["wer"]  # scored utterances its figure needs to be judged
+    minimum: int
 
     @property
     def samples(self) -> int:
@@ -238,10 +236,6 @@ class LanguageResult:
     @property
     def too_few(self) -> str | None:
         return too_few(self.samples, self.minimum)
-
-    @property
-    def metric(self) -> str:
-        return "cer" if self.language in UNSEGMENTED else "wer"
 
     @property
     def scored(self) -> list[UtteranceResult]:
@@ -263,6 +257,21 @@ class LanguageResult:
             return None
         scored = self.scored
         return ratio_ci([u.words.errors for u in scored], [u.words.reference_length for u in scored])
+
+
+@dataclass
+class LanguageResult(ScoredGroup):
+    """One language of an evaluation: its headline figure (WER, or CER for a language written
+    without spaces) over its scored utterances, with a bootstrap interval and the normalizer used."""
+
+    language: str
+    utterances: list[UtteranceResult]
+    normalizer: str = ""
+    minimum: int = MIN_SAMPLES["wer"]  # scored utterances its figure needs to be judged
+
+    @property
+    def metric(self) -> str:
+        return "cer" if self.language in UNSEGMENTED else "wer"
 
     @property
     def char_counts(self) -> EditCounts:

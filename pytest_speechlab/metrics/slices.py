@@ -12,10 +12,9 @@ over every field of the evaluation (Holm). A slice below the minimum is listed, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 
-from .results import EditCounts, UtteranceResult, sample_units, too_few
-from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, adjust, ratio_ci, wilson
+from .results import ScoredGroup, UtteranceResult
+from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, adjust, wilson
 
 MIN_SLICE = 10  # scored utterances a slice needs to be judged ([tool.speechlab.slices] min_size)
 # derived fields: (name, unit, upper bounds of the bands)
@@ -51,33 +50,11 @@ def value_of(u: UtteranceResult, name: str) -> str | None:
 
 
 @dataclass
-class Slice:
+class Slice(ScoredGroup):
     field: str
     value: str
     utterances: list[UtteranceResult]
     minimum: int = MIN_SLICE
-
-    @property
-    def scored(self) -> list[UtteranceResult]:
-        return [u for u in self.utterances if u.words is not None]
-
-    @property
-    def too_few(self) -> str | None:
-        return too_few(sample_units(self.scored), self.minimum)
-
-    @property
-    def counts(self) -> EditCounts:
-        return sum((u.words for u in self.scored), EditCounts())
-
-    @property
-    def rate(self) -> float | None:
-        return self.counts.rate
-
-    @cached_property
-    def ci(self) -> tuple[float, float] | None:
-        if self.too_few:
-            return None
-        return ratio_ci([u.words.errors for u in self.scored], [u.words.reference_length for u in self.scored])
 
     @property
     def hallucinated(self) -> int:
