@@ -154,3 +154,19 @@ def test_a_listening_session_in_chromium_two_raters_ab_and_acr(listening, browse
     results = cli("listen", "results", "quality", db=db).output
     assert "MOS 4.00 [95% CI 2.70-5.00] over 4 ratings" in results
     assert "voices (ab): 4 ratings by 2 raters" in cli("listen", "results", "voices", db=db).output
+
+
+def test_a_damaged_stored_test_is_a_clear_page_not_a_traceback(tmp_path):
+    from pytest_speechlab.view.app import create_app
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    store = Store(db)
+    store.create_listening_test("broken", "ab", {"systems": [{"label": "S1"}], "items": "not a list", "folder": "/"})
+    app = create_app(lambda: Store(db, read_only=True), "tok", listening=lambda: Store(db))
+    client = app.test_client()
+    auth = {"Authorization": "Bearer tok"}
+    home = client.get("/listen", headers=auth)
+    assert home.status_code == 200 and "broken" not in home.text  # not listed
+    client.post("/listen", data={"rater": "ann", "csrf": field(home.text, "csrf")}, headers=auth)
+    page = client.get("/listen/broken", headers=auth)
+    assert page.status_code == 404 and "is damaged" in page.text

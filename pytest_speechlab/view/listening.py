@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
+from .._types import SpeechlabError
 from ..metrics.listening import ACR_LABELS, figures
 from . import data
 
@@ -34,6 +35,21 @@ def order(rater: str, test: str, item: str, labels: list[str]) -> list[str]:
     shown = list(labels)
     random.Random(seed).shuffle(shown)
     return shown
+
+
+def well_formed(test: dict) -> bool:
+    """A stored test has the shape ``speechlab listen create`` writes (the database is read as untrusted)."""
+    spec = test.get("spec")
+    if test.get("kind") not in ("acr", "ab") or not isinstance(spec, dict) or not isinstance(spec.get("folder"), str):
+        return False
+    systems, items = spec.get("systems"), spec.get("items")
+    if not isinstance(systems, list) or not systems or not isinstance(items, list):
+        return False
+    labels = [s.get("label") for s in systems if isinstance(s, dict)]
+    return (len(labels) == len(systems) and all(isinstance(x, str) for x in labels)
+            and (test["kind"] != "ab" or len(labels) == 2)
+            and all(isinstance(i, dict) and isinstance(i.get("item"), str) and isinstance(i.get("clips"), dict)
+                    and all(isinstance(i["clips"].get(x), str) for x in labels) for i in items))
 
 
 def register(app, flask, store: Callable[[], Any], port_label: str) -> None:
@@ -54,7 +70,11 @@ def register(app, flask, store: Callable[[], Any], port_label: str) -> None:
         return name if 0 < len(name) <= MAX_RATER and name.isprintable() else None
 
     def test_of(name: str) -> dict:
-        return store().listening_test(name[:100])
+        test = store().listening_test(name[:100])
+        if not well_formed(test):
+            raise SpeechlabError(f"listening test {name[:100]!r} is damaged (its stored spec is not what "
+                                 "`speechlab listen create` writes)")
+        return test
 
     def left(test: dict, who: str) -> list[dict]:
         done = {r["item"] for r in store().ratings(test["name"]) if r["rater"] == who}
@@ -74,7 +94,7 @@ def register(app, flask, store: Callable[[], Any], port_label: str) -> None:
             return response
         who = rater()
         tests = [{**t, "left": len(left(t, who)) if who else None, "items": len(t["spec"]["items"])}
-                 for t in store().listening_tests()]
+                 for t in store().listening_tests() if well_formed(t)]
         return flask.render_template("listen.html", title="Listening tests", tests=tests, rater=who,
                                      csrf=csrf("", "rater", ""))
 
