@@ -176,32 +176,3 @@ def slice_report(utterances: list[UtteranceResult], names: list[str], minimum: i
     for f, p in zip(tested, adjust([f.p_value for f in tested], correction)):
         f.p_adjusted, f.family = p, len(tested)
     return found
-
-
-def _rate(s: Slice) -> str:
-    if s.rate is None:
-        return f"{s.value}: not scored ({len(s.utterances)})"
-    ci = f" [{s.ci[0]:.3f}-{s.ci[1]:.3f}]" if s.ci else ""
-    return f"{s.value} {s.rate:.3f}{ci} (n = {len(s.scored)}{', too few to judge' if s.too_few else ''})"
-
-
-def lines(model: str, dataset: str, found: list[FieldSlices], alpha: float = 0.05) -> list[str]:
-    """The terminal's (and the Markdown's) lines: per field its slices worst first, the gap with its
-    interval and the heterogeneity test."""
-    out = []
-    for f in found:
-        ranked = sorted(f.judged, key=lambda s: -s.rate) + [s for s in f.slices if s not in f.judged]
-        head = f"slices of {model} on {dataset} by {f.field}: " + "; ".join(_rate(s) for s in ranked[:12])
-        if len(ranked) > 12:
-            head += f"; {len(ranked) - 12} more"
-        out.append(head + (f"; {f.missing} without the field" if f.missing else ""))
-        if f.p_value is None:
-            minimum = f.slices[0].minimum if f.slices else MIN_SLICE
-            out.append(f"  gap not judged: fewer than two slices with {minimum} scored utterances")
-            continue
-        adjusted = (f", Holm over {f.family} fields: {f.p_adjusted:.4f}" if f.family > 1 and f.p_adjusted is not None
-                    else "")
-        verdict = "the slices differ" if f.differs(alpha) else "within noise"
-        out.append(f"  gap {f.worst.value} - {f.best.value}: {f.gap:+.3f} [95% CI {f.gap_ci[0]:+.3f}, {f.gap_ci[1]:+.3f}]; "
-                   f"heterogeneity p = {f.p_value:.4f}{adjusted}: {verdict}")
-    return out

@@ -800,13 +800,18 @@ def _speed_lines(records: list[dict]) -> list[str]:
 SLICE_HEADER = ("slice", "utterances", "error rate [95% CI]", "hallucinated [95% CI]", "judged")
 
 
+def _ranked(f: dict) -> list[dict]:
+    """A field's slices, the judged ones worst first, then those too small to judge."""
+    return sorted(f["slices"], key=lambda s: (s["too_few"] is not None, -(s["error_rate"] or 0)))
+
+
+def _slice_ci(s: dict) -> str:
+    return f" [{s['ci'][0]:.3f}-{s['ci'][1]:.3f}]" if s["ci"] else ""
+
+
 def _slice_rows(f: dict) -> list[list[str]]:
-    rows = []
-    for s in sorted(f["slices"], key=lambda s: (s["too_few"] is not None, -(s["error_rate"] or 0))):
-        ci = f" [{s['ci'][0]:.3f}-{s['ci'][1]:.3f}]" if s["ci"] else ""
-        rows.append([s["value"], str(s["utterances"]), f"{_fmt(s['error_rate'])}{ci}",
-                     format_rate(s["hallucinated"], s["processed"]), s["too_few"] or "yes"])
-    return rows
+    return [[s["value"], str(s["utterances"]), f"{_fmt(s['error_rate'])}{_slice_ci(s)}",
+             format_rate(s["hallucinated"], s["processed"]), s["too_few"] or "yes"] for s in _ranked(f)]
 
 
 def _slice_test(f: dict) -> str:
@@ -815,6 +820,24 @@ def _slice_test(f: dict) -> str:
     adjusted = f" (Holm over {f['family']} fields: {f['p_adjusted']:.4f})" if f["family"] > 1 else ""
     return (f"gap {f['worst']} - {f['best']}: {f['gap']:+.3f} [95% CI {f['gap_ci'][0]:+.3f}, {f['gap_ci'][1]:+.3f}], "
             f"heterogeneity p = {f['p_value']:.4f}{adjusted}")
+
+
+def slice_lines(sections: list[dict], alpha: float) -> list[str]:
+    """The terminal's lines: per evaluation and field its slices worst first, then the gap and the
+    heterogeneity test with its verdict at ``alpha``."""
+    out = []
+    for section in sections:
+        for f in section["fields"]:
+            shown = [f"{s['value']}: not scored ({s['utterances']})" if s["error_rate"] is None else
+                     f"{s['value']} {s['error_rate']:.3f}{_slice_ci(s)} (n = {s['scored']}"
+                     f"{', too few to judge' if s['too_few'] else ''})" for s in _ranked(f)]
+            head = (f"slices of {section['model']} on {section['dataset']} by {f['field']}: " + "; ".join(shown[:12])
+                    + (f"; {len(shown) - 12} more" if len(shown) > 12 else "")
+                    + (f"; {f['missing']} without the field" if f["missing"] else ""))
+            p = f["p_adjusted"] if f["p_adjusted"] is not None else f["p_value"]
+            verdict = "" if p is None else ": the slices differ" if p < alpha else ": within noise"
+            out += [head, f"  {_slice_test(f)}{verdict}"]
+    return out
 
 
 def slices_markdown(sections: list[dict] | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...grading import GRADES, Grade, rank
 from ...metrics import slices
+from ...sinks.report import slice_lines
 from .base import Feature
 
 
@@ -67,5 +68,4 @@ class SliceFeature(Feature):
                            for (m, d), found in self.found.items()]}
 
     def report_lines(self) -> list[str]:
-        alpha = self.engine.settings.regression.alpha
-        return [line for (m, d), found in self.found.items() for line in slices.lines(m, d, found, alpha)]
+        return slice_lines(self.serialized().get("slices", []), self.engine.settings.regression.alpha)
