@@ -170,3 +170,15 @@ def test_a_damaged_stored_test_is_a_clear_page_not_a_traceback(tmp_path):
     client.post("/listen", data={"rater": "ann", "csrf": field(home.text, "csrf")}, headers=auth)
     page = client.get("/listen/broken", headers=auth)
     assert page.status_code == 404 and "is damaged" in page.text
+
+
+def test_only_audio_files_a_row_names_are_copied_into_a_test(tmp_path):
+    from helpers import write_audio
+
+    from pytest_speechlab.sinks.listening import _audio
+
+    write_audio(tmp_path / "clip.wav", 0.5)
+    (tmp_path / "secret.wav").write_text("not audio: a secret")
+    assert _audio({"audio_path": str(tmp_path / "clip.wav")})
+    assert not _audio({"audio_path": str(tmp_path / "secret.wav")})  # named like audio, is not
+    assert not _audio({"audio_path": "/etc/passwd"}) and not _audio({"audio_path": None})

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from .._types import SpeechlabError
+from .report import AUDIO_TYPES
 from .store import Store
 
 KINDS = ("acr", "ab")  # ACR mean opinion score (1-5); A/B preference between two systems
@@ -28,6 +29,20 @@ def _system(store: Store, ref: str) -> tuple[str, str, str]:
     return run_id, parts[1], dataset
 
 
+def _audio(row: dict) -> bool:
+    """A stored row's clip may be copied into a test: an existing file with an audio extension that
+    soundfile reads (a row of an imported run may name any file)."""
+    import soundfile
+
+    path = row.get("audio_path")
+    if not isinstance(path, str) or "\x00" in path or Path(path).suffix.lower().lstrip(".") not in AUDIO_TYPES:
+        return False
+    try:
+        return Path(path).is_file() and soundfile.info(path).frames > 0
+    except (RuntimeError, OSError, ValueError):  # soundfile.LibsndfileError is a RuntimeError
+        return False
+
+
 def create_test(store: Store, name: str, kind: str, refs: list[str], folder: Path) -> dict:
     """A listening test over the clips of ``refs`` (two for A/B, one or more for ACR), their audio
     copied under ``folder``. Returns its spec."""
@@ -43,8 +58,7 @@ def create_test(store: Store, name: str, kind: str, refs: list[str], folder: Pat
         run_id, model, dataset = _system(store, ref)
         label = f"S{i}"
         systems.append({"label": label, "run": run_id, "model": model, "dataset": dataset})
-        clips[label] = {str(r["utterance_id"]): r for r in store.utterances(run_id, model, dataset)
-                        if isinstance(r.get("audio_path"), str) and Path(r["audio_path"]).is_file()}
+        clips[label] = {str(r["utterance_id"]): r for r in store.utterances(run_id, model, dataset) if _audio(r)}
     common = sorted(set.intersection(*(set(c) for c in clips.values())))
     if not common:
         raise SpeechlabError("no text has a clip of every system on disk (synthesized clips live in pytest's "
