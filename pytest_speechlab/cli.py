@@ -462,24 +462,27 @@ def view_cmd(ctx, host: str, port: int, listening: bool) -> None:
 
 @main.group("listen")
 def listen_group() -> None:
-    """Listening tests of TTS models: ACR mean opinion scores and A/B preference, rated in
+    """Listening tests of TTS models: ACR mean opinion scores, A/B preference and MUSHRA, rated in
     `speechlab view --listening`."""
 
 
 @listen_group.command("create")
 @click.argument("name")
 @click.argument("systems", nargs=-1, required=True, metavar="RUN:MODEL[:TEXT_SET]...")
-@click.option("--kind", type=click.Choice(["acr", "ab"]), default="acr", show_default=True,
-              help="acr: rate each clip 1-5; ab: which of two systems' clips of a text is better")
+@click.option("--kind", type=click.Choice(["acr", "ab", "mushra"]), default="acr", show_default=True,
+              help="acr: rate each clip 1-5; ab: which of two systems' clips of a text is better; mushra: rate "
+              "each 0-100 against an open reference, with a hidden reference and a low-pass anchor among them")
+@click.option("--reference", metavar="RUN:MODEL[:TEXT_SET]", default=None,
+              help="mushra: the system whose clips are the reference (recordings, or the best system)")
 @click.option("--folder", default=".speechlab/listening", show_default=True,
               help="where the test's clips are copied (they outlive pytest's temporary folder)")
 @click.pass_context
-def listen_create(ctx, name: str, systems: tuple[str, ...], kind: str, folder: str) -> None:
+def listen_create(ctx, name: str, systems: tuple[str, ...], kind: str, folder: str, reference: str | None) -> None:
     """Make listening test NAME from recorded TTS evaluations (e.g. `latest:piper/joe` and
     `main:espeak-ng/en-us`): every text all the systems have a clip of."""
     store = _store(ctx, read_only=False)
     try:
-        spec = create_test(store, name, kind, list(systems), Path(folder))
+        spec = create_test(store, name, kind, list(systems), Path(folder), reference)
     except SpeechlabError as exc:
         raise Problem(str(exc)) from None
     echo(f"listening test {name!r} ({kind}): {len(spec['items'])} texts x {len(spec['systems'])} systems, clips in "
@@ -490,8 +493,9 @@ def listen_create(ctx, name: str, systems: tuple[str, ...], kind: str, folder: s
 @click.argument("name")
 @click.pass_context
 def listen_results(ctx, name: str) -> None:
-    """The figures of listening test NAME: MOS with its interval per system (ACR), or the preference
-    with its exact sign test (A/B), and how far the raters agree."""
+    """The figures of listening test NAME: MOS with its interval per system (ACR), the preference
+    with its exact sign test (A/B), or mean scores over the raters kept after screening (MUSHRA); how
+    far the raters agree, and the listeners beside DNSMOS on the same clips."""
     store = _store(ctx)
     try:
         test = store.listening_test(name)
@@ -502,25 +506,46 @@ def listen_results(ctx, name: str) -> None:
 
 
 def listening_lines(test: dict, found: dict) -> list[str]:
-    names = {s["label"]: f"{s['model']} (run {s['run'][:8]})" for s in test["spec"]["systems"]}
+    names = {s["label"]: (f"{s['model']} (run {s['run'][:8]})" + {"reference": ", hidden reference",
+                                                                  "anchor": ", low-pass anchor"}.get(s.get("role"), ""))
+             for s in test["spec"]["systems"]}
     lines = [f"{test['name']} ({test['kind']}): {found['ratings']} ratings by {len(found['raters'])} raters"]
-    if found["kind"] == "acr":
-        for label, m in found["systems"].items():
-            ci = f" [95% CI {m['ci'][0]:.2f}-{m['ci'][1]:.2f}]" if m["ci"] else ""
-            lines.append(f"  {names[label]}: MOS {m['mos']:.2f}{ci} over {m['n']} ratings" if m["mos"] is not None
-                         else f"  {names[label]}: no rating yet")
-    else:
+    if found["kind"] == "ab":
         (a, ka), (b, kb) = found["systems"].items()
         ci = f" [95% CI {found['share_ci'][0]:.2f}-{found['share_ci'][1]:.2f}]" if found["share_ci"] else ""
         lines.append(f"  {names[a]} preferred {ka} times, {names[b]} {kb} times; share preferring the second "
                      f"{found['share_second'] if found['share_second'] is None else round(found['share_second'], 3)}{ci}; "
                      f"exact sign test p = {found['p']:.4f}")
+    else:
+        what, fmt = ("MOS", ".2f") if found["kind"] == "acr" else ("mean score", ".1f")
+        for label, m in found["systems"].items():
+            ci = f" [95% CI {m['ci'][0]:{fmt}}-{m['ci'][1]:{fmt}}]" if m["ci"] else ""
+            lines.append(f"  {names[label]}: {what} {m['mos']:{fmt}}{ci} over {m['n']} ratings" if m["mos"] is not None
+                         else f"  {names[label]}: no rating yet")
+    for s in found.get("screening", ()):
+        lines.append(f"  rater {s['rater']}: hidden reference below 90 on {s['reference_below_90']} of {s['items']} "
+                     "items" + (" (more than 15%: screened out, BS.1534-3)" if s["screened_out"] else ""))
     for pair in found["agreement"]:
-        what = (f"Pearson r {pair['pearson']:.2f}, within one point {pair['within_one']:.0%}" if found["kind"] == "acr"
-                and pair["pearson"] is not None else f"within one point {pair['within_one']:.0%}"
-                if found["kind"] == "acr" else f"agreed on {pair['agreed']:.0%}")
+        if found["kind"] == "ab":
+            what = f"agreed on {pair['agreed']:.0%}"
+        else:
+            what = (f"Pearson r {pair['pearson']:.2f}, " if pair["pearson"] is not None else "") + \
+                f"within {pair['within']:g} point{'s' if pair['within'] != 1 else ''} {pair['close']:.0%}"
         lines.append(f"  raters {pair['raters'][0]} and {pair['raters'][1]}: {what} of "
                      f"{pair.get('clips', pair.get('items'))} in common")
+    lines += beside_dnsmos_lines(found.get("beside_dnsmos"), names)
+    return lines
+
+
+def beside_dnsmos_lines(beside: dict | None, names: dict) -> list[str]:
+    if not beside:
+        return []
+    lines = [f"  {names[label]}: listeners {s['listeners']:.2f}, DNSMOS OVRL {s['dnsmos']:.2f} on the same "
+             f"{s['clips']} clips" for label, s in beside["systems"].items()]
+    r, ci = beside["pearson"], beside["ci"]
+    lines.append(f"  listeners and DNSMOS over {beside['n']} clips: " + (
+        f"Pearson r {r:.2f}" + (f" [95% CI {ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") if r is not None
+        else "no correlation (fewer than 3 clips, or one side constant)"))
     return lines
 
 

@@ -13,7 +13,7 @@ from test_tts_chat import tts_chat_project  # noqa: F401 - the fixture: a projec
 from test_view import MISSING, browser  # noqa: F401 - the fixture: headless Chromium
 
 from pytest_speechlab.cli import main as speechlab
-from pytest_speechlab.metrics.listening import ab_figures, acr_figures, mos, sign_test
+from pytest_speechlab.metrics.listening import ab_figures, acr_figures, beside_predictor, mos, mushra_figures, sign_test
 from pytest_speechlab.sinks.store import Store
 from pytest_speechlab.view.listening import order
 
@@ -31,7 +31,61 @@ def test_figures_by_hand():
     acr = acr_figures([{"rater": "ann", "item": i, "score": {"S1": v}} for i, v in zip("abc", (2, 4, 5))]
                       + [{"rater": "bob", "item": i, "score": {"S1": v}} for i, v in zip("abc", (1, 4, 4))], ["S1"])
     (pair,) = acr["agreement"]
-    assert pair["clips"] == 3 and pair["within_one"] == 1.0 and pair["pearson"] == pytest.approx(0.9449, abs=1e-3)
+    assert pair["clips"] == 3 and pair["close"] == 1.0 and pair["within"] == 1 and pair["pearson"] == pytest.approx(0.9449, abs=1e-3)
+
+
+def test_mushra_screens_out_a_rater_who_misses_the_hidden_reference():
+    """BS.1534-3: a rater rating the hidden reference below 90 on more than 15% of items is left
+    out; the means are over the raters kept (by hand: ann's and cy's scores)."""
+    def rate(rater, item, ref, anchor, s1):
+        return {"rater": rater, "item": item, "score": {"REF": ref, "ANCHOR": anchor, "S1": s1}}
+    ratings = [rate("ann", "x", 100, 20, 60), rate("ann", "y", 95, 30, 70),
+               rate("bob", "x", 100, 25, 50), rate("bob", "y", 85, 20, 90),  # 1 of 2 below 90: 50% > 15%
+               rate("cy", "x", 90, 10, 40), rate("cy", "y", 100, 15, 50)]
+    found = mushra_figures(ratings, ["S1", "REF", "ANCHOR"])
+    assert found["kept"] == ["ann", "cy"] and found["raters"] == ["ann", "bob", "cy"]
+    assert [s["screened_out"] for s in found["screening"]] == [False, True, False]
+    assert found["screening"][1]["reference_below_90"] == 1 and found["screening"][1]["items"] == 2
+    assert found["systems"]["S1"]["mos"] == (60 + 70 + 40 + 50) / 4 and found["systems"]["S1"]["n"] == 4
+    assert found["systems"]["REF"]["ci"][1] == 100.0  # clipped to the scale
+    (pair,) = found["agreement"]  # ann and cy only
+    assert pair["raters"] == ["ann", "cy"] and pair["clips"] == 6 and pair["within"] == 10
+
+
+def test_listeners_beside_dnsmos_by_hand():
+    import numpy as np
+
+    test = {"kind": "acr", "spec": {"items": [
+        {"item": "a", "dnsmos": {"S1": 3.1, "S2": 2.0}}, {"item": "b", "dnsmos": {"S1": 3.5, "S2": 2.6}},
+        {"item": "c", "dnsmos": {"S1": 2.9}}]}}  # c's S2 clip has no DNSMOS: left out
+    ratings = [{"rater": r, "item": i, "score": s} for r, i, s in [
+        ("ann", "a", {"S1": 4, "S2": 2}), ("bob", "a", {"S1": 5, "S2": 1}), ("ann", "b", {"S1": 5, "S2": 3}),
+        ("ann", "c", {"S1": 3, "S2": 4})]]
+    found = beside_predictor(test, ratings)
+    listeners, dnsmos = [4.5, 1.5, 5, 3, 3], [3.1, 2.0, 3.5, 2.6, 2.9]
+    assert found["n"] == 5 and found["pearson"] == pytest.approx(np.corrcoef(listeners, dnsmos)[0, 1])
+    z, half = np.arctanh(found["pearson"]), 1.959964 / np.sqrt(2)
+    assert found["ci"] == pytest.approx([np.tanh(z - half), np.tanh(z + half)])
+    assert found["systems"]["S1"] == {"clips": 3, "listeners": pytest.approx(12.5 / 3), "dnsmos": pytest.approx(9.5 / 3)}
+    assert beside_predictor({**test, "kind": "ab"}, ratings) is None
+
+
+def test_the_mushra_anchor_is_the_reference_low_passed(tmp_path):
+    import numpy as np
+    import soundfile
+
+    from pytest_speechlab.sinks.listening import _anchor
+
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 48000).astype(np.float32)
+    soundfile.write(tmp_path / "ref.wav", noise, 16000)
+    anchor, rate = soundfile.read(_anchor(tmp_path / "ref.wav", tmp_path))
+    assert rate == 16000 and abs(len(anchor) - len(noise)) <= 2
+
+    def above(x, hz):  # the share of the energy above hz
+        spectrum = np.abs(np.fft.rfft(x)) ** 2
+        return spectrum[int(hz / 8000 * (len(spectrum) - 1)):].sum() / spectrum.sum()
+    assert above(noise, 4000) > 0.45 and above(anchor, 4000) < 0.001  # white noise: half its energy is above 4 kHz
+    assert _anchor(tmp_path / "ref.wav", tmp_path).name.startswith("anchor-")  # by the source's digest, made once
 
 
 def cli(*args, db: str):
@@ -115,6 +169,84 @@ def test_two_raters_rate_an_ab_and_an_acr_test_through_the_viewer(listening):
     assert "4 ratings < 5" in unjudged.stdout.str()
 
 
+def test_a_mushra_test_and_the_listeners_beside_dnsmos_in_every_report(tts_chat_project):  # noqa: F811
+    """A MUSHRA test (hidden reference, 3.5 kHz anchor) rated by two raters, one screened out; an ACR
+    test of both voices; the listeners beside DNSMOS of the same clips (recorded with the test) with
+    their correlation, computed by hand, in `listen results`, the viewer, the terminal, the HTML report
+    and the run page."""
+    import numpy as np
+
+    from pytest_speechlab.view.app import create_app
+
+    project = tts_chat_project
+    toml = project.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace("quality = false", "quality = true"))
+    models = ["--speechlab-model", "fake/tts", "--speechlab-model", "fake/tts-wrong"]
+    assert "recorded as run" in project.runpytest_subprocess("suites/test_tts.py", *models).stdout.str()
+    db, folder = f"sqlite:///{project.path / '.speechlab' / 'results.db'}", str(project.path / "listening")
+    assert "needs --reference" in cli("listen", "create", "m", "latest:fake/tts-wrong", "--kind", "mushra", db=db).output
+    made = cli("listen", "create", "closeness", "latest:fake/tts-wrong", "--kind", "mushra", "--reference",
+               "latest:fake/tts", "--folder", folder, db=db)
+    assert made.exit_code == 0 and "2 texts x 3 systems" in made.output, made.output
+    assert cli("listen", "create", "both", "latest:fake/tts", "latest:fake/tts-wrong", "--folder", folder, db=db).exit_code == 0
+    store = Store(db, read_only=True)
+    mushra = store.listening_test("closeness")["spec"]
+    assert [(s["label"], s.get("role")) for s in mushra["systems"]] == [("S1", None), ("REF", "reference"), ("ANCHOR", "anchor")]
+    assert all(set(i["dnsmos"]) == {"S1", "REF"} and i["clips"]["ANCHOR"] != i["clips"]["REF"] for i in mushra["items"])
+
+    app = create_app(lambda: Store(db, read_only=True), "tok", port_label="1", listening=lambda: Store(db))
+    auth = {"Authorization": "Bearer tok"}
+    plan = {"ann": ({"REF": 100, "ANCHOR": 20, "S1": 30}, {"S1": 5, "S2": 1}),
+            "bob": ({"REF": 70, "ANCHOR": 10, "S1": 60}, {"S1": 4, "S2": 2})}  # bob misses the hidden reference
+    for rater, (closeness, both) in plan.items():
+        client = app.test_client()
+        home = client.get("/listen", headers=auth)
+        assert "MUSHRA (0-100)" in home.text
+        client.post("/listen", data={"rater": rater, "csrf": field(home.text, "csrf")}, headers=auth)
+        for test, scores, labels in (("closeness", closeness, ["S1", "REF", "ANCHOR"]), ("both", both, ["S1", "S2"])):
+            for _ in range(2):
+                page = client.get(f"/listen/{test}", headers=auth)
+                assert page.status_code == 200 and "fake/tts" not in page.text
+                item, token = field(page.text, "item"), field(page.text, "csrf")
+                shown = order(rater, test, item, labels)
+                form = {f"score{slot}": str(scores[label]) for slot, label in enumerate(shown)}
+                if test == "closeness":
+                    assert 'slot=ref' in page.text and client.get(f"/listen/{test}/clip?item={item}&slot=ref",
+                                                                  headers=auth).data[:4] == b"RIFF"
+                    bad = client.post(f"/listen/{test}", data={**form, "score0": "101", "item": item, "csrf": token}, headers=auth)
+                    assert bad.status_code == 400 and "from 0 to 100" in bad.text
+                assert client.post(f"/listen/{test}", data={**form, "item": item, "csrf": token}, headers=auth).status_code == 303
+    results = cli("listen", "results", "closeness", db=db).output
+    assert "rater bob: hidden reference below 90 on 2 of 2 items (more than 15%: screened out" in results
+    assert "rater ann: hidden reference below 90 on 0 of 2 items\n" in results
+    assert re.search(r"fake/tts-wrong \(run \w+\): mean score 30\.0 \[95% CI 30\.0-30\.0\] over 2 ratings", results)  # ann's only
+    assert re.search(r"fake/tts \(run \w+\), hidden reference: mean score 100\.0 .*over 2", results)
+    assert re.search(r"low-pass anchor: mean score 20\.0 .*over 2", results)
+    # the ACR test: each clip's mean listener score beside the DNSMOS recorded with the test
+    spec = store.listening_test("both")["spec"]
+    listeners = {"S1": 4.5, "S2": 1.5}
+    xs = [listeners[label] for i in spec["items"] for label in ("S1", "S2")]
+    ys = [i["dnsmos"][label] for i in spec["items"] for label in ("S1", "S2")]
+    r = np.corrcoef(xs, ys)[0, 1]
+    both = cli("listen", "results", "both", db=db).output
+    assert f"listeners and DNSMOS over 4 clips: Pearson r {r:.2f}" in both, both
+    assert f"listeners 4.50, DNSMOS OVRL {(ys[0] + ys[2]) / 2:.2f} on the same 2 clips" in both
+    page = app.test_client().get("/listen/both/results", headers=auth).text
+    assert "Listeners and DNSMOS over 4 clips: Pearson r" in page and f"{r:.2f}" in page
+    assert "screened out" in app.test_client().get("/listen/closeness/results", headers=auth).text
+    # the next run of the suite: its clips are the rated ones (same audio), beside this run's DNSMOS
+    again = project.runpytest_subprocess("suites/test_tts.py", *models, "--html", "report.html", "--self-contained-html")
+    out = again.stdout.str()
+    assert ("listeners (ACR, speechlab view --listening): MOS 4.50 [95% CI 3.58-5.00] over 4 ratings of 2 distinct "
+            "clips; this run's clip of 2 text(s) among them: listeners 4.50, DNSMOS OVRL") in out, out
+    report = (project.path / "report.html").read_text()
+    assert "Text-to-speech: predicted quality and listeners" in report and "4.50 [3.58, 5.00] (n = 4)" in report
+    assert report.count("2 (2 distinct clips rated)") == 2
+    run_id = store.resolve("latest")
+    run_page = app.test_client().get(f"/runs/{run_id}", headers=auth).text
+    assert "Listeners' MOS" in run_page and "4.50 [" in run_page and "(4 ratings)" in run_page
+
+
 @pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 def test_a_listening_session_in_chromium_two_raters_ab_and_acr(listening, browser):  # noqa: F811
     """Two raters in their own browser contexts rate the A/B and the ACR test with the mouse; the
@@ -154,6 +286,46 @@ def test_a_listening_session_in_chromium_two_raters_ab_and_acr(listening, browse
     results = cli("listen", "results", "quality", db=db).output
     assert "MOS 4.00 [95% CI 2.70-5.00] over 4 ratings" in results
     assert "voices (ab): 4 ratings by 2 raters" in cli("listen", "results", "voices", db=db).output
+
+
+@pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+def test_a_mushra_page_in_chromium(listening, browser):  # noqa: F811
+    """The MUSHRA page with the mouse and keyboard: an open reference, a slider per sample (hidden
+    reference and anchor among them), no axe-core violation; the scores stored as set."""
+    from test_view import TOKEN, Viewer, axe
+
+    project, db = listening
+    made = cli("listen", "create", "close", "latest:fake/tts-wrong", "--kind", "mushra", "--reference", "latest:fake/tts",
+               "--folder", str(project.path / "listening"), db=db)
+    assert made.exit_code == 0, made.output
+    viewer = Viewer(db.removeprefix("sqlite:///"), project.path, extra=("--listening",))
+    try:
+        # axe-core is injected, which needs the page's CSP bypassed: a look without rating
+        page = browser.new_context(bypass_csp=True).new_page()
+        page.goto(viewer.url + "?token=" + TOKEN)
+        page.goto(viewer.url + "listen")
+        page.fill("input[name=rater]", "looker")
+        page.click("button[type=submit]")
+        page.click("text=close")
+        assert page.locator("audio[aria-label='the reference']").count() == 1 and not axe(page), axe(page)
+        # the rater, under the viewer's CSP as served
+        page = browser.new_context().new_page()
+        page.goto(viewer.url + "?token=" + TOKEN)
+        page.goto(viewer.url + "listen")
+        page.fill("input[name=rater]", "cy")
+        page.click("button[type=submit]")
+        page.click("text=close")
+        for _ in range(2):
+            assert page.locator("input[type=range]").count() == 3
+            for slot, value in enumerate(("100", "15", "40")):
+                page.fill(f"#score{slot}", value)
+            assert page.locator("output[for=score1]").inner_text() == "15"  # view.js, allowed by the CSP
+            page.click("button[type=submit]")
+        assert "/listen/close/results" in page.url and "hidden reference" in page.content()
+    finally:
+        viewer.stop()
+    stored = [r for r in Store(db, read_only=True).ratings("close")]
+    assert len(stored) == 2 and all(sorted(r["score"].values()) == [15, 40, 100] and len(r["shown"]) == 3 for r in stored)
 
 
 def test_a_damaged_stored_test_is_a_clear_page_not_a_traceback(tmp_path):

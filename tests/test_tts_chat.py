@@ -125,7 +125,8 @@ class FakeTTS:
         key = text.lower().rstrip(".!?")
         seconds = 2.5 if self.wrong else self.seconds.get(key, 2.5)
         t = np.arange(int(seconds * 16000)) / 16000
-        return Audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+        hiss = np.random.default_rng(len(text)).normal(0, 0.002 * len(text), len(t))  # each text its own quality
+        return Audio((0.3 * np.sin(2 * np.pi * 220 * t) + hiss).astype(np.float32), 16000)
 
 
 class FakeChat:
@@ -149,7 +150,7 @@ class FakeJudge:
 def register_tts_and_chat(register):
     register("fake/judge", task="chat", load=lambda p: FakeJudge(), backend="fake-chat")
     register("fake/tts", task="tts", load=FakeTTS, backend="fake-tts")
-    register("fake/tts-wrong", task="tts", load=lambda p: FakeTTS({"wrong": True}), backend="fake-tts")
+    register("fake/tts-wrong", task="tts", load=FakeTTS, backend="fake-tts", params={"wrong": True})
     register("fake/chat", task="chat", load=lambda p: FakeChat(), backend="fake-chat")
 '''
 

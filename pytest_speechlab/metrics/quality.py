@@ -128,4 +128,4 @@ class QualityResult:
         figures = {name: {"mean": self.mean(name), "ci": self.ci(name), "n": len(self._values(name))}
                    for name in (*MOS_FIELDS, "speaker_similarity")}
         return {"figures": figures, "silent": list(self.silent), "failed": dict(self.failed), "reference": self.reference,
-                "problem": self.problem}
+                "problem": self.problem, "ovrl": {item: round(m["ovrl"], 4) for item, m in self.mos.items()}}

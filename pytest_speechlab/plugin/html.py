@@ -15,6 +15,7 @@ from ..sinks.report import (
     robustness_html,
     scorecard_html,
     slices_html,
+    tts_html,
 )
 from .session import SpeechlabSession
 
@@ -44,6 +45,8 @@ class HtmlReport:
             prefix.append(gate_report.html(gate["comparisons"], gate["problems"]))
         if record.get("slices"):
             prefix.append(slices_html(record["slices"]))
+        if record["tts"]:
+            prefix.append(tts_html(record["tts"]))
         if record["robustness"]:
             prefix.append(robustness_html(record["robustness"]))
         if record["chat"]:

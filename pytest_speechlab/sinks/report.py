@@ -870,3 +870,50 @@ def slices_html(sections: list[dict] | None) -> str:
                            + "</tr>" for row in _slice_rows(f)) + "</tbody></table></div>")
     out.append("</div>")
     return "\n".join(out)
+
+
+# -- text-to-speech: perceptual quality and listeners ------------------------------------------
+
+TTS_HEADER = ("model", "texts", "DNSMOS OVRL [95% CI]", "speaker similarity [95% CI]", "listeners' MOS [95% CI]",
+              "texts whose clip was rated", "same clips: listeners / DNSMOS", "Pearson r [95% CI]")
+
+
+def _mean_ci(figure: dict | None, spec: str = ".2f") -> str:
+    if not figure or figure.get("mean") is None:
+        return "-"
+    ci = figure.get("ci")
+    return format(figure["mean"], spec) + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else "") + f" (n = {figure['n']})"
+
+
+def tts_rows(records: Iterable[dict]) -> list[list[str]]:
+    rows = []
+    for t in records:
+        q = (t.get("quality") or {}).get("figures") or {}
+        listeners = t.get("listeners") or {}
+        m, beside = listeners.get("mos") or {}, listeners.get("beside") or {}
+        r, rci = beside.get("pearson"), beside.get("ci")
+        rows.append([t["model"], t["texts"], _mean_ci(q.get("ovrl")), _mean_ci(q.get("speaker_similarity")),
+                     _mean_ci({"mean": m.get("mos"), "ci": m.get("ci"), "n": m.get("n")}) if m else "no rating",
+                     f"{listeners['same_clips']} ({listeners['clips']} distinct clips rated)" if listeners else "-",
+                     f"{beside['listeners']:.2f} / {beside['dnsmos']:.2f} on {beside['clips']}" if beside else "-",
+                     "-" if r is None else f"{r:.2f}" + (f" [{rci[0]:.2f}, {rci[1]:.2f}]" if rci else "")])
+    return rows
+
+
+def tts_html(records: list[dict] | None) -> str:
+    """Each TTS evaluation's DNSMOS and speaker similarity beside the listeners' ratings of the same
+    clips (from `speechlab view --listening`), with their correlation and a scatter per model."""
+    if not records:
+        return ""
+    out = [f'{_STYLE}<div class="speechlab tts"><h2>Text-to-speech: predicted quality and listeners</h2>',
+           '<div class="scroll"><table><thead><tr>' + "".join(f'<th class="t">{esc(h)}</th>' for h in TTS_HEADER)
+           + "</tr></thead><tbody>" + "".join(
+               "<tr>" + "".join(f'<td class="{"t" if i < 2 else "n"}">{esc(c)}</td>' for i, c in enumerate(row)) + "</tr>"
+               for row in tts_rows(records)) + "</tbody></table></div>"]
+    for t in records:
+        points = ((t.get("listeners") or {}).get("beside") or {}).get("points") or []
+        if len(points) >= 3:
+            out.append(_svg_scatter([(y, x, str(item)) for x, y, item in points[:200]], "DNSMOS OVRL",
+                                    "listeners' mean score (ACR)", f"{t['model']}: listeners against DNSMOS, per clip"))
+    out.append("</div>")
+    return "\n".join(out)

@@ -121,6 +121,7 @@ class TTSEval:
     folder: str = ""  # where the synthesized audio was written
     quality: Any = None  # QualityResult (DNSMOS, speaker similarity), None when not measured
     synthesized_by: dict[str, int] = field(default_factory=dict)  # worker ("" this process) -> texts
+    listeners: dict | None = None  # listeners' ratings of these clips beside their DNSMOS (None: no rating)
 
     @property
     def model(self) -> str:
@@ -136,7 +137,7 @@ class TTSEval:
         return {"model": self.model, "texts": self.texts, "judge": self.judge, "folder": self.folder,
                 "claims_deterministic": self.claims_deterministic, "problems": dict(self.problems),
                 "nondeterministic": list(self.nondeterministic), "synthesized_by": dict(self.synthesized_by),
-                "quality": self.quality.summary() if self.quality is not None else None}
+                "quality": self.quality.summary() if self.quality is not None else None, "listeners": self.listeners}
 
     def report(self) -> list[str]:
         return report_lines(self.serialized())
@@ -153,8 +154,25 @@ def report_lines(record: dict) -> list[str]:
     lines += [f"  {item}: {'; '.join(found)}" for item, found in problems.items()]
     if differing:
         lines.append("  non-deterministic: " + ", ".join(differing))
-    lines += quality_lines(record.get("quality"))
+    lines += quality_lines(record.get("quality")) + listener_lines(record.get("listeners"))
     return [terminal(line, one_line=True) for line in lines]
+
+
+def listener_lines(listeners: dict | None) -> list[str]:
+    """'  listeners: MOS 3.80 [...] over 40 ratings of 10 clips; 8 of them are this run's: ...'."""
+    if not listeners:
+        return []
+    m = listeners["mos"]
+    ci = f" [95% CI {m['ci'][0]:.2f}-{m['ci'][1]:.2f}]" if m["ci"] else ""
+    line = (f"  listeners (ACR, speechlab view --listening): MOS {m['mos']:.2f}{ci} over {m['n']} ratings of "
+            f"{listeners['clips']} distinct clips; this run's clip of {listeners['same_clips']} text(s) among them")
+    beside = listeners.get("beside")
+    if beside:
+        r, rci = beside["pearson"], beside["ci"]
+        line += (f": listeners {beside['listeners']:.2f}, DNSMOS OVRL {beside['dnsmos']:.2f} on the same {beside['clips']} "
+                 "clips, Pearson r " + (f"{r:.2f}" + (f" [{rci[0]:.2f}, {rci[1]:.2f}]" if rci else "") if r is not None
+                                        else "not computable (fewer than 3 clips, or one side constant)"))
+    return [line]
 
 
 def quality_lines(quality: dict | None) -> list[str]:

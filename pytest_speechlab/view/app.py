@@ -154,7 +154,9 @@ def create_app(open_store: Callable[[], Any], token: str, port_label: str = "", 
 
     @app.errorhandler(HTTPException)
     def http_problem(exc):
-        return flask.render_template("problem.html", message=f"{exc.code} {exc.name}", title=exc.name), exc.code
+        # the description is ours (an abort's reason) or Werkzeug's: never the request's text
+        return flask.render_template("problem.html", message=f"{exc.code} {exc.name}: {exc.description}",
+                                     title=exc.name), exc.code
 
     opened: list = []
 

@@ -8,7 +8,8 @@ The viewer's token is still needed on every request; besides it:
   nothing is stored;
 - the clips of an item are shown in an order drawn from the rater, the test and the item (recorded
   with the rating) and named only "Sample 1", "A"...: which system made which clip is hidden until
-  the rater has rated every item;
+  the rater has rated every item (in a MUSHRA test the hidden reference and the anchor are among
+  them; the open reference is played as "Reference");
 - the only writes are ratings, through the one store opened writable for them; a clip is served
   only as a file the test names inside its own folder.
 """
@@ -23,7 +24,8 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from .._types import SpeechlabError
-from ..metrics.listening import ACR_LABELS, figures
+from ..metrics.listening import ACR_LABELS, REFERENCE, figures
+from ..sinks.listening import well_formed
 from . import data
 
 MAX_RATER = 60
@@ -35,21 +37,6 @@ def order(rater: str, test: str, item: str, labels: list[str]) -> list[str]:
     shown = list(labels)
     random.Random(seed).shuffle(shown)
     return shown
-
-
-def well_formed(test: dict) -> bool:
-    """A stored test has the shape ``speechlab listen create`` writes (the database is read as untrusted)."""
-    spec = test.get("spec")
-    if test.get("kind") not in ("acr", "ab") or not isinstance(spec, dict) or not isinstance(spec.get("folder"), str):
-        return False
-    systems, items = spec.get("systems"), spec.get("items")
-    if not isinstance(systems, list) or not systems or not isinstance(items, list):
-        return False
-    labels = [s.get("label") for s in systems if isinstance(s, dict)]
-    return (len(labels) == len(systems) and all(isinstance(x, str) for x in labels)
-            and (test["kind"] != "ab" or len(labels) == 2)
-            and all(isinstance(i, dict) and isinstance(i.get("item"), str) and isinstance(i.get("clips"), dict)
-                    and all(isinstance(i["clips"].get(x), str) for x in labels) for i in items))
 
 
 def register(app, flask, store: Callable[[], Any], port_label: str) -> None:
@@ -116,11 +103,12 @@ def register(app, flask, store: Callable[[], Any], port_label: str) -> None:
                     flask.abort(400, "choose A or B")
                 score = {"choice": shown[int(choice)]}
             else:
+                allowed = {str(k) for k in (ACR_LABELS if test["kind"] == "acr" else range(101))}
                 score = {}
                 for slot, label in enumerate(shown):
                     value = flask.request.form.get(f"score{slot}", "")
-                    if value not in {str(k) for k in ACR_LABELS}:
-                        flask.abort(400, f"rate sample {slot + 1} from 1 to 5")
+                    if value not in allowed:
+                        flask.abort(400, f"rate sample {slot + 1} from {min(allowed, key=int)} to {max(allowed, key=int)}")
                     score[label] = int(value)
             store().add_rating(test["name"], who, item, shown, score)
             return flask.redirect(f"/listen/{quote(test['name'], safe='')}", 303)
@@ -141,9 +129,13 @@ def register(app, flask, store: Callable[[], Any], port_label: str) -> None:
         item = next((i for i in test["spec"]["items"] if i["item"] == flask.request.args.get("item", "")), None)
         slot = flask.request.args.get("slot", "")
         labels = [s["label"] for s in test["spec"]["systems"]]
-        if item is None or not slot.isdigit() or int(slot) >= len(labels):
+        if slot == "ref" and test["kind"] == "mushra" and item is not None:  # the open reference
+            label = REFERENCE
+        elif item is None or not slot.isdigit() or int(slot) >= len(labels):
             flask.abort(404)
-        path = Path(item["clips"][order(who, test["name"], item["item"], labels)[int(slot)]])
+        else:
+            label = order(who, test["name"], item["item"], labels)[int(slot)]
+        path = Path(item["clips"][label])
         folder = Path(test["spec"]["folder"])
         if folder not in path.resolve().parents or data.playable(str(path)) is None:
             flask.abort(404)

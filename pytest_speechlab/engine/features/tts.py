@@ -11,9 +11,10 @@ from pathlib import Path
 
 from ..._audio import AudioError, read_audio
 from ..._machine import environment
-from ...sinks.listening import model_scores
 from ..._types import InputError, SpeechlabError, Utterance
 from ...grading import cap_grade
+from ...metrics.listening import correlation
+from ...metrics.listening import mos as opinion
 from ...metrics.quality import (
     QualityResult,
     centroid,
@@ -22,6 +23,7 @@ from ...metrics.quality import (
     similarity,
     speaker_embedding,
 )
+from ...sinks.listening import clip_opinions
 from ...tasks import TTS
 from ...tasks.tts import audio_file_name, write_wav
 from .base import Feature
@@ -61,7 +63,7 @@ class TTSFeature(Feature):
         engine, texts, judge = self.engine, self.text_set(ref), self.judge()
         claims = TTS.again(loaded.instance) > 0
         calls, hits = engine.run_items(loaded, texts.items, f"{loaded.name} x {texts.name} (synthesis)")
-        utterances, timing, problems, differing, errors, clips = [], {}, {}, [], list(texts.errors), {}
+        utterances, timing, problems, differing, errors, clips, paths = [], {}, {}, [], list(texts.errors), {}, {}
         for item, call in zip(texts.items, calls):
             out = call.invocation
             if out.error:
@@ -75,7 +77,7 @@ class TTSFeature(Feature):
             path = write_wav(folder, audio_file_name(len(timing), item.id), audio)
             utterances.append(Utterance(item.id, str(path), item.text, duration=audio.seconds, source=item.source))
             timing[item.id] = (out.seconds, call.cached)
-            clips[item.id] = audio
+            clips[item.id], paths[item.id] = audio, path
         # speed is never judged on cached timings alone: a sample of the cached texts is synthesized again
         retimed = engine.retime_sample(loaded, texts.name, texts.items, hits) if hits and engine.retime else None
         quality = self.quality(clips) if engine.settings.tts.quality else None
@@ -94,13 +96,35 @@ class TTSFeature(Feature):
         engine.results[key] = result
         self.evals[key] = TTS.summarize(result, judge.name, claims, problems, differing, errors, str(folder), quality,
                                         dict(Counter(call.worker for call in calls if call.cached is None)))
+        self.evals[key].listeners = self.listeners(loaded.name, paths, quality)
         engine.recorder.annotate(loaded.name, texts.name, "tts", self.evals[key].serialized())
         return self.evals[key]
 
     def human_ratings(self, model: str) -> list[float]:
         """Listeners' ACR ratings of ``model``'s clips in the listening tests of the results database
         (none without one)."""
-        return model_scores(self.engine.recorder.open(), model)
+        return [v for scores in clip_opinions(self.engine.recorder.open(), model).values() for v in scores]
+
+    def listeners(self, model: str, paths: dict[str, Path], quality: QualityResult | None) -> dict | None:
+        """Listeners' ACR ratings of ``model``'s clips (any listening test); those of this run's clips
+        (the same audio: the same content digest) beside the DNSMOS OVRL this run gave them, with the
+        correlation over those clips. None when no clip of the model was rated."""
+        import hashlib
+
+        opinions = clip_opinions(self.engine.recorder.open(), model)
+        if not opinions:
+            return None
+        rated = {item: opinions[d] for item, path in paths.items()
+                 if (d := hashlib.sha256(path.read_bytes()).hexdigest()) in opinions}
+        found = {"mos": opinion([v for scores in opinions.values() for v in scores]), "clips": len(opinions),
+                 "same_clips": len(rated)}
+        scored = [item for item in rated if quality is not None and item in quality.mos]
+        if scored:
+            xs = [sum(rated[i]) / len(rated[i]) for i in scored]
+            ys = [quality.mos[i]["ovrl"] for i in scored]
+            found["beside"] = {"clips": len(scored), "listeners": sum(xs) / len(xs), "dnsmos": sum(ys) / len(ys),
+                               **correlation(xs, ys), "points": [[x, y, i] for x, y, i in zip(xs, ys, scored)]}
+        return found
 
     def quality(self, clips: dict) -> QualityResult:
         """DNSMOS of each synthesized clip, and each clip's speaker similarity to the reference

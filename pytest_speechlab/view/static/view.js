@@ -93,6 +93,14 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { live(); plots(); scrollers(); });
+  // a MUSHRA slider shows its value beside it (the page works without: the form posts the slider)
+  function sliders() {
+    document.querySelectorAll("fieldset.mushra input[type=range]").forEach(function (input) {
+      var shown = document.querySelector("output[for='" + input.id + "']");
+      if (shown) input.addEventListener("input", function () { shown.textContent = input.value; });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { live(); plots(); scrollers(); sliders(); });
   window.addEventListener("resize", scrollers);
 })();
