@@ -45,8 +45,14 @@ def speechlab_register_datasets(register):
     register(
         "speechlab/accents",
         path=root / "accents" / "manifest.jsonl",
-        description="12 English sentences in each of four eSpeak NG accents, with the slice fields accent and "
-                    "voice (generated; not a default): --speechlab-slice accent",
+        description="12 English sentences in each of four eSpeak NG accents, half in a female variant, with "
+                    "the slice fields accent, gender and voice (generated; not a default): --speechlab-slice accent",
+    )
+    register(
+        "speechlab/accents-cv",
+        path=root / "accents" / "validated.tsv",
+        description="the same 48 clips as a Common Voice style TSV (gender, accents, client_id, locale columns; "
+                    "not a default): --speechlab-slice gender --speechlab-slice accents",
     )
     register(
         "speechlab/longform",

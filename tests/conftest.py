@@ -84,6 +84,7 @@ SLOW_TESTS = {  # long simulations, busy-machine runs, an editable install (7-22
     "test_hardening.py::test_a_gigabyte_line_in_a_small_gzip_is_one_error_read_in_bounded_memory",  # writes 1.2 GB
     "test_hardening.py::test_with_isolate_a_model_that_kills_its_process_loses_only_that_utterance",  # 3 spawns
     "test_hardening.py::test_the_sessions_own_ray_refuses_a_process_without_its_token",  # starts Ray
+    "test_listening.py::test_a_mushra_test_and_the_listeners_beside_dnsmos_in_every_report",  # DNSMOS, 2 spawns
 }
 TIERS = ("unit", "e2e", "real_model", "services", "browser", "postgres", "slow")
 

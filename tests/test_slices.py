@@ -254,3 +254,12 @@ def test_the_accents_fixture_has_four_slices_of_twelve():
     assert not dataset.errors and {a: accents.count(a) for a in set(accents)} == {
         "american": 12, "british-rp": 12, "scottish": 12, "caribbean": 12}
     assert all(dict(u.fields)["voice"].startswith("espeak-ng en") for u in dataset.utterances)
+    genders = [dict(u.fields)["gender"] for u in dataset.utterances]
+    assert genders.count("female") == genders.count("male") == 24
+    # the same clips as a Common Voice release lists them: its columns are the slice fields
+    cv = load_dataset(build_registry(make_plugin_manager([])).datasets["speechlab/accents-cv"].path)
+    assert not cv.errors and [u.audio_path for u in cv.utterances] == [u.audio_path for u in dataset.utterances]
+    assert [u.text for u in cv.utterances] == [u.text for u in dataset.utterances]
+    fields = [dict(u.fields) for u in cv.utterances]
+    assert {f["gender"] for f in fields} == {"male_masculine", "female_feminine"} and len({f["accents"] for f in fields}) == 4
+    assert len({f["client_id"] for f in fields}) == 8 and {u.language for u in cv.utterances} == {"en"}
