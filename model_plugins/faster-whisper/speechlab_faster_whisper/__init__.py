@@ -47,6 +47,7 @@ class FasterWhisperASR:
         self.model = WhisperModel(
             str(self.path), device=self.device, compute_type=self.compute_type, cpu_threads=self.threads
         )
+        self.model.feature_extractor = blockwise(self.model.feature_extractor)
 
     def seed(self, value: int) -> None:
         """Seeds CTranslate2's sampler (temperature fallback) before a call; pytest-speechlab calls it
@@ -156,6 +157,36 @@ class FasterWhisperASR:
                            "condition_on_previous_text": self.decode.get("condition_on_previous_text", True)}),
             "languages": None if multilingual else ["en"],
         }
+
+
+def blockwise(extractor):
+    """faster-whisper's feature extractor, framing a recording over a minute in 30 s blocks
+    (pytest_speechlab.longmel): the same log-Mel, without the whole recording's STFT in memory."""
+    import numpy as np
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from pytest_speechlab import longmel
+
+    class Blockwise(FeatureExtractor):
+        def __call__(self, waveform, padding=160, chunk_length=None):
+            if len(waveform) <= longmel.LONG_S * self.sampling_rate:
+                return super().__call__(waveform, padding, chunk_length)
+            if chunk_length is not None:  # as the original does
+                self.n_samples = chunk_length * self.sampling_rate
+                self.nb_max_frames = self.n_samples // self.hop_length
+            window = np.hanning(self.n_fft + 1)[:-1].astype("float32")
+
+            def log_mel(segment):
+                stft = self.stft(segment, self.n_fft, self.hop_length, window=window, center=False,
+                                 return_complex=True).astype("complex64")
+                return np.log10(np.clip(self.mel_filters @ (np.abs(stft) ** 2), a_min=1e-10, a_max=None))
+
+            return longmel.whisper_log_mel(np.asarray(waveform, dtype=np.float32), log_mel, self.mel_filters.shape[0],
+                                   self.n_fft, self.hop_length, padding or 0)
+
+    made = Blockwise.__new__(Blockwise)
+    made.__dict__.update(extractor.__dict__)
+    return made
 
 
 def tiny_en_path() -> Path:

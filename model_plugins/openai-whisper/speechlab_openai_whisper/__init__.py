@@ -24,6 +24,43 @@ DEFAULTS = {"beam_size": 5, "best_of": 5, "temperature": FALLBACK, "compression_
             "log_prob_threshold": -1.0, "no_speech_threshold": 0.6, "device": "cpu", "dtype": "float32"}
 
 
+def blockwise_log_mel() -> None:
+    """``whisper.transcribe`` computes the log-Mel of a whole recording before decoding it; over a
+    minute on the CPU it is computed here in 30 s blocks instead (pytest_speechlab.longmel): the same
+    features, without the whole recording's STFT in memory. Installed once, into whisper's
+    transcribe module; shorter clips, paths and other devices go to whisper's own function."""
+    import sys
+
+    import numpy as np
+    import torch
+
+    from pytest_speechlab import longmel
+
+    module = sys.modules["whisper.transcribe"]
+    original = module.log_mel_spectrogram
+    if getattr(original, "blockwise", False):
+        return
+
+    def log_mel_spectrogram(audio, n_mels=80, padding=0, device=None):
+        from whisper.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, mel_filters
+
+        if isinstance(audio, str) or device not in (None, "cpu") or len(audio) <= longmel.LONG_S * SAMPLE_RATE or (
+                torch.is_tensor(audio) and audio.device.type != "cpu"):
+            return original(audio, n_mels, padding, device)
+        window, filters = torch.hann_window(N_FFT), mel_filters("cpu", n_mels)
+
+        def log_mel(segment):
+            stft = torch.stft(torch.from_numpy(segment), N_FFT, HOP_LENGTH, window=window, center=False,
+                              return_complex=True)
+            return torch.clamp(filters @ stft.abs() ** 2, min=1e-10).log10().numpy()
+
+        signal = audio.numpy() if torch.is_tensor(audio) else np.asarray(audio, dtype=np.float32)
+        return torch.from_numpy(longmel.whisper_log_mel(signal, log_mel, n_mels, N_FFT, HOP_LENGTH, padding))
+
+    log_mel_spectrogram.blockwise = True
+    module.log_mel_spectrogram = log_mel_spectrogram
+
+
 class OpenAIWhisperASR:
     sample_rate = 16000
 
@@ -42,6 +79,7 @@ class OpenAIWhisperASR:
             params.pop("language")
         self.checkpoint, self.source = checkpoint, source
         self.model = whisper.load_model(checkpoint, device=self.device)
+        blockwise_log_mel()
         self.threads = torch.get_num_threads()
         beam = params.pop("beam_size", 5)
         temperature = params.pop("temperature", FALLBACK)
