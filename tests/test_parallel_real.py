@@ -65,7 +65,8 @@ def test_two_ray_actors_give_the_serial_transcripts(serial, tmp_path):
                     "own, which needs root, unshare and ip")
     got = run("ray", tmp_path / "out.json", isolated=True)
     assert got["texts"] == serial
-    assert got["workers"] == ["ray-1", "ray-2"] and got["threads"] == [1]
+    assert [w.split("@")[0] for w in got["workers"]] == ["ray-1", "ray-2"] and got["threads"] == [1]
+    assert len({w.split("@node-")[1] for w in got["workers"]}) == 1  # one node: the session's own Ray
     assert got["environment"]["executor"] == "ray"
 
 
@@ -150,4 +151,4 @@ def test_ray_actors_on_an_existing_cluster_by_address(serial, tmp_path):
     shutil.rmtree(ray_dir, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(out.read_text())
-    assert got["texts"] == serial and got["workers"] == ["ray-1", "ray-2"]
+    assert got["texts"] == serial and [w.split("@")[0] for w in got["workers"]] == ["ray-1", "ray-2"]

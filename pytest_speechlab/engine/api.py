@@ -14,7 +14,7 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
                     db: str | None = None, cache: str | None = None, retime: int | None = None, repeats: int | None = None,
                     plugins: list | tuple = (),
                     workers: int = 1, threads: int | None = None, executor: str = "local",
-                    ray_address: str | None = None, isolate: bool | None = None) -> list:
+                    ray_address: str | None = None, isolate: bool | None = None, ray_audio: str = "ship") -> list:
     """Evaluate each model on each dataset, outside pytest; returns the ``EvalResult`` of each pair.
 
     ``models`` are registered names (entry-point plugins and ``[tool.speechlab.models]`` variants
@@ -33,7 +33,7 @@ def evaluate_models(models: list[str], datasets: list[str], *, pyproject: str | 
     root = pyproject.parent if pyproject else Path.cwd()
     engine = Engine(load_config(pyproject), root, db_url=normalize_url(db, root) if db else None,
                     repeats=repeats, cache_mode=cache, retime=retime, args=["evaluate_models()"], plugins=plugins,
-                    workers=workers, threads=threads, executor=executor, ray_address=ray_address, isolate=isolate,
+                    workers=workers, threads=threads, executor=executor, ray_address=ray_address, isolate=isolate, ray_audio=ray_audio,
                     frontend=Frontend(models, datasets))
     results = []
     try:

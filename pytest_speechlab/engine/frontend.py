@@ -40,7 +40,7 @@ class Frontend:
 
 
 def make_executor(kind: str = "local", workers: int = 1, threads: int | None = None, address: str | None = None,
-                  isolate: bool = False):
+                  isolate: bool = False, ray_audio: str = "ship"):
     """``local``: serial with one worker (or, with ``isolate``, one worker process: a model that
     crashes loses only its utterance), worker processes with more; ``ray``: Ray actors."""
     if workers < 1:
@@ -48,7 +48,7 @@ def make_executor(kind: str = "local", workers: int = 1, threads: int | None = N
     if threads is not None and threads < 1:
         raise SpeechlabError(f"--speechlab-threads must be at least 1, got {threads}")
     if kind == "ray":
-        return RayExecutor(workers, threads, address)
+        return RayExecutor(workers, threads, address, audio=ray_audio)
     if kind != "local":
         raise SpeechlabError(f"--speechlab-executor {kind!r}: choose local or ray")
     return ProcessExecutor(workers, threads) if workers > 1 or isolate else SerialExecutor()

@@ -58,7 +58,7 @@ class Engine:
                  cache_mode: str | None = None, retime: int | None = None, args: list[str] | tuple = (),
                  plugins: list | tuple = (), workers: int = 1, threads: int | None = None,
                  executor: str = "local", ray_address: str | None = None, frontend: Frontend | None = None,
-                 isolate: bool | None = None) -> None:
+                 isolate: bool | None = None, ray_audio: str = "ship") -> None:
         self.settings = settings
         self.root = Path(root)
         self._db_url = db_url  # None: nothing is recorded (and nothing cached)
@@ -80,7 +80,7 @@ class Engine:
         self._cache = None
         self.pool = ModelPool()
         isolate = settings.isolate if isolate is None else isolate  # the model in a worker process even alone
-        self.runner = Runner(executor=make_executor(executor, workers, threads, ray_address, isolate),
+        self.runner = Runner(executor=make_executor(executor, workers, threads, ray_address, isolate, ray_audio),
                              repeats=self.repeats, timeout=settings.utterance_timeout, seed=settings.seed)
         if threads and self.runner.executor.workers == 1:  # models built in this process read it
             os.environ.update(threads_environment(threads))
@@ -254,8 +254,9 @@ class Engine:
         contention = probe.finish(self.settings.busy_tolerance)
         flush()
         events = getattr(self.runner.executor, "events", None)
-        if events:  # worker deaths and retries, said in the summary
+        if events:  # worker deaths and retries, said in the summary and kept with the evaluation
             self.notices += [f"{transcriber.name} on {dataset_name}: {event}" for event in events]
+            env = {**env, "worker_events": list(events)}
             events.clear()
         order = {u.id: i for i, u in enumerate(utterances)}  # cached outputs arrive first: keep the set's order
         scored.sort(key=lambda u: order.get(u.utterance.id, len(order)))

@@ -7,9 +7,14 @@ back whichever unit finished first, and a dead actor (``RayActorError``) loses o
 which goes to another actor. Ray Data would add a dataset layer that converts our values to blocks
 and buffers results, for no gain at this granularity.
 
-Every task runs here (ASR utterances, TTS texts, chat prompts). Audio is shipped, not shared: the
-session reads each file and sends its bytes with the unit, so a cluster (``ray://host:10001`` or ``auto``) needs no shared storage, only the model plugins installed
-on its nodes. Without an address a local Ray is started for the session (dashboard off, its files
+Every task runs here (ASR utterances, TTS texts, chat prompts). By default audio is shipped, not
+shared: the session reads each file and sends its bytes with the unit, so a cluster
+(``ray://host:10001`` or ``auto``) needs no shared storage, only the model plugins installed on its
+nodes; with ``audio="shared"`` (``--speechlab-ray-audio shared``) units carry paths, which every node
+reads from storage they all mount at the same place. Actors are spread over the cluster's nodes
+(Ray's SPREAD strategy), and each utterance records the actor and the node that ran it
+(``ray-2@node-1a2b3c4d``); a node lost mid-run loses only the units its actors held, which go to
+actors on the nodes left. Without an address a local Ray is started for the session (dashboard off, its files
 under a temporary folder, token authentication on with a token made for the session and kept in its
 environment, never in a file) and stopped after it.
 """
@@ -21,6 +26,7 @@ import pickle
 import secrets
 import sys
 import tempfile
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -44,11 +50,14 @@ class _Actor:
     """One model, built once in the actor's process; runs units whose audio travels with them."""
 
     def __init__(self, payload: bytes, worker_id: str, threads: int | None) -> None:
+        import ray
+
         os.environ.update(threads_environment(threads))
         spec, repeats, timeout, seed = pickle.loads(payload)
         self.pool = ModelPool()
         self.model = self.pool.get(spec)  # a load failure surfaces as the actor's creation error
-        self.runner = Runner(repeats=repeats, timeout=timeout, worker=worker_id, seed=seed)
+        node = ray.get_runtime_context().get_node_id() or "?"
+        self.runner = Runner(repeats=repeats, timeout=timeout, worker=f"{worker_id}@node-{node[:8]}", seed=seed)
         self.folder = Path(tempfile.mkdtemp(prefix="speechlab-ray-"))
 
     def run(self, unit: list[tuple[Any, bytes | None]]) -> list:
@@ -76,9 +85,16 @@ class _Actor:
 class RayExecutor:
     kind = "ray"
 
-    def __init__(self, workers: int, threads: int | None, address: str | None, retries: int = 2) -> None:
-        self.workers, self.threads, self.address, self.retries = workers, threads or 1, address, retries
+    AUDIO = ("ship", "shared")
+
+    def __init__(self, workers: int, threads: int | None, address: str | None, retries: int = 2,
+                 audio: str = "ship") -> None:
+        if audio not in self.AUDIO:
+            raise SpeechlabError(f"--speechlab-ray-audio {audio!r}: ship (the session sends each clip with its "
+                                 "unit) or shared (every node reads the same paths)")
+        self.workers, self.threads, self.address, self.retries, self.audio = workers, threads or 1, address, retries, audio
         self.events: list[str] = []
+        self.shipped: list[tuple[int, int, float]] = []  # per unit: items, audio bytes sent, seconds sent -> back
         self._ray = None
         self._started_here = False
         self._temp: tempfile.TemporaryDirectory | None = None
@@ -97,6 +113,7 @@ class RayExecutor:
         if not ray.is_initialized():
             if self.address:  # a cluster's own authentication (RAY_AUTH_MODE, its token) is the user's
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+                self._started_here = True  # connected here: disconnected at the end (the cluster stays)
             else:
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # Ray imported before us: as it was
                 self._temp = tempfile.TemporaryDirectory(prefix="speechlab-ray-")
@@ -107,6 +124,7 @@ class RayExecutor:
         return ray
 
     def close(self) -> None:
+        """Stop the session's own Ray, or disconnect from a cluster this session connected to."""
         if self._ray is not None and self._started_here:
             self._ray.shutdown()
             self._started_here = False
@@ -117,7 +135,7 @@ class RayExecutor:
     def run(self, runner, model, units):
         ray = self._connect()
         payload = worker_payload(runner, model.spec, "Ray actors")
-        remote = ray.remote(num_cpus=self.threads, max_restarts=0)(_Actor)
+        remote = ray.remote(num_cpus=self.threads, max_restarts=0, scheduling_strategy="SPREAD")(_Actor)
         count = 0
 
         def new_actor():
@@ -129,7 +147,8 @@ class RayExecutor:
             out = []
             for utt in unit:
                 try:
-                    out.append((utt, Path(utt.audio_path).read_bytes() if isinstance(utt, Utterance) else None))
+                    ship = isinstance(utt, Utterance) and self.audio == "ship"
+                    out.append((utt, Path(utt.audio_path).read_bytes() if ship else None))
                 except OSError:
                     out.append((utt, None))
             return out
@@ -139,13 +158,18 @@ class RayExecutor:
         actors = [new_actor() for _ in range(min(self.workers, len(pending)))]
         idle = deque(actors)
         in_flight: dict[Any, tuple[Any, tuple[int, list]]] = {}  # ref -> (actor, unit)
+        sent_at: dict[int, tuple[float, int]] = {}  # unit -> (when it was sent, audio bytes with it)
         try:
             while pending or in_flight:
                 while idle and pending:
                     actor, unit = idle.popleft(), pending.popleft()
-                    in_flight[actor.run.remote(shipped(unit[1]))] = (actor, unit)
+                    sent = shipped(unit[1])
+                    in_flight[actor.run.remote(sent)] = (actor, unit)
+                    sent_at[unit[0]] = (time.perf_counter(), sum(len(data or b"") for _, data in sent))
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 actor, unit = in_flight.pop(done[0])
+                started, size = sent_at.pop(unit[0])
+                self.shipped.append((len(unit[1]), size, time.perf_counter() - started))
                 try:
                     outputs = ray.get(done[0])
                 except ray.exceptions.RayActorError as exc:

@@ -126,6 +126,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the Ray cluster for --speechlab-executor ray (ray://host:10001, or auto); default: a local "
         "Ray started for the session and stopped after it.",
     )
+    group.addoption(
+        "--speechlab-ray-audio", choices=("ship", "shared"), default="ship",
+        help="ship: the session sends each clip with its unit (no shared storage needed; the default); "
+        "shared: units carry paths, which every Ray node reads from storage mounted at the same place.",
+    )
     parser.addini("speechlab_models", "models evaluated when no --speechlab-model is given",
                   type="linelist", default=[])
     parser.addini("speechlab_datasets", "datasets evaluated when no --speechlab-dataset is given "

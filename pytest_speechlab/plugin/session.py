@@ -47,7 +47,8 @@ class SpeechlabSession(Frontend):
                              retime=option.speechlab_retime, args=list(config.invocation_params.args),
                              workers=option.speechlab_workers, threads=option.speechlab_threads,
                              isolate=option.speechlab_isolate or None,
-                             executor=option.speechlab_executor, ray_address=option.speechlab_ray_address, frontend=self)
+                             executor=option.speechlab_executor, ray_address=option.speechlab_ray_address,
+                             ray_audio=option.speechlab_ray_audio, frontend=self)
         for feature in self.engine.features.values():
             feature.configure(option)
         self.report_problems: list[str] = []
