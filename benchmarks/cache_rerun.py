@@ -4,6 +4,12 @@ database (where the cache lives), wall time of each, and whether every figure is
     python benchmarks/cache_rerun.py                      # the main job: pytest suites/
     python benchmarks/cache_rerun.py --model faster-whisper/base \\
         --dataset ../shared/data/realspeech-dev/manifest.jsonl
+    python benchmarks/cache_rerun.py --utterances 1000       # tiny.en on 1,000 distinct clips
+
+``--utterances N`` evaluates a set of N distinct clips built from the speech fixtures
+(benchmarks/_distinct.py: each through white noise 45 dB down, seeded by its own id, so that no two
+share a cache key) instead of the main job's datasets, with faster-whisper/tiny.en unless
+``--model`` says otherwise.
 
 Three sessions, one after the other: the first computes every output; the second takes them from
 the cache and, as by default, re-times a sample of each evaluation here (``retime`` 20) so that the
@@ -64,10 +70,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", default=[])
     parser.add_argument("--dataset", action="append", default=[])
+    parser.add_argument("--utterances", type=int, help="evaluate N distinct clips built from the fixtures")
     options = parser.parse_args()
-    args = [a for m in options.model for a in ("--speechlab-model", m)]
-    args += [a for d in options.dataset for a in ("--speechlab-dataset", str(Path(d).resolve()))]
     with tempfile.TemporaryDirectory() as tmp:
+        if options.utterances:
+            from _distinct import build_distinct
+
+            options.dataset.append(str(build_distinct(Path(tmp) / "distinct", options.utterances)))
+            options.model = options.model or ["faster-whisper/tiny.en"]
+        args = [a for m in options.model for a in ("--speechlab-model", m)]
+        args += [a for d in options.dataset for a in ("--speechlab-dataset", str(Path(d).resolve()))]
         db = Path(tmp) / "results.db"
         floor, _ = pytest_session(["--collect-only", "--speechlab-no-db", *args])
         sessions = [("first (computes)", []), ("second (cached, re-times 20)", []),

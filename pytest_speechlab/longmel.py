@@ -4,11 +4,17 @@ Whisper frames the signal with a centred STFT (the signal, then ``pad_end`` zero
 by ``n_fft // 2`` on both sides), keeps every frame but the last, and normalizes the log-Mel by the
 *whole input's* maximum (``max(x, x.max() - 8)``, then ``(x + 4) / 4``). Computed at once, the
 complex STFT of an hour of 16 kHz audio takes gigabytes (faster-whisper: 2.5 GB in double
-precision). Here the frames are computed ``block_frames`` at a time, each block's padded signal
-built from indices (the padded recording is never held whole), into one float32 array
-(80 x 100 frames per second: 115 MB per hour); the maximum is taken over that whole array
-afterwards, so the result is Whisper's own, not a per-window approximation
-(``tests/test_longform.py`` compares both backends' features with their whole-recording ones).
+precision). Here frames are computed ``block_frames`` at a time, each block's padded signal built
+from indices (the padded recording is never held whole):
+
+- ``whisper_log_mel`` fills one float32 array (80 x 100 frames per second: 115 MB per hour) and
+  normalizes it by its maximum afterwards (openai-whisper, whose transcribe wants a tensor);
+- ``LazyLogMel`` takes the whole input's maximum in a first streaming pass, keeping nothing, then
+  computes the frames a decoder asks for (a 30 s window at a time) when it asks (faster-whisper):
+  no array of the whole recording at all.
+
+Either way the result is Whisper's own normalization, not a per-window approximation
+(``tests/test_longmel.py`` compares both backends' features with their whole-recording ones).
 
 The backend passes ``log_mel(segment)``: the base-10 log-Mel of a segment framed without centring,
 with its own STFT and filters (numpy for faster-whisper, torch for openai-whisper).
@@ -50,3 +56,62 @@ def whisper_log_mel(signal, log_mel: Callable, n_mels: int, n_fft: int = 400, ho
     out += 4.0
     out /= 4.0
     return out
+
+
+class LazyLogMel:
+    """The normalized log-Mel of ``signal`` (n_mels x frames) as an array-like that computes the
+    frames of a slice when it is taken: ``x[:, a:b]`` or ``x[..., a:b]`` gives a float32 array for a
+    range of up to ``block_frames * 2`` frames and another LazyLogMel (a view) for a longer one;
+    ``np.asarray(x)`` computes the whole range. The whole input's maximum is found first, block by
+    block, so that every window is normalized as Whisper normalizes the whole recording."""
+
+    ndim = 2
+
+    def __init__(self, signal, log_mel: Callable, n_mels: int, n_fft: int = 400, hop: int = 160, pad_end: int = 0,
+                 block_frames: int = 3000) -> None:
+        import numpy as np
+
+        self.signal, self.log_mel, self.n_fft, self.hop, self.pad_end = signal, log_mel, n_fft, hop, pad_end
+        self.block_frames, self.dtype = block_frames, np.dtype(np.float32)
+        self.start, self.stop = 0, (len(signal) + pad_end) // hop
+        self.shape = (n_mels, self.stop)
+        self.maximum = max(float(self._raw(first, min(self.stop, first + block_frames)).max())
+                           for first in range(0, self.stop, block_frames))
+
+    def _raw(self, first: int, last: int):
+        segment = padded_segment(self.signal, self.pad_end, self.n_fft // 2, first * self.hop,
+                                 (last - 1) * self.hop + self.n_fft)
+        return self.log_mel(segment)[:, : last - first]
+
+    def _frames(self, first: int, last: int):
+        """Normalized frames ``first:last`` of the whole input (absolute indices)."""
+        import numpy as np
+
+        out = np.empty((self.shape[0], last - first), dtype=np.float32)
+        for a in range(first, last, self.block_frames):
+            b = min(last, a + self.block_frames)
+            out[:, a - first: b - first] = self._raw(a, b)
+        np.maximum(out, self.maximum - 8.0, out=out)
+        out += 4.0
+        out /= 4.0
+        return out
+
+    def __getitem__(self, key):
+        if not (isinstance(key, tuple) and len(key) == 2 and (key[0] is Ellipsis or key[0] == slice(None))
+                and isinstance(key[1], slice)):
+            return self.__array__()[key]
+        first, last, step = key[1].indices(self.shape[1])
+        if step != 1:
+            return self.__array__()[key]
+        last = max(first, last)
+        if last - first <= 2 * self.block_frames:
+            return self._frames(self.start + first, self.start + last)
+        view = object.__new__(LazyLogMel)
+        view.__dict__.update(self.__dict__)
+        view.start, view.stop = self.start + first, self.start + last
+        view.shape = (self.shape[0], last - first)
+        return view
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._frames(self.start, self.stop)
+        return out if dtype is None else out.astype(dtype)

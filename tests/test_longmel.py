@@ -41,6 +41,10 @@ def test_blocks_give_the_whole_recordings_features_with_a_plain_numpy_log_mel():
     blocks = longmel.whisper_log_mel(x, log_mel, 80, pad_end=160, block_frames=700)
     assert blocks.shape == whole.shape == (80, (len(x) + 160) // 160) and blocks.dtype == np.float32
     assert np.abs(blocks - whole).max() < 1e-5
+    lazy = longmel.LazyLogMel(x, log_mel, 80, pad_end=160, block_frames=700)
+    assert lazy.maximum == pytest.approx(float(log_mel(np.pad(np.concatenate([x, np.zeros(160, np.float32)]), 200,
+                                                              mode="reflect"))[:, :-1].max()), abs=1e-5)
+    assert np.abs(lazy[:, 777:2100] - whole[:, 777:2100]).max() < 1e-5  # 1,323 frames across two blocks
 
 
 def test_faster_whisper_blockwise_features_equal_its_own():
@@ -50,9 +54,16 @@ def test_faster_whisper_blockwise_features_equal_its_own():
 
     x = signal(150.0)
     own = FeatureExtractor()
-    ours = blockwise(own)
-    assert np.abs(ours(x) - own(x)).max() < 1e-6 and ours(x).shape == own(x).shape
-    assert np.array_equal(ours(x[: 16000 * 30]), own(x[: 16000 * 30]))  # a short clip is the original's code
+    whole, lazy = own(x), blockwise(own)(x)
+    assert isinstance(lazy, longmel.LazyLogMel) and lazy.shape == whole.shape
+    assert np.abs(np.asarray(lazy) - whole).max() < 1e-6
+    # the slices faster-whisper takes: a window, a language-detection view, a window of that view
+    window = lazy[:, 4500:7500]
+    assert isinstance(window, np.ndarray) and np.abs(window - whole[:, 4500:7500]).max() < 1e-6
+    view = lazy[..., 1234:]
+    assert isinstance(view, longmel.LazyLogMel) and view.shape == (80, whole.shape[1] - 1234)
+    assert np.abs(view[..., :3000] - whole[:, 1234:4234]).max() < 1e-6
+    assert np.array_equal(blockwise(own)(x[: 16000 * 30]), own(x[: 16000 * 30]))  # a short clip: the original
 
 
 def test_openai_whisper_blockwise_features_equal_its_own():

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .results import ScoredGroup, UtteranceResult
-from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, adjust, wilson
+from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, adjust, chunks, resampled_sums, wilson
 
 MIN_SLICE = 10  # scored utterances a slice needs to be judged ([tool.speechlab.slices] min_size)
 # derived fields: (name, unit, upper bounds of the bands)
@@ -152,17 +152,16 @@ def field_slices(utterances: list[UtteranceResult], name: str, minimum: int = MI
     k = len(found.judged)
     observed = float(_gap_statistic(errors, lengths, labels[None, :], k)[0])
     rng = np.random.default_rng(seed)
-    shuffled = np.array([rng.permutation(labels) for _ in range(resamples)])
-    as_large = int((_gap_statistic(errors, lengths, shuffled, k) >= observed - 1e-12).sum())
+    as_large = sum(int((_gap_statistic(errors, lengths, np.array([rng.permutation(labels) for _ in range(rows)]), k)
+                        >= observed - 1e-12).sum()) for rows in chunks(resamples, len(labels)))
     found.gap, found.p_value = observed, (1 + as_large) / (1 + resamples)
     # the worst minus the best slice, each resampled within itself
     worst, best = found.worst, found.best
     rates = []
     for s in (worst, best):
-        e = np.array([u.words.errors for u in s.scored], float)
-        n = np.array([u.words.reference_length for u in s.scored], float)
-        idx = rng.integers(0, len(e), size=(resamples, len(e)))
-        rates.append(e[idx].sum(axis=1) / np.maximum(n[idx].sum(axis=1), 1))
+        e, n = resampled_sums(rng, [np.array([u.words.errors for u in s.scored], float),
+                                    np.array([u.words.reference_length for u in s.scored], float)], resamples)
+        rates.append(e / np.maximum(n, 1))
     low, high = np.percentile(rates[0] - rates[1], [2.5, 97.5])
     found.gap_ci = (float(low), float(high))
     return found

@@ -44,6 +44,31 @@ def _np():
     return np
 
 
+CHUNK_CELLS = 1 << 20  # a (resamples x utterances) draw is made this many cells at a time
+
+
+def chunks(rows: int, width: int):
+    """Row counts that split ``rows`` resamples of ``width`` utterances into draws of at most
+    CHUNK_CELLS cells: memory stays bounded however large the set (8 MB per int64 draw), and
+    the numbers drawn are the same as in one draw (numpy's generators fill row after row)."""
+    step = max(1, CHUNK_CELLS // max(width, 1))
+    for start in range(0, rows, step):
+        yield min(step, rows - start)
+
+
+def resampled_sums(rng, columns, resamples: int):
+    """For each of ``resamples`` resamples of the utterances (drawn with replacement), the sum of
+    each of ``columns`` (arrays over the utterances) in it: one array of ``resamples`` per column."""
+    np = _np()
+    n = len(columns[0])
+    parts: list[list] = [[] for _ in columns]
+    for rows in chunks(resamples, n):
+        idx = rng.integers(0, n, size=(rows, n))
+        for part, column in zip(parts, columns):
+            part.append(column[idx].sum(axis=1))
+    return [np.concatenate(part) for part in parts]
+
+
 def bootstrap_ci(errors: Sequence[int], lengths: Sequence[int], *, confidence: float = 0.95,
                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float] | None:
     """Percentile bootstrap interval of sum(errors)/sum(lengths), resampling utterances."""
@@ -51,10 +76,8 @@ def bootstrap_ci(errors: Sequence[int], lengths: Sequence[int], *, confidence: f
     errors, lengths = np.asarray(errors, float), np.asarray(lengths, float)
     if len(errors) == 0 or lengths.sum() == 0:
         return None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(errors), size=(resamples, len(errors)))
-    denom = lengths[idx].sum(axis=1)
-    rates = np.divide(errors[idx].sum(axis=1), denom, out=np.zeros(resamples), where=denom > 0)
+    total, denom = resampled_sums(np.random.default_rng(seed), [errors, lengths], resamples)
+    rates = np.divide(total, denom, out=np.zeros(resamples), where=denom > 0)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(rates, [tail, 100 - tail])
     return float(low), float(high)
@@ -136,11 +159,8 @@ def _resampled_parts(errors, lengths, rng, resamples: int):
     np = _np()
     errors, lengths = np.asarray(errors, float), np.asarray(lengths, float)
     n = len(errors)
-    idx = rng.integers(0, n, size=(resamples, n))
-    e, w = errors[idx].sum(axis=1), lengths[idx].sum(axis=1)
-    ee = (errors * errors)[idx].sum(axis=1)
-    ew = (errors * lengths)[idx].sum(axis=1)
-    ww = (lengths * lengths)[idx].sum(axis=1)
+    e, w, ee, ew, ww = resampled_sums(rng, [errors, lengths, errors * errors, errors * lengths, lengths * lengths],
+                                      resamples)
     ok = w > 0
     ratios = np.divide(e, w, out=np.zeros(resamples), where=ok)
     spread = ee - 2 * ratios * ew + ratios * ratios * ww  # sum of (e - R n)^2 in the resample
@@ -286,14 +306,17 @@ def paired_compare(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]],
     delta = float(diff.sum() / total)
     rng = np.random.default_rng(seed)
     # Under "no difference" each utterance's pair is exchangeable: flip the signs of differences.
-    negative = rng.random((resamples, len(common))) < 0.5
+    flipped_len, flipped_diff = [], []
+    for rows in chunks(resamples, len(common)):
+        negative = rng.random((rows, len(common))) < 0.5
+        flipped_len.append(negative @ lengths)
+        flipped_diff.append(negative @ diff)
     # For a hypothesised true difference d0 the centred differences are diff - d0 * lengths; a
     # resample reaches the observed statistic exactly when d0 >= its cut point c = (sum of the
     # flipped differences) / (sum of the flipped lengths). So p(d0) counts cut points <= d0, the
     # one-sided p is p(0), and the interval is read off the sorted cut points: one set of
     # resamples for the p-value, the interval and the verdict.
-    flipped_len = negative @ lengths
-    flipped_diff = negative @ diff
+    flipped_len, flipped_diff = np.concatenate(flipped_len), np.concatenate(flipped_diff)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = flipped_diff / flipped_len
     # a resample that flips nothing equals the observed statistic for every d0: it counts in both tails

@@ -160,8 +160,10 @@ class FasterWhisperASR:
 
 
 def blockwise(extractor):
-    """faster-whisper's feature extractor, framing a recording over a minute in 30 s blocks
-    (pytest_speechlab.longmel): the same log-Mel, without the whole recording's STFT in memory."""
+    """faster-whisper's feature extractor, giving a recording over a minute as a LazyLogMel
+    (pytest_speechlab.longmel): the same log-Mel, each 30 s window's frames computed when the
+    decoder takes them (the whole input's maximum first), never the whole recording's STFT or
+    log-Mel in memory."""
     import numpy as np
     from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -181,8 +183,8 @@ def blockwise(extractor):
                                  return_complex=True).astype("complex64")
                 return np.log10(np.clip(self.mel_filters @ (np.abs(stft) ** 2), a_min=1e-10, a_max=None))
 
-            return longmel.whisper_log_mel(np.asarray(waveform, dtype=np.float32), log_mel, self.mel_filters.shape[0],
-                                   self.n_fft, self.hop_length, padding or 0)
+            return longmel.LazyLogMel(np.asarray(waveform, dtype=np.float32), log_mel, self.mel_filters.shape[0],
+                                      self.n_fft, self.hop_length, padding or 0)
 
     made = Blockwise.__new__(Blockwise)
     made.__dict__.update(extractor.__dict__)
