@@ -4,6 +4,7 @@
     python benchmarks/history_scale.py                                   # SQLite, 2,000 runs x 500 rows
     python benchmarks/history_scale.py --db postgresql+psycopg://USER@127.0.0.1:PORT/DB
     python benchmarks/history_scale.py --runs 200 --utterances 125       # a quick look
+    python benchmarks/history_scale.py --db sqlite:////tmp/year.db --reuse   # time a database filled before
 
 The database is filled through the Store API as sessions write it (benchmarks/view_pages.py: each
 run 2 models x 2 datasets x N utterances, figures, grades, 20 test outcomes; a baseline on the
@@ -51,9 +52,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--utterances", type=int, default=125, help="per evaluation (4 evaluations a run)")
     parser.add_argument("--db", help="a database URL to fill (emptied first); default: a temporary SQLite file")
+    parser.add_argument("--reuse", action="store_true", help="time --db as it is (filled by an earlier run; "
+                        "prune is skipped so that it can be timed again)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = options.db or f"sqlite:///{folder}/results.db"
+        if options.reuse:
+            store = Store(url, read_only=True)
+            ids = [r["id"] for r in reversed(store.runs())]
+            figures = {"runs": len(ids), "utterance_rows": "as filled", "db": url.split(":", 1)[0]}
+            time_it(url, ids, figures, prune=False)
+            return
         if options.db:  # start from nothing
             store = Store(url)
             with store.engine.begin() as conn:
@@ -66,24 +75,27 @@ def main() -> None:
         figures = {"runs": options.runs, "utterance_rows": options.runs * 4 * options.utterances,
                    "fill_s": round(time.perf_counter() - started, 1), "db": url.split(":", 1)[0]}
         print(f"filled {figures['runs']} runs, {figures['utterance_rows']:,} utterance rows in {figures['fill_s']} s", flush=True)
+        time_it(url, ids, figures, prune=True)
 
-        from pytest_speechlab.view.app import create_app
 
-        app = create_app(lambda: Store(url, read_only=True), "t")
-        client = app.test_client()
-        pages = {"runs list": "/", "run page": f"/runs/{ids[-1]}",
-                 "evaluation page": f"/runs/{ids[-1]}/evaluation?model=m%2Fa&dataset=d%2Fone",
-                 "compare page": f"/compare?a={ids[0]}&b={ids[-1]}", "trends page": "/trends"}
-        for name, path in pages.items():
-            def get(path=path):
-                response = client.get(path, headers={"Authorization": "Bearer t"})
-                assert response.status_code == 200, (path, response.status_code)
-            figures[name + " ms"] = median_ms(get, 5)
-            print(f"{name}: {figures[name + ' ms']} ms", flush=True)
-        for name, args in {"speechlab show": ("show", "latest"),
-                           "speechlab compare": ("compare", "main", "latest")}.items():
-            figures[name + " ms"] = median_ms(lambda args=args: command(url, *args), 3)
-            print(f"{name}: {figures[name + ' ms']} ms (a fresh process)", flush=True)
+def time_it(url: str, ids: list[str], figures: dict, prune: bool) -> None:
+    from pytest_speechlab.view.app import create_app
+
+    app = create_app(lambda: Store(url, read_only=True), "t")
+    client = app.test_client()
+    pages = {"runs list": "/", "run page": f"/runs/{ids[-1]}",
+             "evaluation page": f"/runs/{ids[-1]}/evaluation?model=m%2Fa&dataset=d%2Fone",
+             "compare page": f"/compare?a={ids[0]}&b={ids[-1]}", "trends page": "/trends"}
+    for name, path in pages.items():
+        def get(path=path):
+            response = client.get(path, headers={"Authorization": "Bearer t"})
+            assert response.status_code == 200, (path, response.status_code)
+        figures[name + " ms"] = median_ms(get, 5)
+        print(f"{name}: {figures[name + ' ms']} ms", flush=True)
+    for name, args in {"speechlab show": ("show", "latest"), "speechlab compare": ("compare", ids[0][:8], "latest")}.items():
+        figures[name + " ms"] = median_ms(lambda args=args: command(url, *args), 3)
+        print(f"{name}: {figures[name + ' ms']} ms (a fresh process)", flush=True)
+    if prune:
         start = time.perf_counter()
         command(url, "prune", "--keep", "100", "--yes")
         figures["prune to 100 ms"] = round((time.perf_counter() - start) * 1000, 1)
@@ -92,7 +104,7 @@ def main() -> None:
         figures["baseline kept"] = left.resolve("main") == ids[0]
         print(f"speechlab prune --keep 100: {figures['prune to 100 ms']} ms, {figures['runs left']} runs left, "
               f"baseline kept: {figures['baseline kept']}", flush=True)
-        print(json.dumps(figures))
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -321,7 +321,7 @@ def import_cmd(ctx, path: str, baseline_name: str | None) -> None:
 
 
 @main.command("prune")
-@click.option("--keep", type=int, required=True, help="keep the newest N runs (baselines are always kept)")
+@click.option("--keep", type=int, required=True, help="keep the newest N runs (baselines and the runs of listening tests are always kept)")
 @click.option("--yes", is_flag=True, help="do not ask")
 @click.pass_context
 def prune_cmd(ctx, keep: int, yes: bool) -> None:
@@ -330,10 +330,10 @@ def prune_cmd(ctx, keep: int, yes: bool) -> None:
         raise Problem(f"--keep {keep}: give the number of newest runs to keep (0 or more)")
     store = _store(ctx, read_only=False)
     if not yes:
-        click.confirm(f"delete all but the newest {keep} runs (baselines and runs in progress kept) from "
+        click.confirm(f"delete all but the newest {keep} runs (baselines, listening tests' runs and runs in progress kept) from "
                       f"{store.shown_url}?", abort=True)
     doomed = store.prune(keep)
-    echo(f"deleted {len(doomed)} run(s); baselines and runs that may be in progress (incomplete, started "
+    echo(f"deleted {len(doomed)} run(s); baselines, listening tests' runs and runs that may be in progress (incomplete, started "
          f"in the last {IN_PROGRESS_HOURS} hours) are kept")
 
 

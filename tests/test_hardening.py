@@ -30,16 +30,19 @@ def started(store: Store, hours_ago: float, status: str = "incomplete") -> str:
     return store.start_run({"started_at": when, "status": status})
 
 
-def test_prune_keeps_baselines_and_runs_that_may_be_in_progress(db_url):
+def test_prune_keeps_baselines_listening_tests_runs_and_runs_that_may_be_in_progress(db_url):
     store = Store(db_url)
     running = started(store, 0.1)  # a session recording right now
     killed = started(store, IN_PROGRESS_HOURS + 1)  # killed yesterday: it stays incomplete forever
     old = started(store, 48, status="complete")
     named = started(store, 72, status="complete")
+    listened = started(store, 96, status="complete")
     store.set_baseline("main", named)
+    store.create_listening_test("voices", "acr", {"systems": [{"label": "S1", "run": listened, "model": "m"}],
+                                                  "items": [], "folder": "/nowhere"})
     result = cli("prune", "--keep", "0", "--yes", db=db_url)
     assert result.exit_code == 0 and "deleted 2 run(s)" in result.output
-    assert {r["id"] for r in store.runs()} == {running, named}
+    assert {r["id"] for r in store.runs()} == {running, named, listened}
     assert killed not in {r["id"] for r in store.runs()} and old not in {r["id"] for r in store.runs()}
 
 

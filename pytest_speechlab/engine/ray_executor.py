@@ -94,7 +94,9 @@ class RayExecutor:
                                  "unit) or shared (every node reads the same paths)")
         self.workers, self.threads, self.address, self.retries, self.audio = workers, threads or 1, address, retries, audio
         self.events: list[str] = []
-        self.shipped: list[tuple[int, int, float]] = []  # per unit: items, audio bytes sent, seconds sent -> back
+        # per unit: items, audio bytes sent, seconds from sending to outputs back, and whether it was
+        # its actor's first (which includes starting the actor and building the model)
+        self.shipped: list[tuple[int, int, float, bool]] = []
         self._ray = None
         self._started_here = False
         self._temp: tempfile.TemporaryDirectory | None = None
@@ -159,6 +161,7 @@ class RayExecutor:
         idle = deque(actors)
         in_flight: dict[Any, tuple[Any, tuple[int, list]]] = {}  # ref -> (actor, unit)
         sent_at: dict[int, tuple[float, int]] = {}  # unit -> (when it was sent, audio bytes with it)
+        warmed: set = set()  # actors that have finished a unit
         try:
             while pending or in_flight:
                 while idle and pending:
@@ -169,7 +172,8 @@ class RayExecutor:
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 actor, unit = in_flight.pop(done[0])
                 started, size = sent_at.pop(unit[0])
-                self.shipped.append((len(unit[1]), size, time.perf_counter() - started))
+                self.shipped.append((len(unit[1]), size, time.perf_counter() - started, actor not in warmed))
+                warmed.add(actor)
                 try:
                     outputs = ray.get(done[0])
                 except ray.exceptions.RayActorError as exc:

@@ -690,12 +690,16 @@ class Store:
         return run["id"]
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest ``keep`` runs. Runs named as baselines are always kept, and so
-        is every run that may still be in progress: incomplete and started less than
+        """Delete all but the newest ``keep`` runs. Runs named as baselines or used by a listening
+        test are always kept, and so is every run that may still be in progress: incomplete and started less than
         ``IN_PROGRESS_HOURS`` ago (a session killed half-way stays incomplete; it goes after that)."""
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
             raise SpeechlabError(f"--keep {keep!r}: give the number of newest runs to keep (0 or more)")
         protected = {b["run_id"] for b in self.baselines()}
+        for test in self.listening_tests():  # a listening test's systems link to their runs
+            spec = test.get("spec") if isinstance(test.get("spec"), dict) else {}
+            systems = spec.get("systems") if isinstance(spec.get("systems"), list) else []
+            protected |= {s["run"] for s in systems if isinstance(s, dict) and isinstance(s.get("run"), str)}
         recent = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(hours=IN_PROGRESS_HOURS)).isoformat()
         doomed = [r["id"] for r in self.runs()[keep:] if r["id"] not in protected
                   and not (r["status"] == "incomplete" and (r["started_at"] or "") >= recent)]
