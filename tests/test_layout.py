@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pytest_speechlab"
 
 LAYERS = [  # bottom first; a module may import its own layer and those before it
     ("foundation", ["_types", "_text", "_tables", "_audio", "_weights", "_machine", "_progress", "_hookspecs",
-                    "_longform"]),
+                    "_longform", "longmel"]),
     ("selection", ["_corpora", "_dataset", "_registry", "_builtin", "_perturb"]),
     ("metrics", ["metrics"]),
     ("tasks", ["tasks"]),
