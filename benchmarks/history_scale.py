@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from view_pages import fill  # noqa: E402
+from view_pages import fill
 
-from pytest_speechlab.sinks.store import Store  # noqa: E402
+from pytest_speechlab.sinks.store import Store
 
 
 def median_ms(call, times: int) -> float:
