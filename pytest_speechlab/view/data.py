@@ -84,6 +84,23 @@ def runs(store, model: str = "", dataset: str = "", status: str = "", commit: st
             "filters": {"model": model, "dataset": dataset, "status": status, "commit": commit}}
 
 
+def names(store) -> dict:
+    """Every model and dataset recorded (the filters' choices), by DISTINCT queries: a few ms
+    however many runs there are."""
+    models = {r["name"] for r in store.all_rows("models", "name")}
+    datasets = {r["dataset"] for table in ("aggregates", "progress") for r in store.all_rows(table, "dataset")}
+    return {"models": sorted(m for m in models if isinstance(m, str)),
+            "datasets": sorted(d for d in datasets if isinstance(d, str))}
+
+
+def run_choices(store, limit: int = 500) -> list[dict]:
+    """The newest ``limit`` runs for a chooser: id, start, commit and the baselines naming each."""
+    named = defaultdict(list)
+    for b in store.baselines():
+        named[b["run_id"]].append(b["name"])
+    return [{**r, "commit": _short(r["git_commit"]), "baselines": named.get(r["id"], [])} for r in store.runs(limit)]
+
+
 def run(store, run_id: str) -> dict:
     """One run: metadata, the scorecard (ASR and TTS figures with intervals and grades), chat and
     spoken-pipeline results, grades with reasons, the tests that did not pass, and its progress."""
