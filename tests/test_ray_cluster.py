@@ -22,7 +22,8 @@ if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
                 allow_module_level=True)
 
 # A model whose transcript is the clip's length, slow enough that both nodes get work and a node can
-# be removed while units are in flight; it notes each call in a file the driver watches.
+# be removed while a unit is in flight on it; it notes each call's start and end, and its node, in a
+# file the driver watches.
 MODEL = '''
 import os, time
 from pathlib import Path
@@ -36,9 +37,14 @@ class Length:
         self.log = Path(params["log"])
 
     def transcribe(self, audio):
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        with open(self.log, "a") as fh:
+            fh.write(f"start {node}\\n")
         time.sleep(0.25)
         with open(self.log, "a") as fh:
-            fh.write(f"{os.getpid()}\\n")
+            fh.write(f"end {node}\\n")
         return Transcript(f"clip of {len(audio)} samples")
 
     def info(self):
@@ -70,10 +76,15 @@ nodes = [cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1") for _ in rang
 cluster.wait_for_nodes()
 removed = []
 
-def remove_one():  # once eight clips are done, the second worker node goes (its raylet and store killed)
-    log = folder / "calls.log"
-    while not log.exists() or len(log.read_text().split()) < 8:
-        time.sleep(0.05)
+def remove_one():  # once eight clips are done and a clip is in flight on the second worker node,
+    # that node goes (its raylet and store killed): the unit it holds is lost with it
+    log, lost = folder / "calls.log", nodes[1].node_id
+    while True:
+        lines = log.read_text().splitlines() if log.exists() else []
+        mine = [line for line in lines if line.endswith(lost)]
+        if sum(line.startswith("end") for line in lines) >= 8 and mine and mine[-1].startswith("start"):
+            break
+        time.sleep(0.01)
     cluster.remove_node(nodes[1], allow_graceful=False)
     removed.append(nodes[1].node_id)
 
@@ -146,7 +157,10 @@ def test_a_worker_node_lost_mid_run_loses_nothing_and_duplicates_nothing(tmp_pat
     lost = got["nodes"][1][:8]
     by_node = {n: [w for w in got["workers"] if w.endswith(n)] for n in nodes_of(got)}
     assert lost in by_node and got["nodes"][0][:8] in by_node  # the lost node ran some before it went
-    # a unit in flight on the lost node (one nearly always is: each call takes 0.25 s) went to another
-    # actor and was run once; none was given up on
+    # the unit in flight on the lost node was retried until an actor on the node left ran it. Its
+    # replacement actor may itself be placed on the node being removed (the cluster has not yet
+    # marked it dead) and die too: measured, one death in 7 of 8 runs, two in 1 of 8; a third
+    # would exhaust the two retries and fail the unit, which the test would see as an error
     deaths = [e for e in got["events"] if "died" in e]
-    assert len(deaths) <= 2 and all("retried on another Ray actor" in e for e in deaths), got["events"]
+    assert 1 <= len(deaths) <= 2 and all("retried on another Ray actor" in e for e in deaths), got["events"]
+    assert len({e.split("while running ")[1].split(";")[0] for e in deaths}) == 1  # the one unit in flight
