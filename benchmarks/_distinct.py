@@ -2,7 +2,11 @@
 size past the fixtures: clip i is fixture clip i mod 33 (those with speech and a transcript)
 through the perturbation chain ``noise:snr=45`` seeded by its own id, so that no two clips have the
 same content (nor the same inference cache key) and the transcripts stay those of the fixtures
-(white noise 45 dB below the speech). 16 kHz mono FLAC and a JSONL manifest."""
+(white noise 45 dB below the speech). 16 kHz mono FLAC and a JSONL manifest.
+
+``INSTANT`` is the source of a module with an instant model (one fixed transcript, the audio not
+looked at) and its registration hook: written next to the set, imported by the benchmarks'
+child processes and Ray workers, so that what they time is the harness."""
 from __future__ import annotations
 
 import json
@@ -10,6 +14,33 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+INSTANT = """
+from pytest_speechlab import Transcript, hookimpl
+
+
+class Instant:
+    sample_rate = 16000
+
+    def transcribe(self, audio):
+        return Transcript("yes please")
+
+    def transcribe_batch(self, audios):
+        return [Transcript("yes please") for _ in audios]
+
+    def info(self):
+        return {"backend_version": "instant 1"}
+
+
+def load(params):
+    return Instant()
+
+
+@hookimpl
+def speechlab_register_models(register):
+    register("instant/asr", task="asr", load=load, backend="instant")
+"""
 
 
 def build_distinct(folder: Path, count: int) -> Path:

@@ -20,22 +20,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _distinct import build_distinct
+from _distinct import INSTANT, build_distinct
 
 CHILD = r"""
-import json, sys, time, types
-from pytest_speechlab import Transcript, evaluate_models, hookimpl
-
-class Instant:
-    sample_rate = 16000
-    def transcribe(self, audio):
-        return Transcript("yes please")
-    def info(self):
-        return {"backend_version": "instant 1"}
-
-@hookimpl
-def speechlab_register_models(register):
-    register("instant/asr", task="asr", load=lambda params: Instant(), backend="instant")
+import json, sys, time
+sys.path.insert(0, sys.argv[3])
+import instant
+from pytest_speechlab import evaluate_models
 
 def status(key):
     for line in open("/proc/self/status"):
@@ -44,15 +35,15 @@ def status(key):
 
 manifest, db = sys.argv[1], sys.argv[2] or None
 start = time.perf_counter()
-(result,) = evaluate_models(["instant/asr"], [manifest], pyproject=None, plugins=[types.SimpleNamespace(
-    speechlab_register_models=speechlab_register_models)], db=db)
+(result,) = evaluate_models(["instant/asr"], [manifest], pyproject=None, plugins=[instant], db=db)
 print(json.dumps({"utterances": len(result.utterances), "wall_s": time.perf_counter() - start,
                   "peak_mb": status("VmHWM") / 2**20, "wer": result.wer}))
 """
 
 
 def run(manifest: Path, db: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(manifest), db], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, str(manifest), db, str(manifest.parent.parent)],
+                         capture_output=True, text=True,
                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, cwd=Path(__file__).resolve().parent.parent)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -66,6 +57,7 @@ def main() -> None:
     options = parser.parse_args()
     small, large = sorted(options.utterances or [1000, 10000])[:2]
     with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "instant.py").write_text(INSTANT)
         sets = {n: build_distinct(Path(tmp) / f"set{n}", n) for n in (small, large)}
         for label, db in (("no database", ""), ("SQLite results database", "sqlite")):
             got = {n: run(m, f"sqlite:///{tmp}/results-{n}.db" if db else "") for n, m in sets.items()}

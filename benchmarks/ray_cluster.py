@@ -22,13 +22,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _distinct import build_distinct
+from _distinct import INSTANT, build_distinct
 
 DRIVER = r"""
 import json, statistics, sys, time
 from pathlib import Path
 from ray.cluster_utils import Cluster
-from pytest_speechlab import Transcript, load_dataset, ModelPool, ModelSpec
+from pytest_speechlab import load_dataset, ModelPool, ModelSpec
 from pytest_speechlab.engine.ray_executor import RayExecutor
 from pytest_speechlab.engine.runner import Runner
 import instant
@@ -60,23 +60,6 @@ print(json.dumps(out))
 cluster.shutdown()
 """
 
-MODEL = r"""
-from pytest_speechlab import Transcript
-
-class Instant:
-    sample_rate = 16000
-    def transcribe(self, audio):
-        return Transcript("yes please")
-    def transcribe_batch(self, audios):
-        return [Transcript("yes please") for _ in audios]
-    def info(self):
-        return {"backend_version": "instant 1"}
-
-def load(params):
-    return Instant()
-"""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--utterances", type=int, default=400)
@@ -84,7 +67,7 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="slrb", dir="/tmp") as tmp:
         manifest = build_distinct(Path(tmp) / "set", options.utterances)
-        (Path(tmp) / "instant.py").write_text(MODEL)
+        (Path(tmp) / "instant.py").write_text(INSTANT)
         (Path(tmp) / "driver.py").write_text(DRIVER)
         os.mkdir(Path(tmp) / "ray")
         command = [sys.executable, str(Path(tmp) / "driver.py"), str(manifest), str(options.unit)]

@@ -40,22 +40,34 @@ def padded_segment(signal, pad_end: int, half: int, start: int, stop: int):
     return out
 
 
+def _raw_frames(signal, log_mel: Callable, n_fft: int, hop: int, pad_end: int, first: int, last: int):
+    """The un-normalized log-Mel of frames ``first:last``, framed from their own padded segment."""
+    segment = padded_segment(signal, pad_end, n_fft // 2, first * hop, (last - 1) * hop + n_fft)
+    return log_mel(segment)[:, : last - first]
+
+
+def _normalized(signal, log_mel: Callable, n_mels: int, n_fft: int, hop: int, pad_end: int, block_frames: int,
+                first: int, last: int, maximum: float | None):
+    """Frames ``first:last`` computed ``block_frames`` at a time into one float32 array, normalized
+    as Whisper does by ``maximum`` (the whole input's; None: this array's own, for the whole input)."""
+    import numpy as np
+
+    out = np.empty((n_mels, last - first), dtype=np.float32)
+    for a in range(first, last, block_frames):
+        b = min(last, a + block_frames)
+        out[:, a - first: b - first] = _raw_frames(signal, log_mel, n_fft, hop, pad_end, a, b)
+    np.maximum(out, (out.max() if maximum is None else maximum) - 8.0, out=out)
+    out += 4.0
+    out /= 4.0
+    return out
+
+
 def whisper_log_mel(signal, log_mel: Callable, n_mels: int, n_fft: int = 400, hop: int = 160, pad_end: int = 0,
                     block_frames: int = 3000):
     """The normalized log-Mel (n_mels x frames, float32) of ``signal`` as Whisper computes it whole,
     ``block_frames`` frames at a time (3000: 30 s)."""
-    import numpy as np
-
     frames = (len(signal) + pad_end) // hop  # 1 + (padded - n_fft) // hop, less the dropped last frame
-    out = np.empty((n_mels, frames), dtype=np.float32)
-    for first in range(0, frames, block_frames):
-        last = min(frames, first + block_frames)
-        segment = padded_segment(signal, pad_end, n_fft // 2, first * hop, (last - 1) * hop + n_fft)
-        out[:, first:last] = log_mel(segment)[:, : last - first]
-    np.maximum(out, out.max() - 8.0, out=out)
-    out += 4.0
-    out /= 4.0
-    return out
+    return _normalized(signal, log_mel, n_mels, n_fft, hop, pad_end, block_frames, 0, frames, None)
 
 
 class LazyLogMel:
@@ -75,26 +87,14 @@ class LazyLogMel:
         self.block_frames, self.dtype = block_frames, np.dtype(np.float32)
         self.start, self.stop = 0, (len(signal) + pad_end) // hop
         self.shape = (n_mels, self.stop)
-        self.maximum = max(float(self._raw(first, min(self.stop, first + block_frames)).max())
+        self.maximum = max(float(_raw_frames(signal, log_mel, n_fft, hop, pad_end, first,
+                                             min(self.stop, first + block_frames)).max())
                            for first in range(0, self.stop, block_frames))
-
-    def _raw(self, first: int, last: int):
-        segment = padded_segment(self.signal, self.pad_end, self.n_fft // 2, first * self.hop,
-                                 (last - 1) * self.hop + self.n_fft)
-        return self.log_mel(segment)[:, : last - first]
 
     def _frames(self, first: int, last: int):
         """Normalized frames ``first:last`` of the whole input (absolute indices)."""
-        import numpy as np
-
-        out = np.empty((self.shape[0], last - first), dtype=np.float32)
-        for a in range(first, last, self.block_frames):
-            b = min(last, a + self.block_frames)
-            out[:, a - first: b - first] = self._raw(a, b)
-        np.maximum(out, self.maximum - 8.0, out=out)
-        out += 4.0
-        out /= 4.0
-        return out
+        return _normalized(self.signal, self.log_mel, self.shape[0], self.n_fft, self.hop, self.pad_end,
+                           self.block_frames, first, last, self.maximum)
 
     def __getitem__(self, key):
         if not (isinstance(key, tuple) and len(key) == 2 and (key[0] is Ellipsis or key[0] == slice(None))

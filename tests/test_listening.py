@@ -85,7 +85,7 @@ def test_the_mushra_anchor_is_the_reference_low_passed(tmp_path):
         spectrum = np.abs(np.fft.rfft(x)) ** 2
         return spectrum[int(hz / 8000 * (len(spectrum) - 1)):].sum() / spectrum.sum()
     assert above(noise, 4000) > 0.45 and above(anchor, 4000) < 0.001  # white noise: half its energy is above 4 kHz
-    assert _anchor(tmp_path / "ref.wav", tmp_path).name.startswith("anchor-")  # by the source's digest, made once
+    assert _anchor(tmp_path / "ref.wav", tmp_path).name.startswith("anchor-")  # named after the reference copy, made once
 
 
 def cli(*args, db: str):

@@ -152,15 +152,16 @@ def beside_predictor(test: dict, ratings: list[dict], kept: list[str] | None = N
     (None when the test has no DNSMOS or is an A/B test)."""
     if test["kind"] == "ab":
         return None
-    per_clip: dict[tuple[str, str], list[float]] = {}
-    for r in ratings:
-        score = r.get("score")
-        if kept is None or r["rater"] in kept:
-            for label, value in (score.items() if isinstance(score, dict) else ()):
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    per_clip.setdefault((r["item"], label), []).append(float(value))
-    predicted = {(i["item"], label): v for i in test["spec"]["items"]
-                 for label, v in (i.get("dnsmos") or {}).items() if isinstance(v, (int, float))}
+    predicted = {}
+    for i in test["spec"]["items"]:  # read from the database: any shape
+        given = i.get("dnsmos") if isinstance(i.get("dnsmos"), dict) else {}
+        predicted.update({(i["item"], label): float(v) for label, v in given.items()
+                          if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)})
+    _, by_rater = _scores([r for r in ratings if kept is None or r["rater"] in kept], sorted({k[1] for k in predicted}))
+    per_clip: dict[tuple, list[float]] = {}
+    for scores in by_rater.values():
+        for clip, value in scores.items():
+            per_clip.setdefault(clip, []).append(value)
     pairs = [(sum(v) / len(v), predicted[k], k[1]) for k, v in per_clip.items() if k in predicted]
     if not pairs:
         return None

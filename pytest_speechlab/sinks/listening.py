@@ -47,16 +47,16 @@ def _dnsmos(store: Store, run_id: str, model: str, dataset: str) -> dict[str, fl
 
 
 def _anchor(source: Path, target: Path) -> Path:
-    """The reference clip low-passed at 3.5 kHz: MUSHRA's low anchor, stored by the source's digest."""
-    import soundfile
-    import soxr
-
-    samples, rate = soundfile.read(str(source), dtype="float32", always_2d=False)
-    if rate > ANCHOR_RATE:
-        samples = soxr.resample(soxr.resample(samples, rate, ANCHOR_RATE), ANCHOR_RATE, rate)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    path = target / f"anchor-{digest}.wav"
+    """The reference clip low-passed at 3.5 kHz: MUSHRA's low anchor, made once per reference clip
+    (``source`` is the test's copy, named by its content digest)."""
+    path = target / f"anchor-{source.stem}.wav"
     if not path.exists():
+        import soundfile
+        import soxr
+
+        samples, rate = soundfile.read(str(source), dtype="float32", always_2d=False)
+        if rate > ANCHOR_RATE:
+            samples = soxr.resample(soxr.resample(samples, rate, ANCHOR_RATE), ANCHOR_RATE, rate)
         soundfile.write(str(path), samples.clip(-1.0, 1.0), rate, subtype="PCM_24")
     return path
 

@@ -65,9 +65,7 @@ def runs(store, model: str = "", dataset: str = "", status: str = "", commit: st
         per_run[row["run_id"]]["grades"][row["model"]] = row["grade"]
     for row in store.all_rows("outcomes", "run_id", "nodeid", "outcome"):
         per_run[row["run_id"]]["outcomes"].append(row)
-    named = defaultdict(list)
-    for b in store.baselines():
-        named[b["run_id"]].append(b["name"])
+    named = _baseline_names(store)
     shown = []
     for run in store.runs():
         found = per_run[run["id"]]
@@ -93,11 +91,17 @@ def names(store) -> dict:
             "datasets": sorted(d for d in datasets if isinstance(d, str))}
 
 
-def run_choices(store, limit: int = 500) -> list[dict]:
-    """The newest ``limit`` runs for a chooser: id, start, commit and the baselines naming each."""
+def _baseline_names(store) -> dict[str, list[str]]:
+    """Run id -> the baselines that name it."""
     named = defaultdict(list)
     for b in store.baselines():
         named[b["run_id"]].append(b["name"])
+    return named
+
+
+def run_choices(store, limit: int = 500) -> list[dict]:
+    """The newest ``limit`` runs for a chooser: id, start, commit and the baselines naming each."""
+    named = _baseline_names(store)
     return [{**r, "commit": _short(r["git_commit"]), "baselines": named.get(r["id"], [])} for r in store.runs(limit)]
 
 

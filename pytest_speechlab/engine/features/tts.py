@@ -41,6 +41,7 @@ class TTSFeature(Feature):
         self.evals: dict[tuple[str, str], object] = {}  # (model, text set reference) -> TTSEval
         self.judge_name: str | None = None  # default: [tool.speechlab.tts] judge
         self._reference_speaker = None  # its centroid embedding, once
+        self._opinions: dict[str, dict[str, list[float]]] = {}  # model -> listeners' ratings by clip digest
 
     def configure(self, option) -> None:
         self.judge_name = option.speechlab_tts_judge
@@ -100,10 +101,16 @@ class TTSFeature(Feature):
         engine.recorder.annotate(loaded.name, texts.name, "tts", self.evals[key].serialized())
         return self.evals[key]
 
+    def opinions(self, model: str) -> dict[str, list[float]]:
+        """Listeners' ACR ratings of ``model``'s clips by clip digest, read from the results database
+        once per session (none without one)."""
+        if model not in self._opinions:
+            self._opinions[model] = clip_opinions(self.engine.recorder.open(), model)
+        return self._opinions[model]
+
     def human_ratings(self, model: str) -> list[float]:
-        """Listeners' ACR ratings of ``model``'s clips in the listening tests of the results database
-        (none without one)."""
-        return [v for scores in clip_opinions(self.engine.recorder.open(), model).values() for v in scores]
+        """Listeners' ACR ratings of ``model``'s clips in the listening tests of the results database."""
+        return [v for scores in self.opinions(model).values() for v in scores]
 
     def listeners(self, model: str, paths: dict[str, Path], quality: QualityResult | None) -> dict | None:
         """Listeners' ACR ratings of ``model``'s clips (any listening test); those of this run's clips
@@ -111,7 +118,7 @@ class TTSFeature(Feature):
         correlation over those clips. None when no clip of the model was rated."""
         import hashlib
 
-        opinions = clip_opinions(self.engine.recorder.open(), model)
+        opinions = self.opinions(model)
         if not opinions:
             return None
         rated = {item: opinions[d] for item, path in paths.items()
